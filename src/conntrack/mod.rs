@@ -1,0 +1,65 @@
+//! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
+//! a procfs fallback for the counters.
+
+pub mod stats;
+
+pub use stats::{read_stats, Counters, CpuStats, Source, StatsSnapshot};
+
+/// What can go wrong talking to conntrack.
+#[derive(Debug, thiserror::Error)]
+pub enum ConntrackError {
+    /// ctnetlink refused for lack of CAP_NET_ADMIN and procfs was no help.
+    #[error(
+        "ctnetlink refused the request: CAP_NET_ADMIN is needed; run as root or `setcap cap_net_admin+ep $(command -v ctdiag)`{fallback}"
+    )]
+    PermissionDenied {
+        /// Why the procfs fallback did not work either, if it was tried.
+        fallback: String,
+    },
+    /// The kernel has no conntrack in this namespace (module not loaded,
+    /// or no /proc/net/stat/nf_conntrack).
+    #[error("conntrack is not available: {0}")]
+    Unavailable(String),
+    /// A netlink socket call failed.
+    #[error("netlink {op} failed: {source}")]
+    Socket {
+        /// The operation (open, bind, send, recv).
+        op: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The kernel answered with an error code.
+    #[error("the kernel answered {request} with error {errno}: {message}")]
+    Kernel {
+        /// What was asked.
+        request: &'static str,
+        /// The positive errno.
+        errno: i32,
+        /// strerror text.
+        message: String,
+    },
+    /// A reply did not decode.
+    #[error("malformed ctnetlink reply to {request}: {detail}")]
+    Malformed {
+        /// What was asked.
+        request: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// A dump was interrupted or overrun more times than we retry.
+    #[error("the {request} dump was interrupted {attempts} times in a row (table changing too fast or receive buffer overrun); no partial result is shown")]
+    DumpInconsistent {
+        /// What was asked.
+        request: &'static str,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// A procfs file did not parse.
+    #[error("cannot parse {path}: {detail}")]
+    Procfs {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+}

@@ -1,0 +1,1 @@
+//! DNS: queries and answers with hickory-proto, the probe engine, resolv.conf.

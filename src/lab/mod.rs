@@ -1,0 +1,1 @@
+//! The lab: a Kubernetes-node lookalike made of network namespaces.
