@@ -1,0 +1,155 @@
+//! Rendering of `ctdiag stats` reports (table, watch rows, Prometheus).
+
+use std::fmt::Write as _;
+
+use comfy_table::Cell;
+
+use crate::commands::stats::{StatsReport, WatchSample};
+use crate::conntrack::{Counters, CpuStats};
+use crate::render::table::{findings, new_table, num};
+use crate::render::Context;
+
+/// Counter names in attribute order, as the kernel sent them.
+fn counter_names(cpus: &[CpuStats], total: &Counters) -> Vec<String> {
+    let mut attrs: Vec<u16> = total.0.keys().copied().collect();
+    for cpu in cpus {
+        attrs.extend(cpu.counters.0.keys().copied());
+    }
+    attrs.sort_unstable();
+    attrs.dedup();
+    attrs.into_iter().map(|a| crate::conntrack::stats::counter_name(a).into_owned()).collect()
+}
+
+fn value_of(counters: &Counters, name: &str) -> Option<u64> {
+    counters.named().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+/// The one-shot table: a row per CPU, a total row, the table fill, the
+/// findings.
+pub fn table(ctx: &Context, report: &StatsReport) -> String {
+    let mut out = String::new();
+    if !ctx.quiet {
+        let names = counter_names(&report.cpus, &report.total);
+        let mut header = vec!["cpu"];
+        header.extend(names.iter().map(String::as_str));
+        let mut t = new_table(ctx, &header);
+        for cpu in &report.cpus {
+            let mut row = vec![num(cpu.cpu)];
+            row.extend(names.iter().map(|n| cell_or_dash(value_of(&cpu.counters, n))));
+            t.add_row(row);
+        }
+        let mut total_row = vec![Cell::new("total")];
+        total_row.extend(names.iter().map(|n| cell_or_dash(value_of(&report.total, n))));
+        t.add_row(total_row);
+        let _ = writeln!(out, "{t}");
+        let place = report.netns.as_deref().unwrap_or("current namespace");
+        let _ = writeln!(
+            out,
+            "entries {} / max {} ({:.1}% used)   source: {}   namespace: {place}",
+            report.entries,
+            report.max_entries,
+            report.used_percent,
+            match report.source {
+                crate::conntrack::Source::Netlink => "ctnetlink",
+                crate::conntrack::Source::Procfs => "procfs",
+            },
+        );
+        if ctx.verbose > 0 {
+            for note in &report.notes {
+                let _ = writeln!(out, "note: {note}");
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&findings(ctx, &report.findings));
+    out
+}
+
+fn cell_or_dash(value: Option<u64>) -> Cell {
+    match value {
+        Some(v) => num(v),
+        None => Cell::new("-"),
+    }
+}
+
+/// Width of a `--watch` column.
+const WATCH_COLUMN: usize = 15;
+
+/// One `--watch` line (with the header line before the first): each
+/// counter's change in the interval and its per-second rate.
+pub fn watch_row(ctx: &Context, sample: &WatchSample, with_header: bool) -> String {
+    let names = counter_names(&sample.cpus, &sample.delta);
+    let mut out = String::new();
+    if with_header {
+        let _ = write!(out, "{:>4} {:>6} {:>9} {:>6}", "#", "secs", "entries", "used%");
+        for name in &names {
+            let _ = write!(out, " {name:>WATCH_COLUMN$}");
+        }
+        out.push_str("  findings\n");
+    }
+    let _ = write!(
+        out,
+        "{:>4} {:>6.2} {:>9} {:>6.1}",
+        sample.interval, sample.seconds, sample.entries, sample.used_percent
+    );
+    for name in &names {
+        let delta = value_of(&sample.delta, name).unwrap_or(0);
+        let rate = sample.rate_per_s.get(name).copied().unwrap_or(0.0);
+        let text = if delta == 0 { "0".to_string() } else { format!("+{delta} ({rate:.0}/s)") };
+        let text = if ctx.color && delta > 0 && is_loss_counter(name) {
+            format!("\x1b[31m{text:>WATCH_COLUMN$}\x1b[0m")
+        } else {
+            format!("{text:>WATCH_COLUMN$}")
+        };
+        let _ = write!(out, " {text}");
+    }
+    let codes: Vec<String> =
+        sample.findings.iter().map(|f| format!("{}:{}", f.severity.as_str(), f.code)).collect();
+    let _ = write!(out, "  {}", if codes.is_empty() { "-".to_string() } else { codes.join(",") });
+    out
+}
+
+fn is_loss_counter(name: &str) -> bool {
+    matches!(name, "insert_failed" | "drop" | "early_drop" | "chaintoolong")
+}
+
+/// Prometheus text exposition of a one-shot report.
+pub fn prometheus(report: &StatsReport) -> String {
+    let mut out = String::new();
+    let names = counter_names(&report.cpus, &report.total);
+    for name in &names {
+        let metric = format!("ctdiag_conntrack_{}_total", sanitize(name));
+        let _ = writeln!(out, "# HELP {metric} conntrack per-CPU statistic `{name}` (as in conntrack -S), since boot.");
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for cpu in &report.cpus {
+            if let Some(v) = value_of(&cpu.counters, name) {
+                let _ = writeln!(out, "{metric}{{cpu=\"{}\"}} {v}", cpu.cpu);
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP ctdiag_conntrack_entries Entries in the conntrack table.");
+    let _ = writeln!(out, "# TYPE ctdiag_conntrack_entries gauge");
+    let _ = writeln!(out, "ctdiag_conntrack_entries {}", report.entries);
+    let _ = writeln!(
+        out,
+        "# HELP ctdiag_conntrack_max_entries The conntrack table limit (nf_conntrack_max)."
+    );
+    let _ = writeln!(out, "# TYPE ctdiag_conntrack_max_entries gauge");
+    let _ = writeln!(out, "ctdiag_conntrack_max_entries {}", report.max_entries);
+    let _ = writeln!(out, "# HELP ctdiag_finding A finding of ctdiag stats (1 while it holds).");
+    let _ = writeln!(out, "# TYPE ctdiag_finding gauge");
+    for f in &report.findings {
+        let _ = writeln!(
+            out,
+            "ctdiag_finding{{code=\"{}\",severity=\"{}\"}} 1",
+            f.code,
+            f.severity.as_str()
+        );
+    }
+    out
+}
+
+/// Metric names allow [a-zA-Z0-9_].
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
