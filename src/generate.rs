@@ -42,7 +42,11 @@ fn add_subcommand_pages(
 ) -> std::io::Result<()> {
     for sub in parent.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         let name = format!("{prefix}-{}", sub.get_name());
-        let page = sub.clone().name(name.clone()).bin_name(name.replace('-', " "));
+        let page = sub
+            .clone()
+            .name(name.clone())
+            .bin_name(name.replace('-', " "))
+            .version(env!("CARGO_PKG_VERSION"));
         let mut buf = Vec::new();
         clap_mangen::Man::new(page).render(&mut buf)?;
         files.push((format!("man/{name}.1"), buf));

@@ -44,9 +44,11 @@ impl StatsConfig {
     pub fn from_args(args: &StatsArgs) -> Result<Self> {
         let watch = match args.watch {
             None => None,
-            Some(secs) if !secs.is_finite() || secs <= 0.0 => return Err(Error::Usage(format!(
+            Some(secs) if !secs.is_finite() || secs <= 0.0 => {
+                return Err(Error::Usage(format!(
                 "--watch {secs}: the interval must be a positive number of seconds (e.g. 1 or 0.5)"
-            ))),
+            )))
+            }
             Some(secs) if secs > MAX_WATCH_SECONDS => {
                 return Err(Error::Usage(format!(
                     "--watch {secs}: the interval must be at most {MAX_WATCH_SECONDS} seconds"

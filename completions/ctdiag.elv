@@ -1,0 +1,177 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[ctdiag] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'ctdiag'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'ctdiag'= {
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+            cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+            cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ctdiag;stats'= {
+            cand --netns 'Read the counters of another network namespace: a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name'
+            cand -w 'Print per-interval deltas and per-second rates every SECONDS (decimals allowed, e.g. 0.5)'
+            cand --watch 'Print per-interval deltas and per-second rates every SECONDS (decimals allowed, e.g. 0.5)'
+            cand -n 'With --watch: stop after N intervals (default: until interrupted)'
+            cand --count 'With --watch: stop after N intervals (default: until interrupted)'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --procfs 'Read procfs (/proc/net/stat/nf_conntrack) even when ctnetlink works'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;probe'= {
+            cand -s 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the first nameserver of the probed namespace''s resolv.conf'
+            cand --server 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the first nameserver of the probed namespace''s resolv.conf'
+            cand --name 'Name to look up (repeat for several; they are used in turn)'
+            cand -c 'Number of lookups (default 200 unless --duration is given)'
+            cand --count 'Number of lookups (default 200 unless --duration is given)'
+            cand -d 'Run for this long instead of a count: 30s, 2m, 500ms'
+            cand --duration 'Run for this long instead of a count: 30s, 2m, 500ms'
+            cand -r 'Lookups started per second; 0 means as fast as possible'
+            cand --rate 'Lookups started per second; 0 means as fast as possible'
+            cand --concurrency 'Lookups in flight at once'
+            cand -t 'How long to wait for each answer, in milliseconds'
+            cand --timeout 'How long to wait for each answer, in milliseconds'
+            cand -m 'Resolver behaviour to imitate'
+            cand --mode 'Resolver behaviour to imitate'
+            cand --netns 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name'
+            cand --stats-netns 'Read the conntrack counters in this namespace (where DNAT happens: the node''s). Default: the current namespace'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --parallel 'Shorthand for --mode parallel'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab'= {
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand up 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
+            cand down 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
+            cand status 'Show the lab''s namespaces, addresses, rules and DNS servers'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ctdiag;lab;up'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP'
+            cand --dns 'DNS server run in each endpoint namespace'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;down'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;status'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;help'= {
+            cand up 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
+            cand down 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
+            cand status 'Show the lab''s namespaces, addresses, rules and DNS servers'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ctdiag;lab;help;up'= {
+        }
+        &'ctdiag;lab;help;down'= {
+        }
+        &'ctdiag;lab;help;status'= {
+        }
+        &'ctdiag;lab;help;help'= {
+        }
+        &'ctdiag;help'= {
+            cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+            cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+            cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ctdiag;help;stats'= {
+        }
+        &'ctdiag;help;probe'= {
+        }
+        &'ctdiag;help;lab'= {
+            cand up 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
+            cand down 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
+            cand status 'Show the lab''s namespaces, addresses, rules and DNS servers'
+        }
+        &'ctdiag;help;lab;up'= {
+        }
+        &'ctdiag;help;lab;down'= {
+        }
+        &'ctdiag;help;lab;status'= {
+        }
+        &'ctdiag;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,134 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_ctdiag_global_optspecs
+    string join \n o/output= color= q/quiet v/verbose h/help V/version
+end
+
+function __fish_ctdiag_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_ctdiag_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_ctdiag_using_subcommand
+    set -l cmd (__fish_ctdiag_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -s V -l version -d 'Print version'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -l netns -d 'Read the counters of another network namespace: a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s w -l watch -d 'Print per-interval deltas and per-second rates every SECONDS (decimals allowed, e.g. 0.5)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s n -l count -d 'With --watch: stop after N intervals (default: until interrupted)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -l procfs -d 'Read procfs (/proc/net/stat/nf_conntrack) even when ctnetlink works'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s s -l server -d 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the first nameserver of the probed namespace\'s resolv.conf' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l name -d 'Name to look up (repeat for several; they are used in turn)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s c -l count -d 'Number of lookups (default 200 unless --duration is given)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s d -l duration -d 'Run for this long instead of a count: 30s, 2m, 500ms' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s r -l rate -d 'Lookups started per second; 0 means as fast as possible' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l concurrency -d 'Lookups in flight at once' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s t -l timeout -d 'How long to wait for each answer, in milliseconds' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s m -l mode -d 'Resolver behaviour to imitate' -r -f -a "parallel\t'glibc/musl default: A and AAAA in one sendmmsg on a fresh connected socket'
+threads\t'Two threads sending on one socket at the same instant (most race-prone)'
+sequential\t'`options single-request`: A, wait for its answer, then AAAA, same socket'
+reopen\t'`options single-request-reopen`: A, then AAAA from a new socket'
+tcp\t'`options use-vc`: both queries over one TCP connection'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l netns -d 'Open the probe sockets inside this network namespace (a pod\'s): a path, a PID, or an `ip netns` name' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l stats-netns -d 'Read the conntrack counters in this namespace (where DNAT happens: the node\'s). Default: the current namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l parallel -d 'Shorthand for --mode parallel'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "down" -d 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and DNS servers'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of CoreDNS endpoints behind the kube-dns ClusterIP' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l dns -d 'DNS server run in each endpoint namespace' -r -f -a "embedded\t'ctdiag\'s own responder (hickory-proto), with optional delay and drops'
+dnsmasq\t'dnsmasq, a DNS server nobody here wrote'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and DNS servers'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and DNS servers'
