@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Whole-process time of `ctdiag stats` next to `conntrack -S` (and
+# `conntrack -S` + `conntrack -C`, which is what ctdiag reports), measured
+# side by side with hyperfine on the same kernel state: a throwaway lab
+# namespace with traffic in its conntrack table. Run as root:
+#   bench/stats.sh            (builds release first)
+# Needs hyperfine and conntrack (apt-get install hyperfine conntrack).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { echo "bench/stats.sh: install hyperfine" >&2; exit 2; }
+command -v conntrack >/dev/null || { echo "bench/stats.sh: install conntrack" >&2; exit 2; }
+cargo build --release --quiet
+bin=$PWD/target/release/ctdiag
+prefix=bstat$$
+trap '"$bin" lab down --prefix "$prefix" >/dev/null 2>&1 || true' EXIT
+"$bin" lab up --prefix "$prefix" >/dev/null
+# Some entries so both tools have a populated table to read (bounded: 200
+# lookups at the lab's ClusterIP from the lab's client pod).
+for _ in $(seq 1 200); do
+    ip netns exec "$prefix-client" dig +short +tries=1 +timeout=1 @198.19.0.10 \
+        kubernetes.default.svc.cluster.local A >/dev/null || true
+done
+node=$prefix-node
+echo "kernel $(uname -r), $(nproc) CPUs; conntrack entries in $node: $(ip netns exec "$node" conntrack -C)"
+hyperfine -N -i --warmup 20 --runs 300 --export-markdown /tmp/ctdiag-bench-stats.md \
+    -n "conntrack -S" "ip netns exec $node conntrack -S" \
+    -n "conntrack -S; conntrack -C" "ip netns exec $node sh -c 'conntrack -S >/dev/null; conntrack -C'" \
+    -n "ctdiag stats -o json" "ip netns exec $node $bin stats -o json" \
+    -n "ctdiag stats (table)" "ip netns exec $node $bin stats --color never"
+cat /tmp/ctdiag-bench-stats.md
