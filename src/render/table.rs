@@ -15,7 +15,7 @@ pub fn new_table(ctx: &Context, header: &[&str]) -> Table {
     } else {
         table.enforce_styling();
     }
-    table.set_header(header.iter().map(|h| Cell::new(h)));
+    table.set_header(header.iter().map(Cell::new));
     table
 }
 
