@@ -168,7 +168,11 @@ pub struct ProbeArgs {
     after_help = "Examples:\n  ctdiag lab up\n  ctdiag lab up --prefix demo --endpoints 3 --dns dnsmasq -o json\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab status\n  ctdiag lab down\n\nThe lab is network namespaces only, none connected to the root namespace: \
 PREFIX-node (kube-proxy iptables rules, ClusterIP 198.19.0.10:53), PREFIX-client (a pod at 198.18.1.2 \
 with a pod-like resolv.conf) and PREFIX-dnsN (CoreDNS endpoints at 198.18.(N+1).2). Probe it with \
-`ctdiag probe --netns PREFIX-client --stats-netns PREFIX-node`."
+`ctdiag probe --netns PREFIX-client --stats-netns PREFIX-node`.\n\nThe DNS servers answer \
+kubernetes.default.svc.cluster.local (A 198.19.0.1, AAAA 2001:db8::1) and \
+kube-dns.kube-system.svc.cluster.local (A 198.19.0.10, AAAA 2001:db8::a), authoritatively, over UDP \
+and TCP; other names under cluster.local get NXDOMAIN, names outside it REFUSED. State, PIDs and \
+server logs are kept in /run/ctdiag/lab/PREFIX/."
 )]
 pub struct LabArgs {
     /// What to do with the lab.

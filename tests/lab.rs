@@ -58,7 +58,10 @@ fn netns_list() -> String {
 
 #[test]
 fn lab_up_builds_namespaces_rules_and_answers() {
-    if !common::require_root() {
+    if !common::require_root()
+        || !common::require_tool("dig", "bind9-dnsutils")
+        || !common::require_tool("conntrack", "conntrack")
+    {
         return;
     }
     let lab = TestLab::up(&["--endpoints", "2"]);
