@@ -164,6 +164,16 @@ pub struct ProbeArgs {
 
 /// `ctdiag lab`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag lab up\n  ctdiag lab up --prefix demo --endpoints 3 --dns dnsmasq -o json\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab status\n  ctdiag lab down\n\nThe lab is network namespaces only, none connected to the root namespace: \
+PREFIX-node (kube-proxy iptables rules, ClusterIP 198.19.0.10:53), PREFIX-client (a pod at 198.18.1.2 \
+with a pod-like resolv.conf) and PREFIX-dnsN (CoreDNS endpoints at 198.18.(N+1).2). Probe it with \
+`ctdiag probe --netns PREFIX-client --stats-netns PREFIX-node`.\n\nThe DNS servers answer \
+kubernetes.default.svc.cluster.local (A 198.19.0.1, AAAA 2001:db8::1) and \
+kube-dns.kube-system.svc.cluster.local (A 198.19.0.10, AAAA 2001:db8::a), authoritatively, over UDP \
+and TCP; other names under cluster.local get NXDOMAIN, names outside it REFUSED. State, PIDs and \
+server logs are kept in /run/ctdiag/lab/PREFIX/."
+)]
 pub struct LabArgs {
     /// What to do with the lab.
     #[command(subcommand)]
@@ -173,19 +183,26 @@ pub struct LabArgs {
 /// `ctdiag lab` actions.
 #[derive(Debug, Subcommand)]
 pub enum LabAction {
-    /// Build the lab (idempotent: an existing lab with the prefix is rebuilt).
+    /// Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt).
     Up(LabUpArgs),
-    /// Tear the lab down: namespaces, DNS servers, state (idempotent).
+    /// Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent).
     Down(LabDownArgs),
-    /// Show the lab's namespaces, addresses, rules and DNS servers.
+    /// Show the lab's namespaces, addresses, rules and whether each DNS server is alive.
     Status(LabPrefixArgs),
+    /// Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale
+    /// conntrack entries). `ctdiag lab up` again restores a healthy lab.
+    Scenario(LabScenarioArgs),
+    /// The embedded DNS responder (started by `lab up` inside an endpoint namespace).
+    #[command(hide = true)]
+    Responder(LabResponderArgs),
 }
 
 /// Which lab.
 #[derive(Debug, Args)]
 pub struct LabPrefixArgs {
     /// Name prefix of the lab's namespaces (`PREFIX-node`, `PREFIX-client`,
-    /// `PREFIX-dnsN`).
+    /// `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting
+    /// with a letter or digit.
     #[arg(short, long, default_value = "ctdiag")]
     pub prefix: String,
 }
@@ -196,12 +213,22 @@ pub struct LabUpArgs {
     /// Which lab.
     #[command(flatten)]
     pub lab: LabPrefixArgs,
-    /// Number of CoreDNS endpoints behind the kube-dns ClusterIP.
+    /// Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub endpoints: u8,
     /// DNS server run in each endpoint namespace.
     #[arg(long, value_enum, default_value_t = LabDnsServer::Embedded)]
     pub dns: LabDnsServer,
+    /// Embedded responder: answer every query this many milliseconds late.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Embedded responder: share (0 to 1) of all queries silently dropped.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Embedded responder: share (0 to 1) of AAAA queries silently dropped
+    /// (one answer of the A/AAAA pair lost).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub drop_aaaa_rate: f64,
 }
 
 /// `ctdiag lab down`.
@@ -217,6 +244,72 @@ pub struct LabDownArgs {
 pub enum LabDnsServer {
     /// ctdiag's own responder (hickory-proto), with optional delay and drops.
     Embedded,
-    /// dnsmasq, a DNS server nobody here wrote.
+    /// dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base).
     Dnsmasq,
+}
+
+/// Failure scenarios `ctdiag lab scenario` sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabScenarioName {
+    /// Endpoint N's namespace and DNS server are gone, its address is
+    /// blackholed on the node, the rules still point at it: about 1/N of the
+    /// lookups through the ClusterIP are lost.
+    DeadEndpoint,
+    /// Endpoint N answers --delay-ms late (default 1500).
+    SlowEndpoint,
+    /// Endpoint N (or every endpoint without --endpoint) drops a share of AAAA
+    /// queries (--drop-aaaa-rate, default 0.5) and/or of all queries (--drop-rate).
+    Lossy,
+    /// Endpoint N is removed from the rules and its pod is gone, but conntrack
+    /// entries towards it are kept (as when kube-proxy fails to flush them): a
+    /// client that reuses its source port stays blackholed.
+    StaleEndpoint,
+}
+
+/// `ctdiag lab scenario`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint and lossy need the \
+embedded DNS server."
+)]
+pub struct LabScenarioArgs {
+    /// The scenario.
+    #[arg(value_enum)]
+    pub name: LabScenarioName,
+    /// Which lab.
+    #[command(flatten)]
+    pub lab: LabPrefixArgs,
+    /// The endpoint (1-based) the scenario acts on. Default: the last one
+    /// (lossy: every endpoint).
+    #[arg(short, long, value_name = "N")]
+    pub endpoint: Option<u8>,
+    /// slow-endpoint: answer this many milliseconds late.
+    #[arg(long, value_name = "MS")]
+    pub delay_ms: Option<u64>,
+    /// lossy: share (0 to 1) of all queries silently dropped.
+    #[arg(long, value_name = "SHARE")]
+    pub drop_rate: Option<f64>,
+    /// lossy: share (0 to 1) of AAAA queries silently dropped.
+    #[arg(long, value_name = "SHARE")]
+    pub drop_aaaa_rate: Option<f64>,
+}
+
+/// `ctdiag lab responder` (hidden): the embedded DNS server.
+#[derive(Debug, Args)]
+pub struct LabResponderArgs {
+    /// Address to answer on, UDP and TCP.
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// Answer every query this many milliseconds late.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Share (0 to 1) of all queries silently dropped.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Share (0 to 1) of AAAA queries silently dropped.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub drop_aaaa_rate: f64,
+    /// UDP worker threads.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub threads: usize,
 }

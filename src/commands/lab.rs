@@ -1,10 +1,214 @@
-//! `ctdiag lab`.
+//! `ctdiag lab`: validate the arguments, build/inspect/tear down the lab,
+//! render what it is.
+
+use std::time::Duration;
+
+use comfy_table::Cell;
 
 use crate::app::Outcome;
-use crate::error::{Error, Result};
-use crate::render::Context;
+use crate::cli::{
+    LabAction, LabArgs, LabDnsServer, LabScenarioArgs, LabScenarioName, OutputFormat,
+};
+use crate::error::Result;
+use crate::lab::responder::ResponderBehavior;
+use crate::lab::{self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, Scenario};
+use crate::render::{emit, json, note, table, Context};
+
+/// Default delay of the slow-endpoint scenario.
+const DEFAULT_SLOW_DELAY: Duration = Duration::from_millis(1500);
+/// Default AAAA drop share of the lossy scenario when no share is given.
+const DEFAULT_LOSSY_AAAA_RATE: f64 = 0.5;
 
 /// Validates the arguments, runs, renders.
-pub fn execute(_args: crate::cli::LabArgs, _ctx: &Context) -> Result<Outcome> {
-    Err(Error::Runtime("not implemented yet".into()))
+pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
+    if let LabAction::Responder(responder) = &args.action {
+        // The responder is a server, not a report: it runs until killed.
+        let behavior = ResponderBehavior {
+            delay: Duration::from_millis(responder.delay_ms),
+            drop_rate: responder.drop_rate,
+            drop_aaaa_rate: responder.drop_aaaa_rate,
+        };
+        lab::responder::serve(responder.listen, behavior, responder.threads)?;
+        return Ok(Outcome::Clean);
+    }
+    ctx.no_prometheus("ctdiag lab")?;
+    match args.action {
+        LabAction::Up(up) => {
+            let config = LabConfig {
+                prefix: up.lab.prefix,
+                endpoints: up.endpoints,
+                dns: match up.dns {
+                    LabDnsServer::Embedded => DnsServerKind::Embedded,
+                    LabDnsServer::Dnsmasq => DnsServerKind::Dnsmasq,
+                },
+                behavior: ResponderBehavior {
+                    delay: Duration::from_millis(up.delay_ms),
+                    drop_rate: up.drop_rate,
+                    drop_aaaa_rate: up.drop_aaaa_rate,
+                },
+            };
+            let info = lab::up(&config)?;
+            render_info(ctx, &info)?;
+            if ctx.format == OutputFormat::Table {
+                note(
+                    ctx,
+                    &format!(
+                        "Try: ctdiag probe --netns {} --stats-netns {} --count 200",
+                        info.namespaces.client, info.namespaces.node
+                    ),
+                );
+            }
+            Ok(Outcome::Clean)
+        }
+        LabAction::Down(down) => {
+            let report = lab::down(&down.lab.prefix)?;
+            render_down(ctx, &report)?;
+            Ok(Outcome::Clean)
+        }
+        LabAction::Status(which) => {
+            let info = lab::status(&which.prefix)?;
+            render_info(ctx, &info)?;
+            let broken = info.servers.iter().any(|s| s.state == EndpointState::Running && !s.alive);
+            Ok(if broken { Outcome::Problem } else { Outcome::Clean })
+        }
+        LabAction::Scenario(scenario_args) => {
+            let prefix = scenario_args.lab.prefix.clone();
+            let scenario = validate_scenario(&scenario_args)?;
+            let info = lab::apply_scenario(&prefix, &scenario)?;
+            render_info(ctx, &info)?;
+            Ok(Outcome::Clean)
+        }
+        LabAction::Responder(_) => Ok(Outcome::Clean),
+    }
+}
+
+/// Turns the scenario flags into a [`Scenario`]; flags that do not belong
+/// to the scenario are a usage error.
+fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
+    use crate::error::Error;
+    let unexpected = |flag: &str, name: &str| {
+        Err(Error::Usage(format!("{flag} does not apply to the {name} scenario")))
+    };
+    match args.name {
+        LabScenarioName::DeadEndpoint | LabScenarioName::StaleEndpoint => {
+            let name = if args.name == LabScenarioName::DeadEndpoint {
+                "dead-endpoint"
+            } else {
+                "stale-endpoint"
+            };
+            if args.delay_ms.is_some() {
+                return unexpected("--delay-ms", name);
+            }
+            if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
+                return unexpected("--drop-rate/--drop-aaaa-rate", name);
+            }
+            let endpoint = args.endpoint;
+            Ok(if args.name == LabScenarioName::DeadEndpoint {
+                Scenario::DeadEndpoint { endpoint }
+            } else {
+                Scenario::StaleEndpoint { endpoint }
+            })
+        }
+        LabScenarioName::SlowEndpoint => {
+            if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
+                return unexpected("--drop-rate/--drop-aaaa-rate", "slow-endpoint");
+            }
+            let delay = args.delay_ms.map(Duration::from_millis).unwrap_or(DEFAULT_SLOW_DELAY);
+            Ok(Scenario::SlowEndpoint { endpoint: args.endpoint, delay })
+        }
+        LabScenarioName::Lossy => {
+            if args.delay_ms.is_some() {
+                return unexpected("--delay-ms", "lossy");
+            }
+            let (drop_rate, drop_aaaa_rate) = match (args.drop_rate, args.drop_aaaa_rate) {
+                (None, None) => (0.0, DEFAULT_LOSSY_AAAA_RATE),
+                (rate, aaaa) => (rate.unwrap_or(0.0), aaaa.unwrap_or(0.0)),
+            };
+            Ok(Scenario::Lossy { endpoint: args.endpoint, drop_rate, drop_aaaa_rate })
+        }
+    }
+}
+
+fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
+    if ctx.format == OutputFormat::Json {
+        return emit(&json::document(info)?);
+    }
+    let mut summary = table::new_table(ctx, &["lab", &info.prefix]);
+    let rows: Vec<(&str, String)> = vec![
+        ("node namespace", info.namespaces.node.clone()),
+        ("client namespace", format!("{} (198.18.1.2)", info.namespaces.client)),
+        ("kube-dns ClusterIP", format!("{}:{} udp+tcp", info.cluster_ip, info.port)),
+        ("endpoints in the rules", info.endpoints.join(", ")),
+        ("rules", format!("kube-proxy {} mode", info.rules_mode)),
+        ("DNS server", info.dns_server.as_str().to_string()),
+        ("client resolv.conf", info.resolv_conf.display().to_string()),
+        ("state", info.state_dir.display().to_string()),
+    ];
+    for (key, value) in rows {
+        summary.add_row(vec![Cell::new(key), Cell::new(value)]);
+    }
+    let mut servers = table::new_table(
+        ctx,
+        &[
+            "endpoint",
+            "namespace",
+            "address",
+            "server",
+            "pid",
+            "alive",
+            "delay ms",
+            "drop",
+            "drop AAAA",
+        ],
+    );
+    for s in &info.servers {
+        let alive = match (s.state, s.alive) {
+            (EndpointState::Removed, _) => "removed".to_string(),
+            (_, true) => "yes".to_string(),
+            (_, false) => "NO".to_string(),
+        };
+        servers.add_row(vec![
+            table::num(s.endpoint),
+            Cell::new(&s.namespace),
+            Cell::new(&s.address),
+            Cell::new(s.kind.as_str()),
+            Cell::new(s.pid.map_or("-".to_string(), |p| p.to_string())),
+            Cell::new(alive),
+            table::num(s.delay_ms),
+            table::num(format!("{:.2}", s.drop_rate)),
+            table::num(format!("{:.2}", s.drop_aaaa_rate)),
+        ]);
+    }
+    let mut text = format!("{summary}\n{servers}\n");
+    for scenario in &info.scenarios {
+        text.push_str(&format!("scenario {}: {}\n", scenario.name, scenario.summary));
+    }
+    emit(&text)
+}
+
+fn render_down(ctx: &Context, report: &DownReport) -> Result<()> {
+    if ctx.format == OutputFormat::Json {
+        return emit(&json::document(report)?);
+    }
+    if !report.found {
+        return emit(&format!(
+            "No lab with prefix {:?} was there; nothing to remove.",
+            report.prefix
+        ));
+    }
+    let mut text = format!(
+        "Removed lab {:?}: namespaces {}; stopped {} process(es)",
+        report.prefix,
+        if report.removed_namespaces.is_empty() {
+            "none".to_string()
+        } else {
+            report.removed_namespaces.join(", ")
+        },
+        report.stopped_pids.len()
+    );
+    for path in &report.removed_paths {
+        text.push_str(&format!("; removed {}", path.display()));
+    }
+    text.push('.');
+    emit(&text)
 }

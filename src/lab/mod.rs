@@ -1,1 +1,891 @@
-//! The lab: a Kubernetes-node lookalike made of network namespaces.
+//! The lab: a Kubernetes-node lookalike made of network namespaces, none of
+//! them connected to the root namespace.
+//!
+//! - `PREFIX-node`: forwarding on, kube-proxy iptables-mode rules for
+//!   `kube-system/kube-dns` (ClusterIP 198.19.0.10, port 53 UDP and TCP);
+//!   node side of every veth at `198.18.K.1/24` (and `2001:db8:K::1/64`).
+//! - `PREFIX-client`: a pod at 198.18.1.2 with a pod-like resolv.conf in
+//!   `/etc/netns/PREFIX-client/resolv.conf` (used by `ip netns exec`).
+//! - `PREFIX-dnsN`: CoreDNS endpoint N at `198.18.(N+1).2`, running the
+//!   embedded responder ([`responder`]) or dnsmasq.
+//!
+//! State (what was built, server PIDs, logs) lives in
+//! `/run/ctdiag/lab/PREFIX/`. Core functions return data and never print.
+
+pub mod responder;
+pub mod rules;
+pub mod system;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use responder::ResponderBehavior;
+
+/// The kube-dns ClusterIP.
+pub const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+/// The DNS port, on the ClusterIP and on every endpoint.
+pub const DNS_PORT: u16 = 53;
+/// The Service the rules are written for.
+pub const SERVICE: &str = "kube-system/kube-dns";
+/// kube-proxy's `--cluster-cidr` in the lab: pod traffic is not masqueraded.
+pub const CLUSTER_CIDR: &str = "198.18.0.0/16";
+/// Where lab state is kept, one directory per prefix.
+pub const STATE_ROOT: &str = "/run/ctdiag/lab";
+/// Longest accepted prefix: `PREFIX-client` and `PREFIX-dns32` stay short.
+pub const MAX_PREFIX_LEN: usize = 20;
+/// Most endpoints (198.18.2.2 .. 198.18.33.2).
+pub const MAX_ENDPOINTS: u8 = 32;
+/// Environment variable naming the ctdiag binary to start as the responder
+/// (default: the running executable).
+pub const EXE_ENV: &str = "CTDIAG_EXE";
+/// How long a DNS server gets to start listening.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which DNS server runs in the endpoint namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsServerKind {
+    /// ctdiag's embedded responder.
+    Embedded,
+    /// dnsmasq.
+    Dnsmasq,
+}
+
+impl DnsServerKind {
+    /// The lowercase name used in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsServerKind::Embedded => "embedded",
+            DnsServerKind::Dnsmasq => "dnsmasq",
+        }
+    }
+}
+
+/// What `lab up` builds.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// Namespace name prefix (validated by [`validate_prefix`]).
+    pub prefix: String,
+    /// Number of CoreDNS endpoints (1..=32).
+    pub endpoints: u8,
+    /// Which DNS server to run.
+    pub dns: DnsServerKind,
+    /// Delay and drops of the embedded responder (all endpoints).
+    pub behavior: ResponderBehavior,
+}
+
+impl LabConfig {
+    /// Checks every field; returns a usage error that says what to change.
+    pub fn validate(&self) -> Result<()> {
+        validate_prefix(&self.prefix)?;
+        if self.endpoints == 0 || self.endpoints > MAX_ENDPOINTS {
+            return Err(Error::Usage(format!(
+                "--endpoints {}: between 1 and {MAX_ENDPOINTS} endpoints are supported",
+                self.endpoints
+            )));
+        }
+        self.behavior.validate()?;
+        if self.dns == DnsServerKind::Dnsmasq && self.behavior != ResponderBehavior::healthy() {
+            return Err(Error::Usage(
+                "--delay-ms, --drop-rate and --drop-aaaa-rate need --dns embedded (dnsmasq cannot misbehave on purpose)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ResponderBehavior {
+    /// No delay, no drops.
+    pub fn healthy() -> Self {
+        ResponderBehavior { delay: Duration::ZERO, drop_rate: 0.0, drop_aaaa_rate: 0.0 }
+    }
+}
+
+/// Checks a lab prefix: 1 to [`MAX_PREFIX_LEN`] characters from `a-z`, `0-9`
+/// and `-`, starting with a letter or digit.
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    let valid_chars =
+        prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let valid_start = prefix.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN || !valid_chars || !valid_start {
+        return Err(Error::Usage(format!(
+            "--prefix {prefix:?}: use 1 to {MAX_PREFIX_LEN} characters from a-z, 0-9 and '-', \
+             starting with a letter or digit (namespace names are PREFIX-node, PREFIX-client, PREFIX-dnsN)"
+        )));
+    }
+    Ok(())
+}
+
+/// The lab's namespace names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabNamespaces {
+    /// The node (kube-proxy rules, conntrack).
+    pub node: String,
+    /// The client pod.
+    pub client: String,
+    /// The endpoint namespaces, endpoint 1 first (a removed endpoint's
+    /// namespace stays listed; see `servers[].state`).
+    pub dns: Vec<String>,
+}
+
+/// Whether an endpoint's pod still exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointState {
+    /// Namespace and DNS server are there.
+    Running,
+    /// Namespace and server removed by a scenario; the address is blackholed.
+    Removed,
+}
+
+/// One endpoint's DNS server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsServerInfo {
+    /// Endpoint number, 1-based.
+    pub endpoint: u8,
+    /// Its namespace.
+    pub namespace: String,
+    /// Address it answers on.
+    pub address: String,
+    /// embedded or dnsmasq.
+    pub kind: DnsServerKind,
+    /// PID of the server process (none once removed).
+    pub pid: Option<u32>,
+    /// Whether the process is alive in its namespace (checked when reported).
+    pub alive: bool,
+    /// running or removed.
+    pub state: EndpointState,
+    /// Answer delay in milliseconds (embedded only).
+    pub delay_ms: u64,
+    /// Share of all queries dropped (embedded only).
+    pub drop_rate: f64,
+    /// Share of AAAA queries dropped (embedded only).
+    pub drop_aaaa_rate: f64,
+    /// The server's stdout/stderr.
+    pub log: PathBuf,
+}
+
+/// A scenario applied to the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// dead-endpoint, slow-endpoint, lossy, stale-endpoint.
+    pub name: String,
+    /// The endpoint it acted on (none: every endpoint).
+    pub endpoint: Option<u8>,
+    /// What it did and what to expect, in words.
+    pub summary: String,
+}
+
+/// What a lab consists of: `lab up` and `lab status` report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabInfo {
+    /// The namespace name prefix.
+    pub prefix: String,
+    /// Namespace names.
+    pub namespaces: LabNamespaces,
+    /// The kube-dns ClusterIP.
+    pub cluster_ip: Ipv4Addr,
+    /// The DNS port.
+    pub port: u16,
+    /// The endpoints in the kube-proxy rules, `ip:port`.
+    pub endpoints: Vec<String>,
+    /// The kind of DNS server in the endpoint namespaces.
+    pub dns_server: DnsServerKind,
+    /// The client pod's resolv.conf (bind-mounted by `ip netns exec`).
+    pub resolv_conf: PathBuf,
+    /// How the Service is implemented: `iptables` (kube-proxy iptables mode).
+    pub rules_mode: String,
+    /// Where PIDs, logs and this description are kept.
+    pub state_dir: PathBuf,
+    /// One DNS server per endpoint.
+    pub servers: Vec<DnsServerInfo>,
+    /// Scenarios applied since `lab up`, in order.
+    pub scenarios: Vec<ScenarioInfo>,
+}
+
+/// What `lab down` removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownReport {
+    /// The prefix.
+    pub prefix: String,
+    /// Whether there was anything to remove.
+    pub found: bool,
+    /// Namespaces deleted.
+    pub removed_namespaces: Vec<String>,
+    /// Processes stopped (DNS servers and anything else in the namespaces).
+    pub stopped_pids: Vec<u32>,
+    /// Files and directories removed (/etc/netns entries, state dir).
+    pub removed_paths: Vec<PathBuf>,
+}
+
+/// The namespace name of the node.
+pub fn node_ns(prefix: &str) -> String {
+    format!("{prefix}-node")
+}
+
+/// The namespace name of the client pod.
+pub fn client_ns(prefix: &str) -> String {
+    format!("{prefix}-client")
+}
+
+/// The namespace name of endpoint `n` (1-based).
+pub fn dns_ns(prefix: &str, n: u8) -> String {
+    format!("{prefix}-dns{n}")
+}
+
+/// The address of endpoint `n` (1-based): 198.18.(n+1).2.
+pub fn endpoint_ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, n + 1, 2)
+}
+
+/// The lab's state directory.
+pub fn state_dir(prefix: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(prefix)
+}
+
+fn state_file(prefix: &str) -> PathBuf {
+    state_dir(prefix).join("state.json")
+}
+
+fn require_root() -> Result<()> {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Privilege(
+            "the lab creates network namespaces and firewall rules: run as root (sudo ctdiag lab ...)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Namespaces in /run/netns that belong to the lab `prefix`.
+fn existing_namespaces(prefix: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(crate::netns::NETNS_RUN_DIR) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| {
+            let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
+                return false;
+            };
+            rest == "node"
+                || rest == "client"
+                || rest
+                    .strip_prefix("dns")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn load_state(prefix: &str) -> Result<Option<LabInfo>> {
+    let path = state_file(prefix);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::Runtime(format!(
+                "lab state {} is unreadable ({e}); `ctdiag lab down --prefix {prefix}` removes the lab",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::ReadFile { path, source }),
+    }
+}
+
+fn save_state(info: &LabInfo) -> Result<()> {
+    let path = state_file(&info.prefix);
+    let text = crate::render::json::document(info)?;
+    // Write then rename, so a reader never sees half a file.
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| Error::Runtime(format!("cannot write lab state {}: {e}", path.display())))
+}
+
+fn exe_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(EXE_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    std::env::current_exe().map_err(|e| {
+        Error::Runtime(format!(
+            "cannot find the ctdiag binary to start the DNS responder ({e}); set {EXE_ENV}"
+        ))
+    })
+}
+
+/// Builds the lab. An existing lab with the same prefix is torn down first.
+/// On failure, whatever was built is removed again.
+pub fn up(config: &LabConfig) -> Result<LabInfo> {
+    config.validate()?;
+    require_root()?;
+    system::require_tool("ip")?;
+    system::require_tool("iptables-restore")?;
+    if config.dns == DnsServerKind::Dnsmasq {
+        system::require_tool("dnsmasq")?;
+    }
+    down(&config.prefix)?;
+    match build(config) {
+        Ok(info) => Ok(info),
+        Err(e) => {
+            // Best effort: the build error is what the user needs to see.
+            let _ = down(&config.prefix);
+            Err(e)
+        }
+    }
+}
+
+fn build(config: &LabConfig) -> Result<LabInfo> {
+    let prefix = &config.prefix;
+    let dir = state_dir(prefix);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let node = node_ns(prefix);
+    let client = client_ns(prefix);
+    let dns: Vec<String> = (1..=config.endpoints).map(|n| dns_ns(prefix, n)).collect();
+
+    for ns in std::iter::once(&node).chain(std::iter::once(&client)).chain(dns.iter()) {
+        system::ip(&["netns", "add", ns])?;
+        system::ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    }
+    set_sysctl(&node, "ipv4/ip_forward", "1")?;
+    set_sysctl(&node, "ipv6/conf/all/forwarding", "1")?;
+    // Link 1 is the client, link N+1 endpoint N.
+    connect(&node, "c0", &client, 1)?;
+    for (i, ns) in dns.iter().enumerate() {
+        let n = i as u8 + 1;
+        connect(&node, &format!("d{n}"), ns, n + 1)?;
+    }
+    // A route for the ClusterIP range so that traffic the node itself sends
+    // (hostNetwork probes) reaches the nat OUTPUT hook, as on a real node
+    // whose default route covers it.
+    // (No dummy device: not every kernel has the module; the route only
+    // needs to exist, the nat OUTPUT hook re-routes after DNAT.)
+    system::ip(&["-n", &node, "route", "add", "198.19.0.0/16", "dev", "lo"])?;
+
+    let endpoints: Vec<SocketAddrV4> =
+        (1..=config.endpoints).map(|n| SocketAddrV4::new(endpoint_ip(n), DNS_PORT)).collect();
+    load_rules(&node, &endpoints)?;
+    let resolv_conf = write_resolv_conf(&client)?;
+
+    let mut servers = Vec::new();
+    for (i, ns) in dns.iter().enumerate() {
+        let n = i as u8 + 1;
+        let log = dir.join(format!("dns{n}.log"));
+        let mut server = DnsServerInfo {
+            endpoint: n,
+            namespace: ns.clone(),
+            address: SocketAddrV4::new(endpoint_ip(n), DNS_PORT).to_string(),
+            kind: config.dns,
+            pid: None,
+            alive: false,
+            state: EndpointState::Running,
+            delay_ms: config.behavior.delay.as_millis() as u64,
+            drop_rate: config.behavior.drop_rate,
+            drop_aaaa_rate: config.behavior.drop_aaaa_rate,
+            log,
+        };
+        start_server(&mut server, &dir)?;
+        servers.push(server);
+    }
+    let info = LabInfo {
+        prefix: prefix.clone(),
+        namespaces: LabNamespaces { node, client, dns },
+        cluster_ip: CLUSTER_IP,
+        port: DNS_PORT,
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        dns_server: config.dns,
+        resolv_conf,
+        rules_mode: "iptables".into(),
+        state_dir: dir,
+        servers,
+        scenarios: Vec::new(),
+    };
+    save_state(&info)?;
+    Ok(info)
+}
+
+/// Writes a sysctl under /proc/sys/net inside a namespace.
+fn set_sysctl(netns: &str, key: &str, value: &str) -> Result<()> {
+    let ns = crate::netns::Netns::open(netns)?;
+    let path = PathBuf::from("/proc/sys/net").join(key);
+    // Why from a thread inside the namespace: /proc/sys/net resolves to the
+    // network namespace of the thread that opens the file.
+    ns.run(|| std::fs::write(&path, value))?
+        .map_err(|e| Error::Runtime(format!("cannot set {} in {netns}: {e}", path.display())))
+}
+
+/// A routed point-to-point veth between the node and `peer`: `dev` on the
+/// node at 198.18.K.1/24 and 2001:db8:K::1/64, `eth0` in the peer at .2,
+/// the peer's default routes via the node. Created inside the node
+/// namespace, never in the root namespace.
+fn connect(node: &str, dev: &str, peer: &str, k: u8) -> Result<()> {
+    system::ip(&[
+        "-n", node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer,
+    ])?;
+    let v4_node = format!("198.18.{k}.1/24");
+    let v4_peer = format!("198.18.{k}.2/24");
+    let v4_gw = format!("198.18.{k}.1");
+    let v6_node = format!("2001:db8:{k:x}::1/64");
+    let v6_peer = format!("2001:db8:{k:x}::2/64");
+    let v6_gw = format!("2001:db8:{k:x}::1");
+    system::ip(&["-n", node, "addr", "add", &v4_node, "dev", dev])?;
+    system::ip(&["-n", node, "-6", "addr", "add", &v6_node, "dev", dev, "nodad"])?;
+    system::ip(&["-n", node, "link", "set", dev, "up"])?;
+    system::ip(&["-n", peer, "addr", "add", &v4_peer, "dev", "eth0"])?;
+    system::ip(&["-n", peer, "-6", "addr", "add", &v6_peer, "dev", "eth0", "nodad"])?;
+    system::ip(&["-n", peer, "link", "set", "eth0", "up"])?;
+    system::ip(&["-n", peer, "route", "add", "default", "via", &v4_gw])?;
+    system::ip(&["-n", peer, "-6", "route", "add", "default", "via", &v6_gw])?;
+    Ok(())
+}
+
+/// The kube-proxy rules for the given endpoints.
+pub fn kube_dns_rules(endpoints: &[SocketAddrV4]) -> rules::ServiceRules {
+    rules::ServiceRules {
+        service: SERVICE.into(),
+        cluster_ip: CLUSTER_IP,
+        ports: vec![
+            ("dns".into(), "udp".into(), DNS_PORT),
+            ("dns-tcp".into(), "tcp".into(), DNS_PORT),
+        ],
+        endpoints: endpoints.to_vec(),
+        cluster_cidr: CLUSTER_CIDR.into(),
+    }
+}
+
+/// Replaces the node's nat table with the kube-dns rules (as a kube-proxy
+/// sync does). Conntrack entries are left alone.
+fn load_rules(node: &str, endpoints: &[SocketAddrV4]) -> Result<()> {
+    let input = kube_dns_rules(endpoints).iptables_restore_input();
+    system::run("ip", &["netns", "exec", node, "iptables-restore"], Some(&input)).map(|_| ())
+}
+
+/// Writes the client pod's resolv.conf as the kubelet would for a pod in
+/// the `default` namespace.
+fn write_resolv_conf(client: &str) -> Result<PathBuf> {
+    let dir = Path::new("/etc/netns").join(client);
+    let path = dir.join("resolv.conf");
+    let text = format!(
+        "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver {CLUSTER_IP}\noptions ndots:5\n"
+    );
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// The dnsmasq command line serving the lab's names on `listen`.
+pub fn dnsmasq_args(listen: Ipv4Addr, pid_file: &Path) -> Vec<String> {
+    let mut args = vec![
+        "--keep-in-foreground".to_string(),
+        // Why: ignore /etc/dnsmasq.conf and /etc/hosts of the machine; the
+        // lab's server must answer the same everywhere.
+        "--conf-file=/dev/null".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--bind-interfaces".into(),
+        format!("--listen-address={listen}"),
+        format!("--port={DNS_PORT}"),
+        // Why root: Debian's dnsmasq-base alone has no dnsmasq user to drop to.
+        "--user=root".into(),
+        "--group=root".into(),
+        format!("--pid-file={}", pid_file.display()),
+        "--log-facility=-".into(),
+        format!("--local=/{}/", responder::LAB_ZONE),
+    ];
+    for (name, v4, v6) in responder::LAB_RECORDS {
+        args.push(format!("--address=/{name}/{v4}"));
+        if let Some(v6) = v6 {
+            args.push(format!("--address=/{name}/{v6}"));
+        }
+    }
+    args
+}
+
+/// Starts the endpoint's DNS server and waits until it listens.
+fn start_server(server: &mut DnsServerInfo, dir: &Path) -> Result<()> {
+    let ip = endpoint_ip(server.endpoint);
+    let listen = SocketAddr::from((ip, DNS_PORT));
+    let pid = match server.kind {
+        DnsServerKind::Embedded => {
+            let args = vec![
+                "lab".to_string(),
+                "responder".into(),
+                "--listen".into(),
+                listen.to_string(),
+                "--delay-ms".into(),
+                server.delay_ms.to_string(),
+                "--drop-rate".into(),
+                server.drop_rate.to_string(),
+                "--drop-aaaa-rate".into(),
+                server.drop_aaaa_rate.to_string(),
+            ];
+            system::spawn_in_netns(&server.namespace, &exe_path()?, &args, &server.log)?
+        }
+        DnsServerKind::Dnsmasq => {
+            let pid_file = dir.join(format!("dns{}.dnsmasq.pid", server.endpoint));
+            let args = dnsmasq_args(ip, &pid_file);
+            let program = system::find_in_path("dnsmasq").ok_or_else(|| {
+                Error::Runtime("`dnsmasq` not found in PATH: install dnsmasq-base".into())
+            })?;
+            system::spawn_in_netns(&server.namespace, &program, &args, &server.log)?
+        }
+    };
+    server.pid = Some(pid);
+    if !system::wait_listening(&server.namespace, listen, pid, SERVER_START_TIMEOUT)? {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        system::stop(pid);
+        return Err(Error::Runtime(format!(
+            "the {} DNS server in {} did not start listening on {listen} within {}s; its log ({}) ends with: {}",
+            server.kind.as_str(),
+            server.namespace,
+            SERVER_START_TIMEOUT.as_secs(),
+            server.log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )));
+    }
+    server.alive = true;
+    Ok(())
+}
+
+/// Tears the lab down: stops its DNS servers and anything else running in
+/// its namespaces, deletes the namespaces, `/etc/netns/PREFIX-*` and the
+/// state directory. A missing lab is not an error (`found` is false).
+pub fn down(prefix: &str) -> Result<DownReport> {
+    validate_prefix(prefix)?;
+    require_root()?;
+    let mut report = DownReport {
+        prefix: prefix.to_string(),
+        found: false,
+        removed_namespaces: Vec::new(),
+        stopped_pids: Vec::new(),
+        removed_paths: Vec::new(),
+    };
+    // A broken state file must not keep the lab from being removed.
+    if let Ok(Some(state)) = load_state(prefix) {
+        for server in &state.servers {
+            if let Some(pid) = server.pid {
+                if system::alive_in_netns(pid, &server.namespace) && system::stop(pid) {
+                    report.stopped_pids.push(pid);
+                }
+            }
+        }
+    }
+    for ns in existing_namespaces(prefix) {
+        for pid in system::pids_in_netns(&ns) {
+            if system::stop(pid) {
+                report.stopped_pids.push(pid);
+            }
+        }
+        system::ip(&["netns", "del", &ns])?;
+        report.removed_namespaces.push(ns);
+    }
+    for ns in [client_ns(prefix), node_ns(prefix)] {
+        let dir = Path::new("/etc/netns").join(&ns);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::Runtime(format!("cannot remove {}: {e}", dir.display())))?;
+            report.removed_paths.push(dir);
+        }
+    }
+    let dir = state_dir(prefix);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::Runtime(format!("cannot remove {}: {e}", dir.display())))?;
+        report.removed_paths.push(dir);
+    }
+    report.found = !report.removed_namespaces.is_empty() || !report.removed_paths.is_empty();
+    Ok(report)
+}
+
+/// Describes an existing lab, with each DNS server's liveness checked now.
+/// A lab that does not exist is a usage error.
+pub fn status(prefix: &str) -> Result<LabInfo> {
+    validate_prefix(prefix)?;
+    let Some(mut info) = load_state(prefix)? else {
+        let leftovers = existing_namespaces(prefix);
+        let hint = if leftovers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (leftover namespaces {} exist: `ctdiag lab down --prefix {prefix}` removes them)",
+                leftovers.join(", ")
+            )
+        };
+        return Err(Error::Usage(format!(
+            "no lab with prefix {prefix:?}: create it with `ctdiag lab up --prefix {prefix}`{hint}"
+        )));
+    };
+    refresh_liveness(&mut info);
+    Ok(info)
+}
+
+fn refresh_liveness(info: &mut LabInfo) {
+    for server in &mut info.servers {
+        server.alive = server.pid.is_some_and(|pid| system::alive_in_netns(pid, &server.namespace));
+    }
+}
+
+/// A scenario to apply to an existing lab.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scenario {
+    /// Endpoint `endpoint`'s pod is gone, its address blackholed, the rules
+    /// still point at it.
+    DeadEndpoint {
+        /// 1-based endpoint; `None`: the last endpoint still running.
+        endpoint: Option<u8>,
+    },
+    /// Endpoint `endpoint` answers `delay` late.
+    SlowEndpoint {
+        /// 1-based endpoint; `None`: the last endpoint still running.
+        endpoint: Option<u8>,
+        /// The delay.
+        delay: Duration,
+    },
+    /// Endpoint `endpoint` (every endpoint when `None`) drops queries.
+    Lossy {
+        /// 1-based endpoint, or all.
+        endpoint: Option<u8>,
+        /// Share of all queries dropped.
+        drop_rate: f64,
+        /// Share of AAAA queries dropped.
+        drop_aaaa_rate: f64,
+    },
+    /// Endpoint `endpoint` removed from the rules and its pod gone, its
+    /// conntrack entries kept.
+    StaleEndpoint {
+        /// 1-based endpoint; `None`: the last endpoint still running.
+        endpoint: Option<u8>,
+    },
+}
+
+/// Applies a scenario to the lab `prefix` and returns the updated lab.
+pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
+    validate_prefix(prefix)?;
+    require_root()?;
+    let mut info = status(prefix)?;
+    let check_endpoint = |info: &LabInfo, n: u8| -> Result<()> {
+        match info.servers.iter().find(|s| s.endpoint == n) {
+            None => Err(Error::Usage(format!(
+                "--endpoint {n}: the lab has endpoints 1 to {}",
+                info.servers.len()
+            ))),
+            Some(s) if s.state == EndpointState::Removed => Err(Error::Usage(format!(
+                "--endpoint {n}: that endpoint was already removed by an earlier scenario; `ctdiag lab up` rebuilds the lab"
+            ))),
+            Some(_) => Ok(()),
+        }
+    };
+    let need_embedded = |info: &LabInfo, name: &str| -> Result<()> {
+        if info.dns_server != DnsServerKind::Embedded {
+            return Err(Error::Usage(format!(
+                "{name} needs the embedded DNS server (`ctdiag lab up --dns embedded`); dnsmasq cannot delay or drop on purpose"
+            )));
+        }
+        Ok(())
+    };
+    // Why the last endpoint by default: the first keeps answering, so the
+    // lab still resolves and the failure is partial, as on a real cluster.
+    let last_running = info
+        .servers
+        .iter()
+        .filter(|s| s.state == EndpointState::Running)
+        .map(|s| s.endpoint)
+        .max()
+        .unwrap_or(1);
+    let pick = |endpoint: &Option<u8>| endpoint.unwrap_or(last_running);
+    let applied = match scenario {
+        Scenario::DeadEndpoint { endpoint } => {
+            let endpoint = &pick(endpoint);
+            check_endpoint(&info, *endpoint)?;
+            remove_endpoint_pod(&mut info, *endpoint)?;
+            let n_rules = info.endpoints.len();
+            ScenarioInfo {
+                name: "dead-endpoint".into(),
+                endpoint: Some(*endpoint),
+                summary: format!(
+                    "endpoint {endpoint} ({}) is gone and blackholed on the node but still in the rules: about 1/{n_rules} of the lookups through {CLUSTER_IP} get no answer",
+                    endpoint_ip(*endpoint)
+                ),
+            }
+        }
+        Scenario::SlowEndpoint { endpoint, delay } => {
+            let endpoint = &pick(endpoint);
+            need_embedded(&info, "slow-endpoint")?;
+            check_endpoint(&info, *endpoint)?;
+            restart_server(&mut info, *endpoint, |s| s.delay_ms = delay.as_millis() as u64)?;
+            ScenarioInfo {
+                name: "slow-endpoint".into(),
+                endpoint: Some(*endpoint),
+                summary: format!(
+                    "endpoint {endpoint} ({}) answers {} ms late",
+                    endpoint_ip(*endpoint),
+                    delay.as_millis()
+                ),
+            }
+        }
+        Scenario::Lossy { endpoint, drop_rate, drop_aaaa_rate } => {
+            need_embedded(&info, "lossy")?;
+            ResponderBehavior {
+                delay: Duration::ZERO,
+                drop_rate: *drop_rate,
+                drop_aaaa_rate: *drop_aaaa_rate,
+            }
+            .validate()?;
+            let targets: Vec<u8> = match endpoint {
+                Some(n) => {
+                    check_endpoint(&info, *n)?;
+                    vec![*n]
+                }
+                None => info
+                    .servers
+                    .iter()
+                    .filter(|s| s.state == EndpointState::Running)
+                    .map(|s| s.endpoint)
+                    .collect(),
+            };
+            for n in targets {
+                restart_server(&mut info, n, |s| {
+                    s.drop_rate = *drop_rate;
+                    s.drop_aaaa_rate = *drop_aaaa_rate;
+                })?;
+            }
+            let which = endpoint.map_or("every endpoint".to_string(), |n| format!("endpoint {n}"));
+            ScenarioInfo {
+                name: "lossy".into(),
+                endpoint: *endpoint,
+                summary: format!(
+                    "{which} drops {:.0}% of AAAA queries and {:.0}% of all queries without answering",
+                    drop_aaaa_rate * 100.0,
+                    drop_rate * 100.0
+                ),
+            }
+        }
+        Scenario::StaleEndpoint { endpoint } => {
+            let endpoint = &pick(endpoint);
+            check_endpoint(&info, *endpoint)?;
+            let address = SocketAddrV4::new(endpoint_ip(*endpoint), DNS_PORT).to_string();
+            let remaining: Vec<SocketAddrV4> = info
+                .endpoints
+                .iter()
+                .filter(|e| **e != address)
+                .filter_map(|e| e.parse().ok())
+                .collect();
+            if remaining.is_empty() {
+                return Err(Error::Usage(
+                    "stale-endpoint needs at least one other endpoint left in the rules (`lab up --endpoints 2`)".into(),
+                ));
+            }
+            // Rules first, then the pod: as when kube-proxy syncs the new
+            // endpoint list but never deletes the UDP conntrack entries.
+            load_rules(&info.namespaces.node, &remaining)?;
+            info.endpoints = remaining.iter().map(|e| e.to_string()).collect();
+            remove_endpoint_pod(&mut info, *endpoint)?;
+            ScenarioInfo {
+                name: "stale-endpoint".into(),
+                endpoint: Some(*endpoint),
+                summary: format!(
+                    "endpoint {endpoint} ({}) is out of the rules and gone, its conntrack entries are kept: a client that reuses its source port stays blackholed until they are deleted",
+                    endpoint_ip(*endpoint)
+                ),
+            }
+        }
+    };
+    info.scenarios.push(applied);
+    refresh_liveness(&mut info);
+    save_state(&info)?;
+    Ok(info)
+}
+
+/// Stops endpoint `n`'s server, deletes its namespace and blackholes its
+/// address on the node (a silent drop, like a pod that vanished).
+fn remove_endpoint_pod(info: &mut LabInfo, n: u8) -> Result<()> {
+    let node = info.namespaces.node.clone();
+    let Some(server) = info.servers.iter_mut().find(|s| s.endpoint == n) else {
+        return Err(Error::Usage(format!("--endpoint {n}: no such endpoint")));
+    };
+    if let Some(pid) = server.pid.take() {
+        if system::alive_in_netns(pid, &server.namespace) {
+            system::stop(pid);
+        }
+    }
+    for pid in system::pids_in_netns(&server.namespace) {
+        system::stop(pid);
+    }
+    system::ip(&["netns", "del", &server.namespace])?;
+    let blackhole = format!("{}/32", endpoint_ip(n));
+    system::ip(&["-n", &node, "route", "add", "blackhole", &blackhole])?;
+    server.state = EndpointState::Removed;
+    server.alive = false;
+    Ok(())
+}
+
+/// Restarts endpoint `n`'s server with changed options.
+fn restart_server(
+    info: &mut LabInfo,
+    n: u8,
+    change: impl FnOnce(&mut DnsServerInfo),
+) -> Result<()> {
+    let dir = info.state_dir.clone();
+    let Some(server) = info.servers.iter_mut().find(|s| s.endpoint == n) else {
+        return Err(Error::Usage(format!("--endpoint {n}: no such endpoint")));
+    };
+    if let Some(pid) = server.pid.take() {
+        if system::alive_in_netns(pid, &server.namespace) {
+            system::stop(pid);
+        }
+    }
+    change(server);
+    start_server(server, &dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_validation() {
+        for good in ["ctdiag", "t1234-1", "a", "0lab", "abcdefghijklmnopqrst"] {
+            assert!(validate_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "Lab", "a_b", "a.b", "abcdefghijklmnopqrstu", "a b", "ä"] {
+            assert!(matches!(validate_prefix(bad), Err(Error::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_validation() {
+        let mut config = LabConfig {
+            prefix: "x".into(),
+            endpoints: 0,
+            dns: DnsServerKind::Embedded,
+            behavior: ResponderBehavior::healthy(),
+        };
+        assert!(config.validate().is_err());
+        config.endpoints = 33;
+        assert!(config.validate().is_err());
+        config.endpoints = 32;
+        assert!(config.validate().is_ok());
+        config.dns = DnsServerKind::Dnsmasq;
+        config.behavior.drop_rate = 0.5;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn addresses_and_names() {
+        assert_eq!(endpoint_ip(1), Ipv4Addr::new(198, 18, 2, 2));
+        assert_eq!(endpoint_ip(32), Ipv4Addr::new(198, 18, 33, 2));
+        assert_eq!(dns_ns("p", 3), "p-dns3");
+        let args = dnsmasq_args(endpoint_ip(1), Path::new("/tmp/x.pid"));
+        assert!(args.contains(&"--listen-address=198.18.2.2".to_string()));
+        assert!(args
+            .contains(&"--address=/kubernetes.default.svc.cluster.local/198.19.0.1".to_string()));
+    }
+}

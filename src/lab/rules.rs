@@ -1,0 +1,324 @@
+//! kube-proxy iptables-mode rules for the lab's kube-dns Service, written in
+//! the format kube-proxy itself feeds to `iptables-restore` (nat table only),
+//! with chain names hashed the way kube-proxy hashes them.
+
+use std::fmt::Write as _;
+use std::net::SocketAddrV4;
+
+/// A ClusterIP Service with one or more ports, as kube-proxy sees it.
+#[derive(Debug, Clone)]
+pub struct ServiceRules {
+    /// `namespace/name`, e.g. `kube-system/kube-dns`.
+    pub service: String,
+    /// The ClusterIP.
+    pub cluster_ip: std::net::Ipv4Addr,
+    /// The ports: (port name, protocol `udp`/`tcp`, port).
+    pub ports: Vec<(String, String, u16)>,
+    /// Endpoints in the order kube-proxy writes them (IP:target port; the
+    /// lab's target port is the service port).
+    pub endpoints: Vec<SocketAddrV4>,
+    /// kube-proxy's `--cluster-cidr`: traffic from outside it is masqueraded.
+    pub cluster_cidr: String,
+}
+
+/// `KUBE-SVC-` + the first 16 characters of base32(sha256(servicePortName +
+/// protocol)), as kube-proxy names the per-service-port chain.
+/// `service_port_name` is `namespace/name:port` and `protocol` is lowercase.
+pub fn service_chain_name(service_port_name: &str, protocol: &str) -> String {
+    format!("KUBE-SVC-{}", hash16(&format!("{service_port_name}{protocol}")))
+}
+
+/// `KUBE-SEP-` + the first 16 characters of base32(sha256(servicePortName +
+/// protocol + endpoint)), the per-endpoint chain; `endpoint` is `ip:port`.
+pub fn endpoint_chain_name(service_port_name: &str, protocol: &str, endpoint: &str) -> String {
+    format!("KUBE-SEP-{}", hash16(&format!("{service_port_name}{protocol}{endpoint}")))
+}
+
+/// kube-proxy's probability for rule `i` of `n`: 1/(n-i), printed `%0.10f`.
+pub fn probability(remaining: usize) -> String {
+    format!("{:.10}", 1.0 / remaining as f64)
+}
+
+fn hash16(input: &str) -> String {
+    let digest = sha256(input.as_bytes());
+    let mut encoded = base32_std(&digest);
+    encoded.truncate(16);
+    encoded
+}
+
+impl ServiceRules {
+    /// The `iptables-restore` input for the nat table: the base chains
+    /// kube-proxy creates, the jumps from PREROUTING/OUTPUT/POSTROUTING, and
+    /// the Service's KUBE-SVC/KUBE-SEP chains (newer format: the endpoint in
+    /// the KUBE-SVC rule comment).
+    pub fn iptables_restore_input(&self) -> String {
+        let mut chains = vec![
+            "KUBE-SERVICES".to_string(),
+            "KUBE-NODEPORTS".to_string(),
+            "KUBE-POSTROUTING".to_string(),
+            "KUBE-MARK-MASQ".to_string(),
+        ];
+        let mut rules = vec![
+            r#"-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#
+                .to_string(),
+            r#"-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#
+                .to_string(),
+            r#"-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING"#
+                .to_string(),
+            "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000".to_string(),
+            "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN".to_string(),
+            "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000".to_string(),
+            r#"-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully"#
+                .to_string(),
+        ];
+        let mut service_rules = Vec::new();
+        for (port_name, protocol, port) in &self.ports {
+            let spn = format!("{}:{}", self.service, port_name);
+            let svc_chain = service_chain_name(&spn, protocol);
+            chains.push(svc_chain.clone());
+            let cip = self.cluster_ip;
+            service_rules.push(format!(
+                r#"-A KUBE-SERVICES -d {cip}/32 -p {protocol} -m comment --comment "{spn} cluster IP" -m {protocol} --dport {port} -j {svc_chain}"#
+            ));
+            rules.push(format!(
+                r#"-A {svc_chain} ! -s {cidr} -d {cip}/32 -p {protocol} -m comment --comment "{spn} cluster IP" -m {protocol} --dport {port} -j KUBE-MARK-MASQ"#,
+                cidr = self.cluster_cidr
+            ));
+            let n = self.endpoints.len();
+            let mut sep_rules = Vec::new();
+            for (i, endpoint) in self.endpoints.iter().enumerate() {
+                let ep = endpoint.to_string();
+                let sep_chain = endpoint_chain_name(&spn, protocol, &ep);
+                chains.push(sep_chain.clone());
+                let mut rule = format!(r#"-A {svc_chain} -m comment --comment "{spn} -> {ep}""#);
+                // Why: the last endpoint takes whatever the earlier rules
+                // left, so it carries no statistic match (as in kube-proxy).
+                if i + 1 < n {
+                    let _ = write!(
+                        rule,
+                        " -m statistic --mode random --probability {}",
+                        probability(n - i)
+                    );
+                }
+                let _ = write!(rule, " -j {sep_chain}");
+                rules.push(rule);
+                sep_rules.push(format!(
+                    r#"-A {sep_chain} -s {ip}/32 -m comment --comment "{spn}" -j KUBE-MARK-MASQ"#,
+                    ip = endpoint.ip()
+                ));
+                sep_rules.push(format!(
+                    r#"-A {sep_chain} -p {protocol} -m comment --comment "{spn}" -m {protocol} -j DNAT --to-destination {ep}"#
+                ));
+            }
+            rules.extend(sep_rules);
+        }
+        rules.extend(service_rules);
+        rules.push(
+            r#"-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"#
+                .to_string(),
+        );
+        let mut out = String::from("*nat\n");
+        for chain in ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] {
+            let _ = writeln!(out, ":{chain} ACCEPT [0:0]");
+        }
+        for chain in &chains {
+            let _ = writeln!(out, ":{chain} - [0:0]");
+        }
+        for rule in &rules {
+            let _ = writeln!(out, "{rule}");
+        }
+        out.push_str("COMMIT\n");
+        out
+    }
+}
+
+/// RFC 4648 base32 with the standard alphabet and `=` padding (Go's
+/// `base32.StdEncoding`).
+fn base32_std(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+    for chunk in data.chunks(5) {
+        let mut block = [0u8; 5];
+        block[..chunk.len()].copy_from_slice(chunk);
+        let bits = block.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        // Number of output characters that carry data for a partial block.
+        let used = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < used {
+                let index = ((bits >> (35 - 5 * i)) & 0x1f) as usize;
+                out.push(char::from(ALPHABET[index]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// SHA-256 (FIPS 180-4). Small and self-contained: the lab needs it only for
+/// kube-proxy chain names.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut message = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_len.to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (state, value) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *state = state.wrapping_add(value);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (i, word) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn sha256_known_vectors() {
+        assert_eq!(
+            hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Two blocks of padding.
+        assert_eq!(
+            hex(&sha256(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
+
+    #[test]
+    fn base32_rfc4648_vectors() {
+        assert_eq!(base32_std(b""), "");
+        assert_eq!(base32_std(b"f"), "MY======");
+        assert_eq!(base32_std(b"fo"), "MZXQ====");
+        assert_eq!(base32_std(b"foo"), "MZXW6===");
+        assert_eq!(base32_std(b"foob"), "MZXW6YQ=");
+        assert_eq!(base32_std(b"fooba"), "MZXW6YTB");
+        assert_eq!(base32_std(b"foobar"), "MZXW6YTBOI======");
+    }
+
+    /// The chain names in a real kube-proxy dump
+    /// (/work/shared/fixtures/kube-proxy/eks-1.10-hello.iptables).
+    #[test]
+    fn chain_names_match_a_real_kube_proxy_dump() {
+        assert_eq!(
+            service_chain_name("kube-system/kube-dns:dns", "udp"),
+            "KUBE-SVC-TCOU7JCQXEZGVUNU"
+        );
+        assert_eq!(
+            service_chain_name("kube-system/kube-dns:dns-tcp", "tcp"),
+            "KUBE-SVC-ERIFXISQEP7F7OF4"
+        );
+        assert_eq!(
+            service_chain_name("default/kubernetes:https", "tcp"),
+            "KUBE-SVC-NPX46M4PTMTKRN6Y"
+        );
+        assert_eq!(
+            endpoint_chain_name("kube-system/kube-dns:dns", "udp", "192.168.179.184:53"),
+            "KUBE-SEP-VMSA6O6SI2ZXLCX3"
+        );
+        assert_eq!(
+            endpoint_chain_name("kube-system/kube-dns:dns-tcp", "tcp", "192.168.179.184:53"),
+            "KUBE-SEP-B335W6MFC4JCQI26"
+        );
+    }
+
+    #[test]
+    fn probabilities_as_kube_proxy_prints_them() {
+        assert_eq!(probability(2), "0.5000000000");
+        assert_eq!(probability(3), "0.3333333333");
+        assert_eq!(probability(1), "1.0000000000");
+    }
+
+    #[test]
+    fn restore_input_has_statistic_on_all_but_the_last_endpoint() {
+        let rules = ServiceRules {
+            service: "kube-system/kube-dns".into(),
+            cluster_ip: "198.19.0.10".parse().unwrap(),
+            ports: vec![("dns".into(), "udp".into(), 53)],
+            endpoints: vec![
+                "198.18.2.2:53".parse().unwrap(),
+                "198.18.3.2:53".parse().unwrap(),
+                "198.18.4.2:53".parse().unwrap(),
+            ],
+            cluster_cidr: "198.18.0.0/16".into(),
+        };
+        let text = rules.iptables_restore_input();
+        let svc = service_chain_name("kube-system/kube-dns:dns", "udp");
+        let jumps: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "-A {svc} -m comment --comment \"kube-system/kube-dns:dns -> "
+                ))
+            })
+            .collect();
+        assert_eq!(jumps.len(), 3, "{text}");
+        assert!(jumps[0].contains("--probability 0.3333333333"));
+        assert!(jumps[1].contains("--probability 0.5000000000"));
+        assert!(!jumps[2].contains("statistic"));
+        assert!(text.contains("-m udp -j DNAT --to-destination 198.18.4.2:53"));
+        assert!(text.contains(
+            "-A KUBE-SERVICES -d 198.19.0.10/32 -p udp -m comment --comment \"kube-system/kube-dns:dns cluster IP\" -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU"
+        ));
+        assert!(text.starts_with("*nat\n") && text.ends_with("COMMIT\n"));
+    }
+}

@@ -1,0 +1,318 @@
+//! Shared harness for integration tests: run the real `ctdiag` binary, build
+//! a lab in network namespaces and tear it down again, also on panic.
+//!
+//! ```ignore
+//! mod common;
+//! use common::TestLab;
+//!
+//! #[test]
+//! fn something() {
+//!     if !common::require_root() {
+//!         return;
+//!     }
+//!     let lab = TestLab::up(&["--endpoints", "2"]);
+//!     let out = common::exec(&lab.client_ns(), &["dig", "+short", "kubernetes.default.svc.cluster.local"]);
+//!     assert_eq!(common::stdout(&out).trim(), "198.19.0.1");
+//!     let probe = common::ctdiag(&["probe", "--netns", &lab.client_ns(), "-o", "json"]);
+//!     // `lab` is torn down when it goes out of scope.
+//! }
+//! ```
+//!
+//! Every command run here is bounded by [`COMMAND_TIMEOUT`]: a command that
+//! hangs is killed and the test fails with what it printed.
+//!
+//! Network rule: only send traffic inside the lab's namespaces (198.18.0.0/15,
+//! 2001:db8::/32) or to loopback, never from the root namespace to anything
+//! else.
+
+// Each test crate uses a different subset of the helpers.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The longest any single command run by the harness may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Path of the `ctdiag` binary under test.
+pub const CTDIAG: &str = env!("CARGO_BIN_EXE_ctdiag");
+
+/// True when running as root (lab tests can run). Otherwise: outside CI
+/// prints why the test is skipped and returns false; with `CI=true`
+/// panics, because CI must never silently skip a lab test.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if is_ci() {
+        panic!("lab tests need root (network namespaces, iptables) and CI=true forbids skipping");
+    }
+    eprintln!(
+        "skipped: lab tests need root (network namespaces, iptables); run `sudo -E cargo test`"
+    );
+    false
+}
+
+/// True when `program` is on PATH. Outside CI a missing tool means "skip
+/// with a printed reason" (returns false); with `CI=true` it panics.
+pub fn require_tool(program: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    if found {
+        return true;
+    }
+    if is_ci() {
+        panic!("`{program}` is missing (install {package}) and CI=true forbids skipping");
+    }
+    eprintln!("skipped: `{program}` is missing; install {package}");
+    false
+}
+
+/// Whether `CI=true` is set.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A short prefix unique to this test process and call: `t<pid%10000>-<n>`.
+pub fn unique_prefix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("t{}-{n}", std::process::id() % 10000)
+}
+
+/// Runs a command to completion with stdin closed, killing it after
+/// [`COMMAND_TIMEOUT`] (then the test panics with its output so far).
+pub fn run(program: &str, args: &[&str]) -> Output {
+    run_with_timeout(program, args, COMMAND_TIMEOUT)
+}
+
+/// [`run`] with an explicit time limit.
+pub fn run_with_timeout(program: &str, args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{program}`: {e}"));
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let err_reader = std::thread::spawn(move || {
+            let _ = stderr.read_to_end(&mut err);
+            err
+        });
+        let _ = stdout.read_to_end(&mut out);
+        let err = err_reader.join().unwrap_or_default();
+        let status = child.wait();
+        let _ = tx.send((status, out, err));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok((status, stdout, stderr)) => Output {
+            status: status.unwrap_or_else(|e| panic!("waiting for `{program}`: {e}")),
+            stdout,
+            stderr,
+        },
+        Err(_) => {
+            // SAFETY: kill(2) on the PID of our own child.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("`{program} {}` did not finish within {timeout:?}", args.join(" "));
+        }
+    }
+}
+
+/// Runs `cmd[0] cmd[1..]` inside the named network namespace (`ip netns
+/// exec`, which also bind-mounts `/etc/netns/NS/resolv.conf`).
+pub fn exec(ns: &str, cmd: &[&str]) -> Output {
+    let mut args = vec!["netns", "exec", ns];
+    args.extend_from_slice(cmd);
+    run("ip", &args)
+}
+
+/// Runs the `ctdiag` binary under test.
+pub fn ctdiag(args: &[&str]) -> Output {
+    run(CTDIAG, args)
+}
+
+/// Runs the `ctdiag` binary under test inside a network namespace.
+pub fn ctdiag_in(ns: &str, args: &[&str]) -> Output {
+    let mut cmd = vec![CTDIAG];
+    cmd.extend_from_slice(args);
+    exec(ns, &cmd)
+}
+
+/// Stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Stdout parsed as one JSON document; panics with stdout and stderr if it
+/// is not.
+pub fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "output is not JSON ({e}); status {}\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            stdout(output),
+            stderr(output)
+        )
+    })
+}
+
+/// Panics with the command's output unless it exited 0.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// A lab built with the real binary (`ctdiag lab up --prefix P -o json`),
+/// torn down (`ctdiag lab down`) when dropped, also when the test panics.
+pub struct TestLab {
+    /// The lab's unique prefix.
+    pub prefix: String,
+    /// The JSON `lab up` printed (updated by [`TestLab::scenario`]):
+    /// prefix, namespaces {node, client, dns[]}, cluster_ip, port,
+    /// endpoints ["ip:port"], dns_server, resolv_conf, rules_mode,
+    /// state_dir, servers [{endpoint, namespace, address, kind, pid, alive,
+    /// state, delay_ms, drop_rate, drop_aaaa_rate, log}], scenarios [].
+    pub info: Value,
+}
+
+impl TestLab {
+    /// Builds a lab with a fresh prefix; `args` are extra `lab up` flags
+    /// (`--endpoints 3`, `--dns dnsmasq`, `--drop-aaaa-rate 0.5`, ...).
+    /// Panics if the lab cannot be built (call [`require_root`] first).
+    pub fn up(args: &[&str]) -> TestLab {
+        let prefix = unique_prefix();
+        let mut full = vec!["lab", "up", "--prefix", prefix.as_str(), "-o", "json"];
+        full.extend_from_slice(args);
+        // The guard exists before the command runs so that a half-built lab
+        // is removed even when `lab up` fails.
+        let mut lab = TestLab { prefix: prefix.clone(), info: Value::Null };
+        let output = ctdiag(&full);
+        assert_success(&output, &format!("ctdiag {}", full.join(" ")));
+        lab.info = json(&output);
+        assert_eq!(lab.info["prefix"], prefix.as_str());
+        lab
+    }
+
+    /// The node namespace (`PREFIX-node`): kube-proxy rules and conntrack.
+    pub fn node_ns(&self) -> String {
+        format!("{}-node", self.prefix)
+    }
+
+    /// The client pod namespace (`PREFIX-client`, 198.18.1.2).
+    pub fn client_ns(&self) -> String {
+        format!("{}-client", self.prefix)
+    }
+
+    /// Endpoint `n`'s namespace (`PREFIX-dnsN`, 1-based).
+    pub fn dns_ns(&self, n: u8) -> String {
+        format!("{}-dns{n}", self.prefix)
+    }
+
+    /// Endpoint `n`'s IP address (198.18.(n+1).2).
+    pub fn endpoint_ip(&self, n: u8) -> String {
+        format!("198.18.{}.2", n + 1)
+    }
+
+    /// The kube-dns ClusterIP (198.19.0.10).
+    pub fn cluster_ip(&self) -> String {
+        self.info["cluster_ip"].as_str().unwrap_or("198.19.0.10").to_string()
+    }
+
+    /// The endpoints currently in the rules, `ip:port`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.info["endpoints"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+
+    /// PIDs of the DNS servers that are running.
+    pub fn server_pids(&self) -> Vec<u32> {
+        self.info["servers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["pid"].as_u64().map(|p| p as u32)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Applies `ctdiag lab scenario NAME --prefix P -o json ARGS...`, stores
+    /// and returns the updated lab description. Panics if it fails.
+    pub fn scenario(&mut self, name: &str, args: &[&str]) -> Value {
+        let mut full =
+            vec!["lab", "scenario", name, "--prefix", self.prefix.as_str(), "-o", "json"];
+        full.extend_from_slice(args);
+        let output = ctdiag(&full);
+        assert_success(&output, &format!("ctdiag {}", full.join(" ")));
+        self.info = json(&output);
+        self.info.clone()
+    }
+
+    /// `ctdiag lab status --prefix P -o json` (output and parsed JSON, which
+    /// is `Null` when the command printed none).
+    pub fn status(&self) -> (Output, Value) {
+        let output = ctdiag(&["lab", "status", "--prefix", &self.prefix, "-o", "json"]);
+        let value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, value)
+    }
+
+    /// Runs a command in the client pod's namespace.
+    pub fn in_client(&self, cmd: &[&str]) -> Output {
+        exec(&self.client_ns(), cmd)
+    }
+
+    /// Runs a command in the node's namespace.
+    pub fn in_node(&self, cmd: &[&str]) -> Output {
+        exec(&self.node_ns(), cmd)
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let output = Command::new(CTDIAG)
+            .args(["lab", "down", "--prefix", &self.prefix])
+            .stdin(Stdio::null())
+            .output();
+        match output {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("lab down --prefix {} failed: {}", self.prefix, stderr(&o)),
+            Err(e) => eprintln!("lab down --prefix {} could not run: {e}", self.prefix),
+        }
+    }
+}
+
+/// Whether `pid` is a running process (a zombie waiting to be reaped does
+/// not count).
+pub fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
+    }
+}
