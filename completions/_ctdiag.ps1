@@ -95,17 +95,22 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: namespaces, DNS servers, state (idempotent)')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and DNS servers')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
+            [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
+            [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'ctdiag;lab;up' {
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)')
-            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'Number of CoreDNS endpoints behind the kube-dns ClusterIP')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)')
             [CompletionResult]::new('--dns', '--dns', [CompletionResultType]::ParameterName, 'DNS server run in each endpoint namespace')
+            [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Embedded responder: answer every query this many milliseconds late')
+            [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of all queries silently dropped')
+            [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
@@ -118,8 +123,8 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;down' {
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
@@ -132,8 +137,44 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;status' {
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;lab;scenario' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy: every endpoint)')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy: every endpoint)')
+            [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'slow-endpoint: answer this many milliseconds late')
+            [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'lossy: share (0 to 1) of all queries silently dropped')
+            [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'lossy: share (0 to 1) of AAAA queries silently dropped')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;lab;responder' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to answer on, UDP and TCP')
+            [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Answer every query this many milliseconds late')
+            [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Share (0 to 1) of all queries silently dropped')
+            [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Share (0 to 1) of AAAA queries silently dropped')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'UDP worker threads')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
@@ -146,9 +187,11 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;help' {
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: namespaces, DNS servers, state (idempotent)')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and DNS servers')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
+            [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
+            [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -159,6 +202,12 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;help;status' {
+            break
+        }
+        'ctdiag;lab;help;scenario' {
+            break
+        }
+        'ctdiag;lab;help;responder' {
             break
         }
         'ctdiag;lab;help;help' {
@@ -178,9 +227,11 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;lab' {
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: namespaces, DNS servers, state (idempotent)')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and DNS servers')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
+            [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
+            [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             break
         }
         'ctdiag;help;lab;up' {
@@ -190,6 +241,12 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;lab;status' {
+            break
+        }
+        'ctdiag;help;lab;scenario' {
+            break
+        }
+        'ctdiag;help;lab;responder' {
             break
         }
         'ctdiag;help;help' {

@@ -43,6 +43,12 @@ _ctdiag() {
             ctdiag__subcmd__help__subcmd__lab,down)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__down"
                 ;;
+            ctdiag__subcmd__help__subcmd__lab,responder)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__responder"
+                ;;
+            ctdiag__subcmd__help__subcmd__lab,scenario)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__scenario"
+                ;;
             ctdiag__subcmd__help__subcmd__lab,status)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__status"
                 ;;
@@ -55,6 +61,12 @@ _ctdiag() {
             ctdiag__subcmd__lab,help)
                 cmd="ctdiag__subcmd__lab__subcmd__help"
                 ;;
+            ctdiag__subcmd__lab,responder)
+                cmd="ctdiag__subcmd__lab__subcmd__responder"
+                ;;
+            ctdiag__subcmd__lab,scenario)
+                cmd="ctdiag__subcmd__lab__subcmd__scenario"
+                ;;
             ctdiag__subcmd__lab,status)
                 cmd="ctdiag__subcmd__lab__subcmd__status"
                 ;;
@@ -66,6 +78,12 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__lab__subcmd__help,help)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__help"
+                ;;
+            ctdiag__subcmd__lab__subcmd__help,responder)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__responder"
+                ;;
+            ctdiag__subcmd__lab__subcmd__help,scenario)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__scenario"
                 ;;
             ctdiag__subcmd__lab__subcmd__help,status)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__status"
@@ -134,7 +152,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab)
-            opts="up down status"
+            opts="up down status scenario responder"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,6 +166,34 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__responder)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__scenario)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -218,7 +264,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab)
-            opts="-o -q -v -h --output --color --quiet --verbose --help up down status help"
+            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,7 +324,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__help)
-            opts="up down status help"
+            opts="up down status scenario responder help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -319,6 +365,34 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__responder)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__scenario)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__lab__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -340,6 +414,106 @@ _ctdiag() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__responder)
+            opts="-o -q -v -h --listen --delay-ms --drop-rate --drop-aaaa-rate --threads --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop-aaaa-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__scenario)
+            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop-aaaa-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -382,7 +556,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__up)
-            opts="-p -o -q -v -h --prefix --endpoints --dns --output --color --quiet --verbose --help"
+            opts="-p -o -q -v -h --prefix --endpoints --dns --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -402,6 +576,18 @@ _ctdiag() {
                     ;;
                 --dns)
                     COMPREPLY=($(compgen -W "embedded dnsmasq" -- "${cur}"))
+                    return 0
+                    ;;
+                --delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop-aaaa-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --output)

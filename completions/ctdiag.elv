@@ -89,16 +89,21 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand up 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
-            cand down 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
-            cand status 'Show the lab''s namespaces, addresses, rules and DNS servers'
+            cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+            cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+            cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+            cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;up'= {
-            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
-            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
-            cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP'
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)'
             cand --dns 'DNS server run in each endpoint namespace'
+            cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
+            cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
+            cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -110,8 +115,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;lab;down'= {
-            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
-            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -123,8 +128,42 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;lab;status'= {
-            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
-            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)'
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;scenario'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand -e 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy: every endpoint)'
+            cand --endpoint 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy: every endpoint)'
+            cand --delay-ms 'slow-endpoint: answer this many milliseconds late'
+            cand --drop-rate 'lossy: share (0 to 1) of all queries silently dropped'
+            cand --drop-aaaa-rate 'lossy: share (0 to 1) of AAAA queries silently dropped'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;responder'= {
+            cand --listen 'Address to answer on, UDP and TCP'
+            cand --delay-ms 'Answer every query this many milliseconds late'
+            cand --drop-rate 'Share (0 to 1) of all queries silently dropped'
+            cand --drop-aaaa-rate 'Share (0 to 1) of AAAA queries silently dropped'
+            cand --threads 'UDP worker threads'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -136,9 +175,11 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;lab;help'= {
-            cand up 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
-            cand down 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
-            cand status 'Show the lab''s namespaces, addresses, rules and DNS servers'
+            cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+            cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+            cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+            cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;help;up'= {
@@ -146,6 +187,10 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;help;down'= {
         }
         &'ctdiag;lab;help;status'= {
+        }
+        &'ctdiag;lab;help;scenario'= {
+        }
+        &'ctdiag;lab;help;responder'= {
         }
         &'ctdiag;lab;help;help'= {
         }
@@ -160,15 +205,21 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;probe'= {
         }
         &'ctdiag;help;lab'= {
-            cand up 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
-            cand down 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
-            cand status 'Show the lab''s namespaces, addresses, rules and DNS servers'
+            cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+            cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+            cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+            cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
         }
         &'ctdiag;help;lab;up'= {
         }
         &'ctdiag;help;lab;down'= {
         }
         &'ctdiag;help;lab;status'= {
+        }
+        &'ctdiag;help;lab;scenario'= {
+        }
+        &'ctdiag;help;lab;responder'= {
         }
         &'ctdiag;help;help'= {
         }

@@ -75,23 +75,28 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l parallel -d 'Sho
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
 always\t'Always color'
 never\t'Never color'"
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s q -l quiet -d 'Print only findings that need attention (table output)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "down" -d 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and DNS servers'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of CoreDNS endpoints behind the kube-dns ClusterIP' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l dns -d 'DNS server run in each endpoint namespace' -r -f -a "embedded\t'ctdiag\'s own responder (hickory-proto), with optional delay and drops'
-dnsmasq\t'dnsmasq, a DNS server nobody here wrote'"
+dnsmasq\t'dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
@@ -101,7 +106,7 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
@@ -111,7 +116,7 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
@@ -121,14 +126,46 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and DNS servers'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s e -l endpoint -d 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy: every endpoint)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l delay-ms -d 'slow-endpoint: answer this many milliseconds late' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l drop-rate -d 'lossy: share (0 to 1) of all queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l drop-aaaa-rate -d 'lossy: share (0 to 1) of AAAA queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Answer every query this many milliseconds late' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Share (0 to 1) of all queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Share (0 to 1) of AAAA queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l threads -d 'UDP worker threads' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is rebuilt)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear the lab down: namespaces, DNS servers, state (idempotent)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and DNS servers'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -13,8 +13,8 @@ use common::TestLab;
 use serde_json::Value;
 
 /// `conntrack -S` parsed: cpu -> counter name -> value.
-fn conntrack_s(lab: &TestLab, ns: &str) -> BTreeMap<u64, BTreeMap<String, u64>> {
-    let out = lab.exec(ns, &["conntrack", "-S"]);
+fn conntrack_s(ns: &str) -> BTreeMap<u64, BTreeMap<String, u64>> {
+    let out = common::exec(ns, &["conntrack", "-S"]);
     assert!(out.status.success(), "conntrack -S failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut cpus = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -30,20 +30,10 @@ fn conntrack_s(lab: &TestLab, ns: &str) -> BTreeMap<u64, BTreeMap<String, u64>> 
     cpus
 }
 
-fn conntrack_c(lab: &TestLab, ns: &str) -> u64 {
-    let out = lab.exec(ns, &["conntrack", "-C"]);
+fn conntrack_c(ns: &str) -> u64 {
+    let out = common::exec(ns, &["conntrack", "-C"]);
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("conntrack -C prints a number")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout {} stderr {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 /// ctdiag's per-CPU counters as cpu -> name -> value.
@@ -129,10 +119,10 @@ fn stats_json_equals_conntrack_s_after_parallel_traffic() {
     let answered = parallel_lookups(&lab.client_ns(), 400);
     assert!(answered > 700, "the lab answered only {answered} of 800 queries");
 
-    let out = lab.ctdiag(&["stats", "--netns", &lab.node_ns(), "-o", "json"]);
-    let report = json(&out);
-    let reference = conntrack_s(&lab, &lab.node_ns());
-    let entries = conntrack_c(&lab, &lab.node_ns());
+    let out = common::ctdiag(&["stats", "--netns", &lab.node_ns(), "-o", "json"]);
+    let report = common::json(&out);
+    let reference = conntrack_s(&lab.node_ns());
+    let entries = conntrack_c(&lab.node_ns());
 
     assert_eq!(report["source"], "netlink");
     let ours = ctdiag_cpus(&report);
@@ -168,10 +158,11 @@ fn procfs_fallback_gives_the_netlink_numbers() {
     let lab = TestLab::up(&[]);
     parallel_lookups(&lab.client_ns(), 50);
     let node = lab.node_ns();
-    let netlink = json(&lab.ctdiag(&["stats", "--netns", &node, "-o", "json"]));
-    let forced = json(&lab.ctdiag(&["stats", "--netns", &node, "--procfs", "-o", "json"]));
+    let netlink = common::json(&common::ctdiag(&["stats", "--netns", &node, "-o", "json"]));
+    let forced =
+        common::json(&common::ctdiag(&["stats", "--netns", &node, "--procfs", "-o", "json"]));
     // A real lack of CAP_NET_ADMIN: ctnetlink refuses, ctdiag falls back.
-    let out = lab.exec(
+    let out = common::exec(
         &node,
         &[
             "setpriv",
@@ -179,13 +170,13 @@ fn procfs_fallback_gives_the_netlink_numbers() {
             "-net_admin",
             "--inh-caps",
             "-net_admin",
-            common::ctdiag_bin(),
+            common::CTDIAG,
             "stats",
             "-o",
             "json",
         ],
     );
-    let unprivileged = json(&out);
+    let unprivileged = common::json(&out);
     assert_eq!(netlink["source"], "netlink");
     for procfs in [&forced, &unprivileged] {
         assert_eq!(procfs["source"], "procfs");
@@ -208,7 +199,7 @@ fn watch_shows_the_traffic_of_the_interval() {
     }
     let lab = TestLab::up(&[]);
     let node = lab.node_ns();
-    let watcher = Command::new(common::ctdiag_bin())
+    let watcher = Command::new(common::CTDIAG)
         .args(["stats", "--netns", &node, "--watch", "1.5", "--count", "2", "-o", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -234,7 +225,10 @@ fn watch_shows_the_traffic_of_the_interval() {
     assert!(first["seconds"].as_f64().unwrap() >= 1.4);
     let found = first["delta"]["found"].as_u64().unwrap_or(0) as f64;
     let rate = first["rate_per_s"]["found"].as_f64().unwrap_or(-1.0);
-    assert!((rate - found / first["seconds"].as_f64().unwrap()).abs() < 1e-6, "rate = delta / seconds");
+    assert!(
+        (rate - found / first["seconds"].as_f64().unwrap()).abs() < 1e-6,
+        "rate = delta / seconds"
+    );
     assert!(first["entries"].as_u64().unwrap() > 0);
 }
 
@@ -244,7 +238,8 @@ fn pod_namespace_without_conntrack_says_where_to_look() {
         return;
     }
     let lab = TestLab::up(&[]);
-    let report = json(&lab.ctdiag(&["stats", "--netns", &lab.client_ns(), "-o", "json"]));
+    let report =
+        common::json(&common::ctdiag(&["stats", "--netns", &lab.client_ns(), "-o", "json"]));
     let codes: Vec<&str> =
         report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
     assert!(codes.contains(&"no-conntrack-activity"), "{codes:?}");
@@ -258,8 +253,8 @@ fn prometheus_output_carries_the_same_numbers() {
     let lab = TestLab::up(&[]);
     parallel_lookups(&lab.client_ns(), 20);
     let node = lab.node_ns();
-    let report = json(&lab.ctdiag(&["stats", "--netns", &node, "-o", "json"]));
-    let out = lab.ctdiag(&["stats", "--netns", &node, "-o", "prometheus"]);
+    let report = common::json(&common::ctdiag(&["stats", "--netns", &node, "-o", "json"]));
+    let out = common::ctdiag(&["stats", "--netns", &node, "-o", "prometheus"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for cpu in report["cpus"].as_array().unwrap() {
         let id = cpu["cpu"].as_u64().unwrap();
@@ -287,8 +282,13 @@ fn bad_input_exits_2_with_a_message() {
         &["stats", "-o", "yaml"],
     ];
     for args in cases {
-        let out = Command::new(common::ctdiag_bin()).args(*args).output().expect("run ctdiag");
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(common::CTDIAG).args(*args).output().expect("run ctdiag");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.trim().is_empty(), "{args:?}: no message");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
