@@ -1,7 +1,11 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
 //! a procfs fallback for the counters.
 
+pub mod procfs;
+pub mod socket;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use stats::{read_stats, Counters, CpuStats, Source, StatsSnapshot};
 

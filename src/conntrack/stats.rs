@@ -6,6 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use netlink_packet_core::Nla;
+use netlink_packet_netfilter::conntrack::ConntrackMessage;
+use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
+
+pub use super::procfs::read_stats_procfs;
+use super::socket::{CtSocket, IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_GET_STATS_CPU};
 use super::ConntrackError;
 
 /// `CTA_STATS_*` attribute numbers (include/uapi/linux/netfilter/nfnetlink_conntrack.h).
@@ -171,12 +177,131 @@ impl StatsSnapshot {
 }
 
 /// Reads the counters of the calling thread's network namespace: ctnetlink
-/// first, procfs when ctnetlink is refused (with a note saying so).
+/// first; when ctnetlink is refused or fails, procfs, with a note saying so.
 pub fn read_stats() -> Result<StatsSnapshot, ConntrackError> {
-    Err(ConntrackError::Unavailable("not implemented yet".into()))
+    let netlink_error = match read_stats_netlink() {
+        Ok(snapshot) => return Ok(snapshot),
+        Err(e) => e,
+    };
+    let denied = matches!(netlink_error, ConntrackError::PermissionDenied { .. });
+    match read_stats_procfs() {
+        Ok(mut snapshot) => {
+            snapshot.notes.push(if denied {
+                "ctnetlink refused the request (CAP_NET_ADMIN is needed); the counters were read \
+                 from /proc/net/stat/nf_conntrack instead"
+                    .to_string()
+            } else {
+                format!("ctnetlink failed ({netlink_error}); the counters were read from /proc/net/stat/nf_conntrack instead")
+            });
+            Ok(snapshot)
+        }
+        Err(procfs_error) if denied => Err(ConntrackError::PermissionDenied {
+            fallback: format!("; the procfs fallback failed too: {procfs_error}"),
+        }),
+        Err(_) => Err(netlink_error),
+    }
 }
 
-/// Reads the counters from procfs only.
-pub fn read_stats_procfs() -> Result<StatsSnapshot, ConntrackError> {
-    Err(ConntrackError::Unavailable("not implemented yet".into()))
+/// Reads the counters over ctnetlink: `IPCTNL_MSG_CT_GET_STATS_CPU` (one
+/// message per CPU) and `IPCTNL_MSG_CT_GET_STATS` (entries, max).
+pub fn read_stats_netlink() -> Result<StatsSnapshot, ConntrackError> {
+    let mut socket = CtSocket::open()?;
+    let per_cpu = socket.dump(
+        "IPCTNL_MSG_CT_GET_STATS_CPU",
+        AF_UNSPEC,
+        ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS_CPU, attributes: vec![] },
+    )?;
+    let mut cpus = per_cpu.iter().map(decode_cpu_stats).collect::<Result<Vec<_>, _>>()?;
+    cpus.sort_by_key(|c| c.cpu);
+    let global = socket.request(
+        "IPCTNL_MSG_CT_GET_STATS",
+        AF_UNSPEC,
+        ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS, attributes: vec![] },
+    )?;
+    let global = global.first().ok_or(ConntrackError::Malformed {
+        request: "IPCTNL_MSG_CT_GET_STATS",
+        detail: "the kernel sent no statistics message".into(),
+    })?;
+    let (entries, max_entries) = decode_global_stats(global)?;
+    Ok(StatsSnapshot { source: Source::Netlink, cpus, entries, max_entries, notes: Vec::new() })
+}
+
+/// `AF_UNSPEC`: the statistics are not per address family.
+const AF_UNSPEC: u8 = 0;
+
+/// The attributes of a conntrack message as (type, value) pairs, with the
+/// NLA_F_NESTED / NLA_F_NET_BYTEORDER flag bits cleared.
+fn raw_attributes(
+    message: &NetfilterMessage,
+    request: &'static str,
+    expected_type: u8,
+) -> Result<Vec<(u16, Vec<u8>)>, ConntrackError> {
+    match &message.inner {
+        NetfilterMessageInner::Conntrack(ConntrackMessage::Other { message_type, attributes })
+            if *message_type == expected_type =>
+        {
+            Ok(attributes
+                .iter()
+                .map(|nla| {
+                    let mut value = vec![0; nla.value_len()];
+                    nla.emit_value(&mut value);
+                    (nla.kind() & NLA_TYPE_MASK, value)
+                })
+                .collect())
+        }
+        other => Err(ConntrackError::Malformed {
+            request,
+            detail: format!("unexpected reply {other:?}"),
+        }),
+    }
+}
+
+/// `NLA_TYPE_MASK`: the attribute type without the flag bits.
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// A big-endian counter: u32 as the kernel sends them (u64 accepted too).
+fn be_counter(attr: u16, value: &[u8], request: &'static str) -> Result<u64, ConntrackError> {
+    match value.len() {
+        4 => Ok(u64::from(u32::from_be_bytes([value[0], value[1], value[2], value[3]]))),
+        8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(value);
+            Ok(u64::from_be_bytes(b))
+        }
+        n => Err(ConntrackError::Malformed {
+            request,
+            detail: format!("attribute {attr} ({}) has {n} bytes, expected 4", counter_name(attr)),
+        }),
+    }
+}
+
+/// Decodes one `IPCTNL_MSG_CT_GET_STATS_CPU` reply: the CPU from
+/// `nfgenmsg.res_id`, one counter per attribute (unknown ones kept).
+pub fn decode_cpu_stats(message: &NetfilterMessage) -> Result<CpuStats, ConntrackError> {
+    const REQUEST: &str = "IPCTNL_MSG_CT_GET_STATS_CPU";
+    let mut counters = Counters::default();
+    for (attr, value) in raw_attributes(message, REQUEST, IPCTNL_MSG_CT_GET_STATS_CPU)? {
+        counters.0.insert(attr, be_counter(attr, &value, REQUEST)?);
+    }
+    Ok(CpuStats { cpu: message.header.res_id, counters })
+}
+
+/// Decodes the `IPCTNL_MSG_CT_GET_STATS` reply into (entries, max).
+pub fn decode_global_stats(message: &NetfilterMessage) -> Result<(u64, u64), ConntrackError> {
+    const REQUEST: &str = "IPCTNL_MSG_CT_GET_STATS";
+    let (mut entries, mut max) = (None, None);
+    for (attr, value) in raw_attributes(message, REQUEST, IPCTNL_MSG_CT_GET_STATS)? {
+        match attr {
+            CTA_STATS_GLOBAL_ENTRIES => entries = Some(be_counter(attr, &value, REQUEST)?),
+            CTA_STATS_GLOBAL_MAX_ENTRIES => max = Some(be_counter(attr, &value, REQUEST)?),
+            _ => {}
+        }
+    }
+    match (entries, max) {
+        (Some(entries), Some(max)) => Ok((entries, max)),
+        _ => Err(ConntrackError::Malformed {
+            request: REQUEST,
+            detail: "entries or max_entries attribute missing".into(),
+        }),
+    }
 }

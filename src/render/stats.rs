@@ -33,6 +33,8 @@ pub fn table(ctx: &Context, report: &StatsReport) -> String {
         let mut header = vec!["cpu"];
         header.extend(names.iter().map(String::as_str));
         let mut t = new_table(ctx, &header);
+        // Numbers must not be wrapped mid-name: a wide table beats a broken one.
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
         for cpu in &report.cpus {
             let mut row = vec![num(cpu.cpu)];
             row.extend(names.iter().map(|n| cell_or_dash(value_of(&cpu.counters, n))));

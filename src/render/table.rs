@@ -15,6 +15,12 @@ pub fn new_table(ctx: &Context, header: &[&str]) -> Table {
     } else {
         table.enforce_styling();
     }
+    // Why: off a terminal comfy-table does not know a width and would not
+    // wrap; $COLUMNS or 120 keeps piped output readable.
+    if table.width().is_none() {
+        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(120);
+        table.set_width(width);
+    }
     table.set_header(header.iter().map(Cell::new));
     table
 }
@@ -37,21 +43,31 @@ pub fn severity_cell(ctx: &Context, severity: Severity) -> Cell {
     }
 }
 
-/// The findings as text: one block per finding with its evidence and
-/// remedy. With `-q`, info findings are left out.
+/// The findings as text: a headline per finding with its severity and
+/// code, then the evidence and the remedy, indented. With `-q`, info
+/// findings are left out.
 pub fn findings(ctx: &Context, findings: &[Finding]) -> String {
     let shown: Vec<&Finding> =
         findings.iter().filter(|f| !ctx.quiet || f.severity >= Severity::Warning).collect();
     if shown.is_empty() {
         return if ctx.quiet { String::new() } else { "No findings.\n".to_string() };
     }
-    let mut table = new_table(ctx, &["severity", "finding", "evidence / remedy"]);
+    let mut out = String::new();
     for f in shown {
-        table.add_row(vec![
-            severity_cell(ctx, f.severity),
-            Cell::new(format!("{}\n({})", f.summary, f.code)),
-            Cell::new(format!("{}\n-> {}", f.evidence, f.remedy)),
-        ]);
+        let label = format!("{:<8}", f.severity.as_str().to_uppercase());
+        let label = if ctx.color {
+            let code = match f.severity {
+                Severity::Info => "36",
+                Severity::Warning => "33",
+                Severity::Critical => "1;31",
+            };
+            format!("\x1b[{code}m{label}\x1b[0m")
+        } else {
+            label
+        };
+        out.push_str(&format!("{label} {} [{}]\n", f.summary, f.code));
+        out.push_str(&format!("         evidence: {}\n", f.evidence));
+        out.push_str(&format!("         remedy:   {}\n", f.remedy));
     }
-    format!("{table}\n")
+    out
 }
