@@ -1,1 +1,5 @@
 //! DNS: queries and answers with hickory-proto, the probe engine, resolv.conf.
+
+pub mod engine;
+pub mod resolv;
+pub mod wire;

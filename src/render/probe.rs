@@ -1,0 +1,140 @@
+//! Rendering of `ctdiag probe` reports (table) and its progress bar.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use comfy_table::Cell;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::commands::probe::ProbeReport;
+use crate::render::table::{findings, new_table, num};
+use crate::render::Context;
+
+/// A progress bar on stderr: lookups done of `count`, or a spinner with the
+/// number done for a `--duration` run.
+pub fn progress_bar(count: Option<u64>, duration: Option<Duration>) -> ProgressBar {
+    let bar = match count {
+        Some(n) => {
+            let bar = ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "probing {bar:30} {pos}/{len} lookups ({per_sec}, {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        }
+        None => {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let total =
+                duration.map(|d| format!(" of {:.0} s", d.as_secs_f64())).unwrap_or_default();
+            if let Ok(style) = ProgressStyle::with_template(&format!(
+                "{{spinner}} probing: {{pos}} lookups, {{elapsed}}{total}"
+            )) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        }
+    };
+    bar
+}
+
+fn ms(value: Option<f64>) -> Cell {
+    match value {
+        Some(v) => num(format!("{v:.3}")),
+        None => Cell::new("-"),
+    }
+}
+
+/// The report for people: what was probed, the counts, the latency, the
+/// conntrack evidence, the findings.
+pub fn table(ctx: &Context, report: &ProbeReport) -> String {
+    let mut out = String::new();
+    if !ctx.quiet {
+        let _ = writeln!(
+            out,
+            "probe {} ({}) mode {} from {}; names: {}",
+            report.server,
+            report.server_from,
+            report.mode.as_str(),
+            report.netns.as_deref().unwrap_or("the current namespace"),
+            report.names.join(", "),
+        );
+        let mut t = new_table(
+            ctx,
+            &[
+                "lookups",
+                "queries",
+                "answered",
+                "lost",
+                "lost A",
+                "lost AAAA",
+                "one of pair lost",
+                "both lost",
+                "would wait timeout",
+            ],
+        );
+        t.add_row(vec![
+            num(report.lookups),
+            num(report.queries_sent),
+            num(report.answered),
+            num(report.lost),
+            num(report.lost_by_type.get("A").copied().unwrap_or(0)),
+            num(report.lost_by_type.get("AAAA").copied().unwrap_or(0)),
+            num(report.one_lost_lookups),
+            num(report.both_lost_lookups),
+            num(report.resolver_timeout_lookups),
+        ]);
+        let _ = writeln!(out, "{t}");
+        let mut t =
+            new_table(ctx, &["latency ms", "p50", "p90", "p99", "max", "answered/s", "run s"]);
+        t.add_row(vec![
+            Cell::new("lookup"),
+            ms(report.latency_ms.p50),
+            ms(report.latency_ms.p90),
+            ms(report.latency_ms.p99),
+            ms(report.latency_ms.max),
+            num(format!("{:.1}", report.answered_per_s)),
+            num(format!("{:.3}", report.duration_s)),
+        ]);
+        let _ = writeln!(out, "{t}");
+        if ctx.verbose > 0 {
+            let mut t = new_table(ctx, &["latency ≤ ms", "lookups"]);
+            for bucket in &report.latency_histogram {
+                let bound = bucket.le_ms.map_or("+inf".to_string(), |b| format!("{b}"));
+                t.add_row(vec![num(bound), num(bucket.count)]);
+            }
+            let _ = writeln!(out, "{t}");
+        }
+        let rcodes: Vec<String> = report.rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            out,
+            "rcodes: {}   ICMP errors: {}   timed out: {}   send errors: {}   stray packets: {}",
+            if rcodes.is_empty() { "-".to_string() } else { rcodes.join(", ") },
+            report.refused,
+            report.timed_out,
+            report.send_errors,
+            report.stray.total(),
+        );
+        match &report.conntrack_delta {
+            Some(d) => {
+                let show = |v: Option<u64>| v.map_or("n/a".to_string(), |v| format!("+{v}"));
+                let _ = writeln!(
+                    out,
+                    "conntrack: insert_failed {}  drop {}  early_drop {}  clash_resolve {}  ({})",
+                    show(d.insert_failed),
+                    show(d.drop),
+                    show(d.early_drop),
+                    show(d.clash_resolve),
+                    report.conntrack_note,
+                );
+            }
+            None => {
+                let _ = writeln!(out, "conntrack: {}", report.conntrack_note);
+            }
+        }
+        let _ = writeln!(out, "verdict: {}\n", report.verdict);
+    }
+    out.push_str(&findings(ctx, &report.findings));
+    out
+}
