@@ -1,0 +1,353 @@
+//! `ctdiag probe` against real sockets: argument checks, a loopback
+//! responder that misbehaves on purpose (strict matching), and labs where
+//! the kernel's own counters (`conntrack -S`) are the reference.
+//!
+//! Network rule: probes only go to loopback or into lab namespaces; every
+//! probe here sets `--server` to loopback or runs with `--netns` in a lab.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestLab;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use serde_json::Value;
+
+/// Sum of one counter over all CPUs of `conntrack -S` in `ns`.
+fn conntrack_s_total(ns: &str, counter: &str) -> u64 {
+    let out = common::exec(ns, &["conntrack", "-S"]);
+    assert!(out.status.success(), "conntrack -S failed: {}", common::stderr(&out));
+    common::stdout(&out)
+        .lines()
+        .flat_map(|line| line.split_whitespace())
+        .filter_map(|field| field.split_once('='))
+        .filter(|(name, _)| *name == counter)
+        .map(|(_, value)| value.parse::<u64>().expect("counter value"))
+        .sum()
+}
+
+fn u(report: &Value, field: &str) -> u64 {
+    report[field].as_u64().unwrap_or_else(|| panic!("{field} is not a number in {report:#}"))
+}
+
+fn probe_in_lab(lab: &TestLab, args: &[&str]) -> (std::process::Output, Value) {
+    let client = lab.client_ns();
+    let node = lab.node_ns();
+    let mut full = vec!["probe", "--netns", &client, "--stats-netns", &node, "-o", "json"];
+    full.extend_from_slice(args);
+    let out = common::ctdiag(&full);
+    let report = common::json(&out);
+    (out, report)
+}
+
+// ---------- no root needed ----------
+
+#[test]
+fn bad_input_is_a_usage_error_with_a_clear_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--server", "not-an-ip"], "not an IP address"),
+        (&["--server", "127.0.0.1:0"], "port 0"),
+        (&["--server", "127.0.0.1:70000"], "out of range"),
+        (&["--server", "127.0.0.1", "--name", "bad..name"], "empty label"),
+        (&["--server", "127.0.0.1", "--name", "has space.org"], "not allowed"),
+        (&["--server", "127.0.0.1", "--count", "0"], "--count 0"),
+        (&["--server", "127.0.0.1", "--rate=-5"], "--rate"),
+        (&["--server", "127.0.0.1", "--rate", "NaN"], "--rate"),
+        (&["--server", "127.0.0.1", "--concurrency", "0"], "--concurrency"),
+        (&["--server", "127.0.0.1", "--timeout", "0"], "--timeout"),
+        (&["--server", "127.0.0.1", "--duration", "forever"], "--duration"),
+        (&["--server", "127.0.0.1", "--count", "1000000", "--rate", "1"], "limit per run"),
+        (&["--server", "127.0.0.1", "--netns", "/nonexistent/ns"], "does not exist"),
+        (&["--server", "127.0.0.1", "--mode", "bogus"], "bogus"),
+        (&["--server", "127.0.0.1", "--count", "5", "--duration", "1s"], "cannot be used"),
+        (&["--server", "127.0.0.1", "-o", "prometheus"], "Prometheus"),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["probe"];
+        full.extend_from_slice(args);
+        let out = common::ctdiag(&full);
+        assert_eq!(out.status.code(), Some(2), "{full:?}: {}", common::stderr(&out));
+        assert!(
+            common::stderr(&out).contains(expected),
+            "{full:?}: stderr lacks {expected:?}: {}",
+            common::stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{full:?} printed a report: {}", common::stdout(&out));
+    }
+}
+
+/// A loopback port nobody listens on (bound, then released).
+fn closed_loopback_port() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+#[test]
+fn unreachable_server_counts_icmp_errors_and_exits_2_without_hanging() {
+    let server = closed_loopback_port().to_string();
+    for mode in ["parallel", "threads", "sequential", "reopen", "tcp"] {
+        let started = Instant::now();
+        let out = common::ctdiag(&[
+            "probe", "--server", &server, "--count", "20", "--rate", "0", "--mode", mode,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{mode}: {}", common::stderr(&out));
+        let err = common::stderr(&out);
+        assert!(err.contains("ICMP errors") && err.contains(&server), "{mode}: {err}");
+        // ICMP port unreachable arrives at once: far below one --timeout
+        // (2 s) per lookup.
+        assert!(started.elapsed() < Duration::from_secs(10), "{mode} took {:?}", started.elapsed());
+    }
+}
+
+/// How the loopback responder misbehaves before it answers correctly.
+struct Responder {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.handle.take() {
+            handle.join().unwrap();
+        }
+    }
+}
+
+fn reply(query: &Message, id: u16, name: Option<&str>, tc: bool) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+    m.metadata.truncation = tc;
+    let q = &query.queries[0];
+    let name = name.map_or_else(|| q.name().clone(), |n| Name::from_ascii(n).unwrap());
+    m.add_query(Query::query(name, q.query_type()));
+    m.to_vec().unwrap()
+}
+
+/// Answers every lookup's pair once both queries are in: before each real
+/// answer it sends a wrong-ID, a wrong-question and a TC copy, and the A
+/// answer twice (a duplicate), all before the AAAA answer.
+fn misbehaving_responder() -> Responder {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let address = socket.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut pending: std::collections::HashMap<SocketAddr, Message> = Default::default();
+        let mut buf = [0u8; 1500];
+        while !stop_flag.load(Ordering::SeqCst) {
+            let Ok((len, peer)) = socket.recv_from(&mut buf) else { continue };
+            let query = Message::from_vec(&buf[..len]).unwrap();
+            let Some(first) = pending.remove(&peer) else {
+                pending.insert(peer, query);
+                continue;
+            };
+            let (a, aaaa) = if first.queries[0].query_type() == RecordType::A {
+                (first, query)
+            } else {
+                (query, first)
+            };
+            let ids = [a.metadata.id, aaaa.metadata.id];
+            for q in [&a, &aaaa] {
+                let id = q.metadata.id;
+                // An ID that is neither query's.
+                let mut wrong = id.wrapping_add(1);
+                while ids.contains(&wrong) {
+                    wrong = wrong.wrapping_add(1);
+                }
+                socket.send_to(&reply(q, wrong, None, false), peer).unwrap();
+                socket.send_to(&reply(q, id, Some("other.cluster.local."), false), peer).unwrap();
+                socket.send_to(&reply(q, id, None, true), peer).unwrap();
+            }
+            let answer_a = reply(&a, a.metadata.id, None, false);
+            socket.send_to(&answer_a, peer).unwrap();
+            socket.send_to(&answer_a, peer).unwrap();
+            socket.send_to(&reply(&aaaa, aaaa.metadata.id, None, false), peer).unwrap();
+        }
+    });
+    Responder { address, stop, handle: Some(handle) }
+}
+
+#[test]
+fn strict_matching_against_a_misbehaving_loopback_responder() {
+    let responder = misbehaving_responder();
+    let server = responder.address.to_string();
+    let out = common::ctdiag(&[
+        "probe",
+        "--server",
+        &server,
+        "--count",
+        "50",
+        "--rate",
+        "0",
+        "--concurrency",
+        "8",
+        "--mode",
+        "parallel",
+        "-o",
+        "json",
+    ]);
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(u(&report, "lookups"), 50);
+    assert_eq!(u(&report, "queries_sent"), 100);
+    assert_eq!(u(&report, "answered"), 100);
+    assert_eq!(u(&report, "lost"), 0);
+    let stray = &report["stray"];
+    assert_eq!(stray["wrong_id"], 100, "{stray}");
+    assert_eq!(stray["wrong_question"], 100, "{stray}");
+    assert_eq!(stray["truncated"], 100, "{stray}");
+    assert_eq!(stray["duplicate"], 50, "{stray}");
+    assert_eq!(stray["wrong_source"], 0, "{stray}");
+    assert_eq!(report["rcodes"]["NOERROR"], 100);
+    assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    let max = report["latency_ms"]["max"].as_f64().unwrap();
+    assert!(report["latency_ms"]["p99"].as_f64().unwrap() <= max);
+    assert!(report["findings"].as_array().unwrap().iter().any(|f| f["code"] == "stray-packets"));
+}
+
+#[test]
+fn silent_server_loses_every_query_within_the_timeout() {
+    // Bound and never read: queries are accepted by the kernel and never answered.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = common::ctdiag(&[
+        "probe",
+        "--server",
+        &server,
+        "--count",
+        "10",
+        "--rate",
+        "0",
+        "--timeout",
+        "300",
+        "-o",
+        "json",
+    ]);
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(u(&report, "lost"), 20);
+    assert_eq!(u(&report, "both_lost_lookups"), 10);
+    assert_eq!(u(&report, "resolver_timeout_lookups"), 10);
+    assert!(report["latency_ms"]["p50"].is_null());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+// ---------- labs (root) ----------
+
+#[test]
+fn threads_mode_clashes_match_conntrack_s_and_nothing_is_lost() {
+    if !common::require_root() || !common::require_tool("conntrack", "conntrack") {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let before = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+    let (out, report) =
+        probe_in_lab(&lab, &["--mode", "threads", "--count", "2000", "--rate", "0"]);
+    let after = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["server"], "198.19.0.10:53");
+    assert_eq!(report["mode"], "threads");
+    assert_eq!(u(&report, "lookups"), 2000);
+    assert_eq!(u(&report, "lost"), 0, "{report:#}");
+    let clashes = report["conntrack_delta"]["clash_resolve"].as_u64().expect("clash_resolve");
+    assert!(clashes > 0, "no clash in 2000 threaded lookups: {report:#}");
+    assert_eq!(clashes, after - before, "ctdiag's delta differs from conntrack -S");
+    assert_eq!(report["findings"][0]["code"], "conntrack-clashes-resolved");
+}
+
+#[test]
+fn every_mode_answers_in_a_healthy_lab() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    for mode in ["parallel", "sequential", "reopen", "tcp"] {
+        let (out, report) = probe_in_lab(&lab, &["--mode", mode, "--count", "200", "--rate", "0"]);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {report:#}");
+        assert_eq!(report["mode"], mode);
+        assert_eq!(u(&report, "answered"), 400, "{mode}: {report:#}");
+        assert_eq!(report["rcodes"]["NOERROR"], 400, "{mode}");
+        assert!(report["conntrack_delta"].is_object(), "{mode}: {report:#}");
+    }
+    // `--parallel` is the spelling users type.
+    let (out, report) = probe_in_lab(&lab, &["--parallel", "--count", "20"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(report["mode"], "parallel");
+}
+
+#[test]
+fn dead_endpoint_loses_about_half_of_the_lookups() {
+    if !common::require_root() {
+        return;
+    }
+    let mut lab = TestLab::up(&["--endpoints", "2"]);
+    lab.scenario("dead-endpoint", &[]);
+    let (out, report) = probe_in_lab(
+        &lab,
+        &["--count", "300", "--rate", "0", "--timeout", "500", "--concurrency", "64"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let lookups = u(&report, "lookups") as f64;
+    let hit = (u(&report, "one_lost_lookups") + u(&report, "both_lost_lookups")) as f64;
+    let share = hit / lookups;
+    assert!((0.3..=0.7).contains(&share), "share of lookups with a loss {share}: {report:#}");
+    assert!(u(&report, "lost") > 0);
+    assert_eq!(u(&report, "lost"), u(&report, "queries_sent") - u(&report, "answered"));
+    let severity = report["findings"][0]["severity"].as_str().unwrap();
+    assert!(severity == "warning" || severity == "critical", "{report:#}");
+}
+
+#[test]
+fn injected_aaaa_loss_shows_as_one_lost_lookups() {
+    if !common::require_root() {
+        return;
+    }
+    let rate = 0.2;
+    let lab = TestLab::up(&["--drop-aaaa-rate", "0.2"]);
+    let (out, report) = probe_in_lab(
+        &lab,
+        &["--count", "1000", "--rate", "0", "--timeout", "500", "--concurrency", "64"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let share = u(&report, "one_lost_lookups") as f64 / u(&report, "lookups") as f64;
+    // Binomial(1000, 0.2): sd 0.0126; 0.05 is about four sd.
+    assert!((share - rate).abs() < 0.05, "one_lost share {share}: {report:#}");
+    assert_eq!(report["lost_by_type"]["A"], 0, "{report:#}");
+    assert_eq!(u(&report, "both_lost_lookups"), 0);
+    assert_eq!(report["lost_by_type"]["AAAA"].as_u64(), Some(u(&report, "one_lost_lookups")));
+}
+
+#[test]
+fn dnsmasq_endpoints_answer_every_mode() {
+    if !common::require_root() || !common::require_tool("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let lab = TestLab::up(&["--dns", "dnsmasq"]);
+    for mode in ["parallel", "threads", "tcp"] {
+        let (out, report) = probe_in_lab(&lab, &["--mode", mode, "--count", "300", "--rate", "0"]);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {report:#}");
+        assert_eq!(u(&report, "answered"), 600, "{mode}: {report:#}");
+        assert_eq!(report["rcodes"]["NOERROR"], 600, "{mode}");
+    }
+}
+
+#[test]
+fn missing_nameserver_names_the_resolv_conf() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let file = format!("/etc/netns/{}/resolv.conf", lab.client_ns());
+    std::fs::write(&file, "search cluster.local\noptions ndots:5\n").unwrap();
+    let out = common::ctdiag(&["probe", "--netns", &lab.client_ns(), "--count", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains(&file), "{}", common::stderr(&out));
+    assert!(out.stdout.is_empty());
+}
