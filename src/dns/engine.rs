@@ -336,6 +336,15 @@ impl Lookup {
         }
     }
 
+    /// An ICMP error is reported once per socket, to whichever call comes
+    /// first (often the second send). It applies to the whole flow, so the
+    /// other open query of the lookup has failed too.
+    fn spread_refusal(&mut self) {
+        if self.queries.iter().any(|q| q.state == QueryState::Failed(Failure::Refused)) {
+            self.fail_open_queries(Failure::Refused);
+        }
+    }
+
     /// Times out pending queries whose deadline passed; for a TCP
     /// connection still connecting, the lookup's start counts.
     fn expire(&mut self, now: Instant, timeout: Duration) {
@@ -432,12 +441,15 @@ impl SpinBarrier {
     }
 }
 
-/// A pair of threads that each send one query on the same socket, released
-/// together by a spinning barrier.
+/// The second sender of [`Mode::Threads`]: a helper thread that sends the
+/// AAAA query while the engine thread sends the A query, both released by
+/// one spinning barrier. Why the engine thread is the other sender: one
+/// thread wake-up per lookup instead of three.
 struct SenderPair {
-    jobs: [mpsc::Sender<SendJob>; 2],
-    done: mpsc::Receiver<(usize, Instant, io::Result<usize>)>,
-    handles: Vec<JoinHandle<()>>,
+    jobs: mpsc::Sender<SendJob>,
+    done: mpsc::Receiver<(Instant, io::Result<usize>)>,
+    barrier: Arc<SpinBarrier>,
+    handle: JoinHandle<()>,
 }
 
 struct SendJob {
@@ -449,64 +461,46 @@ impl SenderPair {
     fn spawn() -> Result<Self> {
         let barrier = Arc::new(SpinBarrier::default());
         let (done_tx, done) = mpsc::channel();
-        let mut jobs = Vec::new();
-        let mut handles = Vec::new();
-        for which in 0..2 {
-            let (tx, rx) = mpsc::channel::<SendJob>();
-            let barrier = Arc::clone(&barrier);
-            let done_tx = done_tx.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("probe-send-{which}"))
-                .spawn(move || {
-                    for job in rx {
-                        barrier.wait();
-                        let sent = job.socket.send(&job.bytes);
-                        let at = Instant::now();
-                        drop(job);
-                        if done_tx.send((which, at, sent)).is_err() {
-                            break;
-                        }
+        let (jobs, rx) = mpsc::channel::<SendJob>();
+        let helper_barrier = Arc::clone(&barrier);
+        let handle = std::thread::Builder::new()
+            .name("probe-send".into())
+            .spawn(move || {
+                for job in rx {
+                    helper_barrier.wait();
+                    let sent = job.socket.send(&job.bytes);
+                    let at = Instant::now();
+                    drop(job);
+                    if done_tx.send((at, sent)).is_err() {
+                        break;
                     }
-                })
-                .map_err(|e| Error::Runtime(format!("cannot start a sender thread: {e}")))?;
-            jobs.push(tx);
-            handles.push(handle);
-        }
-        let jobs: [mpsc::Sender<SendJob>; 2] =
-            jobs.try_into().map_err(|_| Error::Runtime("sender thread setup failed".into()))?;
-        Ok(SenderPair { jobs, done, handles })
+                }
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start a sender thread: {e}")))?;
+        Ok(SenderPair { jobs, done, barrier, handle })
     }
 
-    /// Sends both queries at the same instant; the send results in query
-    /// order.
+    /// Sends both queries at the same instant, A from this thread and AAAA
+    /// from the helper; the send results in query order.
     fn send(
         &self,
         socket: &Arc<UdpSocket>,
         bytes: [&[u8]; 2],
     ) -> Result<[(Instant, io::Result<usize>); 2]> {
-        let broken = || Error::Runtime("a sender thread stopped unexpectedly".into());
-        for (tx, b) in self.jobs.iter().zip(bytes) {
-            tx.send(SendJob { socket: Arc::clone(socket), bytes: b.to_vec() })
-                .map_err(|_| broken())?;
-        }
-        let mut out: [Option<(Instant, io::Result<usize>)>; 2] = [None, None];
-        for _ in 0..2 {
-            let (which, at, sent) = self.done.recv().map_err(|_| broken())?;
-            if let Some(slot) = out.get_mut(which) {
-                *slot = Some((at, sent));
-            }
-        }
-        match out {
-            [Some(a), Some(b)] => Ok([a, b]),
-            _ => Err(broken()),
-        }
+        let broken = || Error::Runtime("the sender thread stopped unexpectedly".into());
+        self.jobs
+            .send(SendJob { socket: Arc::clone(socket), bytes: bytes[1].to_vec() })
+            .map_err(|_| broken())?;
+        self.barrier.wait();
+        let sent_a = socket.send(bytes[0]);
+        let at_a = Instant::now();
+        let (at_aaaa, sent_aaaa) = self.done.recv().map_err(|_| broken())?;
+        Ok([(at_a, sent_a), (at_aaaa, sent_aaaa)])
     }
 
     fn shutdown(self) {
         drop(self.jobs);
-        for handle in self.handles {
-            let _ = handle.join();
-        }
+        let _ = self.handle.join();
     }
 }
 
@@ -814,6 +808,7 @@ impl<'a> Engine<'a> {
                 }
             },
         }
+        lookup.spread_refusal();
         self.active.push(lookup);
         Ok(())
     }
@@ -904,6 +899,10 @@ impl<'a> Engine<'a> {
                     send_one(lookup, 1, &socket);
                 } else {
                     lookup.queries[1].state = QueryState::Failed(Failure::SendError);
+                }
+                // Not for reopen: the AAAA socket is another flow.
+                if self.config.mode == Mode::Sequential {
+                    lookup.spread_refusal();
                 }
             }
             if !lookup.finished() {
