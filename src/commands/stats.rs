@@ -428,13 +428,7 @@ fn sample(
             (name.into_owned(), if seconds > 0.0 { value as f64 / seconds } else { 0.0 })
         })
         .collect();
-    let findings = analyze(
-        &delta,
-        now.entries,
-        now.max_entries,
-        Window::Interval(seconds),
-        &Kernel::running(),
-    );
+    let findings = analyze(&delta, now.entries, now.max_entries, Window::Interval(seconds), kernel);
     WatchSample {
         interval,
         seconds,
