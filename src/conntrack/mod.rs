@@ -1,9 +1,15 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
 //! a procfs fallback for the counters.
 
+pub mod procfs;
+pub mod socket;
 pub mod stats;
 
-pub use stats::{read_stats, Counters, CpuStats, Source, StatsSnapshot};
+pub use procfs::{parse_proc_stat, read_stats_procfs};
+pub use socket::{AckOutcome, CtnetlinkSocket, Reply};
+pub use stats::{
+    read_stats, read_stats_from, read_stats_netlink, Counters, CpuStats, Source, StatsSnapshot,
+};
 
 /// What can go wrong talking to conntrack.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,14 @@ pub enum ConntrackError {
         request: &'static str,
         /// How many attempts were made.
         attempts: u32,
+    },
+    /// The kernel did not answer within the receive timeout.
+    #[error("the kernel did not answer the {request} request within {seconds} s; ctnetlink may be stuck or the namespace gone; try again")]
+    Timeout {
+        /// What was asked.
+        request: &'static str,
+        /// The receive timeout that expired.
+        seconds: u64,
     },
     /// A procfs file did not parse.
     #[error("cannot parse {path}: {detail}")]

@@ -6,6 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use netlink_packet_core::{DefaultNla, Nla, NLA_TYPE_MASK};
+use netlink_packet_netfilter::conntrack::ConntrackMessage;
+use netlink_packet_netfilter::{NetfilterMessageInner, NetfilterProtoFamily};
+
+use super::procfs::read_stats_procfs;
+use super::socket::{CtnetlinkSocket, Reply, IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_GET_STATS_CPU};
 use super::ConntrackError;
 
 /// `CTA_STATS_*` attribute numbers (include/uapi/linux/netfilter/nfnetlink_conntrack.h).
@@ -173,5 +179,207 @@ impl StatsSnapshot {
 /// Reads the counters of the calling thread's network namespace: ctnetlink
 /// first, procfs when ctnetlink is refused (with a note saying so).
 pub fn read_stats() -> Result<StatsSnapshot, ConntrackError> {
-    Err(ConntrackError::Unavailable("not implemented yet".into()))
+    match read_stats_netlink() {
+        Err(ConntrackError::PermissionDenied { .. }) => match read_stats_procfs() {
+            Ok(mut snapshot) => {
+                snapshot.notes.push(
+                    "ctnetlink refused the request (CAP_NET_ADMIN is needed); the counters were read from /proc/net/stat/nf_conntrack instead"
+                        .into(),
+                );
+                Ok(snapshot)
+            }
+            Err(procfs_error) => Err(ConntrackError::PermissionDenied {
+                fallback: format!("; the procfs fallback failed too: {procfs_error}"),
+            }),
+        },
+        other => other,
+    }
+}
+
+/// Reads the counters from the given source only, with no fallback
+/// (`ctdiag stats --procfs`).
+pub fn read_stats_from(source: Source) -> Result<StatsSnapshot, ConntrackError> {
+    match source {
+        Source::Netlink => read_stats_netlink(),
+        Source::Procfs => read_stats_procfs(),
+    }
+}
+
+/// Request name of the per-CPU dump, for errors.
+const REQUEST_STATS_CPU: &str = "IPCTNL_MSG_CT_GET_STATS_CPU";
+/// Request name of the global statistics, for errors.
+const REQUEST_STATS: &str = "IPCTNL_MSG_CT_GET_STATS";
+
+/// Reads the counters over ctnetlink, on a socket opened in the calling
+/// thread's network namespace.
+pub fn read_stats_netlink() -> Result<StatsSnapshot, ConntrackError> {
+    let mut socket = CtnetlinkSocket::open()?;
+    read_stats_on(&mut socket)
+}
+
+/// Reads the counters over ctnetlink on an open socket: the per-CPU dump,
+/// then the global fill.
+pub fn read_stats_on(socket: &mut CtnetlinkSocket) -> Result<StatsSnapshot, ConntrackError> {
+    let cpu_replies = socket.dump(
+        REQUEST_STATS_CPU,
+        NetfilterProtoFamily::Unspec,
+        stats_request(IPCTNL_MSG_CT_GET_STATS_CPU),
+    )?;
+    let (cpus, mut notes) = decode_cpu_replies(&cpu_replies)?;
+    let global_replies = socket.request(
+        REQUEST_STATS,
+        NetfilterProtoFamily::Unspec,
+        stats_request(IPCTNL_MSG_CT_GET_STATS),
+    )?;
+    let global = decode_global_replies(&global_replies)?;
+    if global.max_entries.is_none() {
+        notes.push(
+            "the kernel did not report the table limit (CTA_STATS_GLOBAL_MAX_ENTRIES)".into(),
+        );
+    }
+    Ok(StatsSnapshot {
+        source: Source::Netlink,
+        cpus,
+        entries: global.entries,
+        max_entries: global.max_entries.unwrap_or(0),
+        notes,
+    })
+}
+
+/// A statistics request: no attributes, family `AF_UNSPEC`.
+fn stats_request(message_type: u8) -> ConntrackMessage {
+    ConntrackMessage::Other { message_type, attributes: Vec::new() }
+}
+
+/// The type and attributes of a ctnetlink message the crate has no type
+/// for (statistics replies parse as `ConntrackMessage::Other`).
+fn other_attributes(reply: &Reply) -> Option<(u8, &[DefaultNla])> {
+    match &reply.message.inner {
+        NetfilterMessageInner::Conntrack(ConntrackMessage::Other { message_type, attributes }) => {
+            Some((*message_type, attributes.as_slice()))
+        }
+        _ => None,
+    }
+}
+
+/// The attribute number without the `NLA_F_NESTED` / `NLA_F_NET_BYTEORDER`
+/// flag bits, and the value bytes.
+fn attribute_parts(attribute: &DefaultNla) -> (u16, Vec<u8>) {
+    let mut value = vec![0; attribute.value_len()];
+    attribute.emit_value(&mut value);
+    (attribute.kind() & NLA_TYPE_MASK, value)
+}
+
+/// A big-endian counter: 4 bytes (every counter today) or 8 (tolerated in
+/// case a kernel widens one). Anything else is `None`.
+fn be_counter(value: &[u8]) -> Option<u64> {
+    match value.len() {
+        4 => value.try_into().ok().map(|bytes| u64::from(u32::from_be_bytes(bytes))),
+        8 => value.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
+/// Decodes one `IPCTNL_MSG_CT_GET_STATS_CPU` reply message: the CPU number
+/// from `nfgenmsg.res_id`, every attribute as a big-endian counter
+/// (unknown numbers kept). An attribute of the wrong size is skipped and
+/// described in the returned notes.
+pub fn decode_cpu_reply(reply: &Reply) -> Result<(CpuStats, Vec<String>), ConntrackError> {
+    let cpu = reply.message.header.res_id;
+    let attributes = match other_attributes(reply) {
+        Some((IPCTNL_MSG_CT_GET_STATS_CPU, attributes)) => attributes,
+        _ => {
+            return Err(ConntrackError::Malformed {
+                request: REQUEST_STATS_CPU,
+                detail: format!(
+                    "expected message type {IPCTNL_MSG_CT_GET_STATS_CPU}, got {:#06x}",
+                    reply.header.message_type
+                ),
+            })
+        }
+    };
+    let mut counters = Counters::default();
+    let mut notes = Vec::new();
+    for attribute in attributes {
+        let (kind, value) = attribute_parts(attribute);
+        match be_counter(&value) {
+            Some(number) => {
+                counters.0.insert(kind, number);
+            }
+            None => notes.push(format!(
+                "cpu {cpu}: ignored {} ({kind}): {} bytes where a 4-byte counter was expected",
+                counter_name(kind),
+                value.len()
+            )),
+        }
+    }
+    Ok((CpuStats { cpu, counters }, notes))
+}
+
+/// Decodes the messages of the per-CPU dump, ordered by CPU. Two messages
+/// for the same CPU make the dump malformed.
+pub fn decode_cpu_replies(
+    replies: &[Reply],
+) -> Result<(Vec<CpuStats>, Vec<String>), ConntrackError> {
+    let mut cpus: Vec<CpuStats> = Vec::with_capacity(replies.len());
+    let mut notes = Vec::new();
+    for reply in replies {
+        let (cpu, cpu_notes) = decode_cpu_reply(reply)?;
+        if cpus.iter().any(|seen| seen.cpu == cpu.cpu) {
+            return Err(ConntrackError::Malformed {
+                request: REQUEST_STATS_CPU,
+                detail: format!("cpu {} reported twice", cpu.cpu),
+            });
+        }
+        cpus.push(cpu);
+        notes.extend(cpu_notes);
+    }
+    if cpus.is_empty() {
+        return Err(ConntrackError::Malformed {
+            request: REQUEST_STATS_CPU,
+            detail: "the dump held no CPU".into(),
+        });
+    }
+    cpus.sort_by_key(|cpu| cpu.cpu);
+    Ok((cpus, notes))
+}
+
+/// The table fill from `IPCTNL_MSG_CT_GET_STATS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalStats {
+    /// `CTA_STATS_GLOBAL_ENTRIES`.
+    pub entries: u64,
+    /// `CTA_STATS_GLOBAL_MAX_ENTRIES`, absent on kernels that do not send it.
+    pub max_entries: Option<u64>,
+}
+
+/// Decodes the reply to `IPCTNL_MSG_CT_GET_STATS`: exactly one message with
+/// `CTA_STATS_GLOBAL_ENTRIES` (required) and `CTA_STATS_GLOBAL_MAX_ENTRIES`.
+pub fn decode_global_replies(replies: &[Reply]) -> Result<GlobalStats, ConntrackError> {
+    let malformed = |detail: String| ConntrackError::Malformed { request: REQUEST_STATS, detail };
+    let [reply] = replies else {
+        return Err(malformed(format!("expected one message, got {}", replies.len())));
+    };
+    let Some((IPCTNL_MSG_CT_GET_STATS, attributes)) = other_attributes(reply) else {
+        return Err(malformed(format!(
+            "expected message type {IPCTNL_MSG_CT_GET_STATS}, got {:#06x}",
+            reply.header.message_type
+        )));
+    };
+    let mut entries = None;
+    let mut max_entries = None;
+    for attribute in attributes {
+        let (kind, value) = attribute_parts(attribute);
+        let slot = match kind {
+            CTA_STATS_GLOBAL_ENTRIES => &mut entries,
+            CTA_STATS_GLOBAL_MAX_ENTRIES => &mut max_entries,
+            _ => continue,
+        };
+        *slot = Some(be_counter(&value).ok_or_else(|| {
+            malformed(format!("attribute {kind} has {} bytes, expected 4", value.len()))
+        })?);
+    }
+    let entries =
+        entries.ok_or_else(|| malformed("no CTA_STATS_GLOBAL_ENTRIES attribute".into()))?;
+    Ok(GlobalStats { entries, max_entries })
 }
