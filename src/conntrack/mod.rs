@@ -1,6 +1,10 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
 //! a procfs fallback for the counters.
 
+#[cfg(test)]
+mod captures;
+#[cfg(test)]
+mod lab_tests;
 pub mod procfs;
 pub mod socket;
 pub mod stats;

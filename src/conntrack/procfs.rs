@@ -98,7 +98,9 @@ pub fn parse_proc_stat_table(text: &str, path: &str) -> Result<ProcStatTable, Co
         }
         let mut counters = Counters::default();
         for (column, field) in fields.iter().enumerate() {
-            let value = u64::from_str_radix(field, 16).map_err(|_| {
+            // Why the digit check: from_str_radix would also take a '+'.
+            let hex = field.bytes().all(|b| b.is_ascii_hexdigit());
+            let value = u64::from_str_radix(field, 16).ok().filter(|_| hex).ok_or_else(|| {
                 error(format!("row {}, column {}: {field:?} is not hex", row + 1, header[column]))
             })?;
             if Some(column) == entries_column {
@@ -205,4 +207,138 @@ pub fn read_stats_procfs() -> Result<StatsSnapshot, ConntrackError> {
     };
     let max_entries = read_number(Path::new(SYSCTL_CONNTRACK_MAX))?;
     Ok(StatsSnapshot { source: Source::Procfs, cpus: table.cpus, entries, max_entries, notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::stats::counter_name;
+
+    fn fixture(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/procfs").join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn names(counters: &Counters) -> Vec<String> {
+        counters.named().map(|(name, _)| name.into_owned()).collect()
+    }
+
+    /// The counter names ctnetlink sends on this 6.18 kernel (what
+    /// `conntrack -S` prints), in attribute order.
+    const NETLINK_NAMES_6_18: [&str; 10] = [
+        "found",
+        "invalid",
+        "insert",
+        "insert_failed",
+        "drop",
+        "early_drop",
+        "error",
+        "search_restart",
+        "clash_resolve",
+        "chaintoolong",
+    ];
+
+    #[test]
+    fn linux_6_18_capture_matches_conntrack_s() {
+        let table = parse_proc_stat_table(&fixture("nf_conntrack-6.18.txt"), "fixture").unwrap();
+        assert_eq!(table.entries, Some(15));
+        assert_eq!(table.cpus.len(), 2);
+        for cpu in &table.cpus {
+            assert_eq!(names(&cpu.counters), NETLINK_NAMES_6_18);
+        }
+        // conntrack -S at capture time: cpu=0 invalid=12; cpu=1 invalid=28 error=4.
+        assert_eq!(table.cpus[0].counters.get(CTA_STATS_INVALID), Some(12));
+        assert_eq!(table.cpus[0].counters.get(CTA_STATS_ERROR), Some(0));
+        assert_eq!(table.cpus[1].counters.get(CTA_STATS_INVALID), Some(28));
+        assert_eq!(table.cpus[1].counters.get(CTA_STATS_ERROR), Some(4));
+        let nonzero: u64 = table.cpus.iter().flat_map(|cpu| cpu.counters.0.values()).sum();
+        assert_eq!(nonzero, 12 + 28 + 4);
+    }
+
+    #[test]
+    fn linux_5_10_layout_has_clash_resolve_but_no_chaintoolong() {
+        let cpus = parse_proc_stat(&fixture("nf_conntrack-5.10.txt")).unwrap();
+        assert_eq!(cpus.len(), 2);
+        assert!(cpus[0].counters.has(CTA_STATS_CLASH_RESOLVE));
+        assert!(!cpus[0].counters.has(CTA_STATS_CHAIN_TOOLONG));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_CLASH_RESOLVE), Some(12));
+        assert_eq!(cpus[1].counters.get(CTA_STATS_CLASH_RESOLVE), Some(9));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_FOUND), Some(16));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_INSERT_FAILED), Some(1));
+        assert_eq!(cpus[1].counters.get(CTA_STATS_ERROR), Some(3));
+        assert_eq!(names(&cpus[0].counters).len(), 9);
+    }
+
+    #[test]
+    fn pre_5_10_layout_has_neither() {
+        let table =
+            parse_proc_stat_table(&fixture("nf_conntrack-pre-5.10.txt"), "fixture").unwrap();
+        assert_eq!(table.entries, Some(0x1a4));
+        let cpus = table.cpus;
+        assert_eq!(cpus.iter().map(|cpu| cpu.cpu).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        for cpu in &cpus {
+            assert!(!cpu.counters.has(CTA_STATS_CLASH_RESOLVE));
+            assert!(!cpu.counters.has(CTA_STATS_CHAIN_TOOLONG));
+            // searched, new, ignore, delete, delete_list, expect_*: not counters.
+            assert!(names(&cpu.counters).iter().all(|name| NETLINK_NAMES_6_18.contains(&&**name)));
+        }
+        assert_eq!(cpus[0].counters.get(CTA_STATS_INSERT_FAILED), Some(0x11));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_DROP), Some(0x11));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_SEARCH_RESTART), Some(1));
+        assert_eq!(cpus[2].counters.get(CTA_STATS_EARLY_DROP), Some(1));
+        assert_eq!(cpus[3].counters.get(CTA_STATS_FOUND), Some(0xffff_ffff));
+    }
+
+    #[test]
+    fn every_mapped_column_has_a_netlink_name() {
+        for column in ["found", "invalid", "insert", "insert_failed", "drop", "early_drop"] {
+            assert_eq!(counter_name(column_attribute(column).unwrap()), column);
+        }
+        assert_eq!(counter_name(column_attribute("icmp_error").unwrap()), "error");
+        assert_eq!(counter_name(column_attribute("clashres").unwrap()), "clash_resolve");
+        assert_eq!(counter_name(column_attribute("chainlength").unwrap()), "chaintoolong");
+        for ignored in ["entries", "searched", "new", "ignore", "delete", "delete_list"] {
+            assert_eq!(column_attribute(ignored), None, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let header = "entries found invalid\n";
+        for text in [
+            "",
+            "\n\n",
+            header,
+            "00000001 00000002 00000003\n",
+            &format!("{header}00000001 00000002\n"),
+            &format!("{header}00000001 00000002 0000000g\n"),
+            &format!("{header}00000001 00000002 00000003 00000004\n"),
+            &format!("{header}00000001 00000002 -0000003\n"),
+            &format!("{header}00000001 00000002 +0000003\n"),
+        ] {
+            let error = parse_proc_stat(text).unwrap_err();
+            assert!(matches!(error, ConntrackError::Procfs { .. }), "{text:?}: {error:?}");
+        }
+        // Every prefix of the real file parses or fails cleanly.
+        let real = fixture("nf_conntrack-6.18.txt");
+        for cut in 0..real.len() {
+            let _ = parse_proc_stat(&real[..cut]);
+        }
+    }
+
+    #[test]
+    fn possible_cpus_renumber_rows() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_list("0-1,4,6-7"), Some(vec![0, 1, 4, 6, 7]));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+        assert_eq!(parse_cpu_list(""), None);
+
+        let mut cpus = parse_proc_stat(&fixture("nf_conntrack-pre-5.10.txt")).unwrap();
+        assert!(assign_possible_cpus(&mut cpus, &[0, 1, 4, 6]));
+        assert_eq!(cpus.iter().map(|cpu| cpu.cpu).collect::<Vec<_>>(), [0, 1, 4, 6]);
+        assert_eq!(cpus[2].counters.get(CTA_STATS_EARLY_DROP), Some(1));
+        assert!(!assign_possible_cpus(&mut cpus, &[0, 1]));
+    }
 }

@@ -459,3 +459,180 @@ pub fn kernel_error(request: &'static str, code: i32) -> ConntrackError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::captures::*;
+
+    fn stats_cpu_request() -> ConntrackMessage {
+        ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS_CPU, attributes: vec![] }
+    }
+
+    #[test]
+    fn request_encodes_like_the_capture() {
+        let bytes = encode_request(
+            NetfilterProtoFamily::Unspec,
+            stats_cpu_request(),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            CPU_DUMP_SEQUENCE,
+        );
+        assert_eq!(bytes, CPU_DUMP_REQUEST);
+    }
+
+    #[test]
+    fn dump_spanning_two_datagrams_completes_at_done() {
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        assert_eq!(collector.feed(&CPU_DUMP_DATAGRAM).unwrap(), Progress::More);
+        // Both messages of the one datagram were taken.
+        assert_eq!(collector.replies.len(), 2);
+        assert_eq!(collector.replies[0].message.header.res_id, 0);
+        assert_eq!(collector.replies[1].message.header.res_id, 1);
+        assert_eq!(collector.feed(&CPU_DUMP_DONE).unwrap(), Progress::Complete);
+        assert_eq!(collector.replies.len(), 2);
+        assert!(!collector.interrupted);
+        assert!(!collector.overrun);
+    }
+
+    #[test]
+    fn messages_and_done_in_one_datagram() {
+        let mut datagram = CPU_DUMP_DATAGRAM.to_vec();
+        datagram.extend_from_slice(&CPU_DUMP_DONE);
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        assert_eq!(collector.feed(&datagram).unwrap(), Progress::Complete);
+        assert_eq!(collector.replies.len(), 2);
+    }
+
+    #[test]
+    fn dump_intr_on_any_message_is_detected() {
+        // Derived from the capture: NLM_F_DUMP_INTR (0x10) set on message 2.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[CPU_DUMP_MESSAGE2_FLAGS] |= NLM_F_DUMP_INTR as u8;
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        collector.feed(&datagram).unwrap();
+        assert_eq!(collector.feed(&CPU_DUMP_DONE).unwrap(), Progress::Complete);
+        assert!(collector.interrupted);
+
+        // ... and on the NLMSG_DONE alone.
+        let mut done = CPU_DUMP_DONE;
+        done[6] |= NLM_F_DUMP_INTR as u8;
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        collector.feed(&CPU_DUMP_DATAGRAM).unwrap();
+        collector.feed(&done).unwrap();
+        assert!(collector.interrupted);
+    }
+
+    #[test]
+    fn eperm_is_permission_denied() {
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, EPERM_PORT, Expect::Done);
+        let error = collector.feed(&EPERM_DATAGRAM).unwrap_err();
+        assert!(matches!(error, ConntrackError::PermissionDenied { .. }), "{error:?}");
+        assert!(error.to_string().contains("CAP_NET_ADMIN"));
+    }
+
+    #[test]
+    fn ack_completes_a_request() {
+        let mut collector = ReplyCollector::new("test", GLOBAL_SEQUENCE, GLOBAL_PORT, Expect::Ack);
+        assert_eq!(collector.feed(&GLOBAL_DATAGRAM).unwrap(), Progress::More);
+        assert_eq!(collector.feed(&GLOBAL_ACK).unwrap(), Progress::Complete);
+        assert_eq!(collector.replies.len(), 1);
+        assert_eq!(collector.replies[0].header.message_type, 0x0105);
+    }
+
+    #[test]
+    fn ack_inside_a_dump_is_malformed() {
+        let mut collector = ReplyCollector::new("test", GLOBAL_SEQUENCE, GLOBAL_PORT, Expect::Done);
+        let error = collector.feed(&GLOBAL_ACK).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn enoent_is_a_distinct_kernel_error() {
+        let mut collector =
+            ReplyCollector::new("delete", DELETE_SEQUENCE, DELETE_PORT, Expect::Ack);
+        let error = collector.feed(&DELETE_ENOENT_DATAGRAM).unwrap_err();
+        assert!(
+            matches!(error, ConntrackError::Kernel { errno: libc::ENOENT, request: "delete", .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn other_sequence_numbers_are_skipped_as_stale() {
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE + 1, CPU_DUMP_PORT, Expect::Done);
+        assert_eq!(collector.feed(&CPU_DUMP_DATAGRAM).unwrap(), Progress::More);
+        assert_eq!(collector.feed(&CPU_DUMP_DONE).unwrap(), Progress::More);
+        assert!(collector.replies.is_empty());
+        assert_eq!(collector.stale, 3);
+    }
+
+    #[test]
+    fn another_port_is_malformed() {
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT + 1, Expect::Done);
+        let error = collector.feed(&CPU_DUMP_DATAGRAM).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn truncated_datagrams_are_errors_not_panics() {
+        let mut datagram = CPU_DUMP_DATAGRAM.to_vec();
+        datagram.extend_from_slice(&CPU_DUMP_DONE);
+        for cut in 1..datagram.len() {
+            let mut collector =
+                ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+            // Cut inside a message: that message's length field points past
+            // the end, which must be an error. Cuts at a message boundary
+            // leave whole messages and an unfinished dump.
+            match collector.feed(&datagram[..cut]) {
+                Err(ConntrackError::Malformed { .. }) => assert!(cut % 100 != 0),
+                Ok(Progress::More) => assert!(cut == 100 || cut == 200, "cut {cut}"),
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        // A deterministic byte soup (xorshift), plus hand-picked nasties:
+        // a zero length, a length below the header size, a huge length.
+        let mut state = 0x2545_f491_u32;
+        for round in 0..2000 {
+            let size = (round % 97) + 1;
+            let bytes: Vec<u8> = (0..size)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state as u8
+                })
+                .collect();
+            let mut collector = ReplyCollector::new("test", 0, 0, Expect::Done);
+            let _ = collector.feed(&bytes);
+        }
+        for length in [0u32, 4, 15, 0xffff_ffff] {
+            let mut bytes = CPU_DUMP_DONE;
+            bytes[..4].copy_from_slice(&length.to_ne_bytes());
+            let mut collector =
+                ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+            assert!(collector.feed(&bytes).is_err(), "length {length}");
+        }
+    }
+
+    #[test]
+    fn kernel_error_mapping() {
+        assert!(matches!(
+            kernel_error("x", -libc::EACCES),
+            ConntrackError::PermissionDenied { .. }
+        ));
+        assert!(matches!(kernel_error("x", -libc::EOPNOTSUPP), ConntrackError::Unavailable(_)));
+        let busy = kernel_error("x", -libc::EBUSY);
+        assert!(matches!(busy, ConntrackError::Kernel { errno: libc::EBUSY, .. }), "{busy:?}");
+    }
+}

@@ -383,3 +383,150 @@ pub fn decode_global_replies(replies: &[Reply]) -> Result<GlobalStats, Conntrack
         entries.ok_or_else(|| malformed("no CTA_STATS_GLOBAL_ENTRIES attribute".into()))?;
     Ok(GlobalStats { entries, max_entries })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::captures::*;
+    use crate::conntrack::socket::{Expect, ReplyCollector};
+
+    fn cpu_replies(datagram: &[u8]) -> Vec<Reply> {
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        collector.feed(datagram).unwrap();
+        collector.feed(&CPU_DUMP_DONE).unwrap();
+        collector.replies
+    }
+
+    fn global_replies(datagram: &[u8]) -> Vec<Reply> {
+        let mut collector = ReplyCollector::new("test", GLOBAL_SEQUENCE, GLOBAL_PORT, Expect::Ack);
+        collector.feed(datagram).unwrap();
+        collector.feed(&GLOBAL_ACK).unwrap();
+        collector.replies
+    }
+
+    /// What `conntrack -S` printed at capture time, per CPU.
+    const CONNTRACK_S_AT_CAPTURE: [&str; 2] = [
+        "found=0 invalid=12 insert=0 insert_failed=0 drop=0 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0",
+        "found=0 invalid=28 insert=0 insert_failed=0 drop=0 early_drop=0 error=4 search_restart=0 clash_resolve=0 chaintoolong=0",
+    ];
+
+    fn render_like_conntrack_s(counters: &Counters) -> String {
+        counters
+            .named()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn per_cpu_decode_matches_conntrack_s() {
+        let (cpus, notes) = decode_cpu_replies(&cpu_replies(&CPU_DUMP_DATAGRAM)).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(cpus.iter().map(|cpu| cpu.cpu).collect::<Vec<_>>(), [0, 1]);
+        for (cpu, expected) in cpus.iter().zip(CONNTRACK_S_AT_CAPTURE) {
+            assert_eq!(render_like_conntrack_s(&cpu.counters), expected);
+        }
+        assert!(cpus[0].counters.has(CTA_STATS_CLASH_RESOLVE));
+        assert!(cpus[0].counters.has(CTA_STATS_CHAIN_TOOLONG));
+        assert_eq!(cpus[1].counters.get(CTA_STATS_ERROR), Some(4));
+    }
+
+    #[test]
+    fn global_decode() {
+        let global = decode_global_replies(&global_replies(&GLOBAL_DATAGRAM)).unwrap();
+        assert_eq!(global, GlobalStats { entries: 15, max_entries: Some(262_144) });
+    }
+
+    #[test]
+    fn global_without_entries_is_malformed() {
+        // Derived: CTA_STATS_GLOBAL_ENTRIES renumbered to 7 (unknown).
+        let mut datagram = GLOBAL_DATAGRAM;
+        datagram[22] = 7;
+        let error = decode_global_replies(&global_replies(&datagram)).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn unknown_attribute_is_kept_as_unknown_n() {
+        // Derived: CTA_STATS_CHAIN_TOOLONG of CPU 0 renumbered to 16, which
+        // no kernel sends yet.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[CPU_DUMP_MESSAGE1_LAST_NLA_TYPE] = 16;
+        let (cpus, notes) = decode_cpu_replies(&cpu_replies(&datagram)).unwrap();
+        assert!(notes.is_empty());
+        assert_eq!(cpus[0].counters.get(16), Some(0));
+        assert!(!cpus[0].counters.has(CTA_STATS_CHAIN_TOOLONG));
+        assert!(cpus[0].counters.named().any(|(name, _)| name == "unknown16"));
+        let json = serde_json::to_value(&cpus[0]).unwrap();
+        assert_eq!(json["unknown16"], 0);
+        assert_eq!(json["invalid"], 12);
+        assert_eq!(json["cpu"], 0);
+    }
+
+    #[test]
+    fn byte_order_flag_is_masked_from_the_attribute_number() {
+        // Derived: NLA_F_NET_BYTEORDER (0x4000) set on CPU 0's CTA_STATS_INVALID.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[20 + 8 + 3] |= 0x40;
+        let (cpus, _) = decode_cpu_replies(&cpu_replies(&datagram)).unwrap();
+        assert_eq!(cpus[0].counters.get(CTA_STATS_INVALID), Some(12));
+    }
+
+    #[test]
+    fn wrong_attribute_length_is_skipped_with_a_note() {
+        // Derived: CPU 0's CTA_STATS_INVALID given nla_len 6 (a 2-byte
+        // value, then 2 bytes of padding): still well-formed netlink.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[20 + 8] = 6;
+        let (cpus, notes) = decode_cpu_replies(&cpu_replies(&datagram)).unwrap();
+        assert!(!cpus[0].counters.has(CTA_STATS_INVALID));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_FOUND), Some(0));
+        assert_eq!(cpus[1].counters.get(CTA_STATS_INVALID), Some(28));
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("invalid"), "{notes:?}");
+    }
+
+    #[test]
+    fn attribute_running_past_the_message_is_an_error() {
+        // Derived: CPU 0's last attribute claims 12 bytes, 4 more than the
+        // message has.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[CPU_DUMP_MESSAGE1_LAST_NLA_TYPE - 2] = 12;
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        let error = collector.feed(&datagram).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn same_cpu_twice_is_malformed() {
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[100 + 19] = 0; // message 2's res_id says CPU 0 too
+        let error = decode_cpu_replies(&cpu_replies(&datagram)).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_global_reply_is_not_a_cpu_reply() {
+        let error = decode_cpu_replies(&global_replies(&GLOBAL_DATAGRAM)).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+        assert!(decode_cpu_replies(&[]).is_err());
+    }
+
+    #[test]
+    fn totals_and_deltas() {
+        let (cpus, _) = decode_cpu_replies(&cpu_replies(&CPU_DUMP_DATAGRAM)).unwrap();
+        let snapshot = StatsSnapshot {
+            source: Source::Netlink,
+            cpus,
+            entries: 15,
+            max_entries: 262_144,
+            notes: vec![],
+        };
+        let total = snapshot.total();
+        assert_eq!(total.get(CTA_STATS_INVALID), Some(40));
+        assert_eq!(total.get(CTA_STATS_ERROR), Some(4));
+        assert_eq!(total.delta_since(&snapshot.cpus[0].counters).get(CTA_STATS_INVALID), Some(28));
+    }
+}

@@ -1,0 +1,1 @@
+//! Root-only tests against the running kernel (filled in below).
