@@ -65,12 +65,12 @@ pub enum ConntrackError {
         attempts: u32,
     },
     /// The kernel did not answer within the receive timeout.
-    #[error("the kernel did not answer the {request} request within {seconds} s; ctnetlink may be stuck or the namespace gone; try again")]
+    #[error("the kernel did not answer the {request} request within {after:?}; ctnetlink may be stuck or the namespace gone; try again")]
     Timeout {
         /// What was asked.
         request: &'static str,
         /// The receive timeout that expired.
-        seconds: u64,
+        after: std::time::Duration,
     },
     /// A procfs file did not parse.
     #[error("cannot parse {path}: {detail}")]

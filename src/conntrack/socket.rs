@@ -81,6 +81,7 @@ pub struct CtnetlinkSocket {
     port: u32,
     next_sequence: u32,
     buffer: Vec<u8>,
+    recv_timeout: Duration,
 }
 
 impl CtnetlinkSocket {
@@ -99,23 +100,34 @@ impl CtnetlinkSocket {
         })?;
         let address =
             socket.bind_auto().map_err(|source| ConntrackError::Socket { op: "bind", source })?;
-        let timeout = TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
-        setsockopt(&socket, ReceiveTimeout, &timeout).map_err(|errno| ConntrackError::Socket {
-            op: "setsockopt(SO_RCVTIMEO)",
-            source: io::Error::from(errno),
-        })?;
         // Why a time-derived start: a fresh socket gets a fresh port, so any
         // value works; a varying one makes captures easy to tell apart.
         let next_sequence = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_secs() as u32)
             .unwrap_or(1);
-        Ok(CtnetlinkSocket {
+        let mut opened = CtnetlinkSocket {
             socket,
             port: address.port_number(),
             next_sequence,
             buffer: vec![0; RECV_BUFFER_LEN],
-        })
+            recv_timeout: RECV_TIMEOUT,
+        };
+        opened.set_recv_timeout(RECV_TIMEOUT)?;
+        Ok(opened)
+    }
+
+    /// Changes how long one `recv` may wait (`SO_RCVTIMEO`) before
+    /// [`ConntrackError::Timeout`]. A zero duration would mean "wait
+    /// forever" to the kernel, so it is raised to 1 ms.
+    pub fn set_recv_timeout(&mut self, timeout: Duration) -> Result<(), ConntrackError> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        let value = TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
+        setsockopt(&self.socket, ReceiveTimeout, &value).map_err(|errno| {
+            ConntrackError::Socket { op: "setsockopt(SO_RCVTIMEO)", source: io::Error::from(errno) }
+        })?;
+        self.recv_timeout = timeout;
+        Ok(())
     }
 
     /// The netlink port id the kernel assigned to this socket.
@@ -224,7 +236,7 @@ impl CtnetlinkSocket {
             };
             let size = match peeked {
                 Ok((size, _)) => size,
-                Err(error) => match classify_recv_error(request, error) {
+                Err(error) => match classify_recv_error(request, self.recv_timeout, error) {
                     RecvFailure::Retry => continue,
                     RecvFailure::Overrun => return Ok(Received::Overrun),
                     RecvFailure::Fatal(error) => return Err(error),
@@ -243,7 +255,7 @@ impl CtnetlinkSocket {
                 // is not part of this conversation.
                 Ok((_, from)) if from.port_number() != 0 => Ok(Received::NotFromKernel),
                 Ok((length, _)) => Ok(Received::Datagram(length)),
-                Err(error) => match classify_recv_error(request, error) {
+                Err(error) => match classify_recv_error(request, self.recv_timeout, error) {
                     RecvFailure::Retry => continue,
                     RecvFailure::Overrun => Ok(Received::Overrun),
                     RecvFailure::Fatal(error) => Err(error),
@@ -287,13 +299,11 @@ enum RecvFailure {
     Fatal(ConntrackError),
 }
 
-fn classify_recv_error(request: &'static str, error: io::Error) -> RecvFailure {
+fn classify_recv_error(request: &'static str, after: Duration, error: io::Error) -> RecvFailure {
     match error.raw_os_error() {
         Some(libc::EINTR) => RecvFailure::Retry,
         Some(libc::ENOBUFS) => RecvFailure::Overrun,
-        Some(libc::EAGAIN) => {
-            RecvFailure::Fatal(ConntrackError::Timeout { request, seconds: RECV_TIMEOUT.as_secs() })
-        }
+        Some(libc::EAGAIN) => RecvFailure::Fatal(ConntrackError::Timeout { request, after }),
         _ => RecvFailure::Fatal(ConntrackError::Socket { op: "recv", source: error }),
     }
 }
@@ -623,6 +633,20 @@ mod tests {
                 ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
             assert!(collector.feed(&bytes).is_err(), "length {length}");
         }
+    }
+
+    #[test]
+    fn a_silent_kernel_is_a_timeout() {
+        // Nothing was sent, so nothing will come: the receive must give up
+        // with the typed error instead of hanging.
+        let mut socket = CtnetlinkSocket::open().unwrap();
+        socket.set_recv_timeout(Duration::from_millis(20)).unwrap();
+        let error = match socket.recv_datagram("silence") {
+            Err(error) => error,
+            Ok(_) => panic!("received something without asking"),
+        };
+        assert!(matches!(error, ConntrackError::Timeout { request: "silence", .. }), "{error:?}");
+        assert!(error.to_string().contains("20ms"), "{error}");
     }
 
     #[test]
