@@ -11,10 +11,10 @@ use serde::Serialize;
 use crate::app::Outcome;
 use crate::cli::{OutputFormat, StatsArgs};
 use crate::conntrack::stats::{
-    read_stats_procfs, CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP,
-    CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
+    CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP,
+    CTA_STATS_INSERT_FAILED,
 };
-use crate::conntrack::{read_stats, Counters, CpuStats, Source, StatsSnapshot};
+use crate::conntrack::{read_stats, read_stats_from, Counters, CpuStats, Source, StatsSnapshot};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Severity};
 use crate::kernel::Kernel;
@@ -142,7 +142,7 @@ impl Window {
 /// Reads once, in `netns` when given.
 pub fn read_snapshot(config: &StatsConfig, netns: Option<&Netns>) -> Result<StatsSnapshot> {
     let force_procfs = config.force_procfs;
-    let read = move || if force_procfs { read_stats_procfs() } else { read_stats() };
+    let read = move || if force_procfs { read_stats_from(Source::Procfs) } else { read_stats() };
     Ok(crate::netns::run_in(netns, read)??)
 }
 
