@@ -28,3 +28,12 @@ hyperfine -N -i --warmup 20 --runs 300 --export-markdown /tmp/ctdiag-bench-stats
     -n "ctdiag stats -o json" "ip netns exec $node $bin stats -o json" \
     -n "ctdiag stats (table)" "ip netns exec $node $bin stats --color never"
 cat /tmp/ctdiag-bench-stats.md
+
+# Instruction counts (callgrind): independent of machine load, repeatable.
+if command -v valgrind >/dev/null; then
+    for cmd in "conntrack -S" "conntrack -C" "$bin stats -o json"; do
+        n=$(ip netns exec "$node" valgrind --tool=callgrind --callgrind-out-file=/dev/null $cmd 2>&1 >/dev/null |
+            sed -n 's/.*Collected : //p')
+        echo "instructions: $cmd: $n"
+    done
+fi

@@ -171,9 +171,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         }
         'ctdiag;lab;responder' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to answer on, UDP and TCP')
-            [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Answer every query this many milliseconds late')
-            [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Share (0 to 1) of all queries silently dropped')
-            [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Share (0 to 1) of AAAA queries silently dropped')
+            [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Embedded responder: answer every query this many milliseconds late')
+            [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of all queries silently dropped')
+            [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'UDP worker threads')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')

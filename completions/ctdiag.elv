@@ -160,9 +160,9 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         }
         &'ctdiag;lab;responder'= {
             cand --listen 'Address to answer on, UDP and TCP'
-            cand --delay-ms 'Answer every query this many milliseconds late'
-            cand --drop-rate 'Share (0 to 1) of all queries silently dropped'
-            cand --drop-aaaa-rate 'Share (0 to 1) of AAAA queries silently dropped'
+            cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
+            cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
+            cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
             cand --threads 'UDP worker threads'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'

@@ -141,9 +141,9 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Answer every query this many milliseconds late' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Share (0 to 1) of all queries silently dropped' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Share (0 to 1) of AAAA queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l threads -d 'UDP worker threads' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'

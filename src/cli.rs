@@ -219,6 +219,15 @@ pub struct LabUpArgs {
     /// DNS server run in each endpoint namespace.
     #[arg(long, value_enum, default_value_t = LabDnsServer::Embedded)]
     pub dns: LabDnsServer,
+    /// How the embedded responders misbehave.
+    #[command(flatten)]
+    pub behavior: ResponderBehaviorArgs,
+}
+
+/// How an embedded responder misbehaves (`lab up` and the hidden
+/// `lab responder`).
+#[derive(Debug, Args)]
+pub struct ResponderBehaviorArgs {
     /// Embedded responder: answer every query this many milliseconds late.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub delay_ms: u64,
@@ -300,15 +309,9 @@ pub struct LabResponderArgs {
     /// Address to answer on, UDP and TCP.
     #[arg(long, value_name = "IP:PORT")]
     pub listen: std::net::SocketAddr,
-    /// Answer every query this many milliseconds late.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub delay_ms: u64,
-    /// Share (0 to 1) of all queries silently dropped.
-    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
-    pub drop_rate: f64,
-    /// Share (0 to 1) of AAAA queries silently dropped.
-    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
-    pub drop_aaaa_rate: f64,
+    /// How it misbehaves.
+    #[command(flatten)]
+    pub behavior: ResponderBehaviorArgs,
     /// UDP worker threads.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub threads: usize,

@@ -52,6 +52,27 @@ fn parallel_lookup_failures(lab: &TestLab, n: usize) -> usize {
         .count()
 }
 
+/// Lookups from the pod through the ClusterIP: A and AAAA over UDP, A over
+/// TCP, and the kube-dns service name.
+fn assert_cluster_dns_answers(lab: &TestLab) {
+    assert_eq!(
+        short(lab, &["@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"]),
+        "198.19.0.1"
+    );
+    assert_eq!(
+        short(lab, &["@198.19.0.10", "kubernetes.default.svc.cluster.local", "AAAA"]),
+        "2001:db8::1"
+    );
+    assert_eq!(
+        short(lab, &["+tcp", "@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"]),
+        "198.19.0.1"
+    );
+    assert_eq!(
+        short(lab, &["@198.19.0.10", "kube-dns.kube-system.svc.cluster.local", "A"]),
+        "198.19.0.10"
+    );
+}
+
 fn netns_list() -> String {
     stdout(&common::run("ip", &["netns", "list"]))
 }
@@ -115,22 +136,7 @@ fn lab_up_builds_namespaces_rules_and_answers() {
 
     // Real lookups from the pod through the ClusterIP: UDP, AAAA, TCP, and
     // the resolv.conf search path.
-    assert_eq!(
-        short(&lab, &["@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"]),
-        "198.19.0.1"
-    );
-    assert_eq!(
-        short(&lab, &["@198.19.0.10", "kubernetes.default.svc.cluster.local", "AAAA"]),
-        "2001:db8::1"
-    );
-    assert_eq!(
-        short(&lab, &["+tcp", "@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"]),
-        "198.19.0.1"
-    );
-    assert_eq!(
-        short(&lab, &["@198.19.0.10", "kube-dns.kube-system.svc.cluster.local", "A"]),
-        "198.19.0.10"
-    );
+    assert_cluster_dns_answers(&lab);
     assert_eq!(short(&lab, &["+search", "kubernetes.default", "A"]), "198.19.0.1");
     let nx = dig(&lab, &["@198.19.0.10", "nosuch.default.svc.cluster.local", "A"]);
     assert!(nx.contains("status: NXDOMAIN") && nx.contains(" aa"), "{nx}");
@@ -291,22 +297,7 @@ fn dnsmasq_lab_answers_the_same() {
     let lab = TestLab::up(&["--endpoints", "2", "--dns", "dnsmasq"]);
     assert_eq!(lab.info["dns_server"], "dnsmasq");
     assert_eq!(lab.info["servers"][0]["kind"], "dnsmasq");
-    assert_eq!(
-        short(&lab, &["@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"]),
-        "198.19.0.1"
-    );
-    assert_eq!(
-        short(&lab, &["@198.19.0.10", "kubernetes.default.svc.cluster.local", "AAAA"]),
-        "2001:db8::1"
-    );
-    assert_eq!(
-        short(&lab, &["+tcp", "@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"]),
-        "198.19.0.1"
-    );
-    assert_eq!(
-        short(&lab, &["@198.19.0.10", "kube-dns.kube-system.svc.cluster.local", "A"]),
-        "198.19.0.10"
-    );
+    assert_cluster_dns_answers(&lab);
     let nx = dig(&lab, &["@198.19.0.10", "nosuch.default.svc.cluster.local", "A"]);
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     // Both endpoints answer directly too.

@@ -115,7 +115,22 @@ fn stats_json_equals_conntrack_s_after_parallel_traffic() {
     if !common::require_root() {
         return;
     }
-    let lab = TestLab::up(&[]);
+    stats_equal_conntrack_s_in(TestLab::up(&[]));
+}
+
+/// The same comparison with dnsmasq, a DNS server nobody here wrote, as the
+/// CoreDNS endpoints.
+#[test]
+fn stats_json_equals_conntrack_s_with_dnsmasq_endpoints() {
+    if !common::require_root() || !common::require_tool("dnsmasq", "dnsmasq-base") {
+        return;
+    }
+    stats_equal_conntrack_s_in(TestLab::up(&["--dns", "dnsmasq"]));
+}
+
+/// Parallel A/AAAA traffic from the client pod, then `ctdiag stats -o json`
+/// in the node namespace against `conntrack -S` and `conntrack -C`.
+fn stats_equal_conntrack_s_in(lab: TestLab) {
     let answered = parallel_lookups(&lab.client_ns(), 400);
     assert!(answered > 700, "the lab answered only {answered} of 800 queries");
 

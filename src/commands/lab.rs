@@ -8,6 +8,7 @@ use comfy_table::Cell;
 use crate::app::Outcome;
 use crate::cli::{
     LabAction, LabArgs, LabDnsServer, LabScenarioArgs, LabScenarioName, OutputFormat,
+    ResponderBehaviorArgs,
 };
 use crate::error::Result;
 use crate::lab::responder::ResponderBehavior;
@@ -19,16 +20,20 @@ const DEFAULT_SLOW_DELAY: Duration = Duration::from_millis(1500);
 /// Default AAAA drop share of the lossy scenario when no share is given.
 const DEFAULT_LOSSY_AAAA_RATE: f64 = 0.5;
 
+/// The responder behaviour the flags ask for.
+fn behavior(args: &ResponderBehaviorArgs) -> ResponderBehavior {
+    ResponderBehavior {
+        delay: Duration::from_millis(args.delay_ms),
+        drop_rate: args.drop_rate,
+        drop_aaaa_rate: args.drop_aaaa_rate,
+    }
+}
+
 /// Validates the arguments, runs, renders.
 pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
     if let LabAction::Responder(responder) = &args.action {
         // The responder is a server, not a report: it runs until killed.
-        let behavior = ResponderBehavior {
-            delay: Duration::from_millis(responder.delay_ms),
-            drop_rate: responder.drop_rate,
-            drop_aaaa_rate: responder.drop_aaaa_rate,
-        };
-        lab::responder::serve(responder.listen, behavior, responder.threads)?;
+        lab::responder::serve(responder.listen, behavior(&responder.behavior), responder.threads)?;
         return Ok(Outcome::Clean);
     }
     ctx.no_prometheus("ctdiag lab")?;
@@ -41,11 +46,7 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                     LabDnsServer::Embedded => DnsServerKind::Embedded,
                     LabDnsServer::Dnsmasq => DnsServerKind::Dnsmasq,
                 },
-                behavior: ResponderBehavior {
-                    delay: Duration::from_millis(up.delay_ms),
-                    drop_rate: up.drop_rate,
-                    drop_aaaa_rate: up.drop_aaaa_rate,
-                },
+                behavior: behavior(&up.behavior),
             };
             let info = lab::up(&config)?;
             render_info(ctx, &info)?;

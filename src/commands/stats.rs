@@ -11,12 +11,13 @@ use serde::Serialize;
 use crate::app::Outcome;
 use crate::cli::{OutputFormat, StatsArgs};
 use crate::conntrack::stats::{
-    read_stats_procfs, CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP,
-    CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
+    CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP,
+    CTA_STATS_INSERT_FAILED,
 };
-use crate::conntrack::{read_stats, Counters, CpuStats, Source, StatsSnapshot};
+use crate::conntrack::{read_stats, read_stats_from, Counters, CpuStats, Source, StatsSnapshot};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Severity};
+use crate::kernel::Kernel;
 use crate::netns::Netns;
 use crate::render::{self, Context};
 
@@ -75,6 +76,8 @@ pub struct StatsReport {
     pub source: Source,
     /// The namespace read, as given with `--netns`; null for the current one.
     pub netns: Option<String>,
+    /// The running kernel (the findings are explained for it).
+    pub kernel: Kernel,
     /// Entries in the table now.
     pub entries: u64,
     /// The table limit (`nf_conntrack_max`).
@@ -139,7 +142,7 @@ impl Window {
 /// Reads once, in `netns` when given.
 pub fn read_snapshot(config: &StatsConfig, netns: Option<&Netns>) -> Result<StatsSnapshot> {
     let force_procfs = config.force_procfs;
-    let read = move || if force_procfs { read_stats_procfs() } else { read_stats() };
+    let read = move || if force_procfs { read_stats_from(Source::Procfs) } else { read_stats() };
     Ok(crate::netns::run_in(netns, read)??)
 }
 
@@ -152,15 +155,17 @@ fn used_percent(entries: u64, max: u64) -> f64 {
 }
 
 /// Builds the one-shot report with findings for counters since boot.
-pub fn report(snapshot: StatsSnapshot, netns: Option<String>) -> StatsReport {
+pub fn report(snapshot: StatsSnapshot, netns: Option<String>, kernel: Kernel) -> StatsReport {
     let total = snapshot.total();
     let clash_resolve_supported = total.has(CTA_STATS_CLASH_RESOLVE);
-    let mut findings = analyze(&total, snapshot.entries, snapshot.max_entries, Window::SinceBoot);
+    let mut findings =
+        analyze(&total, snapshot.entries, snapshot.max_entries, Window::SinceBoot, &kernel);
     findings.extend(context_findings(&snapshot, &total, netns.as_deref()));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     StatsReport {
         source: snapshot.source,
         netns,
+        kernel,
         entries: snapshot.entries,
         max_entries: snapshot.max_entries,
         used_percent: used_percent(snapshot.entries, snapshot.max_entries),
@@ -232,7 +237,13 @@ fn source_name(source: Source) -> &'static str {
 /// What the counters say, for totals since boot or for the changes over an
 /// interval, explained for the running kernel (feature detection by
 /// attribute presence).
-fn analyze(counters: &Counters, entries: u64, max: u64, window: Window) -> Vec<Finding> {
+fn analyze(
+    counters: &Counters,
+    entries: u64,
+    max: u64,
+    window: Window,
+    kernel: &Kernel,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let value = |attr| counters.get(attr).unwrap_or(0);
     let insert_failed = value(CTA_STATS_INSERT_FAILED);
@@ -247,14 +258,29 @@ fn analyze(counters: &Counters, entries: u64, max: u64, window: Window) -> Vec<F
 
     if insert_failed > 0 || drop > 0 {
         let severity = if rising { Severity::Critical } else { Severity::Warning };
-        let cause = if has_clash_resolve {
-            "On this kernel (it reports clash_resolve) a clash the kernel resolves is not counted in \
-             insert_failed: insert_failed counts races it could not resolve, and those packets are \
-             dropped, so the lookup waits for the resolver's 5 s timeout"
+        let release = &kernel.release;
+        let mut cause = if has_clash_resolve {
+            format!(
+                "On this kernel ({release}, it reports clash_resolve) a clash the kernel resolves is not \
+                 counted in insert_failed: insert_failed counts races it could not resolve, and those \
+                 packets are dropped, so the lookup waits for the resolver's 5 s timeout"
+            )
+        } else if kernel.older_than(5, 6) {
+            format!(
+                "This kernel ({release}) predates UDP clash resolution (5.6): every lost race drops \
+                 a packet and counts in insert_failed"
+            )
         } else {
-            "On this kernel (no clash_resolve counter) insert_failed also counts clashes that were \
-             resolved; drop counts the packets really lost"
+            format!(
+                "On this kernel ({release}, no clash_resolve counter) insert_failed also counts \
+                 clashes that were resolved; drop counts the packets really lost"
+            )
         };
+        if kernel.older_than(6, 12) && !kernel.older_than(5, 6) {
+            cause.push_str(
+                "; kernels before 6.12 still drop clashes in the reply direction (reverse collisions)",
+            );
+        }
         let table_hint = if early_drop > 0 || near_full {
             format!("; the table is {percent:.1}% full and early_drop is {early_drop}, so a full table also drops")
         } else {
@@ -346,6 +372,7 @@ pub fn watch(
     mut on_sample: impl FnMut(&WatchSample) -> Result<()>,
 ) -> Result<Outcome> {
     install_stop_handler();
+    let kernel = Kernel::running();
     let mut before = read_snapshot(config, netns)?;
     let mut taken = Instant::now();
     let mut outcome = Outcome::Clean;
@@ -358,7 +385,7 @@ pub fn watch(
         let seconds = taken.elapsed().as_secs_f64();
         taken = Instant::now();
         n += 1;
-        let sample = sample(n, seconds, &before, &now, config.netns.clone());
+        let sample = sample(n, seconds, &before, &now, config.netns.clone(), &kernel);
         if crate::findings::has_problem(&sample.findings) {
             outcome = Outcome::Problem;
         }
@@ -375,6 +402,7 @@ fn sample(
     before: &StatsSnapshot,
     now: &StatsSnapshot,
     netns: Option<String>,
+    kernel: &Kernel,
 ) -> WatchSample {
     let cpus: Vec<CpuStats> = now
         .cpus
@@ -400,7 +428,7 @@ fn sample(
             (name.into_owned(), if seconds > 0.0 { value as f64 / seconds } else { 0.0 })
         })
         .collect();
-    let findings = analyze(&delta, now.entries, now.max_entries, Window::Interval(seconds));
+    let findings = analyze(&delta, now.entries, now.max_entries, Window::Interval(seconds), kernel);
     WatchSample {
         interval,
         seconds,
@@ -462,7 +490,8 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
     let netns = config.netns.as_deref().map(Netns::open).transpose()?;
     match config.watch {
         None => {
-            let report = report(read_snapshot(&config, netns.as_ref())?, config.netns.clone());
+            let snapshot = read_snapshot(&config, netns.as_ref())?;
+            let report = report(snapshot, config.netns.clone(), Kernel::running());
             let text = match ctx.format {
                 OutputFormat::Table => render::stats::table(ctx, &report),
                 OutputFormat::Json => render::json::document(&report)?,
@@ -496,6 +525,10 @@ mod tests {
         Counters(pairs.iter().copied().collect())
     }
 
+    fn k618() -> Kernel {
+        Kernel::from_release("6.18.0")
+    }
+
     fn codes(findings: &[Finding]) -> Vec<&str> {
         findings.iter().map(|f| f.code.as_str()).collect()
     }
@@ -507,7 +540,7 @@ mod tests {
             (CTA_STATS_DROP, 0),
             (CTA_STATS_CLASH_RESOLVE, 240),
         ]);
-        let f = analyze(&c, 10, 1000, Window::Interval(1.0));
+        let f = analyze(&c, 10, 1000, Window::Interval(1.0), &k618());
         assert_eq!(codes(&f), vec!["clashes-resolved"]);
         assert!(!crate::findings::has_problem(&f));
     }
@@ -519,23 +552,36 @@ mod tests {
             (CTA_STATS_DROP, 3),
             (CTA_STATS_CLASH_RESOLVE, 0),
         ]);
-        let f = analyze(&with, 10, 1000, Window::Interval(2.0));
+        let f = analyze(&with, 10, 1000, Window::Interval(2.0), &k618());
         assert_eq!(f[0].code, "conntrack-drops");
         assert_eq!(f[0].severity, Severity::Critical);
         assert!(f[0].evidence.contains("+3 in 2.0 s"), "{}", f[0].evidence);
         assert!(f[0].evidence.contains("could not resolve"));
         let without = counters(&[(CTA_STATS_INSERT_FAILED, 3), (CTA_STATS_DROP, 0)]);
-        let f = analyze(&without, 10, 1000, Window::SinceBoot);
+        let f = analyze(&without, 10, 1000, Window::SinceBoot, &k618());
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(f[0].evidence.contains("also counts clashes that were resolved"));
     }
 
     #[test]
+    fn old_kernels_get_their_own_explanation() {
+        let c = counters(&[(CTA_STATS_INSERT_FAILED, 7), (CTA_STATS_DROP, 7)]);
+        let old = analyze(&c, 1, 100, Window::SinceBoot, &Kernel::from_release("4.19.0"));
+        assert!(old[0].evidence.contains("predates UDP clash resolution"), "{}", old[0].evidence);
+        let mid = counters(&[(CTA_STATS_INSERT_FAILED, 7), (CTA_STATS_CLASH_RESOLVE, 0)]);
+        let f = analyze(&mid, 1, 100, Window::SinceBoot, &Kernel::from_release("5.15.0"));
+        assert!(f[0].evidence.contains("reverse collisions"), "{}", f[0].evidence);
+        assert!(f[0].evidence.contains("5.15.0"));
+    }
+
+    #[test]
     fn table_fill_thresholds() {
         let c = counters(&[(CTA_STATS_EARLY_DROP, 5), (CTA_STATS_DROP, 0)]);
-        assert!(codes(&analyze(&c, 950, 1000, Window::SinceBoot)).contains(&"table-near-full"));
-        assert!(codes(&analyze(&c, 1000, 1000, Window::SinceBoot)).contains(&"table-full"));
-        let low = analyze(&c, 10, 1000, Window::SinceBoot);
+        assert!(
+            codes(&analyze(&c, 950, 1000, Window::SinceBoot, &k618())).contains(&"table-near-full")
+        );
+        assert!(codes(&analyze(&c, 1000, 1000, Window::SinceBoot, &k618())).contains(&"table-full"));
+        let low = analyze(&c, 10, 1000, Window::SinceBoot, &k618());
         assert!(!codes(&low).contains(&"table-near-full"));
         let early = low.iter().find(|f| f.code == "early-drop").unwrap();
         assert_eq!(early.severity, Severity::Info);
@@ -544,7 +590,7 @@ mod tests {
     #[test]
     fn chaintoolong_warns() {
         let c = counters(&[(CTA_STATS_CHAIN_TOOLONG, 1)]);
-        assert_eq!(codes(&analyze(&c, 0, 100, Window::SinceBoot)), vec!["chain-too-long"]);
+        assert_eq!(codes(&analyze(&c, 0, 100, Window::SinceBoot, &k618())), vec!["chain-too-long"]);
     }
 
     #[test]
@@ -556,7 +602,7 @@ mod tests {
             max_entries: 100,
             notes: vec!["ctnetlink was refused".into()],
         };
-        let r = report(snapshot, Some("/proc/1/ns/net".into()));
+        let r = report(snapshot, Some("/proc/1/ns/net".into()), k618());
         let c = codes(&r.findings);
         assert!(c.contains(&"no-conntrack-activity"));
         assert!(c.contains(&"no-clash-resolve-counter"));
@@ -579,7 +625,7 @@ mod tests {
             max_entries: 100,
             notes: vec![],
         };
-        let s = sample(1, 2.0, &snap(10, 1), &snap(30, 5), None);
+        let s = sample(1, 2.0, &snap(10, 1), &snap(30, 5), None, &k618());
         assert_eq!(s.delta.get(2), Some(20));
         assert_eq!(s.delta.get(CTA_STATS_CLASH_RESOLVE), Some(4));
         assert_eq!(s.rate_per_s["found"], 10.0);

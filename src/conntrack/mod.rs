@@ -1,13 +1,19 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
 //! a procfs fallback for the counters.
 
+#[cfg(test)]
+mod captures;
+#[cfg(test)]
+mod lab_tests;
 pub mod procfs;
 pub mod socket;
 pub mod stats;
-#[cfg(test)]
-mod tests;
 
-pub use stats::{read_stats, Counters, CpuStats, Source, StatsSnapshot};
+pub use procfs::{parse_proc_stat, read_stats_procfs};
+pub use socket::{AckOutcome, CtnetlinkSocket, Reply};
+pub use stats::{
+    read_stats, read_stats_from, read_stats_netlink, Counters, CpuStats, Source, StatsSnapshot,
+};
 
 /// What can go wrong talking to conntrack.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,14 @@ pub enum ConntrackError {
         request: &'static str,
         /// How many attempts were made.
         attempts: u32,
+    },
+    /// The kernel did not answer within the receive timeout.
+    #[error("the kernel did not answer the {request} request within {after:?}; ctnetlink may be stuck or the namespace gone; try again")]
+    Timeout {
+        /// What was asked.
+        request: &'static str,
+        /// The receive timeout that expired.
+        after: std::time::Duration,
     },
     /// A procfs file did not parse.
     #[error("cannot parse {path}: {detail}")]

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use netlink_packet_core::Nla;
+use netlink_packet_core::{DefaultNla, Nla, NLA_TYPE_MASK};
 use netlink_packet_netfilter::conntrack::ConntrackMessage;
-use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
+use netlink_packet_netfilter::{NetfilterMessageInner, NetfilterProtoFamily};
 
-pub use super::procfs::read_stats_procfs;
-use super::socket::{CtSocket, IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_GET_STATS_CPU};
+use super::procfs::read_stats_procfs;
+use super::socket::{CtnetlinkSocket, Reply, IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_GET_STATS_CPU};
 use super::ConntrackError;
 
 /// `CTA_STATS_*` attribute numbers (include/uapi/linux/netfilter/nfnetlink_conntrack.h).
@@ -177,131 +177,356 @@ impl StatsSnapshot {
 }
 
 /// Reads the counters of the calling thread's network namespace: ctnetlink
-/// first; when ctnetlink is refused or fails, procfs, with a note saying so.
+/// first, procfs when ctnetlink is refused (with a note saying so).
 pub fn read_stats() -> Result<StatsSnapshot, ConntrackError> {
-    let netlink_error = match read_stats_netlink() {
-        Ok(snapshot) => return Ok(snapshot),
-        Err(e) => e,
-    };
-    let denied = matches!(netlink_error, ConntrackError::PermissionDenied { .. });
-    match read_stats_procfs() {
-        Ok(mut snapshot) => {
-            snapshot.notes.push(if denied {
-                "ctnetlink refused the request (CAP_NET_ADMIN is needed); the counters were read \
-                 from /proc/net/stat/nf_conntrack instead"
-                    .to_string()
-            } else {
-                format!("ctnetlink failed ({netlink_error}); the counters were read from /proc/net/stat/nf_conntrack instead")
-            });
-            Ok(snapshot)
-        }
-        Err(procfs_error) if denied => Err(ConntrackError::PermissionDenied {
-            fallback: format!("; the procfs fallback failed too: {procfs_error}"),
-        }),
-        Err(_) => Err(netlink_error),
+    match read_stats_netlink() {
+        Err(ConntrackError::PermissionDenied { .. }) => match read_stats_procfs() {
+            Ok(mut snapshot) => {
+                snapshot.notes.push(
+                    "ctnetlink refused the request (CAP_NET_ADMIN is needed); the counters were read from /proc/net/stat/nf_conntrack instead"
+                        .into(),
+                );
+                Ok(snapshot)
+            }
+            Err(procfs_error) => Err(ConntrackError::PermissionDenied {
+                fallback: format!("; the procfs fallback failed too: {procfs_error}"),
+            }),
+        },
+        other => other,
     }
 }
 
-/// Reads the counters over ctnetlink: `IPCTNL_MSG_CT_GET_STATS_CPU` (one
-/// message per CPU) and `IPCTNL_MSG_CT_GET_STATS` (entries, max).
+/// Reads the counters from the given source only, with no fallback
+/// (`ctdiag stats --procfs`).
+pub fn read_stats_from(source: Source) -> Result<StatsSnapshot, ConntrackError> {
+    match source {
+        Source::Netlink => read_stats_netlink(),
+        Source::Procfs => read_stats_procfs(),
+    }
+}
+
+/// Request name of the per-CPU dump, for errors.
+const REQUEST_STATS_CPU: &str = "IPCTNL_MSG_CT_GET_STATS_CPU";
+/// Request name of the global statistics, for errors.
+const REQUEST_STATS: &str = "IPCTNL_MSG_CT_GET_STATS";
+
+/// Reads the counters over ctnetlink, on a socket opened in the calling
+/// thread's network namespace.
 pub fn read_stats_netlink() -> Result<StatsSnapshot, ConntrackError> {
-    let mut socket = CtSocket::open()?;
-    let per_cpu = socket.dump(
-        "IPCTNL_MSG_CT_GET_STATS_CPU",
-        AF_UNSPEC,
-        ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS_CPU, attributes: vec![] },
-    )?;
-    let mut cpus = per_cpu.iter().map(decode_cpu_stats).collect::<Result<Vec<_>, _>>()?;
-    cpus.sort_by_key(|c| c.cpu);
-    let global = socket.request(
-        "IPCTNL_MSG_CT_GET_STATS",
-        AF_UNSPEC,
-        ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS, attributes: vec![] },
-    )?;
-    let global = global.first().ok_or(ConntrackError::Malformed {
-        request: "IPCTNL_MSG_CT_GET_STATS",
-        detail: "the kernel sent no statistics message".into(),
-    })?;
-    let (entries, max_entries) = decode_global_stats(global)?;
-    Ok(StatsSnapshot { source: Source::Netlink, cpus, entries, max_entries, notes: Vec::new() })
+    let mut socket = CtnetlinkSocket::open()?;
+    read_stats_on(&mut socket)
 }
 
-/// `AF_UNSPEC`: the statistics are not per address family.
-const AF_UNSPEC: u8 = 0;
+/// Reads the counters over ctnetlink on an open socket: the per-CPU dump,
+/// then the global fill.
+pub fn read_stats_on(socket: &mut CtnetlinkSocket) -> Result<StatsSnapshot, ConntrackError> {
+    let cpu_replies = socket.dump(
+        REQUEST_STATS_CPU,
+        NetfilterProtoFamily::Unspec,
+        stats_request(IPCTNL_MSG_CT_GET_STATS_CPU),
+    )?;
+    let (cpus, mut notes) = decode_cpu_replies(&cpu_replies)?;
+    let global_replies = socket.request(
+        REQUEST_STATS,
+        NetfilterProtoFamily::Unspec,
+        stats_request(IPCTNL_MSG_CT_GET_STATS),
+    )?;
+    let global = decode_global_replies(&global_replies)?;
+    if global.max_entries.is_none() {
+        notes.push(
+            "the kernel did not report the table limit (CTA_STATS_GLOBAL_MAX_ENTRIES)".into(),
+        );
+    }
+    Ok(StatsSnapshot {
+        source: Source::Netlink,
+        cpus,
+        entries: global.entries,
+        max_entries: global.max_entries.unwrap_or(0),
+        notes,
+    })
+}
 
-/// The attributes of a conntrack message as (type, value) pairs, with the
-/// NLA_F_NESTED / NLA_F_NET_BYTEORDER flag bits cleared.
-fn raw_attributes(
-    message: &NetfilterMessage,
-    request: &'static str,
-    expected_type: u8,
-) -> Result<Vec<(u16, Vec<u8>)>, ConntrackError> {
-    match &message.inner {
-        NetfilterMessageInner::Conntrack(ConntrackMessage::Other { message_type, attributes })
-            if *message_type == expected_type =>
-        {
-            Ok(attributes
-                .iter()
-                .map(|nla| {
-                    let mut value = vec![0; nla.value_len()];
-                    nla.emit_value(&mut value);
-                    (nla.kind() & NLA_TYPE_MASK, value)
-                })
-                .collect())
+/// A statistics request: no attributes, family `AF_UNSPEC`.
+fn stats_request(message_type: u8) -> ConntrackMessage {
+    ConntrackMessage::Other { message_type, attributes: Vec::new() }
+}
+
+/// The type and attributes of a ctnetlink message the crate has no type
+/// for (statistics replies parse as `ConntrackMessage::Other`).
+fn other_attributes(reply: &Reply) -> Option<(u8, &[DefaultNla])> {
+    match &reply.message.inner {
+        NetfilterMessageInner::Conntrack(ConntrackMessage::Other { message_type, attributes }) => {
+            Some((*message_type, attributes.as_slice()))
         }
-        other => Err(ConntrackError::Malformed {
-            request,
-            detail: format!("unexpected reply {other:?}"),
-        }),
+        _ => None,
     }
 }
 
-/// `NLA_TYPE_MASK`: the attribute type without the flag bits.
-const NLA_TYPE_MASK: u16 = 0x3fff;
+/// The attribute number without the `NLA_F_NESTED` / `NLA_F_NET_BYTEORDER`
+/// flag bits, and the value bytes.
+fn attribute_parts(attribute: &DefaultNla) -> (u16, Vec<u8>) {
+    let mut value = vec![0; attribute.value_len()];
+    attribute.emit_value(&mut value);
+    (attribute.kind() & NLA_TYPE_MASK, value)
+}
 
-/// A big-endian counter: u32 as the kernel sends them (u64 accepted too).
-fn be_counter(attr: u16, value: &[u8], request: &'static str) -> Result<u64, ConntrackError> {
+/// A big-endian counter: 4 bytes (every counter today) or 8 (tolerated in
+/// case a kernel widens one). Anything else is `None`.
+fn be_counter(value: &[u8]) -> Option<u64> {
     match value.len() {
-        4 => Ok(u64::from(u32::from_be_bytes([value[0], value[1], value[2], value[3]]))),
-        8 => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(value);
-            Ok(u64::from_be_bytes(b))
-        }
-        n => Err(ConntrackError::Malformed {
-            request,
-            detail: format!("attribute {attr} ({}) has {n} bytes, expected 4", counter_name(attr)),
-        }),
+        4 => value.try_into().ok().map(|bytes| u64::from(u32::from_be_bytes(bytes))),
+        8 => value.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
     }
 }
 
-/// Decodes one `IPCTNL_MSG_CT_GET_STATS_CPU` reply: the CPU from
-/// `nfgenmsg.res_id`, one counter per attribute (unknown ones kept).
-pub fn decode_cpu_stats(message: &NetfilterMessage) -> Result<CpuStats, ConntrackError> {
-    const REQUEST: &str = "IPCTNL_MSG_CT_GET_STATS_CPU";
+/// Decodes one `IPCTNL_MSG_CT_GET_STATS_CPU` reply message: the CPU number
+/// from `nfgenmsg.res_id`, every attribute as a big-endian counter
+/// (unknown numbers kept). An attribute of the wrong size is skipped and
+/// described in the returned notes.
+pub fn decode_cpu_reply(reply: &Reply) -> Result<(CpuStats, Vec<String>), ConntrackError> {
+    let cpu = reply.message.header.res_id;
+    let attributes = match other_attributes(reply) {
+        Some((IPCTNL_MSG_CT_GET_STATS_CPU, attributes)) => attributes,
+        _ => {
+            return Err(ConntrackError::Malformed {
+                request: REQUEST_STATS_CPU,
+                detail: format!(
+                    "expected message type {IPCTNL_MSG_CT_GET_STATS_CPU}, got {:#06x}",
+                    reply.header.message_type
+                ),
+            })
+        }
+    };
     let mut counters = Counters::default();
-    for (attr, value) in raw_attributes(message, REQUEST, IPCTNL_MSG_CT_GET_STATS_CPU)? {
-        counters.0.insert(attr, be_counter(attr, &value, REQUEST)?);
-    }
-    Ok(CpuStats { cpu: message.header.res_id, counters })
-}
-
-/// Decodes the `IPCTNL_MSG_CT_GET_STATS` reply into (entries, max).
-pub fn decode_global_stats(message: &NetfilterMessage) -> Result<(u64, u64), ConntrackError> {
-    const REQUEST: &str = "IPCTNL_MSG_CT_GET_STATS";
-    let (mut entries, mut max) = (None, None);
-    for (attr, value) in raw_attributes(message, REQUEST, IPCTNL_MSG_CT_GET_STATS)? {
-        match attr {
-            CTA_STATS_GLOBAL_ENTRIES => entries = Some(be_counter(attr, &value, REQUEST)?),
-            CTA_STATS_GLOBAL_MAX_ENTRIES => max = Some(be_counter(attr, &value, REQUEST)?),
-            _ => {}
+    let mut notes = Vec::new();
+    for attribute in attributes {
+        let (kind, value) = attribute_parts(attribute);
+        match be_counter(&value) {
+            Some(number) => {
+                counters.0.insert(kind, number);
+            }
+            None => notes.push(format!(
+                "cpu {cpu}: ignored {} ({kind}): {} bytes where a 4-byte counter was expected",
+                counter_name(kind),
+                value.len()
+            )),
         }
     }
-    match (entries, max) {
-        (Some(entries), Some(max)) => Ok((entries, max)),
-        _ => Err(ConntrackError::Malformed {
-            request: REQUEST,
-            detail: "entries or max_entries attribute missing".into(),
-        }),
+    Ok((CpuStats { cpu, counters }, notes))
+}
+
+/// Decodes the messages of the per-CPU dump, ordered by CPU. Two messages
+/// for the same CPU make the dump malformed.
+pub fn decode_cpu_replies(
+    replies: &[Reply],
+) -> Result<(Vec<CpuStats>, Vec<String>), ConntrackError> {
+    let mut cpus: Vec<CpuStats> = Vec::with_capacity(replies.len());
+    let mut notes = Vec::new();
+    for reply in replies {
+        let (cpu, cpu_notes) = decode_cpu_reply(reply)?;
+        if cpus.iter().any(|seen| seen.cpu == cpu.cpu) {
+            return Err(ConntrackError::Malformed {
+                request: REQUEST_STATS_CPU,
+                detail: format!("cpu {} reported twice", cpu.cpu),
+            });
+        }
+        cpus.push(cpu);
+        notes.extend(cpu_notes);
+    }
+    if cpus.is_empty() {
+        return Err(ConntrackError::Malformed {
+            request: REQUEST_STATS_CPU,
+            detail: "the dump held no CPU".into(),
+        });
+    }
+    cpus.sort_by_key(|cpu| cpu.cpu);
+    Ok((cpus, notes))
+}
+
+/// The table fill from `IPCTNL_MSG_CT_GET_STATS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalStats {
+    /// `CTA_STATS_GLOBAL_ENTRIES`.
+    pub entries: u64,
+    /// `CTA_STATS_GLOBAL_MAX_ENTRIES`, absent on kernels that do not send it.
+    pub max_entries: Option<u64>,
+}
+
+/// Decodes the reply to `IPCTNL_MSG_CT_GET_STATS`: exactly one message with
+/// `CTA_STATS_GLOBAL_ENTRIES` (required) and `CTA_STATS_GLOBAL_MAX_ENTRIES`.
+pub fn decode_global_replies(replies: &[Reply]) -> Result<GlobalStats, ConntrackError> {
+    let malformed = |detail: String| ConntrackError::Malformed { request: REQUEST_STATS, detail };
+    let [reply] = replies else {
+        return Err(malformed(format!("expected one message, got {}", replies.len())));
+    };
+    let Some((IPCTNL_MSG_CT_GET_STATS, attributes)) = other_attributes(reply) else {
+        return Err(malformed(format!(
+            "expected message type {IPCTNL_MSG_CT_GET_STATS}, got {:#06x}",
+            reply.header.message_type
+        )));
+    };
+    let mut entries = None;
+    let mut max_entries = None;
+    for attribute in attributes {
+        let (kind, value) = attribute_parts(attribute);
+        let slot = match kind {
+            CTA_STATS_GLOBAL_ENTRIES => &mut entries,
+            CTA_STATS_GLOBAL_MAX_ENTRIES => &mut max_entries,
+            _ => continue,
+        };
+        *slot = Some(be_counter(&value).ok_or_else(|| {
+            malformed(format!("attribute {kind} has {} bytes, expected 4", value.len()))
+        })?);
+    }
+    let entries =
+        entries.ok_or_else(|| malformed("no CTA_STATS_GLOBAL_ENTRIES attribute".into()))?;
+    Ok(GlobalStats { entries, max_entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::captures::*;
+    use crate::conntrack::socket::{Expect, ReplyCollector};
+
+    fn cpu_replies(datagram: &[u8]) -> Vec<Reply> {
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        collector.feed(datagram).unwrap();
+        collector.feed(&CPU_DUMP_DONE).unwrap();
+        collector.replies
+    }
+
+    fn global_replies(datagram: &[u8]) -> Vec<Reply> {
+        let mut collector = ReplyCollector::new("test", GLOBAL_SEQUENCE, GLOBAL_PORT, Expect::Ack);
+        collector.feed(datagram).unwrap();
+        collector.feed(&GLOBAL_ACK).unwrap();
+        collector.replies
+    }
+
+    /// What `conntrack -S` printed at capture time, per CPU.
+    const CONNTRACK_S_AT_CAPTURE: [&str; 2] = [
+        "found=0 invalid=12 insert=0 insert_failed=0 drop=0 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0",
+        "found=0 invalid=28 insert=0 insert_failed=0 drop=0 early_drop=0 error=4 search_restart=0 clash_resolve=0 chaintoolong=0",
+    ];
+
+    fn render_like_conntrack_s(counters: &Counters) -> String {
+        counters
+            .named()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn per_cpu_decode_matches_conntrack_s() {
+        let (cpus, notes) = decode_cpu_replies(&cpu_replies(&CPU_DUMP_DATAGRAM)).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(cpus.iter().map(|cpu| cpu.cpu).collect::<Vec<_>>(), [0, 1]);
+        for (cpu, expected) in cpus.iter().zip(CONNTRACK_S_AT_CAPTURE) {
+            assert_eq!(render_like_conntrack_s(&cpu.counters), expected);
+        }
+        assert!(cpus[0].counters.has(CTA_STATS_CLASH_RESOLVE));
+        assert!(cpus[0].counters.has(CTA_STATS_CHAIN_TOOLONG));
+        assert_eq!(cpus[1].counters.get(CTA_STATS_ERROR), Some(4));
+    }
+
+    #[test]
+    fn global_decode() {
+        let global = decode_global_replies(&global_replies(&GLOBAL_DATAGRAM)).unwrap();
+        assert_eq!(global, GlobalStats { entries: 15, max_entries: Some(262_144) });
+    }
+
+    #[test]
+    fn global_without_entries_is_malformed() {
+        // Derived: CTA_STATS_GLOBAL_ENTRIES renumbered to 7 (unknown).
+        let mut datagram = GLOBAL_DATAGRAM;
+        datagram[22] = 7;
+        let error = decode_global_replies(&global_replies(&datagram)).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn unknown_attribute_is_kept_as_unknown_n() {
+        // Derived: CTA_STATS_CHAIN_TOOLONG of CPU 0 renumbered to 16, which
+        // no kernel sends yet.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[CPU_DUMP_MESSAGE1_LAST_NLA_TYPE] = 16;
+        let (cpus, notes) = decode_cpu_replies(&cpu_replies(&datagram)).unwrap();
+        assert!(notes.is_empty());
+        assert_eq!(cpus[0].counters.get(16), Some(0));
+        assert!(!cpus[0].counters.has(CTA_STATS_CHAIN_TOOLONG));
+        assert!(cpus[0].counters.named().any(|(name, _)| name == "unknown16"));
+        let json = serde_json::to_value(&cpus[0]).unwrap();
+        assert_eq!(json["unknown16"], 0);
+        assert_eq!(json["invalid"], 12);
+        assert_eq!(json["cpu"], 0);
+    }
+
+    #[test]
+    fn byte_order_flag_is_masked_from_the_attribute_number() {
+        // Derived: NLA_F_NET_BYTEORDER (0x4000) set on CPU 0's CTA_STATS_INVALID.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[20 + 8 + 3] |= 0x40;
+        let (cpus, _) = decode_cpu_replies(&cpu_replies(&datagram)).unwrap();
+        assert_eq!(cpus[0].counters.get(CTA_STATS_INVALID), Some(12));
+    }
+
+    #[test]
+    fn wrong_attribute_length_is_skipped_with_a_note() {
+        // Derived: CPU 0's CTA_STATS_INVALID given nla_len 6 (a 2-byte
+        // value, then 2 bytes of padding): still well-formed netlink.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[20 + 8] = 6;
+        let (cpus, notes) = decode_cpu_replies(&cpu_replies(&datagram)).unwrap();
+        assert!(!cpus[0].counters.has(CTA_STATS_INVALID));
+        assert_eq!(cpus[0].counters.get(CTA_STATS_FOUND), Some(0));
+        assert_eq!(cpus[1].counters.get(CTA_STATS_INVALID), Some(28));
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("invalid"), "{notes:?}");
+    }
+
+    #[test]
+    fn attribute_running_past_the_message_is_an_error() {
+        // Derived: CPU 0's last attribute claims 12 bytes, 4 more than the
+        // message has.
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[CPU_DUMP_MESSAGE1_LAST_NLA_TYPE - 2] = 12;
+        let mut collector =
+            ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
+        let error = collector.feed(&datagram).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn same_cpu_twice_is_malformed() {
+        let mut datagram = CPU_DUMP_DATAGRAM;
+        datagram[100 + 19] = 0; // message 2's res_id says CPU 0 too
+        let error = decode_cpu_replies(&cpu_replies(&datagram)).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_global_reply_is_not_a_cpu_reply() {
+        let error = decode_cpu_replies(&global_replies(&GLOBAL_DATAGRAM)).unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+        assert!(decode_cpu_replies(&[]).is_err());
+    }
+
+    #[test]
+    fn totals_and_deltas() {
+        let (cpus, _) = decode_cpu_replies(&cpu_replies(&CPU_DUMP_DATAGRAM)).unwrap();
+        let snapshot = StatsSnapshot {
+            source: Source::Netlink,
+            cpus,
+            entries: 15,
+            max_entries: 262_144,
+            notes: vec![],
+        };
+        let total = snapshot.total();
+        assert_eq!(total.get(CTA_STATS_INVALID), Some(40));
+        assert_eq!(total.get(CTA_STATS_ERROR), Some(4));
+        assert_eq!(total.delta_since(&snapshot.cpus[0].counters).get(CTA_STATS_INVALID), Some(28));
     }
 }

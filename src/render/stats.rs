@@ -75,7 +75,7 @@ fn cell_or_dash(value: Option<u64>) -> Cell {
 }
 
 /// Width of a `--watch` column.
-const WATCH_COLUMN: usize = 15;
+const WATCH_COLUMN: usize = 14;
 
 /// One `--watch` line (with the header line before the first): each
 /// counter's change in the interval and its per-second rate.

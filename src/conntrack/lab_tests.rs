@@ -1,0 +1,332 @@
+//! Root-only tests against the running kernel, in a fresh network namespace
+//! of their own (not connected to anything; traffic on 127.0.0.1 only).
+//! Outside CI they skip with a message when not root; with CI=true they
+//! fail instead.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use netlink_packet_netfilter::conntrack::{
+    ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple,
+};
+use netlink_packet_netfilter::NetfilterProtoFamily;
+use nix::sys::socket::{
+    sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+};
+
+use super::stats::{read_stats_netlink, read_stats_on, CTA_STATS_ERROR, CTA_STATS_INVALID};
+use super::{read_stats, read_stats_procfs, AckOutcome, ConntrackError, CtnetlinkSocket, Source};
+use crate::netns::Netns;
+
+/// Whether the lab can run; panics in CI when it cannot.
+fn lab_allowed(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root to create a network namespace, and CI=true forbids skipping");
+    }
+    eprintln!("skipping {test}: not root (needs a network namespace of its own)");
+    false
+}
+
+fn run(args: &[&str]) -> String {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {args:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A named network namespace, deleted on drop (also when a test panics).
+struct NamespaceGuard {
+    name: String,
+}
+
+impl NamespaceGuard {
+    fn create(tag: &str) -> Self {
+        let name = format!("ctdiag-ct-{}-{tag}", std::process::id());
+        // A leftover of a crashed run with the same pid would make `add` fail.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run(&["ip", "netns", "add", &name]);
+        let guard = NamespaceGuard { name };
+        guard.exec(&["ip", "link", "set", "lo", "up"]);
+        // Why a rule: conntrack hooks register in a namespace only once a
+        // ruleset asks for conntrack.
+        guard.exec(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "NEW",
+            "-j",
+            "ACCEPT",
+        ]);
+        guard
+    }
+
+    fn exec(&self, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Sends UDP on 127.0.0.1 from `flows` fresh sockets (3 datagrams each) and
+/// `invalid` TCP segments with SYN|FIN (an invalid flag combination, counted
+/// in `invalid`), from the calling thread's namespace. Returns the UDP
+/// receiver's port.
+fn send_traffic(flows: usize, invalid: usize) -> u16 {
+    let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let target = receiver.local_addr().unwrap();
+    for _ in 0..flows {
+        let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        for _ in 0..3 {
+            sender.send_to(b"ctdiag", target).unwrap();
+        }
+    }
+    let raw =
+        socket(AddressFamily::Inet, SockType::Raw, SockFlag::empty(), SockProtocol::Tcp).unwrap();
+    let destination = SockaddrIn::new(127, 0, 0, 1, 0);
+    for index in 0..invalid {
+        let segment = tcp_syn_fin(40_000 + index as u16, 9);
+        sendto(raw.as_raw_fd(), &segment, &destination, MsgFlags::empty()).unwrap();
+    }
+    target.port()
+}
+
+/// A 20-byte TCP header 127.0.0.1:source -> 127.0.0.1:destination with
+/// SYN|FIN and a correct checksum.
+fn tcp_syn_fin(source: u16, destination: u16) -> [u8; 20] {
+    let mut segment = [0u8; 20];
+    segment[0..2].copy_from_slice(&source.to_be_bytes());
+    segment[2..4].copy_from_slice(&destination.to_be_bytes());
+    segment[12] = 5 << 4; // data offset: 5 words
+    segment[13] = 0x03; // FIN | SYN
+    segment[14..16].copy_from_slice(&1024u16.to_be_bytes()); // window
+    let mut sum: u32 = 0;
+    let pseudo = [127u8, 0, 0, 1, 127, 0, 0, 1, 0, 6, 0, 20];
+    for pair in pseudo.chunks(2).chain(segment.chunks(2)) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    segment[16..18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    segment
+}
+
+/// `conntrack -S` output as `cpu -> name -> value`.
+fn parse_conntrack_s(text: &str) -> BTreeMap<u16, BTreeMap<String, u64>> {
+    let mut cpus = BTreeMap::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let mut cpu = None;
+        let mut counters = BTreeMap::new();
+        for field in line.split_whitespace() {
+            let (name, value) = field.split_once('=').unwrap();
+            if name == "cpu" {
+                cpu = Some(value.parse().unwrap());
+            } else {
+                counters.insert(name.to_string(), value.parse().unwrap());
+            }
+        }
+        cpus.insert(cpu.unwrap(), counters);
+    }
+    cpus
+}
+
+/// Clears CAP_NET_ADMIN from the calling thread's effective set (the
+/// capability sets are per thread).
+fn drop_net_admin_on_this_thread() {
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data structs, as
+    // capget(2) documents; pid 0 is the calling thread.
+    let got = unsafe {
+        libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr())
+    };
+    assert_eq!(got, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << CAP_NET_ADMIN);
+    let set =
+        unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn netlink_and_procfs_match_conntrack_tools_in_a_fresh_namespace() {
+    if !lab_allowed("netlink_and_procfs_match_conntrack_tools_in_a_fresh_namespace") {
+        return;
+    }
+    let lab = NamespaceGuard::create("stats");
+    let netns = Netns::open(&lab.name).unwrap();
+    let flows = 7;
+    let invalid = 5;
+    netns.run(|| send_traffic(flows, invalid)).unwrap();
+
+    let (netlink, procfs) = netns.run(|| (read_stats_netlink(), read_stats_procfs())).unwrap();
+    let netlink = netlink.unwrap();
+    let procfs = procfs.unwrap();
+    let tools = parse_conntrack_s(&lab.exec(&["conntrack", "-S"]));
+    let tools_count: u64 = lab.exec(&["conntrack", "-C"]).trim().parse().unwrap();
+
+    assert_eq!(netlink.source, Source::Netlink);
+    assert!(netlink.notes.is_empty(), "{:?}", netlink.notes);
+    // Field by field, CPU by CPU, both directions.
+    let ours: BTreeMap<u16, BTreeMap<String, u64>> = netlink
+        .cpus
+        .iter()
+        .map(|cpu| {
+            (
+                cpu.cpu,
+                cpu.counters.named().map(|(name, value)| (name.into_owned(), value)).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, tools);
+    assert_eq!(netlink.entries, tools_count);
+    // The traffic really went through conntrack here, so the comparison
+    // above is not one of zeros: every UDP flow is an entry (timeout 30 s),
+    // every SYN|FIN segment was counted invalid at least once.
+    assert!(netlink.entries >= flows as u64, "entries {}", netlink.entries);
+    assert!(netlink.total().get(CTA_STATS_INVALID).unwrap() >= invalid as u64);
+    let max: u64 =
+        lab.exec(&["cat", "/proc/sys/net/netfilter/nf_conntrack_max"]).trim().parse().unwrap();
+    assert_eq!(netlink.max_entries, max);
+
+    // procfs gives the same counters, CPU numbers, fill and limit.
+    assert_eq!(procfs.source, Source::Procfs);
+    assert_eq!(procfs.cpus, netlink.cpus);
+    assert_eq!(procfs.entries, netlink.entries);
+    assert_eq!(procfs.max_entries, netlink.max_entries);
+
+    // The root namespace's numbers are not these (separate counters): the
+    // namespace was really entered. Compare a counter this test drove.
+    let root = read_stats_procfs().unwrap();
+    assert_ne!(
+        (root.entries, root.total().get(CTA_STATS_ERROR), root.total().get(CTA_STATS_INVALID)),
+        (
+            netlink.entries,
+            netlink.total().get(CTA_STATS_ERROR),
+            netlink.total().get(CTA_STATS_INVALID)
+        ),
+    );
+}
+
+#[test]
+fn without_cap_net_admin_read_stats_falls_back_to_procfs() {
+    if !lab_allowed("without_cap_net_admin_read_stats_falls_back_to_procfs") {
+        return;
+    }
+    let lab = NamespaceGuard::create("nocap");
+    let netns = Netns::open(&lab.name).unwrap();
+    netns.run(|| send_traffic(3, 2)).unwrap();
+    let privileged = netns.run(read_stats).unwrap().unwrap();
+    assert_eq!(privileged.source, Source::Netlink);
+
+    let (netlink, fallback) = netns
+        .run(|| {
+            drop_net_admin_on_this_thread();
+            (read_stats_netlink(), read_stats())
+        })
+        .unwrap();
+    let error = netlink.unwrap_err();
+    assert!(matches!(error, ConntrackError::PermissionDenied { .. }), "{error:?}");
+    let fallback = fallback.unwrap();
+    assert_eq!(fallback.source, Source::Procfs);
+    assert!(
+        fallback.notes.iter().any(|note| note.contains("CAP_NET_ADMIN")),
+        "{:?}",
+        fallback.notes
+    );
+    assert_eq!(fallback.cpus, privileged.cpus);
+    assert_eq!(fallback.entries, privileged.entries);
+}
+
+#[test]
+fn delete_acknowledges_then_reports_already_gone() {
+    if !lab_allowed("delete_acknowledges_then_reports_already_gone") {
+        return;
+    }
+    let lab = NamespaceGuard::create("delete");
+    let netns = Netns::open(&lab.name).unwrap();
+    // One UDP flow from a known source port.
+    let (source_port, destination_port) = netns
+        .run(|| {
+            let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            sender.send_to(b"ctdiag", receiver.local_addr().unwrap()).unwrap();
+            (sender.local_addr().unwrap().port(), receiver.local_addr().unwrap().port())
+        })
+        .unwrap();
+    let sport = source_port.to_string();
+    let dport = destination_port.to_string();
+    let listed = |lab: &NamespaceGuard| {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &lab.name, "conntrack", "-L", "-p", "udp", "--sport", &sport])
+            .args(["--dport", &dport])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    };
+    assert_eq!(listed(&lab), 1);
+
+    let delete = || {
+        let localhost = std::net::IpAddr::V4(Ipv4Addr::LOCALHOST);
+        ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(vec![
+            Tuple::Ip(vec![
+                IPTuple::SourceAddress(localhost),
+                IPTuple::DestinationAddress(localhost),
+            ]),
+            Tuple::Proto(vec![
+                ProtoTuple::Protocol(Protocol::Udp),
+                ProtoTuple::SourcePort(source_port),
+                ProtoTuple::DestinationPort(destination_port),
+            ]),
+        ])])
+    };
+    let (first, second, stats) = netns
+        .run(|| {
+            let mut socket = CtnetlinkSocket::open().unwrap();
+            let first =
+                socket.request_ack("IPCTNL_MSG_CT_DELETE", NetfilterProtoFamily::IPv4, delete());
+            let second =
+                socket.request_ack("IPCTNL_MSG_CT_DELETE", NetfilterProtoFamily::IPv4, delete());
+            // The same socket still works for a dump afterwards.
+            (first, second, read_stats_on(&mut socket))
+        })
+        .unwrap();
+    assert_eq!(first.unwrap(), AckOutcome::Acknowledged);
+    assert_eq!(second.unwrap(), AckOutcome::NotFound);
+    assert_eq!(listed(&lab), 0);
+    assert_eq!(stats.unwrap().entries, 0);
+}
