@@ -555,7 +555,7 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
                     report.refused, report.queries_sent, report.server
                 ),
                 format!("{loss_text}; {counters_text}"),
-                "Check the DNS service's endpoints (kubectl -n kube-system get endpoints kube-dns) and the CoreDNS pods; remove dead endpoints from the rules; look for stale conntrack entries (`ctdiag stale`)",
+                "Check the DNS service's endpoints (kubectl -n kube-system get endpoints kube-dns) and the CoreDNS pods; remove dead endpoints from the rules; look for stale conntrack entries (`conntrack -L -p udp --orig-port-dst 53`)",
             ));
         } else {
             let race_like = report.one_lost_lookups > report.both_lost_lookups;
@@ -577,7 +577,7 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
                         ""
                     }
                 ),
-                "Probe each endpoint directly (`ctdiag compare --service kube-dns` or --server ENDPOINT_IP) to find where queries die; check CoreDNS logs and load",
+                "Probe each endpoint directly (`ctdiag probe --server ENDPOINT_IP`, endpoints from `iptables-save -t nat | grep KUBE-SEP`) to find where queries die; check CoreDNS logs and load",
             ));
         }
     } else if clashes > 0 {
