@@ -256,9 +256,23 @@ mod tests {
     }
 
     /// The chain names in a real kube-proxy dump
-    /// (/work/shared/fixtures/kube-proxy/eks-1.10-hello.iptables).
+    /// (tests/fixtures/kube-proxy/eks-1.10-hello.iptables).
     #[test]
     fn chain_names_match_a_real_kube_proxy_dump() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/kube-proxy/eks-1.10-hello.iptables"
+        );
+        let dump = std::fs::read_to_string(path).unwrap();
+        for chain in [
+            "KUBE-SVC-TCOU7JCQXEZGVUNU",
+            "KUBE-SVC-ERIFXISQEP7F7OF4",
+            "KUBE-SVC-NPX46M4PTMTKRN6Y",
+            "KUBE-SEP-VMSA6O6SI2ZXLCX3",
+            "KUBE-SEP-B335W6MFC4JCQI26",
+        ] {
+            assert!(dump.contains(&format!(":{chain} ")), "{chain} is not declared in the dump");
+        }
         assert_eq!(
             service_chain_name("kube-system/kube-dns:dns", "udp"),
             "KUBE-SVC-TCOU7JCQXEZGVUNU"
