@@ -12,6 +12,7 @@ pub mod dns;
 pub mod error;
 pub mod findings;
 pub mod generate;
+pub mod interrupt;
 pub mod kernel;
 pub mod lab;
 pub mod netns;

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
@@ -684,24 +683,6 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
     findings
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Why: Ctrl-C should end the probe with a report of what was measured.
-fn install_stop_handler() {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action =
-        SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::empty(), SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        let _ = unsafe { sigaction(signal, &action) };
-    }
-}
-
 fn read_counters(stats_ns: Option<&Netns>) -> std::result::Result<Counters, String> {
     match run_in(stats_ns, read_stats) {
         Ok(Ok(snapshot)) => Ok(snapshot.total()),
@@ -718,7 +699,8 @@ pub fn run(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ProbeReport> {
     let before = read_counters(stats_ns);
-    let result = run_in(probe_ns, || engine::run(&config.engine, &STOP, progress))??;
+    let result =
+        run_in(probe_ns, || engine::run(&config.engine, &crate::interrupt::STOP, progress))??;
     let after = read_counters(stats_ns);
     let delta = match (before, after) {
         (Ok(before), Ok(after)) => Ok(ConntrackDelta::from_counters(&after.delta_since(&before))),
@@ -743,7 +725,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     let config = ProbeConfig::from_args(&args)?;
     let probe_ns = config.netns.as_deref().map(Netns::open).transpose()?;
     let stats_ns = config.stats_netns.as_deref().map(Netns::open).transpose()?;
-    install_stop_handler();
+    crate::interrupt::install();
     let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
         .then(|| render::probe::progress_bar(config.engine.count, config.engine.duration));
     let progress = |done: u64| {

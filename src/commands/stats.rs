@@ -3,7 +3,6 @@
 //! kernel.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -371,7 +370,7 @@ pub fn watch(
     interval: Duration,
     mut on_sample: impl FnMut(&WatchSample) -> Result<()>,
 ) -> Result<Outcome> {
-    install_stop_handler();
+    crate::interrupt::install();
     let kernel = Kernel::running();
     let mut before = read_snapshot(config, netns)?;
     let mut taken = Instant::now();
@@ -444,30 +443,11 @@ fn sample(
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Why: Ctrl-C during `--watch` should end the last line cleanly and exit
-/// with the status of what was seen, not kill the process mid-write.
-fn install_stop_handler() {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action =
-        SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::empty(), SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        let _ = unsafe { sigaction(signal, &action) };
-    }
-}
-
 /// Sleeps for `duration` in short steps; false when a stop signal came.
 fn sleep_unless_stopped(duration: Duration) -> bool {
     let deadline = Instant::now() + duration;
     loop {
-        if STOP.load(Ordering::SeqCst) {
+        if crate::interrupt::requested() {
             return false;
         }
         let left = deadline.saturating_duration_since(Instant::now());
