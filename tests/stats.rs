@@ -312,3 +312,27 @@ fn bad_input_exits_2_with_a_message() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
 }
+
+#[test]
+fn ctrl_c_ends_watch_cleanly_with_what_was_seen() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let watcher = Command::new(common::CTDIAG)
+        .args(["stats", "--netns", &lab.node_ns(), "--watch", "0.5", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctdiag stats --watch");
+    std::thread::sleep(Duration::from_millis(1300));
+    let kill = Command::new("kill").args(["-INT", &watcher.id().to_string()]).status();
+    assert!(kill.expect("kill").success());
+    let out = watcher.wait_with_output().expect("watch output");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is whole JSON"))
+        .collect();
+    assert!((1..=3).contains(&lines.len()), "{lines:?}");
+}
