@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# `ctdiag probe` throughput and latency, measured in the same run next to
-# references:
-#  1. Throughput: answered queries per second at --rate 0 from a throwaway
-#     lab's client namespace to the lab's ClusterIP (198.19.0.10, DNAT in
-#     the node namespace), next to dnsperf on the same target (dnsperf
-#     reuses its sockets; ctdiag opens a fresh socket per lookup).
-#  2. Latency: lookup latency ctdiag measures against the embedded
-#     responder on loopback, next to a raw-socket baseline (Python: fresh
-#     socket, A and AAAA sent back to back, both answers read), one lookup
-#     at a time.
-# Traffic stays in the lab's namespaces and on loopback. Everything is
-# bounded (dnsperf -l, ctdiag --duration/--count). Run as root:
-#   bench/probe.sh [SECONDS]      (default 5 s per throughput run)
-# Needs dnsperf and python3.
+# Throughput and latency of `ctdiag probe`, printed as figures for
+# BENCHMARKS.md. Run as root:   bench/probe.sh [SECONDS]   (default 5)
+#
+# 1. Through the lab's kube-dns ClusterIP (198.19.0.10, 2 embedded
+#    endpoints), from the lab's client pod, in the same run:
+#    - dnsperf (one socket for every query: the ceiling the responders and
+#      the node allow), bounded by -l SECONDS;
+#    - ctdiag probe --rate 0 in each mode (a fresh socket, so a fresh
+#      conntrack entry, per lookup), bounded by --duration SECONDS.
+#    Figure: answered queries per second, and the ratio to dnsperf.
+# 2. Latency on loopback (127.0.0.1 only): ctdiag probe against the
+#    embedded responder, next to a raw-socket baseline (a small C program
+#    doing the same: fresh socket, sendmmsg A+AAAA, wait for both) at the
+#    same pace and count.
+#
+# Every run is bounded; traffic stays inside the lab's namespaces or on
+# loopback. Needs dnsperf and a C compiler (apt-get install dnsperf gcc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
 command -v dnsperf >/dev/null || { echo "bench/probe.sh: install dnsperf" >&2; exit 2; }
+command -v cc >/dev/null || { echo "bench/probe.sh: install gcc" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "bench/probe.sh: install python3" >&2; exit 2; }
 cargo build --release --quiet
 bin=$PWD/target/release/ctdiag
@@ -29,70 +33,119 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bin" lab up --prefix "$prefix" >/dev/null
 client=$prefix-client
 node=$prefix-node
 name=kubernetes.default.svc.cluster.local
 printf '%s A\n%s AAAA\n' "$name" "$name" >"$work/queries"
-echo "kernel $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-echo "== throughput against the ClusterIP 198.19.0.10:53 from $client, ${seconds} s each =="
+echo "== Through the ClusterIP 198.19.0.10 from $client, ${seconds}s each =="
 ip netns exec "$client" dnsperf -s 198.19.0.10 -d "$work/queries" -l "$seconds" -c 1 -q 100 \
-    >"$work/dnsperf.txt" 2>&1 || true
-dnsperf_qps=$(awk '/Queries per second/ {print $4}' "$work/dnsperf.txt")
-dnsperf_lost=$(awk '/Queries lost/ {print $3}' "$work/dnsperf.txt")
-echo "dnsperf (1 socket, 100 in flight):      ${dnsperf_qps:-?} answered queries/s (lost ${dnsperf_lost:-?})"
-for mode in parallel threads; do
+    -t 1 >"$work/dnsperf.txt" 2>&1 || true
+dnsperf_qps=$(awk '/Queries per second:/ {print $4}' "$work/dnsperf.txt")
+dnsperf_lost=$(awk '/Queries lost:/ {print $3}' "$work/dnsperf.txt")
+printf '%-44s %10s answered queries/s (lost %s)\n' "dnsperf -c 1 -q 100 (one socket)" \
+    "$dnsperf_qps" "$dnsperf_lost"
+for mode in parallel threads sequential reopen tcp; do
+    ip netns exec "$node" conntrack -F >/dev/null 2>&1 || true
     "$bin" probe --netns "$client" --stats-netns "$node" --mode "$mode" --rate 0 \
-        --duration "${seconds}s" --concurrency 64 -o json >"$work/probe-$mode.json" || true
-    python3 - "$work/probe-$mode.json" "${dnsperf_qps:-0}" "$mode" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-ref = float(sys.argv[2] or 0)
-ratio = r["answered_per_s"] / ref if ref else float("nan")
-d = r["conntrack_delta"] or {}
-print(f"ctdiag probe --mode {sys.argv[3]:<8} (fresh socket per lookup, 64 in flight): "
-      f"{r['answered_per_s']:.0f} answered queries/s = {ratio:.2f}x dnsperf "
-      f"({r['lookups']} lookups, lost {r['lost']}, clash_resolve +{d.get('clash_resolve')})")
-EOF
+        --concurrency 64 --timeout 1000 --duration "${seconds}s" -o json >"$work/$mode.json" || true
+    qps=$(json 'round(d["answered"] / d["duration_s"])' <"$work/$mode.json")
+    line=$(json '"lookups %d, lost %d, p50 %s ms, p99 %s ms, clash_resolve +%s" % (d["lookups"], d["lost"], d["latency_ms"]["p50"], d["latency_ms"]["p99"], (d["conntrack_delta"] or {}).get("clash_resolve"))' <"$work/$mode.json")
+    ratio=$(python3 -c "print('%.2f' % ($qps / float('$dnsperf_qps')))" 2>/dev/null || echo "?")
+    printf '%-44s %10s answered queries/s = %sx dnsperf; %s\n' \
+        "ctdiag probe --mode $mode --rate 0 -c64" "$qps" "$ratio" "$line"
 done
 
 echo
-echo "== lookup latency against the embedded responder on 127.0.0.1, one lookup at a time =="
-port=$((20000 + $$ % 20000))
+echo "== Latency on loopback (embedded responder), 2000 lookups at 500/s, one at a time =="
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin" lab responder --listen "127.0.0.1:$port" >/dev/null 2>&1 &
 responder_pid=$!
 sleep 0.5
-"$bin" probe --server "127.0.0.1:$port" --count 2000 --rate 0 --concurrency 1 -o json \
-    >"$work/loopback.json"
-python3 - "$work/loopback.json" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-l = r["latency_ms"]
-print(f"ctdiag probe --mode parallel:  p50 {l['p50']*1000:.0f} us  p90 {l['p90']*1000:.0f} us  "
-      f"p99 {l['p99']*1000:.0f} us  ({r['answered']} answered, lost {r['lost']})")
+cat >"$work/baseline.c" <<'EOF'
+/* Raw-socket baseline: per lookup a fresh connected UDP socket, A and AAAA
+ * in one sendmmsg, poll until both answers are in; prints p50 p90 p99 max
+ * of the lookup latency in ms. Usage: baseline PORT COUNT RATE */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static size_t query(unsigned char *q, unsigned short id, unsigned short type) {
+    const char *labels[] = {"kubernetes", "default", "svc", "cluster", "local"};
+    size_t n = 0;
+    q[n++] = id >> 8; q[n++] = id & 0xff; q[n++] = 1; q[n++] = 0;
+    q[n++] = 0; q[n++] = 1; memset(q + n, 0, 6); n += 6;
+    for (int i = 0; i < 5; i++) {
+        size_t l = strlen(labels[i]);
+        q[n++] = (unsigned char)l; memcpy(q + n, labels[i], l); n += l;
+    }
+    q[n++] = 0; q[n++] = 0; q[n++] = (unsigned char)type; q[n++] = 0; q[n++] = 1;
+    return n;
+}
+int main(int argc, char **argv) {
+    if (argc != 4) return 2;
+    int port = atoi(argv[1]), count = atoi(argv[2]);
+    double gap = 1000.0 / atof(argv[3]);
+    double *lat = calloc(count, sizeof(double));
+    int done = 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    double next = now_ms();
+    for (int i = 0; i < count; i++) {
+        while (now_ms() < next) usleep(50);
+        next += gap;
+        unsigned char a[64], aaaa[64], buf[512];
+        struct iovec iov[2] = {{a, query(a, 2 * i, 1)}, {aaaa, query(aaaa, 2 * i + 1, 28)}};
+        struct mmsghdr m[2];
+        memset(m, 0, sizeof m);
+        m[0].msg_hdr.msg_iov = &iov[0]; m[0].msg_hdr.msg_iovlen = 1;
+        m[1].msg_hdr.msg_iov = &iov[1]; m[1].msg_hdr.msg_iovlen = 1;
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) return 1;
+        double t0 = now_ms();
+        if (sendmmsg(s, m, 2, 0) != 2) { close(s); continue; }
+        int got = 0;
+        while (got < 2) {
+            struct pollfd p = {s, POLLIN, 0};
+            if (poll(&p, 1, 1000) <= 0) break;
+            if (recv(s, buf, sizeof buf, 0) > 0) got++;
+        }
+        if (got == 2) lat[done++] = now_ms() - t0;
+        close(s);
+    }
+    qsort(lat, done, sizeof(double), cmp);
+    if (done == 0) return 1;
+    printf("%d %.3f %.3f %.3f %.3f\n", done, lat[done / 2], lat[(int)(done * 0.9)],
+           lat[(int)(done * 0.99)], lat[done - 1]);
+    return 0;
+}
 EOF
-python3 - "$port" "$name" <<'EOF'
-import socket, struct, sys, time, random
-port, name = int(sys.argv[1]), sys.argv[2]
-def query(qid, qtype):
-    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for label in name.split("."):
-        q += bytes([len(label)]) + label.encode()
-    return q + b"\0" + struct.pack(">HH", qtype, 1)
-lat = []
-for _ in range(2000):
-    start = time.perf_counter()
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(2)
-    s.connect(("127.0.0.1", port))
-    s.send(query(random.getrandbits(16), 1))
-    s.send(query(random.getrandbits(16), 28))
-    s.recv(1500); s.recv(1500)
-    lat.append(time.perf_counter() - start)
-    s.close()
-lat.sort()
-pick = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6
-print(f"raw-socket baseline (python):  p50 {pick(.5):.0f} us  p90 {pick(.9):.0f} us  p99 {pick(.99):.0f} us")
-EOF
+cc -O2 -o "$work/baseline" "$work/baseline.c"
+read -r b_n b50 b90 b99 bmax < <("$work/baseline" "$port" 2000 500)
+printf '%-44s p50 %s ms, p90 %s ms, p99 %s ms, max %s ms (%s lookups)\n' \
+    "raw sockets (C, sendmmsg, poll)" "$b50" "$b90" "$b99" "$bmax" "$b_n"
+for mode in parallel threads tcp; do
+    "$bin" probe --server "127.0.0.1:$port" --mode "$mode" --count 2000 --rate 500 \
+        --concurrency 1 --timeout 1000 -o json >"$work/lo-$mode.json" || true
+    json '"%-44s p50 %s ms, p90 %s ms, p99 %s ms, max %s ms (%d of %d lookups answered)" % ("ctdiag probe --mode '"$mode"'", d["latency_ms"]["p50"], d["latency_ms"]["p90"], d["latency_ms"]["p99"], d["latency_ms"]["max"], d["lookups"] - d["one_lost_lookups"] - d["both_lost_lookups"], d["lookups"])' \
+        <"$work/lo-$mode.json"
+done

@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/stats.sh: install hyperfine" >&2; exit 2; }
 command -v conntrack >/dev/null || { echo "bench/stats.sh: install conntrack" >&2; exit 2; }
-cargo build --release --quiet
-bin=$PWD/target/release/ctdiag
+# The binary install.sh installs (static on glibc hosts).
+bin=$(./install.sh --build-only)
 prefix=bstat$$
 trap '"$bin" lab down --prefix "$prefix" >/dev/null 2>&1 || true' EXIT
 "$bin" lab up --prefix "$prefix" >/dev/null
