@@ -247,18 +247,29 @@ fn threads_mode_clashes_match_conntrack_s_and_nothing_is_lost() {
         return;
     }
     let lab = TestLab::up(&[]);
-    let before = conntrack_s_total(&lab.node_ns(), "clash_resolve");
-    let (out, report) =
-        probe_in_lab(&lab, &["--mode", "threads", "--count", "2000", "--rate", "0"]);
-    let after = conntrack_s_total(&lab.node_ns(), "clash_resolve");
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["server"], "198.19.0.10:53");
-    assert_eq!(report["mode"], "threads");
-    assert_eq!(u(&report, "lookups"), 2000);
-    assert_eq!(u(&report, "lost"), 0, "{report:#}");
-    let clashes = report["conntrack_delta"]["clash_resolve"].as_u64().expect("clash_resolve");
-    assert!(clashes > 0, "no clash in 2000 threaded lookups: {report:#}");
-    assert_eq!(clashes, after - before, "ctdiag's delta differs from conntrack -S");
+    // The clash needs both senders on two CPUs at the same instant; a
+    // loaded CI machine can starve one of them for a whole run. Up to three
+    // bounded runs; every run must agree with conntrack -S and lose nothing.
+    let mut clashes = 0;
+    let mut report = serde_json::Value::Null;
+    for _ in 0..3 {
+        let before = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+        let (out, run) =
+            probe_in_lab(&lab, &["--mode", "threads", "--count", "2000", "--rate", "0"]);
+        let after = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+        assert_eq!(out.status.code(), Some(0), "{run:#}");
+        assert_eq!(run["server"], "198.19.0.10:53");
+        assert_eq!(run["mode"], "threads");
+        assert_eq!(u(&run, "lookups"), 2000);
+        assert_eq!(u(&run, "lost"), 0, "{run:#}");
+        clashes = run["conntrack_delta"]["clash_resolve"].as_u64().expect("clash_resolve");
+        assert_eq!(clashes, after - before, "ctdiag's delta differs from conntrack -S");
+        report = run;
+        if clashes > 0 {
+            break;
+        }
+    }
+    assert!(clashes > 0, "no clash in three runs of 2000 threaded lookups: {report:#}");
     assert_eq!(report["findings"][0]["code"], "conntrack-clashes-resolved");
 }
 

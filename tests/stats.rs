@@ -110,6 +110,44 @@ fn parallel_lookups(client_ns: &str, lookups: u32) -> u32 {
     .expect("run in client namespace")
 }
 
+/// Sends `n` TCP segments with SYN and FIN both set from the client pod to
+/// the ClusterIP: conntrack in the node counts each as `invalid`, whatever
+/// the machine's load (unlike the clash of parallel queries, which needs two
+/// CPUs at the same instant).
+fn invalid_tcp_segments(client_ns: &str, n: u32) {
+    let ns = ctdiag::netns::Netns::open(client_ns).expect("open client namespace");
+    ns.run(|| {
+        // SAFETY: plain socket/sendto/close calls with valid buffers.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let mut dst: libc::sockaddr_in = std::mem::zeroed();
+            dst.sin_family = libc::AF_INET as libc::sa_family_t;
+            dst.sin_addr.s_addr = u32::from_ne_bytes([198, 19, 0, 10]);
+            for i in 0..n {
+                let mut tcp = [0u8; 20];
+                tcp[0..2].copy_from_slice(&(40000 + i as u16).to_be_bytes()); // source port
+                tcp[2..4].copy_from_slice(&53u16.to_be_bytes()); // destination port
+                tcp[4..8].copy_from_slice(&(1000 + i).to_be_bytes()); // sequence number
+                tcp[12] = 5 << 4; // data offset: 5 words, no options
+                tcp[13] = 0x03; // flags: SYN | FIN, never valid together
+                tcp[14..16].copy_from_slice(&1024u16.to_be_bytes()); // window
+                let sent = libc::sendto(
+                    fd,
+                    tcp.as_ptr().cast(),
+                    tcp.len(),
+                    0,
+                    (&dst as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                );
+                assert_eq!(sent, 20, "sendto: {}", std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+        }
+    })
+    .expect("run in client namespace");
+}
+
 #[test]
 fn stats_json_equals_conntrack_s_after_parallel_traffic() {
     if !common::require_root() {
@@ -133,6 +171,30 @@ fn stats_json_equals_conntrack_s_with_dnsmasq_endpoints() {
 fn stats_equal_conntrack_s_in(lab: TestLab) {
     let answered = parallel_lookups(&lab.client_ns(), 400);
     assert!(answered > 700, "the lab answered only {answered} of 800 queries");
+    invalid_tcp_segments(&lab.client_ns(), 10);
+    // The clash needs both queries on two CPUs at the same instant; ctdiag
+    // probe's threads mode spins its senders for that. A loaded machine can
+    // still miss, so up to three bounded rounds until the kernel counts one.
+    for _ in 0..3 {
+        let clashes: u64 = conntrack_s(&lab.node_ns()).values().map(|c| c["clash_resolve"]).sum();
+        if clashes > 0 {
+            break;
+        }
+        common::ctdiag(&[
+            "probe",
+            "--netns",
+            &lab.client_ns(),
+            "--mode",
+            "threads",
+            "--count",
+            "1000",
+            "--rate",
+            "0",
+            "--timeout",
+            "1000",
+            "-q",
+        ]);
+    }
 
     let out = common::ctdiag(&["stats", "--netns", &lab.node_ns(), "-o", "json"]);
     let report = common::json(&out);
@@ -152,6 +214,8 @@ fn stats_equal_conntrack_s_in(lab: TestLab) {
     // The traffic raced in conntrack: this kernel resolves the clashes.
     let clash: u64 = reference.values().map(|c| c["clash_resolve"]).sum();
     assert!(clash > 0, "parallel A/AAAA from one socket raised no clash_resolve: {reference:?}");
+    let invalid: u64 = reference.values().map(|c| c["invalid"]).sum();
+    assert!(invalid >= 10, "SYN|FIN segments not counted invalid: {reference:?}");
     let codes: Vec<&str> =
         report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
     assert!(codes.contains(&"totals-since-boot"), "{codes:?}");
@@ -221,10 +285,12 @@ fn watch_shows_the_traffic_of_the_interval() {
         .spawn()
         .expect("spawn ctdiag stats --watch");
     // Traffic during the first interval.
-    // On current kernels `found` and `insert` no longer move; the clashes
-    // of parallel A/AAAA do (clash_resolve), and the table fills.
+    // On current kernels `found` and `insert` no longer move; clashes of
+    // parallel A/AAAA do, but only when two CPUs race, which a loaded
+    // machine may not give. Invalid segments move `invalid` every time.
     std::thread::sleep(Duration::from_millis(200));
-    parallel_lookups(&lab.client_ns(), 300);
+    parallel_lookups(&lab.client_ns(), 100);
+    invalid_tcp_segments(&lab.client_ns(), 25);
     let out = watcher.wait_with_output().expect("watch output");
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -238,6 +304,8 @@ fn watch_shows_the_traffic_of_the_interval() {
         .map(|v| v.as_u64().expect("integer delta"))
         .sum();
     assert!(moved > 0, "no counter moved while traffic ran: {lines:?}");
+    let invalid: u64 = lines.iter().map(|l| l["delta"]["invalid"].as_u64().unwrap_or(0)).sum();
+    assert!(invalid >= 25, "25 SYN|FIN segments crossed the node: invalid +{invalid}");
     let first = &lines[0];
     assert!(first["seconds"].as_f64().unwrap() >= 1.4);
     let found = first["delta"]["found"].as_u64().unwrap_or(0) as f64;
