@@ -404,3 +404,24 @@ fn ctrl_c_ends_watch_cleanly_with_what_was_seen() {
         .collect();
     assert!((1..=3).contains(&lines.len()), "{lines:?}");
 }
+
+/// Without CAP_NET_ADMIN and without a readable procfs, ctdiag says what is
+/// needed and exits 2 (a private mount namespace hides
+/// /proc/sys/net/netfilter for this one run).
+#[test]
+fn neither_netlink_nor_procfs_names_cap_net_admin_and_exits_2() {
+    if !common::require_root() {
+        return;
+    }
+    let script = format!(
+        "mount -t tmpfs none /proc/sys/net/netfilter && \
+         exec setpriv --bounding-set -net_admin --inh-caps -net_admin {} stats",
+        common::CTDIAG
+    );
+    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().expect("unshare");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CAP_NET_ADMIN"), "{stderr}");
+    assert!(stderr.contains("procfs fallback failed"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
