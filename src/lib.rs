@@ -17,6 +17,8 @@ pub mod kernel;
 pub mod lab;
 pub mod netns;
 pub mod render;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use app::{run, Outcome};
 pub use error::{Error, Result};

@@ -615,14 +615,7 @@ mod tests {
         let mut state = 0x2545_f491_u32;
         for round in 0..2000 {
             let size = (round % 97) + 1;
-            let bytes: Vec<u8> = (0..size)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 17;
-                    state ^= state << 5;
-                    state as u8
-                })
-                .collect();
+            let bytes = crate::testutil::pseudo_random_bytes(&mut state, size as usize);
             let mut collector = ReplyCollector::new("test", 0, 0, Expect::Done);
             let _ = collector.feed(&bytes);
         }

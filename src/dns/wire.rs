@@ -368,14 +368,7 @@ mod tests {
         let a = query(1, QueryType::A);
         let mut seed = 0x1234_5678_u32;
         for len in 0..300 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
+            let bytes = crate::testutil::pseudo_random_bytes(&mut seed, len);
             let _ = classify(&bytes, server(), server(), &[&a]);
         }
     }
