@@ -192,8 +192,9 @@ fn context_findings(
             "no-conntrack-activity",
             format!("No conntrack activity in {place}"),
             "every counter is 0 and the table is empty",
-            "Counters are per network namespace and kube-proxy's DNAT happens in the node's: \
-             run on the node itself (not in a pod) or pass --netns with the node's namespace",
+            "Either nothing has crossed this namespace yet, or it is not where DNAT happens: counters \
+             are per network namespace and kube-proxy's DNAT happens in the node's, so run on the \
+             node itself (not in a pod) or pass --netns with the node's namespace",
         ));
     } else {
         findings.push(Finding::new(
