@@ -100,30 +100,25 @@ impl ResolvConf {
 /// `ip netns exec` bind-mounts it), `/etc/resolv.conf` otherwise.
 pub fn resolv_conf_path(netns: Option<&str>) -> PathBuf {
     let default = PathBuf::from("/etc/resolv.conf");
-    let Some(spec) = netns else { return default };
-    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
-        return PathBuf::from(format!("/proc/{spec}/root/etc/resolv.conf"));
-    }
-    if let Some(rest) = spec.strip_prefix("/proc/") {
-        if let Some(pid) = rest.strip_suffix("/ns/net") {
-            if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-                return PathBuf::from(format!("/proc/{pid}/root/etc/resolv.conf"));
-            }
+    // The same reading of the spec as `--netns` itself: a PID means
+    // /proc/PID/ns/net, a bare name /run/netns/NAME.
+    let Some(path) = netns.and_then(|spec| crate::netns::resolve_spec(spec).ok()) else {
+        return default;
+    };
+    if let Some(pid) = path.to_str().and_then(|p| p.strip_prefix("/proc/")?.strip_suffix("/ns/net"))
+    {
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            return PathBuf::from(format!("/proc/{pid}/root/etc/resolv.conf"));
         }
     }
-    let name = if spec.contains('/') {
-        let path = Path::new(spec);
-        match (path.parent(), path.file_name()) {
-            (Some(dir), Some(name))
-                if dir == Path::new(crate::netns::NETNS_RUN_DIR)
-                    || dir == Path::new("/var/run/netns") =>
-            {
-                name.to_string_lossy().into_owned()
-            }
-            _ => return default,
+    let name = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name))
+            if dir == Path::new(crate::netns::NETNS_RUN_DIR)
+                || dir == Path::new("/var/run/netns") =>
+        {
+            name.to_string_lossy().into_owned()
         }
-    } else {
-        spec.to_string()
+        _ => return default,
     };
     let candidate = Path::new("/etc/netns").join(name).join("resolv.conf");
     if candidate.exists() {
