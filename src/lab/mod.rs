@@ -511,7 +511,7 @@ pub fn dnsmasq_args(listen: Ipv4Addr, pid_file: &Path) -> Vec<String> {
 /// Starts the endpoint's DNS server and waits until it listens.
 fn start_server(server: &mut DnsServerInfo, dir: &Path) -> Result<()> {
     let ip = endpoint_ip(server.endpoint);
-    let listen = SocketAddr::from((ip, DNS_PORT));
+    let listen = SocketAddrV4::new(ip, DNS_PORT);
     let pid = match server.kind {
         DnsServerKind::Embedded => {
             let args = vec![
@@ -841,6 +841,14 @@ fn restart_server(
         if system::alive_in_netns(pid, &server.namespace) {
             system::stop(pid);
         }
+    }
+    let listen = SocketAddr::from((endpoint_ip(n), DNS_PORT));
+    if !system::wait_port_free(&server.namespace, listen, SERVER_START_TIMEOUT)? {
+        return Err(Error::Runtime(format!(
+            "the old DNS server in {} still holds {listen} after {}s; `ctdiag lab down` then `ctdiag lab up` rebuilds the lab",
+            server.namespace,
+            SERVER_START_TIMEOUT.as_secs()
+        )));
     }
     change(server);
     start_server(server, &dir)

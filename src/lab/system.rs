@@ -153,16 +153,26 @@ pub fn alive_in_netns(pid: u32, netns: &str) -> bool {
     proc_ns.is_some() && proc_ns == lab_ns
 }
 
-/// Whether `pid` exists and is not a zombie.
+/// Whether any thread of process `pid` is still running. A zombie thread
+/// group leader does not count, but its other threads do.
+///
+/// Why the threads: when a multi-threaded server gets SIGTERM, its leader can
+/// show `Z` while the other threads are still exiting and still hold the
+/// shared file table, so its sockets stay bound. Starting a new server on
+/// the same port at that moment fails with EADDRINUSE.
 fn exists(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    let leader_running = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state =
                 stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
             !matches!(state, Some('Z') | Some('X'))
         }
-        Err(_) => false,
-    }
+        Err(_) => return false,
+    };
+    leader_running
+        || std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| tasks.flatten().any(|t| t.file_name() != pid.to_string().as_str()))
+            .unwrap_or(false)
 }
 
 /// Stops a process: SIGTERM, up to 1 s of grace, then SIGKILL. Reaps it if
@@ -205,27 +215,136 @@ pub fn pids_in_netns(netns: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Waits until something accepts TCP connections on `addr` inside the named
-/// namespace (the DNS server is up), the process `pid` dies, or `timeout`
-/// passes.
+/// Waits until the process `pid` itself holds a UDP socket bound to `addr`
+/// and a TCP socket listening on it (the DNS server is up), the process dies,
+/// or `timeout` passes.
+///
+/// Why ownership and not just "something answers": while an old server on
+/// the same port is still exiting, a connect succeeds against its socket and
+/// the new server may be the one that failed to bind.
 pub fn wait_listening(
     netns: &str,
-    addr: std::net::SocketAddr,
+    addr: std::net::SocketAddrV4,
     pid: u32,
     timeout: Duration,
 ) -> Result<bool> {
-    let ns = crate::netns::Netns::open(netns)?;
     let deadline = Instant::now() + timeout;
     loop {
-        let connected = ns.run(|| {
-            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        })?;
-        if connected {
+        if !alive_in_netns(pid, netns) {
+            return Ok(false);
+        }
+        let udp = bound_socket_inodes(pid, "udp", addr, None);
+        let tcp = bound_socket_inodes(pid, "tcp", addr, Some(TCP_LISTEN));
+        let owned = socket_inodes_of(pid);
+        if udp.iter().any(|i| owned.contains(i)) && tcp.iter().any(|i| owned.contains(i)) {
             return Ok(true);
         }
-        if !alive_in_netns(pid, netns) || Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `st` of a listening socket in /proc/net/tcp.
+const TCP_LISTEN: u8 = 0x0A;
+
+/// Inodes of the sockets bound to `addr` in `/proc/PID/net/{table}` (the
+/// table of the process's network namespace), optionally only those in
+/// state `state`.
+fn bound_socket_inodes(
+    pid: u32,
+    table: &str,
+    addr: std::net::SocketAddrV4,
+    state: Option<u8>,
+) -> Vec<u64> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(parse_socket_line)
+        .filter_map(|(local, st, inode)| {
+            (local == addr && state.is_none_or(|want| want == st)).then_some(inode)
+        })
+        .collect()
+}
+
+/// `local_address`, `st` and `inode` of one line of /proc/net/{udp,tcp}:
+/// `0: 020312C6:0035 00000000:0000 07 ... 0 12345 ...`. The address is the
+/// network-order IPv4 word printed as a host-order hex number.
+fn parse_socket_line(line: &str) -> Option<(std::net::SocketAddrV4, u8, u64)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (ip, port) = fields.get(1)?.split_once(':')?;
+    let ip = std::net::Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes());
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let st = u8::from_str_radix(fields.get(3)?, 16).ok()?;
+    let inode = fields.get(9)?.parse().ok()?;
+    Some((std::net::SocketAddrV4::new(ip, port), st, inode))
+}
+
+/// Inodes of the sockets the process `pid` has open (`socket:[N]` links in
+/// /proc/PID/fd).
+fn socket_inodes_of(pid: u32) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?.to_string();
+            target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+/// Waits until nothing accepts TCP connections on `addr` inside the named
+/// namespace (an old server has let go of the port), or `timeout` passes.
+/// Returns whether the port is free.
+pub fn wait_port_free(netns: &str, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool> {
+    let ns = crate::netns::Netns::open(netns)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let busy = ns.run(|| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })?;
+        if !busy {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_lines_from_proc_net() {
+        // A UDP socket bound to 198.18.3.2:53, as this x86_64 kernel prints it.
+        let udp = "  123: 020312C6:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 91234 2 0000000000000000 0";
+        let (local, st, inode) = parse_socket_line(udp).unwrap();
+        if cfg!(target_endian = "little") {
+            assert_eq!(local, "198.18.3.2:53".parse().unwrap());
+        }
+        assert_eq!((st, inode), (7, 91234));
+        assert_eq!(parse_socket_line("  sl  local_address rem_address   st"), None);
+        assert_eq!(parse_socket_line(""), None);
+    }
+
+    #[test]
+    fn this_process_owns_its_sockets() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let pid = std::process::id();
+        let owned = socket_inodes_of(pid);
+        let std::net::SocketAddr::V4(u) = udp.local_addr().unwrap() else { unreachable!() };
+        let std::net::SocketAddr::V4(t) = tcp.local_addr().unwrap() else { unreachable!() };
+        let udp_inodes = bound_socket_inodes(pid, "udp", u, None);
+        let tcp_inodes = bound_socket_inodes(pid, "tcp", t, Some(TCP_LISTEN));
+        assert!(udp_inodes.iter().any(|i| owned.contains(i)), "{udp_inodes:?} {owned:?}");
+        assert!(tcp_inodes.iter().any(|i| owned.contains(i)), "{tcp_inodes:?} {owned:?}");
     }
 }

@@ -290,8 +290,36 @@ impl TestLab {
     }
 }
 
+impl TestLab {
+    fn dump_for_failure(&self) {
+        let status = Command::new(CTDIAG)
+            .args(["lab", "status", "--prefix", &self.prefix, "-o", "json"])
+            .stdin(Stdio::null())
+            .output();
+        if let Ok(o) = status {
+            eprintln!("--- lab status --prefix {}:\n{}{}", self.prefix, stdout(&o), stderr(&o));
+        }
+        let dir = std::path::Path::new("/run/ctdiag/lab").join(&self.prefix);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                eprintln!("--- {}:\n{}", path.display(), tail.join("\n"));
+            }
+        }
+    }
+}
+
 impl Drop for TestLab {
     fn drop(&mut self) {
+        // A failed test shows what the lab looked like and what its DNS
+        // servers logged: on CI that is the only evidence there is.
+        if std::thread::panicking() {
+            self.dump_for_failure();
+        }
         let output = Command::new(CTDIAG)
             .args(["lab", "down", "--prefix", &self.prefix])
             .stdin(Stdio::null())
