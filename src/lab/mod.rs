@@ -16,7 +16,7 @@ pub mod responder;
 pub mod rules;
 pub mod system;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -841,14 +841,6 @@ fn restart_server(
         if system::alive_in_netns(pid, &server.namespace) {
             system::stop(pid);
         }
-    }
-    let listen = SocketAddr::from((endpoint_ip(n), DNS_PORT));
-    if !system::wait_port_free(&server.namespace, listen, SERVER_START_TIMEOUT)? {
-        return Err(Error::Runtime(format!(
-            "the old DNS server in {} still holds {listen} after {}s; `ctdiag lab down` then `ctdiag lab up` rebuilds the lab",
-            server.namespace,
-            SERVER_START_TIMEOUT.as_secs()
-        )));
     }
     change(server);
     start_server(server, &dir)

@@ -136,16 +136,22 @@ fn netns_inode(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
+/// The state letter of process `pid` from /proc/PID/stat (`R`, `S`, `Z`...),
+/// `None` when there is no such process.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state letter follows the parenthesised command name.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next())
+}
+
+fn is_running_state(state: Option<char>) -> bool {
+    !matches!(state, Some('Z') | Some('X') | None)
+}
+
 /// Whether `pid` is a live (not zombie) process inside the named `ip netns`
 /// namespace; a recycled PID elsewhere does not count.
 pub fn alive_in_netns(pid: u32, netns: &str) -> bool {
-    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s,
-        Err(_) => return false,
-    };
-    // The state letter follows the parenthesised command name.
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
-    if matches!(state, Some('Z') | Some('X') | None) {
+    if !is_running_state(process_state(pid)) {
         return false;
     }
     let proc_ns = netns_inode(Path::new(&format!("/proc/{pid}/ns/net")));
@@ -161,18 +167,13 @@ pub fn alive_in_netns(pid: u32, netns: &str) -> bool {
 /// shared file table, so its sockets stay bound. Starting a new server on
 /// the same port at that moment fails with EADDRINUSE.
 fn exists(pid: u32) -> bool {
-    let leader_running = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state =
-                stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
-            !matches!(state, Some('Z') | Some('X'))
-        }
-        Err(_) => return false,
-    };
-    leader_running
-        || std::fs::read_dir(format!("/proc/{pid}/task"))
+    match process_state(pid) {
+        None => false,
+        state if is_running_state(state) => true,
+        _ => std::fs::read_dir(format!("/proc/{pid}/task"))
             .map(|tasks| tasks.flatten().any(|t| t.file_name() != pid.to_string().as_str()))
-            .unwrap_or(false)
+            .unwrap_or(false),
+    }
 }
 
 /// Stops a process: SIGTERM, up to 1 s of grace, then SIGKILL. Reaps it if
@@ -295,26 +296,6 @@ fn socket_inodes_of(pid: u32) -> Vec<u64> {
             target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
         })
         .collect()
-}
-
-/// Waits until nothing accepts TCP connections on `addr` inside the named
-/// namespace (an old server has let go of the port), or `timeout` passes.
-/// Returns whether the port is free.
-pub fn wait_port_free(netns: &str, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool> {
-    let ns = crate::netns::Netns::open(netns)?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let busy = ns.run(|| {
-            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        })?;
-        if !busy {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[cfg(test)]
