@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod lab;
 pub mod netns;
 pub mod render;
+pub mod service;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -1,0 +1,541 @@
+//! Services from kube-proxy's iptables mode, read from `iptables-save`
+//! output.
+//!
+//! What defines a Service port (see tests/fixtures/kube-proxy/README.md for
+//! the variations seen in the wild):
+//! - nat `KUBE-SERVICES`: `-d CIP/32 -p P --dport N` with the comment
+//!   `ns/name:port cluster IP`, jumping to the port's `KUBE-SVC-*` (or
+//!   `KUBE-SVL-*`) chain. Rules with `external IP`, `loadbalancer IP` or
+//!   `nodePort` comments are not ClusterIPs.
+//! - The endpoints: every `KUBE-SEP-*` chain reachable from that chain (the
+//!   session-affinity `recent --rcheck` rules name the same ones again),
+//!   each with a `DNAT --to-destination IP:PORT` rule.
+//! - A port without endpoints has no nat chain at all, only a filter
+//!   `KUBE-SERVICES` rule with the comment `ns/name:port has no endpoints`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+
+use super::{Protocol, Service};
+use crate::error::{Error, Result};
+use crate::netns::{run_in, Netns};
+
+/// The Services found in one `iptables-save` text, and the kube-proxy rules
+/// that could not be understood.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Sorted by namespace, name, port name, protocol.
+    pub services: Vec<Service>,
+    /// One line per skipped `KUBE-*` rule: its line number and why.
+    pub skipped: Vec<String>,
+}
+
+/// The options of one `-A CHAIN ...` rule that matter here. Negated options
+/// (`! -d ...`) are left out: they never define a ClusterIP or endpoint.
+#[derive(Debug, Default)]
+struct Rule {
+    chain: String,
+    destination: Option<String>,
+    protocol: Option<String>,
+    dport: Option<String>,
+    comment: Option<String>,
+    target: Option<String>,
+    to_destination: Option<String>,
+}
+
+/// Splits a rule line into words the way iptables-save quotes them: double
+/// quotes around words with spaces, `\"` and `\\` inside. `None` when a quote
+/// is not closed.
+fn tokenize(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            '\\' if quoted => word.push(chars.next()?),
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quoted {
+        return None;
+    }
+    if in_word {
+        words.push(word);
+    }
+    Some(words)
+}
+
+fn parse_rule(words: &[String]) -> Option<Rule> {
+    let mut words = words.iter().map(String::as_str);
+    if words.next()? != "-A" {
+        return None;
+    }
+    let mut rule = Rule { chain: words.next()?.to_string(), ..Rule::default() };
+    let mut negated = false;
+    while let Some(word) = words.next() {
+        if word == "!" {
+            negated = true;
+            continue;
+        }
+        let slot = match word {
+            "-d" | "--destination" => &mut rule.destination,
+            "-p" | "--protocol" => &mut rule.protocol,
+            "--dport" | "--destination-port" => &mut rule.dport,
+            "--comment" => &mut rule.comment,
+            "-j" | "--jump" => &mut rule.target,
+            "--to-destination" => &mut rule.to_destination,
+            _ => {
+                negated = false;
+                continue;
+            }
+        };
+        let value = words.next()?;
+        if !negated {
+            *slot = Some(value.to_string());
+        }
+        negated = false;
+    }
+    Some(rule)
+}
+
+/// `ns/name:port` (or `ns/name:`, `ns/name` for an unnamed port) from the
+/// start of a kube-proxy comment whose rest is `suffix`.
+fn service_port_name<'a>(comment: &'a str, suffix: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    let spn = comment.strip_suffix(suffix)?;
+    let (namespace, rest) = spn.split_once('/')?;
+    let (name, port_name) = rest.split_once(':').unwrap_or((rest, ""));
+    let valid = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    (valid(namespace) && valid(name) && !port_name.contains(char::is_whitespace))
+        .then_some((namespace, name, port_name))
+}
+
+/// The address of a `-d` value that names one host (`/32`, `/128`, or no
+/// prefix length).
+fn host_address(text: &str) -> Option<IpAddr> {
+    let (ip, len) = text.split_once('/').unwrap_or((text, ""));
+    let ip: IpAddr = ip.parse().ok()?;
+    let host_len = if ip.is_ipv4() { "32" } else { "128" };
+    (len.is_empty() || len == host_len).then_some(ip)
+}
+
+type Key = (String, String, String, Protocol);
+
+/// One ClusterIP (or no-endpoints REJECT) rule, before the merge.
+struct PortRule {
+    key: Key,
+    ip: IpAddr,
+    port: u16,
+    /// The chain the nat rule jumps to; `None` for the filter REJECT rule.
+    chain: Option<String>,
+}
+
+/// Reads a ClusterIP-defining rule, or says why it cannot.
+fn port_rule(rule: &Rule, suffix: &str) -> std::result::Result<Option<PortRule>, String> {
+    let Some(comment) = rule.comment.as_deref() else { return Ok(None) };
+    if !comment.ends_with(suffix) {
+        return Ok(None);
+    }
+    let (namespace, name, port_name) = service_port_name(comment, suffix)
+        .ok_or_else(|| format!("comment {comment:?} does not name a Service port"))?;
+    let ip = rule
+        .destination
+        .as_deref()
+        .and_then(host_address)
+        .ok_or_else(|| format!("{comment:?}: no single destination address (-d)"))?;
+    let protocol = rule
+        .protocol
+        .as_deref()
+        .and_then(Protocol::parse)
+        .ok_or_else(|| format!("{comment:?}: no tcp, udp or sctp protocol (-p)"))?;
+    let port = rule
+        .dport
+        .as_deref()
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{comment:?}: no destination port (--dport)"))?;
+    Ok(Some(PortRule {
+        key: (namespace.into(), name.into(), port_name.into(), protocol),
+        ip,
+        port,
+        chain: rule.target.clone(),
+    }))
+}
+
+/// Parses `iptables-save` (or `ip6tables-save`, or both concatenated)
+/// output. Rules that are not kube-proxy's are ignored; kube-proxy rules
+/// that cannot be read are listed in `skipped`, never fatal.
+pub fn parse(text: &str) -> Parsed {
+    let mut skipped = Vec::new();
+    let mut cluster_rules = Vec::new();
+    let mut no_endpoint_rules = Vec::new();
+    // chain -> the KUBE-SVC/SVL/SEP chains it jumps to, in order.
+    let mut jumps: HashMap<String, Vec<String>> = HashMap::new();
+    // KUBE-SEP chain -> its DNAT destination.
+    let mut dnat: HashMap<String, SocketAddr> = HashMap::new();
+    let mut table = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('*') {
+            table = name.to_string();
+            continue;
+        }
+        if line == "COMMIT" {
+            table.clear();
+            continue;
+        }
+        // Why the cheap check first: real dumps carry thousands of Docker,
+        // CNI and firewall rules that are none of our business.
+        if !line.starts_with("-A ") || !line.contains("KUBE-") {
+            continue;
+        }
+        let number = index + 1;
+        let Some(rule) = tokenize(line).as_deref().and_then(parse_rule) else {
+            skipped.push(format!("line {number}: cannot split the rule (unclosed quote?)"));
+            continue;
+        };
+        match table.as_str() {
+            "nat" => {
+                if rule.chain == "KUBE-SERVICES" {
+                    match port_rule(&rule, " cluster IP") {
+                        Ok(Some(r)) => cluster_rules.push(r),
+                        Ok(None) => {}
+                        Err(why) => skipped.push(format!("line {number}: {why}")),
+                    }
+                } else if rule.chain.starts_with("KUBE-SEP-")
+                    && rule.target.as_deref() == Some("DNAT")
+                {
+                    match rule.to_destination.as_deref().map(str::parse::<SocketAddr>) {
+                        Some(Ok(addr)) => {
+                            dnat.insert(rule.chain.clone(), addr);
+                        }
+                        _ => skipped.push(format!(
+                            "line {number}: DNAT in {} has no IP:PORT --to-destination",
+                            rule.chain
+                        )),
+                    }
+                }
+                if let Some(target) = &rule.target {
+                    if ["KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-"].iter().any(|p| target.starts_with(p))
+                        && rule.chain != "KUBE-SERVICES"
+                    {
+                        jumps.entry(rule.chain.clone()).or_default().push(target.clone());
+                    }
+                }
+            }
+            "filter" if rule.chain == "KUBE-SERVICES" => {
+                match port_rule(&rule, " has no endpoints") {
+                    Ok(Some(r)) => no_endpoint_rules.push(r),
+                    Ok(None) => {}
+                    Err(why) => skipped.push(format!("line {number}: {why}")),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut services: BTreeMap<Key, Service> = BTreeMap::new();
+    let mut add = |r: &PortRule, endpoints: Vec<SocketAddr>| {
+        let (namespace, name, port_name, protocol) = r.key.clone();
+        let service = services.entry(r.key.clone()).or_insert_with(|| Service {
+            namespace,
+            name,
+            port_name,
+            protocol,
+            cluster_ips: Vec::new(),
+            port: r.port,
+            endpoints: Vec::new(),
+        });
+        if !service.cluster_ips.contains(&r.ip) {
+            service.cluster_ips.push(r.ip);
+        }
+        service.endpoints.extend(endpoints);
+    };
+    for r in &cluster_rules {
+        let mut endpoints = Vec::new();
+        if let Some(chain) = &r.chain {
+            collect_endpoints(chain, &jumps, &dnat, &mut HashSet::new(), &mut endpoints);
+        }
+        add(r, endpoints);
+    }
+    for r in &no_endpoint_rules {
+        add(r, Vec::new());
+    }
+    let services = services
+        .into_values()
+        .map(|mut s| {
+            s.cluster_ips.sort();
+            s.endpoints.sort();
+            s.endpoints.dedup();
+            s
+        })
+        .collect();
+    Parsed { services, skipped }
+}
+
+/// Every DNAT destination reachable from `chain` (depth first; each chain
+/// visited once, so loops and the affinity rules' repeats do no harm).
+fn collect_endpoints(
+    chain: &str,
+    jumps: &HashMap<String, Vec<String>>,
+    dnat: &HashMap<String, SocketAddr>,
+    seen: &mut HashSet<String>,
+    out: &mut Vec<SocketAddr>,
+) {
+    if !seen.insert(chain.to_string()) {
+        return;
+    }
+    if let Some(addr) = dnat.get(chain) {
+        out.push(*addr);
+    }
+    for next in jumps.get(chain).into_iter().flatten() {
+        collect_endpoints(next, jumps, dnat, seen, out);
+    }
+}
+
+/// The save tools to try per address family, in order: the system's
+/// default first, then each backend explicitly, because kube-proxy may have
+/// written its rules with the other one.
+const SAVE_TOOLS: [&[&str]; 2] = [
+    &["iptables-save", "iptables-nft-save", "iptables-legacy-save"],
+    &["ip6tables-save", "ip6tables-nft-save", "ip6tables-legacy-save"],
+];
+
+/// The kube-proxy rules of a namespace, and where they were read.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The Services found.
+    pub parsed: Parsed,
+    /// The tools whose output held kube-proxy rules, e.g. `iptables-save`.
+    pub tools: Vec<String>,
+}
+
+/// Runs the save tools inside `netns` (the current namespace when `None`)
+/// and parses what they print. For each address family the first tool
+/// whose output holds `KUBE-SERVICES` counts. An error only when no IPv4
+/// tool could run at all (not installed, or not root).
+pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
+    run_in(netns, || {
+        let mut text = String::new();
+        let mut tools = Vec::new();
+        let mut failures = Vec::new();
+        for (family, candidates) in SAVE_TOOLS.iter().enumerate() {
+            let mut ran_any = false;
+            for tool in candidates.iter() {
+                match Command::new(tool).output() {
+                    Ok(out) if out.status.success() => {
+                        ran_any = true;
+                        let stdout = String::from_utf8_lossy(&out.stdout);
+                        if stdout.contains("KUBE-SERVICES") {
+                            text.push_str(&stdout);
+                            text.push('\n');
+                            tools.push(tool.to_string());
+                            break;
+                        }
+                    }
+                    Ok(out) => failures.push(format!(
+                        "{tool}: {} {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => failures.push(format!("{tool}: {e}")),
+                }
+            }
+            if family == 0 && !ran_any {
+                return Err(Error::Command {
+                    command: candidates.join(" / "),
+                    detail: if failures.is_empty() {
+                        "not installed (the iptables package provides it)".into()
+                    } else {
+                        format!("{} (reading the rules needs root)", failures.join("; "))
+                    },
+                });
+            }
+        }
+        Ok(Discovery { parsed: parse(&text), tools })
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(line: &str) -> Rule {
+        parse_rule(&tokenize(line).unwrap()).unwrap()
+    }
+
+    fn as_json(parsed: &Parsed) -> serde_json::Value {
+        serde_json::to_value(&parsed.services).unwrap()
+    }
+
+    fn expected(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn eks_1_10_dump() {
+        let parsed = parse(include_str!("../../tests/fixtures/kube-proxy/eks-1.10-hello.iptables"));
+        assert_eq!(
+            as_json(&parsed),
+            expected(include_str!("../../tests/fixtures/kube-proxy/eks-1.10-hello.expected.json"))
+        );
+        assert_eq!(parsed.skipped, Vec::<String>::new());
+    }
+
+    #[test]
+    fn kube_proxy_1_28_dumps_both_families() {
+        let v4 = include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.iptables");
+        let v6 = include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.ip6tables");
+        let parsed = parse(&format!("{v4}\n{v6}"));
+        assert_eq!(
+            as_json(&parsed),
+            expected(include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.expected.json"))
+        );
+        assert_eq!(parsed.skipped, Vec::<String>::new());
+        // Either family alone gives its own half.
+        let dns = |p: &Parsed| p.services.iter().find(|s| s.port_name == "dns").cloned().unwrap();
+        assert_eq!(dns(&parse(v6)).cluster_ips, ["2001:db8:ffff::10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(dns(&parse(v4)).endpoints.len(), 2);
+    }
+
+    #[test]
+    fn the_labs_own_rules() {
+        let endpoints = ["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()];
+        let text = crate::lab::kube_dns_rules(&endpoints).iptables_restore_input();
+        let parsed = parse(&text);
+        assert_eq!(parsed.skipped, Vec::<String>::new());
+        let dns = super::super::find(&parsed.services, super::super::KUBE_DNS, Protocol::Udp)
+            .expect("kube-dns udp");
+        assert_eq!(dns.cluster_ips, [IpAddr::from(crate::lab::CLUSTER_IP)]);
+        assert_eq!(dns.port, 53);
+        let want: Vec<SocketAddr> = endpoints.iter().map(|e| SocketAddr::V4(*e)).collect();
+        assert_eq!(dns.endpoints, want);
+    }
+
+    #[test]
+    fn words_and_quotes() {
+        assert_eq!(
+            tokenize(r#"-A X -m comment --comment "a b \"c\"" -j Y"#).unwrap(),
+            ["-A", "X", "-m", "comment", "--comment", "a b \"c\"", "-j", "Y"]
+        );
+        assert_eq!(tokenize(r#"-A X --comment "open"#), None);
+        assert_eq!(tokenize(r#"-A X --comment "x\"#), None);
+        assert_eq!(tokenize("  ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn negated_options_are_left_out() {
+        let r = rule(
+            r#"-A KUBE-SVC-X ! -s 198.18.0.0/16 -d 198.19.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-MARK-MASQ"#,
+        );
+        assert_eq!(r.destination.as_deref(), Some("198.19.0.10/32"));
+        let r = rule("-A KUBE-SERVICES ! -d 198.19.0.10/32 -p udp ! --dport 53 -j KUBE-SVC-X");
+        assert_eq!((r.destination, r.dport), (None, None));
+        assert_eq!(r.target.as_deref(), Some("KUBE-SVC-X"));
+        // An option without its value: not a rule we can read.
+        assert!(parse_rule(&tokenize("-A KUBE-SERVICES -d").unwrap()).is_none());
+    }
+
+    #[test]
+    fn service_port_names_old_and_new() {
+        assert_eq!(
+            service_port_name("kube-system/kube-dns:dns cluster IP", " cluster IP"),
+            Some(("kube-system", "kube-dns", "dns"))
+        );
+        assert_eq!(
+            service_port_name("default/hello: cluster IP", " cluster IP"),
+            Some(("default", "hello", ""))
+        );
+        assert_eq!(
+            service_port_name("default/hello cluster IP", " cluster IP"),
+            Some(("default", "hello", ""))
+        );
+        assert_eq!(service_port_name("default/hello external IP", " cluster IP"), None);
+        assert_eq!(service_port_name("no slash cluster IP", " cluster IP"), None);
+        assert_eq!(service_port_name("/x cluster IP", " cluster IP"), None);
+    }
+
+    #[test]
+    fn host_addresses() {
+        assert_eq!(host_address("198.19.0.10/32"), Some("198.19.0.10".parse().unwrap()));
+        assert_eq!(host_address("198.19.0.10"), Some("198.19.0.10".parse().unwrap()));
+        assert_eq!(host_address("2001:db8::10/128"), Some("2001:db8::10".parse().unwrap()));
+        assert_eq!(host_address("198.19.0.0/16"), None);
+        assert_eq!(host_address("2001:db8::10/32"), None);
+        assert_eq!(host_address("kube-dns"), None);
+    }
+
+    #[test]
+    fn unreadable_kube_rules_are_listed_not_fatal() {
+        let text = r#"*nat
+-A KUBE-SERVICES -d 198.19.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-A
+-A KUBE-SERVICES -d 198.19.0.0/16 -p udp -m comment --comment "kube-system/broken:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-B
+-A KUBE-SERVICES -d 198.19.0.11/32 -p icmp -m comment --comment "kube-system/broken:icmp cluster IP" -j KUBE-SVC-C
+-A KUBE-SERVICES -d 198.19.0.12/32 -p udp -m comment --comment "kube-system/broken:noport cluster IP" -j KUBE-SVC-D
+-A KUBE-SERVICES -m comment --comment "unclosed -j KUBE-SVC-E
+-A KUBE-SVC-A -m comment --comment "kube-system/kube-dns:dns" -j KUBE-SEP-A
+-A KUBE-SVC-A -j KUBE-SVC-A
+-A KUBE-SEP-A -p udp -j DNAT --to-destination 198.18.2.2
+COMMIT
+"#;
+        let parsed = parse(text);
+        assert_eq!(parsed.services.len(), 1, "{parsed:?}");
+        assert_eq!(parsed.services[0].endpoints, Vec::<SocketAddr>::new());
+        assert_eq!(parsed.skipped.len(), 5, "{:#?}", parsed.skipped);
+        assert!(parsed.skipped[0].starts_with("line 3: "), "{:?}", parsed.skipped);
+        assert!(parsed.skipped[4].contains("DNAT in KUBE-SEP-A"), "{:?}", parsed.skipped);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x2545_f491u32;
+        let pieces = [
+            "-A ",
+            "KUBE-SERVICES ",
+            "KUBE-SEP-X ",
+            "-d ",
+            "-j ",
+            "DNAT ",
+            "\"",
+            "\\",
+            "!",
+            " ",
+            "--to-destination ",
+            "[::1]:53 ",
+            "*nat\n",
+            "*filter\n",
+            "COMMIT\n",
+            "\n",
+            "--comment ",
+            "a/b:c cluster IP",
+            "--dport ",
+            "53 ",
+            "-p ",
+            "udp ",
+            "KUBE-SVC-X ",
+        ];
+        for _ in 0..2000 {
+            let text: String = crate::testutil::pseudo_random_bytes(&mut state, 40)
+                .into_iter()
+                .map(|b| pieces[usize::from(b) % pieces.len()])
+                .collect();
+            let _ = parse(&text);
+        }
+    }
+}
