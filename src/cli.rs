@@ -124,8 +124,10 @@ pub enum ProbeMode {
     after_help = "Examples:\n  ctdiag probe --parallel --count 1000\n  ctdiag probe --netns /run/netns/lab-client --stats-netns /run/netns/lab-node --mode threads\n  ctdiag probe --server 198.19.0.10 --name kubernetes.default.svc.cluster.local -o json"
 )]
 pub struct ProbeArgs {
-    /// DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the first
-    /// nameserver of the probed namespace's resolv.conf.
+    /// DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the
+    /// kube-dns ClusterIP in the node's kube-proxy iptables rules (read in
+    /// the --stats-netns namespace), else the first nameserver of the probed
+    /// namespace's resolv.conf.
     #[arg(short, long, value_name = "IP[:PORT]")]
     pub server: Option<String>,
     /// Name to look up (repeat for several; they are used in turn).

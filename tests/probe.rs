@@ -362,3 +362,52 @@ fn missing_nameserver_names_the_resolv_conf() {
     assert!(common::stderr(&out).contains(&file), "{}", common::stderr(&out));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn default_server_is_the_kube_dns_cluster_ip_from_the_node_rules() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    // The pod's resolv.conf names the endpoint directly, so only the rules
+    // can point at the ClusterIP.
+    let file = format!("/etc/netns/{}/resolv.conf", lab.client_ns());
+    std::fs::write(&file, format!("nameserver {}\noptions timeout:3\n", lab.endpoint_ip(1)))
+        .unwrap();
+
+    let (out, report) = probe_in_lab(&lab, &["--count", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
+    let from = report["server_from"].as_str().unwrap();
+    assert!(from.starts_with("kube-system/kube-dns:dns ClusterIP"), "{from}");
+    assert!(from.contains("iptables-save") && from.contains(&lab.node_ns()), "{from}");
+    assert_eq!(report["answered"], 20);
+    // resolv.conf still gives the resolver's timeout.
+    assert_eq!(report["resolver"]["timeout_s"], 3, "{report:#}");
+
+    // TCP mode takes the dns-tcp port.
+    let (_, report) = probe_in_lab(&lab, &["--count", "2", "--mode", "tcp"]);
+    assert!(
+        report["server_from"].as_str().unwrap().starts_with("kube-system/kube-dns:dns-tcp"),
+        "{report:#}"
+    );
+
+    // Where the rules are not (without --stats-netns: the test machine's
+    // own namespace, which has no kube-proxy), resolv.conf decides, and -v
+    // says why.
+    let out =
+        common::ctdiag(&["probe", "--netns", &lab.client_ns(), "--count", "2", "-o", "json", "-v"]);
+    let report = common::json(&out);
+    assert_eq!(report["server"], format!("{}:53", lab.endpoint_ip(1)));
+    assert_eq!(report["server_from"], file.as_str());
+    assert!(
+        common::stderr(&out).contains("no kube-system/kube-dns udp ClusterIP"),
+        "{}",
+        common::stderr(&out)
+    );
+
+    // --server always wins.
+    let (_, report) = probe_in_lab(&lab, &["--count", "2", "--server", &lab.endpoint_ip(2)]);
+    assert_eq!(report["server"], format!("{}:53", lab.endpoint_ip(2)));
+    assert_eq!(report["server_from"], "--server");
+}

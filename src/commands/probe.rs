@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::findings::{Finding, Severity};
 use crate::netns::{run_in, Netns};
 use crate::render::{self, Context};
+use crate::service::{self, Protocol};
 
 /// The name looked up when no `--name` is given.
 pub const DEFAULT_NAME: &str = "kubernetes.default.svc.cluster.local";
@@ -52,7 +53,8 @@ pub const HISTOGRAM_BOUNDS_MS: &[f64] =
 pub struct ProbeConfig {
     /// What the engine does.
     pub engine: EngineConfig,
-    /// Where the server came from (`--server` or the resolv.conf read).
+    /// Where the server came from: `--server`, the kube-dns rules, or the
+    /// resolv.conf read.
     pub server_from: String,
     /// The names as the user typed them.
     pub names: Vec<String>,
@@ -62,6 +64,57 @@ pub struct ProbeConfig {
     pub stats_netns: Option<String>,
     /// The resolver's timeout and attempts (from resolv.conf or glibc's defaults).
     pub resolver: ResolverOptions,
+}
+
+/// The cluster DNS Service found in the node's kube-proxy rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// Its ClusterIP and port.
+    pub server: SocketAddr,
+    /// Where it was found, for the report, e.g. `kube-system/kube-dns:dns
+    /// ClusterIP, iptables-save in ctdiag-node`.
+    pub source: String,
+}
+
+/// Finds the kube-dns ClusterIP for `protocol` in the kube-proxy rules of
+/// `netns` (the current namespace when `None`). IPv4 first when the Service
+/// is dual-stack. `None`, with the reason when `verbose`, when the rules
+/// cannot be read or do not define kube-dns.
+pub fn discover_cluster_dns(
+    netns: Option<&Netns>,
+    protocol: Protocol,
+    verbose: bool,
+) -> Option<ClusterDns> {
+    let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
+    let discovery = match service::iptables::read(netns) {
+        Ok(discovery) => discovery,
+        Err(e) => {
+            if verbose {
+                eprintln!("ctdiag: kube-proxy rules in {place} not read: {e}");
+            }
+            return None;
+        }
+    };
+    let found = service::find(&discovery.parsed.services, service::KUBE_DNS, protocol);
+    let Some((dns, ip)) = found.and_then(|s| s.cluster_ips.first().map(|ip| (s, *ip))) else {
+        if verbose {
+            eprintln!(
+                "ctdiag: no {}/{} {} ClusterIP in the kube-proxy iptables rules of {place}",
+                service::KUBE_DNS.0,
+                service::KUBE_DNS.1,
+                protocol.as_str()
+            );
+        }
+        return None;
+    };
+    Some(ClusterDns {
+        server: SocketAddr::new(ip, dns.port),
+        source: format!(
+            "{} ClusterIP, {} in {place}",
+            dns.port_name_string(),
+            discovery.tools.join(", ")
+        ),
+    })
 }
 
 /// The pod resolver's retry settings, to tell which lookups would have
@@ -141,9 +194,14 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 }
 
 impl ProbeConfig {
-    /// Checks every argument, then finds the server (reading resolv.conf
-    /// when `--server` is not given). Opens no socket.
-    pub fn from_args(args: &ProbeArgs) -> Result<Self> {
+    /// Checks every argument, then finds the server: `--server`, else the
+    /// kube-dns ClusterIP that `cluster_dns` finds in the node's rules, else
+    /// the first nameserver of the probed namespace's resolv.conf. Opens no
+    /// socket; `cluster_dns` is called only when `--server` is not given.
+    pub fn from_args(
+        args: &ProbeArgs,
+        cluster_dns: impl FnOnce(Protocol) -> Result<Option<ClusterDns>>,
+    ) -> Result<Self> {
         let mode = if args.parallel { ProbeMode::Parallel } else { args.mode };
         let mode = match mode {
             ProbeMode::Parallel => Mode::Parallel,
@@ -204,22 +262,27 @@ impl ProbeConfig {
             }
         }
         let resolv_path = resolv_conf_path(args.netns.as_deref());
-        let (server, server_from, resolver) = match &args.server {
-            Some(text) => {
-                let server = parse_server(text)?;
-                // The resolver's timeout still comes from the namespace's
-                // file when it is readable; it is only used for reporting.
-                let resolver = match ResolvConf::read(&resolv_path) {
-                    Ok(conf) => resolver_options(&conf, &resolv_path),
-                    Err(_) => ResolverOptions {
-                        timeout_s: DEFAULT_TIMEOUT_S,
-                        attempts: DEFAULT_ATTEMPTS,
-                        source: "glibc defaults".into(),
-                    },
-                };
-                (server, "--server".to_string(), resolver)
+        // The resolver's timeout comes from the namespace's file whenever it
+        // is readable, whatever the server; it is only used for reporting.
+        let resolver_or_defaults = || match ResolvConf::read(&resolv_path) {
+            Ok(conf) => resolver_options(&conf, &resolv_path),
+            Err(_) => ResolverOptions {
+                timeout_s: DEFAULT_TIMEOUT_S,
+                attempts: DEFAULT_ATTEMPTS,
+                source: "glibc defaults".into(),
+            },
+        };
+        let protocol = if mode == Mode::Tcp { Protocol::Tcp } else { Protocol::Udp };
+        let discovered = match &args.server {
+            Some(_) => None,
+            None => cluster_dns(protocol)?,
+        };
+        let (server, server_from, resolver) = match (&args.server, discovered) {
+            (Some(text), _) => {
+                (parse_server(text)?, "--server".to_string(), resolver_or_defaults())
             }
-            None => {
+            (None, Some(found)) => (found.server, found.source, resolver_or_defaults()),
+            (None, None) => {
                 let conf = ResolvConf::read(&resolv_path).map_err(|e| match e {
                     Error::ReadFile { path, source } => Error::Usage(format!(
                         "cannot read {}: {source}; give the server to probe with --server IP[:PORT]",
@@ -325,7 +388,8 @@ impl ConntrackDelta {
 pub struct ProbeReport {
     /// The server probed, IP:PORT.
     pub server: String,
-    /// Where the server came from: `--server` or the resolv.conf read.
+    /// Where the server came from: `--server`, the kube-dns rules, or the
+    /// resolv.conf read.
     pub server_from: String,
     /// The resolver behaviour imitated.
     pub mode: Mode,
@@ -722,9 +786,18 @@ pub fn run(
 /// Validates the arguments, runs, renders.
 pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     ctx.no_prometheus("probe")?;
-    let config = ProbeConfig::from_args(&args)?;
+    let mut stats_ns = None;
+    let config = ProbeConfig::from_args(&args, |protocol| {
+        // The node's rules live where DNAT happens: the --stats-netns
+        // namespace, else this one.
+        stats_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        Ok(discover_cluster_dns(stats_ns.as_ref(), protocol, ctx.verbose > 0))
+    })?;
     let probe_ns = config.netns.as_deref().map(Netns::open).transpose()?;
-    let stats_ns = config.stats_netns.as_deref().map(Netns::open).transpose()?;
+    let stats_ns = match stats_ns {
+        Some(ns) => Some(ns),
+        None => config.stats_netns.as_deref().map(Netns::open).transpose()?,
+    };
     crate::interrupt::install();
     let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
         .then(|| render::probe::progress_bar(config.engine.count, config.engine.duration));

@@ -19,74 +19,7 @@ use nix::sys::socket::{
 use super::stats::{read_stats_netlink, read_stats_on, CTA_STATS_ERROR, CTA_STATS_INVALID};
 use super::{read_stats, read_stats_procfs, AckOutcome, ConntrackError, CtnetlinkSocket, Source};
 use crate::netns::Netns;
-
-/// Whether the lab can run; panics in CI when it cannot.
-fn lab_allowed(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs root to create a network namespace, and CI=true forbids skipping");
-    }
-    eprintln!("skipping {test}: not root (needs a network namespace of its own)");
-    false
-}
-
-fn run(args: &[&str]) -> String {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {args:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A named network namespace, deleted on drop (also when a test panics).
-struct NamespaceGuard {
-    name: String,
-}
-
-impl NamespaceGuard {
-    fn create(tag: &str) -> Self {
-        let name = format!("ctdiag-ct-{}-{tag}", std::process::id());
-        // A leftover of a crashed run with the same pid would make `add` fail.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run(&["ip", "netns", "add", &name]);
-        let guard = NamespaceGuard { name };
-        guard.exec(&["ip", "link", "set", "lo", "up"]);
-        // Why a rule: conntrack hooks register in a namespace only once a
-        // ruleset asks for conntrack.
-        guard.exec(&[
-            "iptables",
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "NEW",
-            "-j",
-            "ACCEPT",
-        ]);
-        guard
-    }
-
-    fn exec(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-}
-
-impl Drop for NamespaceGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
+use crate::testutil::{lab_allowed, NamespaceGuard};
 
 /// Sends UDP on 127.0.0.1 from `flows` fresh sockets (3 datagrams each) and
 /// `invalid` TCP segments with SYN|FIN (an invalid flag combination, counted

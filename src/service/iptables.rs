@@ -428,6 +428,37 @@ mod tests {
         assert_eq!(dns.endpoints, want);
     }
 
+    /// `read` runs the real save tools in a namespace loaded with the
+    /// fixtures, both address families, and finds what parsing the files
+    /// finds.
+    #[test]
+    fn read_runs_the_save_tools_inside_a_namespace() {
+        if !crate::testutil::lab_allowed("read_runs_the_save_tools_inside_a_namespace") {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kube-proxy");
+        let ns = crate::testutil::NamespaceGuard::create("svc");
+        ns.exec(&["iptables-restore", &format!("{dir}/synthetic-1.28.iptables")]);
+        ns.exec(&["ip6tables-restore", &format!("{dir}/synthetic-1.28.ip6tables")]);
+        let netns = Netns::open(&ns.name).unwrap();
+        let discovery = read(Some(&netns)).unwrap();
+        assert_eq!(
+            as_json(&discovery.parsed),
+            expected(include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.expected.json"))
+        );
+        assert_eq!(discovery.tools.len(), 2, "{:?}", discovery.tools);
+        assert!(
+            discovery.tools[0].starts_with("iptables")
+                && discovery.tools[1].starts_with("ip6tables")
+        );
+
+        // A namespace without kube-proxy rules: read, nothing found.
+        let empty = crate::testutil::NamespaceGuard::create("svc-empty");
+        let discovery = read(Some(&Netns::open(&empty.name).unwrap())).unwrap();
+        assert_eq!(discovery.parsed, Parsed::default());
+        assert_eq!(discovery.tools, Vec::<String>::new());
+    }
+
     #[test]
     fn words_and_quotes() {
         assert_eq!(
