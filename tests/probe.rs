@@ -313,6 +313,71 @@ fn dead_endpoint_loses_about_half_of_the_lookups() {
     assert_eq!(u(&report, "lost"), u(&report, "queries_sent") - u(&report, "answered"));
     let severity = report["findings"][0]["severity"].as_str().unwrap();
     assert!(severity == "warning" || severity == "critical", "{report:#}");
+    // The server came from the rules, which still list both endpoints: the
+    // remedy names the commands that probe each one.
+    let endpoints = lab.endpoints();
+    assert_eq!(report["cluster_endpoints"], serde_json::json!(endpoints), "{report:#}");
+    let lost = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "dns-queries-lost")
+        .unwrap_or_else(|| panic!("no dns-queries-lost finding: {report:#}"));
+    for endpoint in &endpoints {
+        let command = format!("ctdiag probe --server {endpoint}");
+        assert!(lost["remedy"].as_str().unwrap().contains(&command), "{lost:#}");
+    }
+}
+
+/// kube-proxy's rules for a kube-dns without ready endpoints: no DNAT, only
+/// the filter table's REJECT.
+const NO_ENDPOINT_RULES: &str = r#"*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A KUBE-SERVICES -d 198.19.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns has no endpoints" -m udp --dport 53 -j REJECT --reject-with icmp-port-unreachable
+-A KUBE-SERVICES -d 198.19.0.10/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp has no endpoints" -m tcp --dport 53 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+"#;
+
+#[test]
+fn cluster_dns_without_endpoints_is_named() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let file = std::env::temp_dir().join(format!("ctdiag-{}-no-endpoints.rules", lab.prefix));
+    std::fs::write(&file, NO_ENDPOINT_RULES).unwrap();
+    let restore = common::exec(&lab.node_ns(), &["iptables-restore", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(restore.status.success(), "{}", common::stderr(&restore));
+
+    // One lookup: both queries get the node's ICMP port unreachable (the
+    // first few ICMP errors to a host are never rate-limited).
+    let (client, node) = (lab.client_ns(), lab.node_ns());
+    let out =
+        common::ctdiag(&["probe", "--netns", &client, "--stats-netns", &node, "--count", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = common::stderr(&out);
+    assert!(message.contains("have no endpoints for it"), "{message}");
+    assert!(message.contains("kube-system/kube-dns:dns ClusterIP"), "{message}");
+
+    // More lookups than the ICMP rate limit lets through: some time out, so
+    // the run reports, with the missing endpoints first.
+    let (out, report) = probe_in_lab(&lab, &["--count", "10", "--rate", "0", "--timeout", "300"]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert_eq!(report["cluster_endpoints"], serde_json::json!([]));
+    assert_eq!(report["findings"][0]["code"], "cluster-dns-no-endpoints", "{report:#}");
+    assert_eq!(report["answered"], 0);
 }
 
 #[test]

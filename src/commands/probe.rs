@@ -64,6 +64,9 @@ pub struct ProbeConfig {
     pub stats_netns: Option<String>,
     /// The resolver's timeout and attempts (from resolv.conf or glibc's defaults).
     pub resolver: ResolverOptions,
+    /// The endpoints behind the server when it is the kube-dns ClusterIP
+    /// found in the rules; `None` for a server from elsewhere.
+    pub cluster_endpoints: Option<Vec<SocketAddr>>,
 }
 
 /// The cluster DNS Service found in the node's kube-proxy rules.
@@ -74,6 +77,8 @@ pub struct ClusterDns {
     /// Where it was found, for the report, e.g. `kube-system/kube-dns:dns
     /// ClusterIP, iptables-save in ctdiag-node`.
     pub source: String,
+    /// The endpoints the rules DNAT it to (empty: none).
+    pub endpoints: Vec<SocketAddr>,
 }
 
 /// Finds the kube-dns ClusterIP for `protocol` in the kube-proxy rules of
@@ -114,6 +119,7 @@ pub fn discover_cluster_dns(
             dns.port_name_string(),
             discovery.tools.join(", ")
         ),
+        endpoints: dns.endpoints.clone(),
     })
 }
 
@@ -277,6 +283,7 @@ impl ProbeConfig {
             Some(_) => None,
             None => cluster_dns(protocol)?,
         };
+        let cluster_endpoints = discovered.as_ref().map(|found| found.endpoints.clone());
         let (server, server_from, resolver) = match (&args.server, discovered) {
             (Some(text), _) => {
                 (parse_server(text)?, "--server".to_string(), resolver_or_defaults())
@@ -317,6 +324,7 @@ impl ProbeConfig {
             netns: args.netns.clone(),
             stats_netns: args.stats_netns.clone(),
             resolver,
+            cluster_endpoints,
         })
     }
 }
@@ -391,6 +399,9 @@ pub struct ProbeReport {
     /// Where the server came from: `--server`, the kube-dns rules, or the
     /// resolv.conf read.
     pub server_from: String,
+    /// The endpoints the node's rules send the ClusterIP to, when the server
+    /// came from those rules; null otherwise.
+    pub cluster_endpoints: Option<Vec<String>>,
     /// The resolver behaviour imitated.
     pub mode: Mode,
     /// Namespace of the probe sockets; null for the current one.
@@ -515,6 +526,10 @@ pub fn build_report(
     let mut report = ProbeReport {
         server: config.engine.server.to_string(),
         server_from: config.server_from.clone(),
+        cluster_endpoints: config
+            .cluster_endpoints
+            .as_ref()
+            .map(|eps| eps.iter().map(ToString::to_string).collect()),
         mode: config.engine.mode,
         netns: config.netns.clone(),
         stats_netns: config.stats_netns.clone(),
@@ -565,6 +580,18 @@ const RACE_REMEDY: &str = "Avoid sending A and AAAA from one socket at once: add
 /// The findings, most severe first.
 fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Finding> {
     let mut findings = Vec::new();
+    if report.cluster_endpoints.as_ref().is_some_and(Vec::is_empty) {
+        findings.push(Finding::new(
+            Severity::Critical,
+            "cluster-dns-no-endpoints",
+            format!("{} has no endpoints in the node's kube-proxy rules", report.server),
+            format!(
+                "{}: only a `has no endpoints` REJECT rule in the filter table, no DNAT; every lookup through it fails",
+                report.server_from
+            ),
+            "Check the CoreDNS pods and the Service's endpoints (`kubectl -n kube-system get pods -l k8s-app=kube-dns`, `kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns`); kube-proxy adds the DNAT rules once an endpoint is ready",
+        ));
+    }
     let delta = report.conntrack_delta.as_ref();
     let drops = delta.map_or(0, ConntrackDelta::drops);
     let clashes = delta.and_then(|d| d.clash_resolve).unwrap_or(0);
@@ -640,7 +667,16 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
                         ""
                     }
                 ),
-                "Probe each endpoint directly (`ctdiag probe --server ENDPOINT_IP`, endpoints from `iptables-save -t nat | grep KUBE-SEP`) to find where queries die; check CoreDNS logs and load",
+                match report.cluster_endpoints.as_deref() {
+                    Some(eps) if !eps.is_empty() => format!(
+                        "Probe each endpoint directly to find where queries die ({}); check CoreDNS logs and load",
+                        eps.iter()
+                            .map(|e| format!("`ctdiag probe --server {e}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => "Probe each endpoint directly (`ctdiag probe --server ENDPOINT_IP`, endpoints from `iptables-save -t nat | grep KUBE-SEP`) to find where queries die; check CoreDNS logs and load".to_string(),
+                },
             ));
         }
     } else if clashes > 0 {
@@ -772,12 +808,19 @@ pub fn run(
     };
     if result.answered() == 0 && result.timed_out == 0 && result.refused + result.send_errors > 0 {
         return Err(Error::Runtime(format!(
-            "no answer from {}: {} of {} queries failed with ICMP errors (port or host unreachable) and {} could not be sent; is a DNS server listening there{}?",
+            "no answer from {}: {} of {} queries failed with ICMP errors (port or host unreachable) and {} could not be sent; {}",
             config.engine.server,
             result.refused,
             result.queries_sent(),
             result.send_errors,
-            config.netns.as_deref().map(|n| format!(" (seen from namespace {n})")).unwrap_or_default(),
+            match config.cluster_endpoints.as_deref() {
+                // Why: kube-proxy REJECTs a ClusterIP without endpoints.
+                Some([]) => format!("the node's kube-proxy rules have no endpoints for it ({}): is CoreDNS running?", config.server_from),
+                _ => format!(
+                    "is a DNS server listening there{}?",
+                    config.netns.as_deref().map(|n| format!(" (seen from namespace {n})")).unwrap_or_default()
+                ),
+            },
         )));
     }
     Ok(build_report(config, &result, delta))

@@ -60,6 +60,13 @@ pub fn table(ctx: &Context, report: &ProbeReport) -> String {
             report.netns.as_deref().unwrap_or("the current namespace"),
             report.names.join(", "),
         );
+        if let Some(endpoints) = &report.cluster_endpoints {
+            let _ = writeln!(
+                out,
+                "endpoints in the rules: {}",
+                if endpoints.is_empty() { "none".to_string() } else { endpoints.join(", ") }
+            );
+        }
         let mut t = new_table(
             ctx,
             &[
