@@ -57,8 +57,8 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;probe' {
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy iptables rules (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy iptables rules (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to look up (repeat for several; they are used in turn)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Number of lookups (default 200 unless --duration is given)')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Number of lookups (default 200 unless --duration is given)')

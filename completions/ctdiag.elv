@@ -52,8 +52,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;probe'= {
-            cand -s 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy iptables rules (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf'
-            cand --server 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy iptables rules (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf'
+            cand -s 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf'
+            cand --server 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf'
             cand --name 'Name to look up (repeat for several; they are used in turn)'
             cand -c 'Number of lookups (default 200 unless --duration is given)'
             cand --count 'Number of lookups (default 200 unless --duration is given)'

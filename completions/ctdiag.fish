@@ -51,7 +51,7 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -l procfs -d 'Read 
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s s -l server -d 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node\'s kube-proxy iptables rules (read in the --stats-netns namespace), else the first nameserver of the probed namespace\'s resolv.conf' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s s -l server -d 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node\'s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace\'s resolv.conf' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l name -d 'Name to look up (repeat for several; they are used in turn)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s c -l count -d 'Number of lookups (default 200 unless --duration is given)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s d -l duration -d 'Run for this long instead of a count: 30s, 2m, 500ms' -r

@@ -125,9 +125,9 @@ pub enum ProbeMode {
 )]
 pub struct ProbeArgs {
     /// DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the
-    /// kube-dns ClusterIP in the node's kube-proxy iptables rules (read in
-    /// the --stats-netns namespace), else the first nameserver of the probed
-    /// namespace's resolv.conf.
+    /// kube-dns ClusterIP in the node's kube-proxy rules, iptables or
+    /// nftables mode (read in the --stats-netns namespace), else the first
+    /// nameserver of the probed namespace's resolv.conf.
     #[arg(short, long, value_name = "IP[:PORT]")]
     pub server: Option<String>,
     /// Name to look up (repeat for several; they are used in turn).

@@ -91,7 +91,7 @@ pub fn discover_cluster_dns(
     verbose: bool,
 ) -> Option<ClusterDns> {
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery = match service::iptables::read(netns) {
+    let discovery = match service::discover(netns) {
         Ok(discovery) => discovery,
         Err(e) => {
             if verbose {
@@ -104,7 +104,7 @@ pub fn discover_cluster_dns(
     let Some((dns, ip)) = found.and_then(|s| s.cluster_ips.first().map(|ip| (s, *ip))) else {
         if verbose {
             eprintln!(
-                "ctdiag: no {}/{} {} ClusterIP in the kube-proxy iptables rules of {place}",
+                "ctdiag: no {}/{} {} ClusterIP in the kube-proxy rules (iptables or nftables mode) of {place}",
                 service::KUBE_DNS.0,
                 service::KUBE_DNS.1,
                 protocol.as_str()

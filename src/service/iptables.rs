@@ -13,23 +13,12 @@
 //! - A port without endpoints has no nat chain at all, only a filter
 //!   `KUBE-SERVICES` rule with the comment `ns/name:port has no endpoints`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 
-use super::{Protocol, Service};
+use super::{Builder, Chains, Discovery, Key, Parsed, Protocol};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
-
-/// The Services found in one `iptables-save` text, and the kube-proxy rules
-/// that could not be understood.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Parsed {
-    /// Sorted by namespace, name, port name, protocol.
-    pub services: Vec<Service>,
-    /// One line per skipped `KUBE-*` rule: its line number and why.
-    pub skipped: Vec<String>,
-}
 
 /// The options of one `-A CHAIN ...` rule that matter here. Negated options
 /// (`! -d ...`) are left out: they never define a ClusterIP or endpoint.
@@ -134,8 +123,6 @@ fn host_address(text: &str) -> Option<IpAddr> {
     (len.is_empty() || len == host_len).then_some(ip)
 }
 
-type Key = (String, String, String, Protocol);
-
 /// One ClusterIP (or no-endpoints REJECT) rule, before the merge.
 struct PortRule {
     key: Key,
@@ -184,10 +171,8 @@ pub fn parse(text: &str) -> Parsed {
     let mut skipped = Vec::new();
     let mut cluster_rules = Vec::new();
     let mut no_endpoint_rules = Vec::new();
-    // chain -> the KUBE-SVC/SVL/SEP chains it jumps to, in order.
-    let mut jumps: HashMap<String, Vec<String>> = HashMap::new();
-    // KUBE-SEP chain -> its DNAT destination.
-    let mut dnat: HashMap<String, SocketAddr> = HashMap::new();
+    // Only jumps to KUBE-SVC/SVL/SEP chains are kept.
+    let mut chains = Chains::default();
     let mut table = String::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -222,7 +207,7 @@ pub fn parse(text: &str) -> Parsed {
                 {
                     match rule.to_destination.as_deref().map(str::parse::<SocketAddr>) {
                         Some(Ok(addr)) => {
-                            dnat.insert(rule.chain.clone(), addr);
+                            chains.dnat.entry(rule.chain.clone()).or_default().push(addr);
                         }
                         _ => skipped.push(format!(
                             "line {number}: DNAT in {} has no IP:PORT --to-destination",
@@ -234,7 +219,7 @@ pub fn parse(text: &str) -> Parsed {
                     if ["KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-"].iter().any(|p| target.starts_with(p))
                         && rule.chain != "KUBE-SERVICES"
                     {
-                        jumps.entry(rule.chain.clone()).or_default().push(target.clone());
+                        chains.jumps.entry(rule.chain.clone()).or_default().push(target.clone());
                     }
                 }
             }
@@ -249,63 +234,15 @@ pub fn parse(text: &str) -> Parsed {
         }
     }
 
-    let mut services: BTreeMap<Key, Service> = BTreeMap::new();
-    let mut add = |r: &PortRule, endpoints: Vec<SocketAddr>| {
-        let (namespace, name, port_name, protocol) = r.key.clone();
-        let service = services.entry(r.key.clone()).or_insert_with(|| Service {
-            namespace,
-            name,
-            port_name,
-            protocol,
-            cluster_ips: Vec::new(),
-            port: r.port,
-            endpoints: Vec::new(),
-        });
-        if !service.cluster_ips.contains(&r.ip) {
-            service.cluster_ips.push(r.ip);
-        }
-        service.endpoints.extend(endpoints);
-    };
+    let mut builder = Builder::default();
     for r in &cluster_rules {
-        let mut endpoints = Vec::new();
-        if let Some(chain) = &r.chain {
-            collect_endpoints(chain, &jumps, &dnat, &mut HashSet::new(), &mut endpoints);
-        }
-        add(r, endpoints);
+        let endpoints = r.chain.as_deref().map(|c| chains.endpoints_from(c)).unwrap_or_default();
+        builder.add(&r.key, r.ip, r.port, endpoints);
     }
     for r in &no_endpoint_rules {
-        add(r, Vec::new());
+        builder.add(&r.key, r.ip, r.port, Vec::new());
     }
-    let services = services
-        .into_values()
-        .map(|mut s| {
-            s.cluster_ips.sort();
-            s.endpoints.sort();
-            s.endpoints.dedup();
-            s
-        })
-        .collect();
-    Parsed { services, skipped }
-}
-
-/// Every DNAT destination reachable from `chain` (depth first; each chain
-/// visited once, so loops and the affinity rules' repeats do no harm).
-fn collect_endpoints(
-    chain: &str,
-    jumps: &HashMap<String, Vec<String>>,
-    dnat: &HashMap<String, SocketAddr>,
-    seen: &mut HashSet<String>,
-    out: &mut Vec<SocketAddr>,
-) {
-    if !seen.insert(chain.to_string()) {
-        return;
-    }
-    if let Some(addr) = dnat.get(chain) {
-        out.push(*addr);
-    }
-    for next in jumps.get(chain).into_iter().flatten() {
-        collect_endpoints(next, jumps, dnat, seen, out);
-    }
+    Parsed { services: builder.finish(), skipped }
 }
 
 /// The save tools to try per address family, in order: the system's
@@ -315,15 +252,6 @@ const SAVE_TOOLS: [&[&str]; 2] = [
     &["iptables-save", "iptables-nft-save", "iptables-legacy-save"],
     &["ip6tables-save", "ip6tables-nft-save", "ip6tables-legacy-save"],
 ];
-
-/// The kube-proxy rules of a namespace, and where they were read.
-#[derive(Debug, Clone)]
-pub struct Discovery {
-    /// The Services found.
-    pub parsed: Parsed,
-    /// The tools whose output held kube-proxy rules, e.g. `iptables-save`.
-    pub tools: Vec<String>,
-}
 
 /// Runs the save tools inside `netns` (the current namespace when `None`)
 /// and parses what they print. For each address family the first tool

@@ -1,11 +1,13 @@
 //! Kubernetes Services as the node's kube-proxy rules define them: which
 //! ClusterIP and port, and which endpoints the DNAT rules send traffic to.
 //!
-//! Only kube-proxy's iptables mode is read so far (`iptables-save`);
-//! nftables and IPVS modes are not.
+//! kube-proxy's iptables mode (`iptables-save`) and nftables mode (`nft list
+//! table ip kube-proxy`) are read; IPVS mode is not.
 
 pub mod iptables;
+pub mod nftables;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
@@ -94,6 +96,127 @@ pub fn find<'a>(
             .find(|s| s.port_name == "dns" || s.port_name == "dns-tcp")
             .unwrap_or(first),
     )
+}
+
+/// The Services found in rule listings, and the kube-proxy rules that could
+/// not be understood.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Sorted by namespace, name, port name, protocol.
+    pub services: Vec<Service>,
+    /// One line per skipped kube-proxy rule: where it is and why.
+    pub skipped: Vec<String>,
+}
+
+/// The kube-proxy rules of a namespace, and where they were read.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The Services found.
+    pub parsed: Parsed,
+    /// The tools whose output held kube-proxy rules, e.g. `iptables-save`,
+    /// `nft`.
+    pub tools: Vec<String>,
+}
+
+/// Reads kube-proxy's rules in `netns` (the current namespace when `None`)
+/// in both modes it may run in, iptables and nftables, and merges what they
+/// define. An error only when neither `iptables-save` nor `nft` could run.
+pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Discovery> {
+    let from_iptables = iptables::read(netns);
+    let from_nft = nftables::read(netns);
+    let (iptables, nft) = match (from_iptables, from_nft) {
+        (Err(e), Err(_)) => return Err(e),
+        (a, b) => (a.ok(), b.ok()),
+    };
+    let mut builder = Builder::default();
+    let mut skipped = Vec::new();
+    let mut tools = Vec::new();
+    for found in [iptables, nft].into_iter().flatten() {
+        for s in found.parsed.services {
+            let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
+            for (i, ip) in s.cluster_ips.iter().enumerate() {
+                // The endpoints once per Service port are enough.
+                let endpoints = if i == 0 { s.endpoints.clone() } else { Vec::new() };
+                builder.add(&key, *ip, s.port, endpoints);
+            }
+        }
+        skipped.extend(found.parsed.skipped);
+        tools.extend(found.tools);
+    }
+    Ok(Discovery { parsed: Parsed { services: builder.finish(), skipped }, tools })
+}
+
+/// What identifies a Service port: namespace, name, port name, protocol.
+pub(crate) type Key = (String, String, String, Protocol);
+
+/// Collects ClusterIPs and endpoints per Service port, from rules read in
+/// any order and from both address families.
+#[derive(Debug, Default)]
+pub(crate) struct Builder {
+    services: BTreeMap<Key, Service>,
+}
+
+impl Builder {
+    /// Records that `ip:port` is a ClusterIP of `key` whose traffic goes to
+    /// `endpoints` (none: a Service without endpoints).
+    pub(crate) fn add(&mut self, key: &Key, ip: IpAddr, port: u16, endpoints: Vec<SocketAddr>) {
+        let service = self.services.entry(key.clone()).or_insert_with(|| Service {
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            port_name: key.2.clone(),
+            protocol: key.3,
+            cluster_ips: Vec::new(),
+            port,
+            endpoints: Vec::new(),
+        });
+        if !service.cluster_ips.contains(&ip) {
+            service.cluster_ips.push(ip);
+        }
+        service.endpoints.extend(endpoints);
+    }
+
+    /// The Services sorted by key, each with sorted ClusterIPs and sorted,
+    /// distinct endpoints.
+    pub(crate) fn finish(self) -> Vec<Service> {
+        self.services
+            .into_values()
+            .map(|mut s| {
+                s.cluster_ips.sort();
+                s.endpoints.sort();
+                s.endpoints.dedup();
+                s
+            })
+            .collect()
+    }
+}
+
+/// The chain graph of kube-proxy's rules: which chains each chain jumps to,
+/// and which DNAT destinations each chain writes.
+#[derive(Debug, Default)]
+pub(crate) struct Chains {
+    /// chain -> the chains it jumps or goes to, in order.
+    pub(crate) jumps: HashMap<String, Vec<String>>,
+    /// chain -> its DNAT destinations.
+    pub(crate) dnat: HashMap<String, Vec<SocketAddr>>,
+}
+
+impl Chains {
+    /// Every DNAT destination reachable from `chain`. Each chain is visited
+    /// once, so loops and the session-affinity rules' repeats do no harm.
+    pub(crate) fn endpoints_from(&self, chain: &str) -> Vec<SocketAddr> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut stack = vec![chain.to_string()];
+        while let Some(chain) = stack.pop() {
+            if !seen.insert(chain.clone()) {
+                continue;
+            }
+            out.extend(self.dnat.get(&chain).into_iter().flatten());
+            // Reversed so the first jump is visited first.
+            stack.extend(self.jumps.get(&chain).into_iter().flatten().rev().cloned());
+        }
+        out
+    }
 }
 
 #[cfg(test)]
