@@ -556,7 +556,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__up)
-            opts="-p -o -q -v -h --prefix --endpoints --dns --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
+            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -576,6 +576,10 @@ _ctdiag() {
                     ;;
                 --dns)
                     COMPREPLY=($(compgen -W "embedded dnsmasq" -- "${cur}"))
+                    return 0
+                    ;;
+                --proxy-mode)
+                    COMPREPLY=($(compgen -W "iptables nftables" -- "${cur}"))
                     return 0
                     ;;
                 --delay-ms)

@@ -101,6 +101,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
             cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)'
             cand --dns 'DNS server run in each endpoint namespace'
+            cand --proxy-mode 'kube-proxy mode whose rules implement the kube-dns Service on the node'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'

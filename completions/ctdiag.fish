@@ -94,6 +94,8 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l dns -d 'DNS server run in each endpoint namespace' -r -f -a "embedded\t'ctdiag\'s own responder (hickory-proto), with optional delay and drops'
 dnsmasq\t'dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l proxy-mode -d 'kube-proxy mode whose rules implement the kube-dns Service on the node' -r -f -a "iptables\t'KUBE-SERVICES / KUBE-SVC / KUBE-SEP chains loaded with iptables-restore'
+nftables\t'The `ip kube-proxy` table (service-ips map, numgen vmaps) loaded with nft'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r

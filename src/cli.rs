@@ -221,6 +221,10 @@ pub struct LabUpArgs {
     /// DNS server run in each endpoint namespace.
     #[arg(long, value_enum, default_value_t = LabDnsServer::Embedded)]
     pub dns: LabDnsServer,
+    /// kube-proxy mode whose rules implement the kube-dns Service on the
+    /// node.
+    #[arg(long, value_enum, default_value_t = LabProxyMode::Iptables)]
+    pub proxy_mode: LabProxyMode,
     /// How the embedded responders misbehave.
     #[command(flatten)]
     pub behavior: ResponderBehaviorArgs,
@@ -257,6 +261,15 @@ pub enum LabDnsServer {
     Embedded,
     /// dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base).
     Dnsmasq,
+}
+
+/// The kube-proxy modes the lab can imitate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabProxyMode {
+    /// KUBE-SERVICES / KUBE-SVC / KUBE-SEP chains loaded with iptables-restore.
+    Iptables,
+    /// The `ip kube-proxy` table (service-ips map, numgen vmaps) loaded with nft.
+    Nftables,
 }
 
 /// Failure scenarios `ctdiag lab scenario` sets up.

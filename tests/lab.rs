@@ -157,6 +157,48 @@ fn lab_up_builds_namespaces_rules_and_answers() {
 }
 
 #[test]
+fn nftables_lab_builds_the_kube_proxy_table_and_answers() {
+    if !common::require_root()
+        || !common::require_tool("dig", "bind9-dnsutils")
+        || !common::require_tool("nft", "nftables")
+        || !common::require_tool("conntrack", "conntrack")
+    {
+        return;
+    }
+    let lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", "nftables"]);
+    assert_eq!(lab.info["rules_mode"], "nftables");
+
+    // The kernel's view, as nft lists it. NWBZK7IH is the hash a real
+    // cluster's kube-proxy gives kube-system/kube-dns/tcp/dns-tcp.
+    let listing = rules_listing(&lab, "nftables");
+    for needle in [
+        "198.19.0.10 . udp . 53 : goto service-FY5PMXPG-kube-system/kube-dns/udp/dns",
+        "198.19.0.10 . tcp . 53 : goto service-NWBZK7IH-kube-system/kube-dns/tcp/dns-tcp",
+        "ip daddr . meta l4proto . th dport vmap @service-ips",
+        "type nat hook prerouting priority dstnat; policy accept;",
+        "numgen random mod 2 vmap { 0 : goto endpoint-",
+        "meta l4proto udp dnat to 198.18.2.2:53",
+        "meta l4proto udp dnat to 198.18.3.2:53",
+        "meta l4proto tcp dnat to 198.18.3.2:53",
+    ] {
+        assert!(listing.contains(needle), "missing {needle:?} in:\n{listing}");
+    }
+    // No iptables rules for the Service: nftables alone carries it.
+    let saved = stdout(&lab.in_node(&["iptables-save", "-t", "nat"]));
+    assert!(!saved.contains("KUBE-SERVICES"), "{saved}");
+
+    assert_cluster_dns_answers(&lab);
+    let listing =
+        exec(&lab.node_ns(), &["conntrack", "-L", "-p", "udp", "--orig-dst", "198.19.0.10"]);
+    let text = stdout(&listing);
+    assert!(
+        text.lines().any(|l| l.contains("src=198.18.1.2 dst=198.19.0.10")
+            && (l.contains("src=198.18.2.2") || l.contains("src=198.18.3.2"))),
+        "no DNAT'd conntrack entry for the ClusterIP:\n{text}"
+    );
+}
+
+#[test]
 fn status_reports_servers_and_a_dead_one() {
     if !common::require_root() {
         return;
@@ -206,12 +248,30 @@ fn dead_endpoint_loses_about_half_of_the_lookups() {
     assert!((8..=32).contains(&failures), "{failures} of 40 lookups failed, expected about half");
 }
 
+/// The node's kube-proxy rules as the mode's own tool lists them.
+fn rules_listing(lab: &TestLab, proxy_mode: &str) -> String {
+    match proxy_mode {
+        "nftables" => stdout(&lab.in_node(&["nft", "list", "table", "ip", "kube-proxy"])),
+        _ => stdout(&lab.in_node(&["iptables-save", "-t", "nat"])),
+    }
+}
+
 #[test]
 fn stale_endpoint_blackholes_a_client_that_reuses_its_port() {
+    stale_endpoint_scenario("iptables");
+}
+
+#[test]
+fn stale_endpoint_in_nftables_mode() {
+    stale_endpoint_scenario("nftables");
+}
+
+fn stale_endpoint_scenario(proxy_mode: &str) {
     if !common::require_root() {
         return;
     }
-    let mut lab = TestLab::up(&["--endpoints", "2"]);
+    let mut lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode]);
+    assert_eq!(lab.info["rules_mode"], proxy_mode);
     // Lookups from fixed source ports until both endpoints have been picked.
     let mut port_to_endpoint = Vec::new();
     for port in 40001..40041u16 {
@@ -234,7 +294,8 @@ fn stale_endpoint_blackholes_a_client_that_reuses_its_port() {
     let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
     assert_eq!(lab.endpoints(), vec!["198.18.2.2:53"]);
     assert_eq!(info["servers"][1]["state"], "removed");
-    let saved = stdout(&lab.in_node(&["iptables-save", "-t", "nat"]));
+    let saved = rules_listing(&lab, proxy_mode);
+    assert!(saved.contains("198.18.2.2"), "endpoint 1 missing from the rules:\n{saved}");
     assert!(!saved.contains("198.18.3.2"), "endpoint 2 still in the rules:\n{saved}");
 
     for (port, to_second) in &port_to_endpoint {

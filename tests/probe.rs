@@ -476,3 +476,23 @@ fn default_server_is_the_kube_dns_cluster_ip_from_the_node_rules() {
     assert_eq!(report["server"], format!("{}:53", lab.endpoint_ip(2)));
     assert_eq!(report["server_from"], "--server");
 }
+
+#[test]
+fn nftables_mode_node_gives_the_default_server_and_races_the_same() {
+    if !common::require_root() || !common::require_tool("nft", "nftables") {
+        return;
+    }
+    let lab = TestLab::up(&["--proxy-mode", "nftables"]);
+    // The pod's resolv.conf names an endpoint: only the nft rules can give
+    // the ClusterIP.
+    let file = format!("/etc/netns/{}/resolv.conf", lab.client_ns());
+    std::fs::write(&file, format!("nameserver {}\n", lab.endpoint_ip(1))).unwrap();
+    let (out, report) = probe_in_lab(&lab, &["--mode", "threads", "--count", "300", "--rate", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
+    let from = report["server_from"].as_str().unwrap();
+    assert!(from.contains("nft in") && from.contains(&lab.node_ns()), "{from}");
+    assert_eq!(report["cluster_endpoints"], serde_json::json!(lab.endpoints()));
+    assert_eq!(report["answered"], 600);
+    assert!(report["conntrack_delta"]["clash_resolve"].is_u64(), "{report:#}");
+}

@@ -7,12 +7,14 @@ use comfy_table::Cell;
 
 use crate::app::Outcome;
 use crate::cli::{
-    LabAction, LabArgs, LabDnsServer, LabScenarioArgs, LabScenarioName, OutputFormat,
+    LabAction, LabArgs, LabDnsServer, LabProxyMode, LabScenarioArgs, LabScenarioName, OutputFormat,
     ResponderBehaviorArgs,
 };
 use crate::error::Result;
 use crate::lab::responder::ResponderBehavior;
-use crate::lab::{self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, Scenario};
+use crate::lab::{
+    self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, ProxyMode, Scenario,
+};
 use crate::render::{emit, json, note, table, Context};
 
 /// Default delay of the slow-endpoint scenario.
@@ -47,6 +49,10 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                     LabDnsServer::Dnsmasq => DnsServerKind::Dnsmasq,
                 },
                 behavior: behavior(&up.behavior),
+                proxy_mode: match up.proxy_mode {
+                    LabProxyMode::Iptables => ProxyMode::Iptables,
+                    LabProxyMode::Nftables => ProxyMode::Nftables,
+                },
             };
             let info = lab::up(&config)?;
             render_info(ctx, &info)?;
@@ -140,7 +146,7 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
         ("client namespace", format!("{} (198.18.1.2)", info.namespaces.client)),
         ("kube-dns ClusterIP", format!("{}:{} udp+tcp", info.cluster_ip, info.port)),
         ("endpoints in the rules", info.endpoints.join(", ")),
-        ("rules", format!("kube-proxy {} mode", info.rules_mode)),
+        ("rules", format!("kube-proxy {} mode", info.rules_mode.as_str())),
         ("DNS server", info.dns_server.as_str().to_string()),
         ("client resolv.conf", info.resolv_conf.display().to_string()),
         ("state", info.state_dir.display().to_string()),

@@ -45,6 +45,26 @@ pub const EXE_ENV: &str = "CTDIAG_EXE";
 /// How long a DNS server gets to start listening.
 const SERVER_START_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Which kube-proxy mode's rules implement the Service on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    /// iptables chains (`iptables-restore`).
+    Iptables,
+    /// The `ip kube-proxy` nftables table (`nft -f`).
+    Nftables,
+}
+
+impl ProxyMode {
+    /// The lowercase name used in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Iptables => "iptables",
+            ProxyMode::Nftables => "nftables",
+        }
+    }
+}
+
 /// Which DNS server runs in the endpoint namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +96,8 @@ pub struct LabConfig {
     pub dns: DnsServerKind,
     /// Delay and drops of the embedded responder (all endpoints).
     pub behavior: ResponderBehavior,
+    /// iptables or nftables rules on the node.
+    pub proxy_mode: ProxyMode,
 }
 
 impl LabConfig {
@@ -198,8 +220,9 @@ pub struct LabInfo {
     pub dns_server: DnsServerKind,
     /// The client pod's resolv.conf (bind-mounted by `ip netns exec`).
     pub resolv_conf: PathBuf,
-    /// How the Service is implemented: `iptables` (kube-proxy iptables mode).
-    pub rules_mode: String,
+    /// How the Service is implemented: kube-proxy's `iptables` or
+    /// `nftables` mode.
+    pub rules_mode: ProxyMode,
     /// Where PIDs, logs and this description are kept.
     pub state_dir: PathBuf,
     /// One DNS server per endpoint.
@@ -370,7 +393,7 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
 
     let endpoints: Vec<SocketAddrV4> =
         (1..=config.endpoints).map(|n| SocketAddrV4::new(endpoint_ip(n), DNS_PORT)).collect();
-    load_rules(&node, &endpoints)?;
+    load_rules(&node, &endpoints, config.proxy_mode)?;
     let resolv_conf = write_resolv_conf(&client)?;
 
     let mut servers = Vec::new();
@@ -401,7 +424,7 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
         dns_server: config.dns,
         resolv_conf,
-        rules_mode: "iptables".into(),
+        rules_mode: config.proxy_mode,
         state_dir: dir,
         servers,
         scenarios: Vec::new(),
@@ -459,11 +482,18 @@ pub fn kube_dns_rules(endpoints: &[SocketAddrV4]) -> rules::ServiceRules {
     }
 }
 
-/// Replaces the node's nat table with the kube-dns rules (as a kube-proxy
-/// sync does). Conntrack entries are left alone.
-fn load_rules(node: &str, endpoints: &[SocketAddrV4]) -> Result<()> {
-    let input = kube_dns_rules(endpoints).iptables_restore_input();
-    system::run("ip", &["netns", "exec", node, "iptables-restore"], Some(&input)).map(|_| ())
+/// Replaces the node's kube-dns rules (the nat table, or the `ip
+/// kube-proxy` nftables table) in one step, as a kube-proxy sync does.
+/// Conntrack entries are left alone.
+fn load_rules(node: &str, endpoints: &[SocketAddrV4], mode: ProxyMode) -> Result<()> {
+    let rules = kube_dns_rules(endpoints);
+    let (tool, input) = match mode {
+        ProxyMode::Iptables => (vec!["iptables-restore"], rules.iptables_restore_input()),
+        ProxyMode::Nftables => (vec!["nft", "-f", "-"], rules.nft_input()),
+    };
+    let mut args = vec!["netns", "exec", node];
+    args.extend(tool);
+    system::run("ip", &args, Some(&input)).map(|_| ())
 }
 
 /// Writes the client pod's resolv.conf as the kubelet would for a pod in
@@ -785,7 +815,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
             }
             // Rules first, then the pod: as when kube-proxy syncs the new
             // endpoint list but never deletes the UDP conntrack entries.
-            load_rules(&info.namespaces.node, &remaining)?;
+            load_rules(&info.namespaces.node, &remaining, info.rules_mode)?;
             info.endpoints = remaining.iter().map(|e| e.to_string()).collect();
             remove_endpoint_pod(&mut info, *endpoint)?;
             ScenarioInfo {

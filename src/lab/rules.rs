@@ -1,6 +1,7 @@
-//! kube-proxy iptables-mode rules for the lab's kube-dns Service, written in
-//! the format kube-proxy itself feeds to `iptables-restore` (nat table only),
-//! with chain names hashed the way kube-proxy hashes them.
+//! kube-proxy rules for the lab's kube-dns Service, in iptables mode (the
+//! format kube-proxy feeds to `iptables-restore`, nat table only) and in
+//! nftables mode (the `nft -f` transaction kube-proxy's nftables mode
+//! builds), with chain names hashed the way kube-proxy hashes them.
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
@@ -32,6 +33,33 @@ pub fn service_chain_name(service_port_name: &str, protocol: &str) -> String {
 /// protocol + endpoint)), the per-endpoint chain; `endpoint` is `ip:port`.
 pub fn endpoint_chain_name(service_port_name: &str, protocol: &str, endpoint: &str) -> String {
     format!("KUBE-SEP-{}", hash16(&format!("{service_port_name}{protocol}{endpoint}")))
+}
+
+/// nftables mode's per-service-port chain: `service-` + the first 8
+/// characters of base32(sha256(`ns/name/protocol/portname`)) + `-` + that
+/// name.
+pub fn nft_service_chain_name(namespaced_name: &str, protocol: &str, port_name: &str) -> String {
+    let name = format!("{namespaced_name}/{protocol}/{port_name}");
+    format!("service-{}-{name}", hash8(&name))
+}
+
+/// nftables mode's per-endpoint chain: `endpoint-` + hash + `-ns/name/
+/// protocol/portname__IP/PORT` (an IPv6 address with `.` for `:`).
+pub fn nft_endpoint_chain_name(
+    namespaced_name: &str,
+    protocol: &str,
+    port_name: &str,
+    endpoint: std::net::SocketAddr,
+) -> String {
+    let ip = endpoint.ip().to_string().replace(':', ".");
+    let name = format!("{namespaced_name}/{protocol}/{port_name}__{ip}/{}", endpoint.port());
+    format!("endpoint-{}-{name}", hash8(&name))
+}
+
+fn hash8(input: &str) -> String {
+    let mut encoded = base32_std(&sha256(input.as_bytes()));
+    encoded.truncate(8);
+    encoded
 }
 
 /// kube-proxy's probability for rule `i` of `n`: 1/(n-i), printed `%0.10f`.
@@ -128,6 +156,109 @@ impl ServiceRules {
             let _ = writeln!(out, "{rule}");
         }
         out.push_str("COMMIT\n");
+        out
+    }
+}
+
+impl ServiceRules {
+    /// The `nft -f` input that replaces the node's `ip kube-proxy` table with
+    /// the Service's rules in one transaction: the base chains and maps
+    /// kube-proxy's nftables mode creates, the `service-ips` element per
+    /// port, a `numgen random mod N vmap` per service chain and a `dnat`
+    /// per endpoint chain. Without endpoints a port is only an element of
+    /// `no-endpoint-services` (with its name in the comment), as kube-proxy
+    /// writes it.
+    pub fn nft_input(&self) -> String {
+        const T: &str = "ip kube-proxy";
+        let mut chains = Vec::new();
+        let mut rules = Vec::new();
+        for (port_name, protocol, port) in &self.ports {
+            let svc = nft_service_chain_name(&self.service, protocol, port_name);
+            let cip = self.cluster_ip;
+            if self.endpoints.is_empty() {
+                rules.push(format!(
+                    r#"add element {T} no-endpoint-services {{ {cip} . {protocol} . {port} comment "{}:{port_name}" : goto reject-chain }}"#,
+                    self.service
+                ));
+                continue;
+            }
+            chains.push(svc.clone());
+            rules.push(format!(
+                "add rule {T} {svc} ip daddr {cip} {protocol} dport {port} ip saddr != {} jump mark-for-masquerade",
+                self.cluster_cidr
+            ));
+            let mut vmap = Vec::new();
+            for (i, endpoint) in self.endpoints.iter().enumerate() {
+                let ep_chain = nft_endpoint_chain_name(
+                    &self.service,
+                    protocol,
+                    port_name,
+                    std::net::SocketAddr::V4(*endpoint),
+                );
+                chains.push(ep_chain.clone());
+                vmap.push(format!("{i} : goto {ep_chain}"));
+                rules.push(format!(
+                    "add rule {T} {ep_chain} ip saddr {} jump mark-for-masquerade",
+                    endpoint.ip()
+                ));
+                rules.push(format!(
+                    "add rule {T} {ep_chain} meta l4proto {protocol} dnat to {endpoint}"
+                ));
+            }
+            rules.push(format!(
+                "add rule {T} {svc} numgen random mod {} vmap {{ {} }}",
+                self.endpoints.len(),
+                vmap.join(" , ")
+            ));
+            rules.push(format!(
+                "add element {T} service-ips {{ {cip} . {protocol} . {port} : goto {svc} }}"
+            ));
+        }
+        let mut out = String::new();
+        // Why add, delete, add: `delete` fails on a table that does not
+        // exist, and the whole file is one transaction either way.
+        let table = format!(r#"add table {T} {{ comment "rules for kube-proxy" ; }}"#);
+        for line in [table.as_str(), &format!("delete table {T}"), table.as_str()] {
+            let _ = writeln!(out, "{line}");
+        }
+        let base = [
+            "add chain {T} mark-for-masquerade",
+            "add rule {T} mark-for-masquerade mark set mark or 0x4000",
+            "add chain {T} masquerading",
+            "add rule {T} masquerading mark and 0x4000 == 0 return",
+            "add rule {T} masquerading mark set mark xor 0x4000",
+            "add rule {T} masquerading masquerade fully-random",
+            "add chain {T} services",
+            "add chain {T} nat-prerouting { type nat hook prerouting priority -100 ; }",
+            "add rule {T} nat-prerouting jump services",
+            "add chain {T} nat-output { type nat hook output priority -100 ; }",
+            "add rule {T} nat-output jump services",
+            "add chain {T} nat-postrouting { type nat hook postrouting priority 100 ; }",
+            "add rule {T} nat-postrouting jump masquerading",
+            "add chain {T} reject-chain { comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }",
+            "add rule {T} reject-chain reject",
+            "add map {T} service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }",
+            "add map {T} no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }",
+            "add chain {T} endpoints-check",
+            "add rule {T} endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+            "add chain {T} filter-forward { type filter hook forward priority -110 ; }",
+            "add rule {T} filter-forward ct state new jump endpoints-check",
+            "add chain {T} filter-output { type filter hook output priority -110 ; }",
+            "add rule {T} filter-output ct state new jump endpoints-check",
+            "add rule {T} services ip daddr . meta l4proto . th dport vmap @service-ips",
+            "add set {T} cluster-ips { type ipv4_addr ; comment \"Active ClusterIPs\" ; }",
+        ];
+        for line in base {
+            let _ = writeln!(out, "{}", line.replace("{T}", T));
+        }
+        // Every chain exists before a rule names it.
+        for chain in &chains {
+            let _ = writeln!(out, "add chain {T} {chain}");
+        }
+        for rule in &rules {
+            let _ = writeln!(out, "{rule}");
+        }
+        let _ = writeln!(out, "add element {T} cluster-ips {{ {} }}", self.cluster_ip);
         out
     }
 }
@@ -293,6 +424,43 @@ mod tests {
             endpoint_chain_name("kube-system/kube-dns:dns-tcp", "tcp", "192.168.179.184:53"),
             "KUBE-SEP-B335W6MFC4JCQI26"
         );
+    }
+
+    /// Names from kube-proxy's own nftables-mode tests (pkg/proxy/nftables).
+    #[test]
+    fn nft_chain_names_match_kube_proxy() {
+        assert_eq!(
+            nft_service_chain_name("ns1/svc1", "tcp", "p80"),
+            "service-ULMVA6XW-ns1/svc1/tcp/p80"
+        );
+        assert_eq!(
+            nft_endpoint_chain_name("ns1/svc1", "tcp", "p80", "10.180.0.1:80".parse().unwrap()),
+            "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"
+        );
+        assert_eq!(
+            nft_service_chain_name("ns2/svc2", "tcp", "p80"),
+            "service-42NFTM6N-ns2/svc2/tcp/p80"
+        );
+        assert_eq!(
+            nft_endpoint_chain_name("ns2/svc2", "tcp", "p80", "10.180.0.2:80".parse().unwrap()),
+            "endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80"
+        );
+        let v6 = nft_endpoint_chain_name("a/b", "udp", "dns", "[2001:db8::2]:53".parse().unwrap());
+        assert!(v6.ends_with("-a/b/udp/dns__2001.db8..2/53"), "{v6}");
+    }
+
+    #[test]
+    fn nft_input_writes_a_vmap_or_a_no_endpoint_element() {
+        let endpoints = ["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()];
+        let rules = crate::lab::kube_dns_rules(&endpoints);
+        let text = rules.nft_input();
+        assert!(text.contains("numgen random mod 2 vmap { 0 : goto endpoint-"), "{text}");
+        let none = crate::lab::kube_dns_rules(&[]).nft_input();
+        assert!(
+            none.contains(r#"comment "kube-system/kube-dns:dns" : goto reject-chain"#),
+            "{none}"
+        );
+        assert!(!none.contains("add chain ip kube-proxy service-"), "{none}");
     }
 
     #[test]
