@@ -897,6 +897,7 @@ mod tests {
             endpoints: 0,
             dns: DnsServerKind::Embedded,
             behavior: ResponderBehavior::healthy(),
+            proxy_mode: ProxyMode::Iptables,
         };
         assert!(config.validate().is_err());
         config.endpoints = 33;
