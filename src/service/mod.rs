@@ -122,8 +122,16 @@ pub struct Discovery {
 /// in both modes it may run in, iptables and nftables, and merges what they
 /// define. An error only when neither `iptables-save` nor `nft` could run.
 pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Discovery> {
-    let from_iptables = iptables::read(netns);
-    let from_nft = nftables::read(netns);
+    // Why in parallel: on a big node each listing takes a noticeable
+    // fraction of a second, and they do not depend on each other.
+    let (from_iptables, from_nft) = std::thread::scope(|scope| {
+        let nft = scope.spawn(|| nftables::read(netns));
+        let iptables = iptables::read(netns);
+        let nft = nft.join().unwrap_or_else(|_| {
+            Err(crate::error::Error::Runtime("reading the nftables rules panicked".into()))
+        });
+        (iptables, nft)
+    });
     let (iptables, nft) = match (from_iptables, from_nft) {
         (Err(e), Err(_)) => return Err(e),
         (a, b) => (a.ok(), b.ok()),

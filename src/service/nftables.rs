@@ -167,24 +167,32 @@ pub fn parse(text: &str) -> Parsed {
     let mut service_ips = Vec::new();
     let mut no_endpoints = Vec::new();
     let mut stack: Vec<Block> = Vec::new();
-    // A map's `elements = { ... }` may span lines: (map, text, first line).
-    let mut pending: Option<(String, String, usize)> = None;
+    // A map's `elements = { ... }` may span thousands of lines: the map,
+    // the text so far, its first line and how many braces are still open.
+    // Why the count: rescanning the growing text for its closing brace on
+    // every line would be quadratic.
+    let mut pending: Option<(String, String, usize, usize)> = None;
     for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
         let line = raw.trim();
-        if let Some((map, mut buffer, start)) = pending.take() {
+        if let Some((map, mut buffer, start, open)) = pending.take() {
             buffer.push(' ');
             buffer.push_str(line);
-            match braced(&buffer) {
-                Some(body) => collect_elements(
-                    &map,
-                    body,
-                    start,
-                    &mut service_ips,
-                    &mut no_endpoints,
-                    &mut skipped,
-                ),
-                None => pending = Some((map, buffer, start)),
+            let open = (open + line.matches('{').count()).checked_sub(line.matches('}').count());
+            match open {
+                Some(0) | None => match braced(&buffer) {
+                    Some(body) => collect_elements(
+                        &map,
+                        body,
+                        start,
+                        &mut service_ips,
+                        &mut no_endpoints,
+                        &mut skipped,
+                    ),
+                    None => skipped
+                        .push(format!("line {start}: the elements of map {map} are malformed")),
+                },
+                Some(open) => pending = Some((map, buffer, start, open)),
             }
             continue;
         }
@@ -207,7 +215,11 @@ pub fn parse(text: &str) -> Parsed {
                         &mut no_endpoints,
                         &mut skipped,
                     ),
-                    None => pending = Some((map.clone(), line.to_string(), number)),
+                    None => {
+                        let open =
+                            line.matches('{').count().saturating_sub(line.matches('}').count());
+                        pending = Some((map.clone(), line.to_string(), number, open));
+                    }
                 }
             }
             continue;
@@ -241,7 +253,7 @@ pub fn parse(text: &str) -> Parsed {
             None => {}
         }
     }
-    if let Some((map, _, start)) = pending {
+    if let Some((map, _, start, _)) = pending {
         skipped.push(format!("line {start}: the elements of map {map} never close"));
     }
 
