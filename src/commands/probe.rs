@@ -586,7 +586,7 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
             "cluster-dns-no-endpoints",
             format!("{} has no endpoints in the node's kube-proxy rules", report.server),
             format!(
-                "{}: only a `has no endpoints` REJECT rule in the filter table, no DNAT; every lookup through it fails",
+                "{}: the rules reject it (iptables: a `has no endpoints` REJECT in the filter table; nftables: an element of `no-endpoint-services`) and DNAT it nowhere; every lookup through it fails",
                 report.server_from
             ),
             "Check the CoreDNS pods and the Service's endpoints (`kubectl -n kube-system get pods -l k8s-app=kube-dns`, `kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns`); kube-proxy adds the DNAT rules once an endpoint is ready",
