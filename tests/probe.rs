@@ -351,13 +351,31 @@ COMMIT
 
 #[test]
 fn cluster_dns_without_endpoints_is_named() {
+    cluster_dns_without_endpoints("iptables");
+}
+
+#[test]
+fn cluster_dns_without_endpoints_is_named_in_nftables_mode() {
+    cluster_dns_without_endpoints("nftables");
+}
+
+fn cluster_dns_without_endpoints(proxy_mode: &str) {
     if !common::require_root() {
         return;
     }
-    let lab = TestLab::up(&[]);
+    let lab = TestLab::up(&["--proxy-mode", proxy_mode]);
     let file = std::env::temp_dir().join(format!("ctdiag-{}-no-endpoints.rules", lab.prefix));
-    std::fs::write(&file, NO_ENDPOINT_RULES).unwrap();
-    let restore = common::exec(&lab.node_ns(), &["iptables-restore", file.to_str().unwrap()]);
+    let path = file.to_str().unwrap();
+    let load: &[&str] = if proxy_mode == "nftables" {
+        // The lab's own generator, as kube-proxy writes a Service whose
+        // endpoints are all gone.
+        std::fs::write(&file, ctdiag::lab::kube_dns_rules(&[]).nft_input()).unwrap();
+        &["nft", "-f", path]
+    } else {
+        std::fs::write(&file, NO_ENDPOINT_RULES).unwrap();
+        &["iptables-restore", path]
+    };
+    let restore = common::exec(&lab.node_ns(), load);
     let _ = std::fs::remove_file(&file);
     assert!(restore.status.success(), "{}", common::stderr(&restore));
 
