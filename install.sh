@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build ctdiag in release mode and install the binary, shell completions and
 # man pages under $PREFIX (default /usr/local), staged under $DESTDIR when set.
-# Also installs what ctdiag and its lab need at run time (iptables, iproute2,
-# conntrack) through the distribution's package manager when they are
+# Also installs what ctdiag and its lab need at run time (iptables, nftables,
+# iproute2, conntrack) through the distribution's package manager when they are
 # missing, unless --no-deps is given or DESTDIR is set (packaging).
 #
 #   ./install.sh                 build + install (+ runtime packages)
@@ -51,11 +51,13 @@ if [ "$mode" = uninstall ]; then
     exit 0
 fi
 
-# Runtime packages: the lab and `stale --flush` shell out to these.
+# Runtime packages: the lab, and probe's search for the kube-dns ClusterIP in
+# kube-proxy's rules, shell out to these.
 if [ "$deps" = yes ]; then
     missing=()
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v iptables-restore >/dev/null 2>&1 || missing+=(iptables)
+    command -v nft >/dev/null 2>&1 || missing+=(nftables)
     command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
     if [ "${#missing[@]}" -gt 0 ]; then
         if [ "$(id -u)" -ne 0 ]; then
