@@ -514,3 +514,59 @@ fn nftables_mode_node_gives_the_default_server_and_races_the_same() {
     assert_eq!(report["answered"], 600);
     assert!(report["conntrack_delta"]["clash_resolve"].is_u64(), "{report:#}");
 }
+
+#[test]
+fn netns_by_pid_and_by_path_as_on_a_real_node() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    // A "pod" process: `ip netns exec` also bind-mounts the pod's
+    // resolv.conf over /etc/resolv.conf in the process's mount namespace,
+    // as the container runtime does.
+    let mut pod = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns(), "sleep", "30"])
+        .spawn()
+        .expect("start a process in the client namespace");
+    let pid = pod.id().to_string();
+    // Wait until it runs inside the namespace (ip execs sleep).
+    for _ in 0..100 {
+        if std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|exe| exe.to_string_lossy().contains("sleep"))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    // By PID: sockets in the pod's namespace, server from the pod's own
+    // resolv.conf (no --stats-netns, so no kube-proxy rules to read here).
+    let out = common::ctdiag(&["probe", "--netns", &pid, "--count", "10", "-o", "json"]);
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["server_from"], format!("/proc/{pid}/root/etc/resolv.conf"));
+    assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
+    assert_eq!(report["netns"], pid.as_str());
+    assert_eq!(report["answered"], 20);
+
+    // By path: the node's counters and rules through /run/netns/NODE.
+    let node_path = format!("/run/netns/{}", lab.node_ns());
+    let out = common::ctdiag(&[
+        "probe",
+        "--netns",
+        &pid,
+        "--stats-netns",
+        &node_path,
+        "--count",
+        "10",
+        "-o",
+        "json",
+    ]);
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(report["server_from"].as_str().unwrap().contains(&node_path), "{report:#}");
+    assert!(report["conntrack_delta"]["clash_resolve"].is_u64(), "{report:#}");
+
+    let _ = pod.kill();
+    let _ = pod.wait();
+}
