@@ -15,6 +15,15 @@ pub fn pseudo_random_bytes(state: &mut u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `count` pieces picked pseudo-randomly from `pieces` and joined: garbage
+/// made of a parser's own tokens, for "never panics" tests of text parsers.
+pub fn pseudo_random_text(state: &mut u32, pieces: &[&str], count: usize) -> String {
+    pseudo_random_bytes(state, count)
+        .into_iter()
+        .map(|b| pieces[usize::from(b) % pieces.len()])
+        .collect()
+}
+
 /// Whether a root-only test can run; panics in CI when it cannot.
 pub fn lab_allowed(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

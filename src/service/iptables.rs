@@ -490,11 +490,7 @@ COMMIT
             "KUBE-SVC-X ",
         ];
         for _ in 0..2000 {
-            let text: String = crate::testutil::pseudo_random_bytes(&mut state, 40)
-                .into_iter()
-                .map(|b| pieces[usize::from(b) % pieces.len()])
-                .collect();
-            let _ = parse(&text);
+            let _ = parse(&crate::testutil::pseudo_random_text(&mut state, &pieces, 40));
         }
     }
 }
