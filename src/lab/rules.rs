@@ -26,13 +26,13 @@ pub struct ServiceRules {
 /// protocol)), as kube-proxy names the per-service-port chain.
 /// `service_port_name` is `namespace/name:port` and `protocol` is lowercase.
 pub fn service_chain_name(service_port_name: &str, protocol: &str) -> String {
-    format!("KUBE-SVC-{}", hash16(&format!("{service_port_name}{protocol}")))
+    format!("KUBE-SVC-{}", hash_prefix(&format!("{service_port_name}{protocol}"), 16))
 }
 
 /// `KUBE-SEP-` + the first 16 characters of base32(sha256(servicePortName +
 /// protocol + endpoint)), the per-endpoint chain; `endpoint` is `ip:port`.
 pub fn endpoint_chain_name(service_port_name: &str, protocol: &str, endpoint: &str) -> String {
-    format!("KUBE-SEP-{}", hash16(&format!("{service_port_name}{protocol}{endpoint}")))
+    format!("KUBE-SEP-{}", hash_prefix(&format!("{service_port_name}{protocol}{endpoint}"), 16))
 }
 
 /// nftables mode's per-service-port chain: `service-` + the first 8
@@ -40,7 +40,7 @@ pub fn endpoint_chain_name(service_port_name: &str, protocol: &str, endpoint: &s
 /// name.
 pub fn nft_service_chain_name(namespaced_name: &str, protocol: &str, port_name: &str) -> String {
     let name = format!("{namespaced_name}/{protocol}/{port_name}");
-    format!("service-{}-{name}", hash8(&name))
+    format!("service-{}-{name}", hash_prefix(&name, 8))
 }
 
 /// nftables mode's per-endpoint chain: `endpoint-` + hash + `-ns/name/
@@ -53,13 +53,7 @@ pub fn nft_endpoint_chain_name(
 ) -> String {
     let ip = endpoint.ip().to_string().replace(':', ".");
     let name = format!("{namespaced_name}/{protocol}/{port_name}__{ip}/{}", endpoint.port());
-    format!("endpoint-{}-{name}", hash8(&name))
-}
-
-fn hash8(input: &str) -> String {
-    let mut encoded = base32_std(&sha256(input.as_bytes()));
-    encoded.truncate(8);
-    encoded
+    format!("endpoint-{}-{name}", hash_prefix(&name, 8))
 }
 
 /// kube-proxy's probability for rule `i` of `n`: 1/(n-i), printed `%0.10f`.
@@ -67,10 +61,11 @@ pub fn probability(remaining: usize) -> String {
     format!("{:.10}", 1.0 / remaining as f64)
 }
 
-fn hash16(input: &str) -> String {
-    let digest = sha256(input.as_bytes());
-    let mut encoded = base32_std(&digest);
-    encoded.truncate(16);
+/// The first `len` characters of base32(sha256(input)): kube-proxy's chain
+/// name hash (16 in iptables mode, 8 in nftables mode).
+fn hash_prefix(input: &str, len: usize) -> String {
+    let mut encoded = base32_std(&sha256(input.as_bytes()));
+    encoded.truncate(len);
     encoded
 }
 
