@@ -279,7 +279,8 @@ impl Lookup {
                 .map_or(Verdict::WrongId, |&index| Verdict::Answer { index, rcode }),
             other => other,
         };
-        match verdict {
+        // Every packet that is not a first answer counts as one kind of stray.
+        let stray = match verdict {
             Verdict::Answer { index, rcode } => {
                 let slot = &mut self.queries[index];
                 match slot.state {
@@ -288,43 +289,21 @@ impl Lookup {
                         result.by_type[index].answered += 1;
                         *result.rcodes.entry(rcode_name(rcode)).or_insert(0) += 1;
                         self.last_answer = Some(now);
-                        PacketEffect::Answered
+                        return PacketEffect::Answered;
                     }
-                    QueryState::Answered => {
-                        result.stray.duplicate += 1;
-                        PacketEffect::Stray
-                    }
-                    QueryState::Failed(_) => {
-                        result.stray.late += 1;
-                        PacketEffect::Stray
-                    }
-                    QueryState::Unsent => {
-                        result.stray.wrong_id += 1;
-                        PacketEffect::Stray
-                    }
+                    QueryState::Answered => &mut result.stray.duplicate,
+                    QueryState::Failed(_) => &mut result.stray.late,
+                    QueryState::Unsent => &mut result.stray.wrong_id,
                 }
             }
-            Verdict::Truncated { .. } => {
-                result.stray.truncated += 1;
-                PacketEffect::Stray
-            }
-            Verdict::WrongSource => {
-                result.stray.wrong_source += 1;
-                PacketEffect::Stray
-            }
-            Verdict::WrongId => {
-                result.stray.wrong_id += 1;
-                PacketEffect::Stray
-            }
-            Verdict::WrongQuestion => {
-                result.stray.wrong_question += 1;
-                PacketEffect::Stray
-            }
-            Verdict::Malformed => {
-                result.stray.malformed += 1;
-                PacketEffect::Stray
-            }
-        }
+            Verdict::Truncated { .. } => &mut result.stray.truncated,
+            Verdict::WrongSource => &mut result.stray.wrong_source,
+            Verdict::WrongId => &mut result.stray.wrong_id,
+            Verdict::WrongQuestion => &mut result.stray.wrong_question,
+            Verdict::Malformed => &mut result.stray.malformed,
+        };
+        *stray += 1;
+        PacketEffect::Stray
     }
 
     /// Marks every pending or unsent query failed.

@@ -223,6 +223,14 @@ mod tests {
         m.to_vec().unwrap()
     }
 
+    /// The question every test query asks, as a response echoes it.
+    const NAME: &str = "kubernetes.default.svc.cluster.local.";
+
+    /// A plain NOERROR response to `NAME`, without TC.
+    fn answer(id: u16, rtype: RecordType) -> Vec<u8> {
+        response(id, NAME, rtype, false, ResponseCode::NoError)
+    }
+
     fn server() -> SocketAddr {
         SERVER.parse().unwrap()
     }
@@ -230,8 +238,7 @@ mod tests {
     #[test]
     fn matching_answer_by_id_and_question() {
         let (a, aaaa) = (query(100, QueryType::A), query(200, QueryType::AAAA));
-        let name = "kubernetes.default.svc.cluster.local.";
-        let packet = response(200, name, RecordType::AAAA, false, ResponseCode::NoError);
+        let packet = answer(200, RecordType::AAAA);
         assert_eq!(
             classify(&packet, server(), server(), &[&a, &aaaa]),
             Verdict::Answer { index: 1, rcode: ResponseCode::NoError }
@@ -253,13 +260,7 @@ mod tests {
     #[test]
     fn wrong_id_is_not_an_answer() {
         let a = query(100, QueryType::A);
-        let packet = response(
-            101,
-            "kubernetes.default.svc.cluster.local.",
-            RecordType::A,
-            false,
-            ResponseCode::NoError,
-        );
+        let packet = answer(101, RecordType::A);
         assert_eq!(classify(&packet, server(), server(), &[&a]), Verdict::WrongId);
     }
 
@@ -274,26 +275,14 @@ mod tests {
             ResponseCode::NoError,
         );
         assert_eq!(classify(&other_name, server(), server(), &[&a]), Verdict::WrongQuestion);
-        let other_type = response(
-            100,
-            "kubernetes.default.svc.cluster.local.",
-            RecordType::AAAA,
-            false,
-            ResponseCode::NoError,
-        );
+        let other_type = answer(100, RecordType::AAAA);
         assert_eq!(classify(&other_type, server(), server(), &[&a]), Verdict::WrongQuestion);
     }
 
     #[test]
     fn wrong_source_is_not_an_answer() {
         let a = query(100, QueryType::A);
-        let packet = response(
-            100,
-            "kubernetes.default.svc.cluster.local.",
-            RecordType::A,
-            false,
-            ResponseCode::NoError,
-        );
+        let packet = answer(100, RecordType::A);
         let other_port: SocketAddr = "198.18.2.2:5353".parse().unwrap();
         let other_ip: SocketAddr = "198.18.3.2:53".parse().unwrap();
         assert_eq!(classify(&packet, other_port, server(), &[&a]), Verdict::WrongSource);
@@ -305,13 +294,7 @@ mod tests {
     #[test]
     fn truncated_packet_is_malformed_at_every_length() {
         let a = query(100, QueryType::A);
-        let packet = response(
-            100,
-            "kubernetes.default.svc.cluster.local.",
-            RecordType::A,
-            false,
-            ResponseCode::NoError,
-        );
+        let packet = answer(100, RecordType::A);
         for len in 0..packet.len() {
             assert_eq!(
                 classify(&packet[..len], server(), server(), &[&a]),
@@ -324,13 +307,7 @@ mod tests {
     #[test]
     fn tc_bit_is_not_an_answer() {
         let a = query(100, QueryType::A);
-        let packet = response(
-            100,
-            "kubernetes.default.svc.cluster.local.",
-            RecordType::A,
-            true,
-            ResponseCode::NoError,
-        );
+        let packet = response(100, NAME, RecordType::A, true, ResponseCode::NoError);
         assert_eq!(classify(&packet, server(), server(), &[&a]), Verdict::Truncated { index: 0 });
     }
 
