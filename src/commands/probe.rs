@@ -829,18 +829,14 @@ pub fn run(
 /// Validates the arguments, runs, renders.
 pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     ctx.no_prometheus("probe")?;
-    let mut stats_ns = None;
     let config = ProbeConfig::from_args(&args, |protocol| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
-        stats_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
-        Ok(discover_cluster_dns(stats_ns.as_ref(), protocol, ctx.verbose > 0))
+        let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        Ok(discover_cluster_dns(rules_ns.as_ref(), protocol, ctx.verbose > 0))
     })?;
     let probe_ns = config.netns.as_deref().map(Netns::open).transpose()?;
-    let stats_ns = match stats_ns {
-        Some(ns) => Some(ns),
-        None => config.stats_netns.as_deref().map(Netns::open).transpose()?,
-    };
+    let stats_ns = config.stats_netns.as_deref().map(Netns::open).transpose()?;
     crate::interrupt::install();
     let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
         .then(|| render::probe::progress_bar(config.engine.count, config.engine.duration));
