@@ -142,10 +142,9 @@ pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Dis
     for found in [iptables, nft].into_iter().flatten() {
         for s in found.parsed.services {
             let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-            for (i, ip) in s.cluster_ips.iter().enumerate() {
-                // The endpoints once per Service port are enough.
-                let endpoints = if i == 0 { s.endpoints.clone() } else { Vec::new() };
-                builder.add(&key, *ip, s.port, endpoints);
+            for ip in &s.cluster_ips {
+                // Repeated endpoints are dropped by `finish`.
+                builder.add(&key, *ip, s.port, s.endpoints.clone());
             }
         }
         skipped.extend(found.parsed.skipped);
