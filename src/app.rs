@@ -1,8 +1,6 @@
 //! The edge between the command line and the library: parse, dispatch to
 //! the subcommand, and say whether a problem was found.
 
-use std::process::ExitCode;
-
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
@@ -10,33 +8,7 @@ use crate::commands;
 use crate::error::{Error, Result};
 use crate::render::Context;
 
-/// What a command concluded, mapped to the exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Ran and found nothing wrong: exit 0.
-    Clean,
-    /// Ran and found a problem (a warning or worse): exit 1.
-    Problem,
-}
-
-impl Outcome {
-    /// From a list of findings.
-    pub fn from_findings(findings: &[crate::findings::Finding]) -> Self {
-        if crate::findings::has_problem(findings) {
-            Outcome::Problem
-        } else {
-            Outcome::Clean
-        }
-    }
-
-    /// The process exit status.
-    pub fn exit_code(self) -> ExitCode {
-        match self {
-            Outcome::Clean => ExitCode::SUCCESS,
-            Outcome::Problem => ExitCode::from(1),
-        }
-    }
-}
+pub use crate::findings::Outcome;
 
 /// Parses the command line and runs the command. clap prints usage errors
 /// itself and exits 2.

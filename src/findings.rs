@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// How bad a finding is. Anything at `Warning` or above makes the command
 /// exit 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Context worth knowing; nothing is wrong.
@@ -26,13 +26,118 @@ impl Severity {
     }
 }
 
+/// Declares [`FindingCode`]: one variant per stable machine-readable code,
+/// with the string it serializes to and the command that emits it. The
+/// README's table of finding codes is checked against [`FindingCode::ALL`]
+/// by a test.
+macro_rules! finding_codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $command:literal; )+) => {
+        /// Every finding code ctdiag emits. Serialized as the kebab-case
+        /// string users and scripts match on; never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum FindingCode {
+            $( $(#[doc = $doc])* $variant, )+
+        }
+
+        impl FindingCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [FindingCode] = &[$(FindingCode::$variant,)+];
+
+            /// The stable string, e.g. `conntrack-drops`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(FindingCode::$variant => $code,)+
+                }
+            }
+
+            /// The command whose report carries this finding (`stats`,
+            /// `probe`, ...).
+            pub fn command(self) -> &'static str {
+                match self {
+                    $(FindingCode::$variant => $command,)+
+                }
+            }
+        }
+    };
+}
+
+finding_codes! {
+    /// insert_failed or drop rose: the race on a kernel without clash
+    /// resolution, or a full table.
+    ConntrackDrops = "conntrack-drops", "stats";
+    /// clash_resolve rose with no insert_failed: races happen and the kernel
+    /// resolves them.
+    ClashesResolved = "clashes-resolved", "stats";
+    /// The table is at nf_conntrack_max.
+    TableFull = "table-full", "stats";
+    /// The table is more than 90 % full.
+    TableNearFull = "table-near-full", "stats";
+    /// Entries were evicted early because the table was full.
+    EarlyDrop = "early-drop", "stats";
+    /// Inserts refused because a hash chain grew too long.
+    ChainTooLong = "chain-too-long", "stats";
+    /// The kernel has no clash_resolve counter (pre-5.10 counting).
+    NoClashResolveCounter = "no-clash-resolve-counter", "stats";
+    /// A one-shot read shows totals since boot.
+    TotalsSinceBoot = "totals-since-boot", "stats";
+    /// Every counter is 0 and the table empty: not where DNAT happens.
+    NoConntrackActivity = "no-conntrack-activity", "stats";
+    /// The counters came from the procfs fallback.
+    StatsSource = "stats-source", "stats";
+    /// The kube-dns ClusterIP has no endpoints in the node's rules.
+    ClusterDnsNoEndpoints = "cluster-dns-no-endpoints", "probe";
+    /// Lookups lost an answer while insert_failed/drop rose.
+    ConntrackRaceDrops = "conntrack-race-drops", "probe";
+    /// Most lost queries got ICMP errors: a server is dead or not listening.
+    DnsEndpointUnreachable = "dns-endpoint-unreachable", "probe";
+    /// Queries were lost with no conntrack drop to explain it.
+    DnsQueriesLost = "dns-queries-lost", "probe";
+    /// Probes raced in conntrack and the kernel resolved every clash.
+    ConntrackClashesResolved = "conntrack-clashes-resolved", "probe";
+    /// Every lookup was answered.
+    NoLoss = "no-loss", "probe";
+    /// conntrack dropped packets during the probe, though every probe was
+    /// answered.
+    ConntrackDropsElsewhere = "conntrack-drops-elsewhere", "probe";
+    /// Lookups were answered only after the resolver's timeout.
+    SlowAnswers = "slow-answers", "probe";
+    /// Answers were SERVFAIL, REFUSED, FORMERR or NOTIMP.
+    DnsErrorRcodes = "dns-error-rcodes", "probe";
+    /// Answers were NXDOMAIN.
+    NameDoesNotExist = "name-does-not-exist", "probe";
+    /// Packets arrived that were not taken as answers.
+    StrayPackets = "stray-packets", "probe";
+    /// The conntrack counters could not be read around the probe.
+    ConntrackCountersUnavailable = "conntrack-counters-unavailable", "probe";
+    /// The probe stopped before its planned end.
+    StoppedEarly = "stopped-early", "probe";
+}
+
+impl Serialize for FindingCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for FindingCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One conclusion of a check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// How bad it is.
     pub severity: Severity,
-    /// A stable machine-readable identifier, e.g. `insert-failed-rising`.
-    pub code: String,
+    /// A stable machine-readable identifier, e.g. `conntrack-drops`.
+    pub code: FindingCode,
     /// One line saying what is going on.
     pub summary: String,
     /// The numbers that show it.
@@ -45,14 +150,14 @@ impl Finding {
     /// Builds a finding.
     pub fn new(
         severity: Severity,
-        code: &str,
+        code: FindingCode,
         summary: impl Into<String>,
         evidence: impl Into<String>,
         remedy: impl Into<String>,
     ) -> Self {
         Finding {
             severity,
-            code: code.to_string(),
+            code,
             summary: summary.into(),
             evidence: evidence.into(),
             remedy: remedy.into(),
@@ -63,4 +168,71 @@ impl Finding {
 /// True when any finding is a warning or worse (exit status 1).
 pub fn has_problem(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity >= Severity::Warning)
+}
+
+/// What a command concluded, mapped to the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ran and found nothing wrong: exit 0.
+    Clean,
+    /// Ran and found a problem (a warning or worse): exit 1.
+    Problem,
+}
+
+impl Outcome {
+    /// From a list of findings.
+    pub fn from_findings(findings: &[Finding]) -> Self {
+        if has_problem(findings) {
+            Outcome::Problem
+        } else {
+            Outcome::Clean
+        }
+    }
+
+    /// The process exit status.
+    pub fn exit_code(self) -> std::process::ExitCode {
+        match self {
+            Outcome::Clean => std::process::ExitCode::SUCCESS,
+            Outcome::Problem => std::process::ExitCode::from(1),
+        }
+    }
+}
+
+/// The most severe finding (the first of equals), if any.
+pub fn worst(findings: &[Finding]) -> Option<&Finding> {
+    findings.iter().fold(None, |worst: Option<&Finding>, f| match worst {
+        Some(w) if w.severity >= f.severity => Some(w),
+        _ => Some(f),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_kebab_case_strings() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in FindingCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(
+                text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{text}"
+            );
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(text));
+        }
+    }
+
+    #[test]
+    fn worst_is_the_first_most_severe() {
+        let f = |severity, code| Finding::new(severity, code, "", "", "");
+        let list = [
+            f(Severity::Info, FindingCode::NoLoss),
+            f(Severity::Warning, FindingCode::SlowAnswers),
+            f(Severity::Warning, FindingCode::DnsErrorRcodes),
+        ];
+        assert_eq!(worst(&list).unwrap().code, FindingCode::SlowAnswers);
+        assert!(worst(&[]).is_none());
+    }
 }

@@ -1,5 +1,7 @@
-//! One module per subcommand: arguments -> validated config -> report.
+//! One module per subcommand: arguments -> validated config -> the core's
+//! report -> rendered output and exit status.
 
+pub mod args;
 pub mod lab;
 pub mod probe;
 pub mod stats;

@@ -1,842 +1,157 @@
-//! `ctdiag probe`: resolver-faithful A/AAAA lookups, one fresh socket per
-//! lookup, with the conntrack counter deltas the probes caused as the
-//! kernel's own evidence.
+//! `ctdiag probe`: arguments -> validated [`ProbeConfig`] (the server from
+//! `--server`, the node's kube-proxy rules or resolv.conf) -> report ->
+//! table or JSON.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
-use serde::Serialize;
 
-use crate::app::Outcome;
 use crate::cli::{OutputFormat, ProbeArgs, ProbeMode};
-use crate::conntrack::stats::{
-    CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
+use crate::commands::args::{parse_duration, parse_server};
+use crate::dns::engine::{EngineConfig, Mode};
+use crate::dns::probe::{
+    self, resolver_options, resolver_options_or_defaults, ProbeConfig, DEFAULT_COUNT, DEFAULT_NAME,
+    MAX_CONCURRENCY, MAX_COUNT, MAX_LINGER, MAX_RATE, MAX_RUN, MAX_TIMEOUT_MS,
 };
-use crate::conntrack::{read_stats, Counters};
-use crate::dns::engine::{self, EngineConfig, EngineResult, Mode, StrayCounts};
-use crate::dns::resolv::{resolv_conf_path, ResolvConf, DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_S};
+use crate::dns::resolv::{resolv_conf_path, ResolvConf};
 use crate::dns::wire::parse_name;
 use crate::error::{Error, Result};
-use crate::findings::{Finding, Severity};
-use crate::netns::{run_in, Netns};
+use crate::findings::Outcome;
+use crate::netns::Netns;
 use crate::render::{self, Context};
-use crate::service::{self, Protocol};
+use crate::service::{self, ClusterDns, Protocol};
 
-/// The name looked up when no `--name` is given.
-pub const DEFAULT_NAME: &str = "kubernetes.default.svc.cluster.local";
-/// Lookups when neither `--count` nor `--duration` is given.
-pub const DEFAULT_COUNT: u64 = 200;
-/// The most lookups one run may make.
-pub const MAX_COUNT: u64 = 10_000_000;
-/// Hard cap on the time spent starting lookups.
-pub const MAX_RUN: Duration = Duration::from_secs(3600);
-/// Highest `--rate` accepted.
-pub const MAX_RATE: f64 = 1_000_000.0;
-/// Highest `--concurrency` accepted (each lookup holds a socket).
-pub const MAX_CONCURRENCY: usize = 1024;
-/// Longest `--timeout` accepted, in milliseconds.
-pub const MAX_TIMEOUT_MS: u64 = 60_000;
-/// How long a socket with a timed-out query stays open to count late
-/// answers, at most.
-const MAX_LINGER: Duration = Duration::from_secs(1);
-/// Upper bounds (ms) of the latency histogram buckets; the last bucket is
-/// open.
-pub const HISTOGRAM_BOUNDS_MS: &[f64] =
-    &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
-
-/// Validated `ctdiag probe` settings.
-#[derive(Debug, Clone)]
-pub struct ProbeConfig {
-    /// What the engine does.
-    pub engine: EngineConfig,
-    /// Where the server came from: `--server`, the kube-dns rules, or the
-    /// resolv.conf read.
-    pub server_from: String,
-    /// The names as the user typed them.
-    pub names: Vec<String>,
-    /// Namespace of the probe sockets.
-    pub netns: Option<String>,
-    /// Namespace whose conntrack counters are read.
-    pub stats_netns: Option<String>,
-    /// The resolver's timeout and attempts (from resolv.conf or glibc's defaults).
-    pub resolver: ResolverOptions,
-    /// The endpoints behind the server when it is the kube-dns ClusterIP
-    /// found in the rules; `None` for a server from elsewhere.
-    pub cluster_endpoints: Option<Vec<SocketAddr>>,
-}
-
-/// The cluster DNS Service found in the node's kube-proxy rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterDns {
-    /// Its ClusterIP and port.
-    pub server: SocketAddr,
-    /// Where it was found, for the report, e.g. `kube-system/kube-dns:dns
-    /// ClusterIP, iptables-save in ctdiag-node`.
-    pub source: String,
-    /// The endpoints the rules DNAT it to (empty: none).
-    pub endpoints: Vec<SocketAddr>,
-}
-
-/// Finds the kube-dns ClusterIP for `protocol` in the kube-proxy rules of
-/// `netns` (the current namespace when `None`). IPv4 first when the Service
-/// is dual-stack. `None`, with the reason when `verbose`, when the rules
-/// cannot be read or do not define kube-dns.
-pub fn discover_cluster_dns(
-    netns: Option<&Netns>,
-    protocol: Protocol,
-    verbose: bool,
-) -> Option<ClusterDns> {
-    let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery = match service::discover(netns) {
-        Ok(discovery) => discovery,
-        Err(e) => {
-            if verbose {
-                eprintln!("ctdiag: kube-proxy rules in {place} not read: {e}");
-            }
-            return None;
+/// Checks every argument, then finds the server: `--server`, else the
+/// kube-dns ClusterIP that `cluster_dns` finds in the node's rules, else
+/// the first nameserver of the probed namespace's resolv.conf. Opens no
+/// socket; `cluster_dns` is called only when `--server` is not given.
+pub fn config(
+    args: &ProbeArgs,
+    cluster_dns: impl FnOnce(Protocol) -> Result<Option<ClusterDns>>,
+) -> Result<ProbeConfig> {
+    let mode = if args.parallel { ProbeMode::Parallel } else { args.mode };
+    let mode = match mode {
+        ProbeMode::Parallel => Mode::Parallel,
+        ProbeMode::Threads => Mode::Threads,
+        ProbeMode::Sequential => Mode::Sequential,
+        ProbeMode::Reopen => Mode::Reopen,
+        ProbeMode::Tcp => Mode::Tcp,
+    };
+    let names_text: Vec<String> =
+        if args.names.is_empty() { vec![DEFAULT_NAME.to_string()] } else { args.names.clone() };
+    let names: Vec<Name> = names_text.iter().map(|n| parse_name(n)).collect::<Result<_>>()?;
+    match args.count {
+        Some(0) => return Err(Error::Usage("--count 0: give at least one lookup".into())),
+        Some(n) if n > MAX_COUNT => {
+            return Err(Error::Usage(format!("--count {n}: at most {MAX_COUNT} lookups per run")))
         }
-    };
-    let found = service::find(&discovery.parsed.services, service::KUBE_DNS, protocol);
-    let Some((dns, ip)) = found.and_then(|s| s.cluster_ips.first().map(|ip| (s, *ip))) else {
-        if verbose {
-            eprintln!(
-                "ctdiag: no {}/{} {} ClusterIP in the kube-proxy rules (iptables or nftables mode) of {place}",
-                service::KUBE_DNS.0,
-                service::KUBE_DNS.1,
-                protocol.as_str()
-            );
-        }
-        return None;
-    };
-    Some(ClusterDns {
-        server: SocketAddr::new(ip, dns.port),
-        source: format!(
-            "{} ClusterIP, {} in {place}",
-            dns.port_name_string(),
-            discovery.tools.join(", ")
-        ),
-        endpoints: dns.endpoints.clone(),
-    })
-}
-
-/// The pod resolver's retry settings, to tell which lookups would have
-/// waited a timeout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResolverOptions {
-    /// `options timeout:`, seconds.
-    pub timeout_s: u32,
-    /// `options attempts:`.
-    pub attempts: u32,
-    /// The file read, or "glibc defaults".
-    pub source: String,
-}
-
-/// Parses `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address.
-pub fn parse_server(text: &str) -> Result<SocketAddr> {
-    let bad = || {
-        Error::Usage(format!(
-            "--server {text:?}: not an IP address or IP:PORT (e.g. 198.19.0.10, 198.19.0.10:53, [2001:db8::53]:53); host names are not resolved"
-        ))
-    };
-    let address = if let Ok(ip) = text.parse::<IpAddr>() {
-        SocketAddr::new(ip, 53)
-    } else if let Ok(address) = text.parse::<SocketAddr>() {
-        address
-    } else {
-        // A port that does not fit u16 makes SocketAddr fail: say so.
-        if let Some((host, port)) = text.rsplit_once(':') {
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            if host.parse::<IpAddr>().is_ok() && port.parse::<u64>().is_ok() {
-                return Err(Error::Usage(format!(
-                    "--server {text}: port {port} is out of range (1 to 65535)"
-                )));
-            }
-        }
-        return Err(bad());
-    };
-    if address.port() == 0 {
-        return Err(Error::Usage(format!("--server {text}: port 0 is not a port (1 to 65535)")));
+        _ => {}
     }
-    if address.ip().is_unspecified() || address.ip().is_multicast() {
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let count = match (args.count, duration) {
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) => Some(DEFAULT_COUNT),
+    };
+    if !args.rate.is_finite() || args.rate < 0.0 || args.rate > MAX_RATE {
         return Err(Error::Usage(format!(
-            "--server {text}: {} cannot be a DNS server address",
-            address.ip()
+            "--rate {}: give lookups per second between 0 and {MAX_RATE} (0 = as fast as possible)",
+            args.rate
         )));
     }
-    Ok(address)
-}
-
-/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let bad = || {
-        Error::Usage(format!("--duration {text:?}: give a duration such as 500ms, 30s, 2m or 1h"))
-    };
-    let text_trim = text.trim();
-    let split =
-        text_trim.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text_trim.len());
-    let (number, unit) = text_trim.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(Error::Usage(format!("--duration {text}: must be longer than zero")));
+    if let (Some(n), true) = (count, args.rate > 0.0) {
+        let needed = n as f64 / args.rate;
+        if needed > MAX_RUN.as_secs_f64() {
+            return Err(Error::Usage(format!(
+                "--count {n} at --rate {} takes {needed:.0} s, more than the {} s limit per run; raise --rate or lower --count",
+                args.rate,
+                MAX_RUN.as_secs()
+            )));
+        }
     }
-    if seconds > MAX_RUN.as_secs_f64() {
+    if args.concurrency == 0 || args.concurrency > MAX_CONCURRENCY {
         return Err(Error::Usage(format!(
-            "--duration {text}: at most {} s (one hour) per run",
-            MAX_RUN.as_secs()
+            "--concurrency {}: give 1 to {MAX_CONCURRENCY} lookups in flight",
+            args.concurrency
         )));
     }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-impl ProbeConfig {
-    /// Checks every argument, then finds the server: `--server`, else the
-    /// kube-dns ClusterIP that `cluster_dns` finds in the node's rules, else
-    /// the first nameserver of the probed namespace's resolv.conf. Opens no
-    /// socket; `cluster_dns` is called only when `--server` is not given.
-    pub fn from_args(
-        args: &ProbeArgs,
-        cluster_dns: impl FnOnce(Protocol) -> Result<Option<ClusterDns>>,
-    ) -> Result<Self> {
-        let mode = if args.parallel { ProbeMode::Parallel } else { args.mode };
-        let mode = match mode {
-            ProbeMode::Parallel => Mode::Parallel,
-            ProbeMode::Threads => Mode::Threads,
-            ProbeMode::Sequential => Mode::Sequential,
-            ProbeMode::Reopen => Mode::Reopen,
-            ProbeMode::Tcp => Mode::Tcp,
-        };
-        let names_text: Vec<String> =
-            if args.names.is_empty() { vec![DEFAULT_NAME.to_string()] } else { args.names.clone() };
-        let names: Vec<Name> = names_text.iter().map(|n| parse_name(n)).collect::<Result<_>>()?;
-        match args.count {
-            Some(0) => return Err(Error::Usage("--count 0: give at least one lookup".into())),
-            Some(n) if n > MAX_COUNT => {
-                return Err(Error::Usage(format!(
-                    "--count {n}: at most {MAX_COUNT} lookups per run"
-                )))
-            }
-            _ => {}
-        }
-        let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-        let count = match (args.count, duration) {
-            (Some(n), _) => Some(n),
-            (None, Some(_)) => None,
-            (None, None) => Some(DEFAULT_COUNT),
-        };
-        if !args.rate.is_finite() || args.rate < 0.0 || args.rate > MAX_RATE {
-            return Err(Error::Usage(format!(
-                "--rate {}: give lookups per second between 0 and {MAX_RATE} (0 = as fast as possible)",
-                args.rate
-            )));
-        }
-        if let (Some(n), true) = (count, args.rate > 0.0) {
-            let needed = n as f64 / args.rate;
-            if needed > MAX_RUN.as_secs_f64() {
-                return Err(Error::Usage(format!(
-                    "--count {n} at --rate {} takes {needed:.0} s, more than the {} s limit per run; raise --rate or lower --count",
-                    args.rate,
-                    MAX_RUN.as_secs()
-                )));
-            }
-        }
-        if args.concurrency == 0 || args.concurrency > MAX_CONCURRENCY {
-            return Err(Error::Usage(format!(
-                "--concurrency {}: give 1 to {MAX_CONCURRENCY} lookups in flight",
-                args.concurrency
-            )));
-        }
-        if args.timeout == 0 || args.timeout > MAX_TIMEOUT_MS {
-            return Err(Error::Usage(format!(
-                "--timeout {}: give 1 to {MAX_TIMEOUT_MS} milliseconds",
-                args.timeout
-            )));
-        }
-        for (flag, spec) in [("--netns", &args.netns), ("--stats-netns", &args.stats_netns)] {
-            if spec.as_deref() == Some("") {
-                return Err(Error::Usage(format!("{flag} needs a path, a PID or a name")));
-            }
-        }
-        let resolv_path = resolv_conf_path(args.netns.as_deref());
-        // The resolver's timeout comes from the namespace's file whenever it
-        // is readable, whatever the server; it is only used for reporting.
-        let resolver_or_defaults = || match ResolvConf::read(&resolv_path) {
-            Ok(conf) => resolver_options(&conf, &resolv_path),
-            Err(_) => ResolverOptions {
-                timeout_s: DEFAULT_TIMEOUT_S,
-                attempts: DEFAULT_ATTEMPTS,
-                source: "glibc defaults".into(),
-            },
-        };
-        let protocol = if mode == Mode::Tcp { Protocol::Tcp } else { Protocol::Udp };
-        let discovered = match &args.server {
-            Some(_) => None,
-            None => cluster_dns(protocol)?,
-        };
-        let cluster_endpoints = discovered.as_ref().map(|found| found.endpoints.clone());
-        let (server, server_from, resolver) = match (&args.server, discovered) {
-            (Some(text), _) => {
-                (parse_server(text)?, "--server".to_string(), resolver_or_defaults())
-            }
-            (None, Some(found)) => (found.server, found.source, resolver_or_defaults()),
-            (None, None) => {
-                let conf = ResolvConf::read(&resolv_path).map_err(|e| match e {
-                    Error::ReadFile { path, source } => Error::Usage(format!(
-                        "cannot read {}: {source}; give the server to probe with --server IP[:PORT]",
-                        path.display()
-                    )),
-                    other => other,
-                })?;
-                let server = conf.first_server(&resolv_path)?;
-                (
-                    server,
-                    format!("{}", resolv_path.display()),
-                    resolver_options(&conf, &resolv_path),
-                )
-            }
-        };
-        let timeout = Duration::from_millis(args.timeout);
-        Ok(ProbeConfig {
-            engine: EngineConfig {
-                server,
-                names,
-                mode,
-                count,
-                duration,
-                rate: args.rate,
-                concurrency: args.concurrency,
-                timeout,
-                linger: timeout.min(MAX_LINGER),
-                max_run: MAX_RUN,
-            },
-            server_from,
-            names: names_text,
-            netns: args.netns.clone(),
-            stats_netns: args.stats_netns.clone(),
-            resolver,
-            cluster_endpoints,
-        })
+    if args.timeout == 0 || args.timeout > MAX_TIMEOUT_MS {
+        return Err(Error::Usage(format!(
+            "--timeout {}: give 1 to {MAX_TIMEOUT_MS} milliseconds",
+            args.timeout
+        )));
     }
-}
-
-fn resolver_options(conf: &ResolvConf, path: &std::path::Path) -> ResolverOptions {
-    ResolverOptions {
-        timeout_s: conf.timeout_s,
-        attempts: conf.attempts,
-        source: PathBuf::from(path).display().to_string(),
-    }
-}
-
-/// Latency percentiles of fully answered lookups (first send to last
-/// answer), in milliseconds; null when no lookup was fully answered.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Latency {
-    /// Median.
-    pub p50: Option<f64>,
-    /// 90th percentile.
-    pub p90: Option<f64>,
-    /// 99th percentile.
-    pub p99: Option<f64>,
-    /// Slowest.
-    pub max: Option<f64>,
-}
-
-/// One histogram bucket: lookups with latency at most `le_ms` (and above
-/// the previous bucket's bound); `le_ms` null for the open last bucket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HistogramBucket {
-    /// Upper bound in milliseconds, null = infinity.
-    pub le_ms: Option<f64>,
-    /// Lookups in this bucket.
-    pub count: u64,
-}
-
-/// The four conntrack counters that tell a race, as changed during the
-/// probe; a field is null when the kernel does not have that counter.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ConntrackDelta {
-    /// A new entry could not be inserted (the race's loser on old kernels).
-    pub insert_failed: Option<u64>,
-    /// Packets dropped by conntrack.
-    pub drop: Option<u64>,
-    /// Entries evicted because the table was full.
-    pub early_drop: Option<u64>,
-    /// Clashes the kernel resolved (>= 5.10).
-    pub clash_resolve: Option<u64>,
-}
-
-impl ConntrackDelta {
-    fn from_counters(delta: &Counters) -> Self {
-        ConntrackDelta {
-            insert_failed: delta.get(CTA_STATS_INSERT_FAILED),
-            drop: delta.get(CTA_STATS_DROP),
-            early_drop: delta.get(CTA_STATS_EARLY_DROP),
-            clash_resolve: delta.get(CTA_STATS_CLASH_RESOLVE),
+    for (flag, spec) in [("--netns", &args.netns), ("--stats-netns", &args.stats_netns)] {
+        if spec.as_deref() == Some("") {
+            return Err(Error::Usage(format!("{flag} needs a path, a PID or a name")));
         }
     }
-
-    /// insert_failed + drop: the counters that mean a packet died.
-    pub fn drops(&self) -> u64 {
-        self.insert_failed.unwrap_or(0) + self.drop.unwrap_or(0)
-    }
-}
-
-/// What `ctdiag probe` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeReport {
-    /// The server probed, IP:PORT.
-    pub server: String,
-    /// Where the server came from: `--server`, the kube-dns rules, or the
-    /// resolv.conf read.
-    pub server_from: String,
-    /// The endpoints the node's rules send the ClusterIP to, when the server
-    /// came from those rules; null otherwise.
-    pub cluster_endpoints: Option<Vec<String>>,
-    /// The resolver behaviour imitated.
-    pub mode: Mode,
-    /// Namespace of the probe sockets; null for the current one.
-    pub netns: Option<String>,
-    /// Namespace whose conntrack counters were read; null for the current one.
-    pub stats_netns: Option<String>,
-    /// Names looked up, in turn.
-    pub names: Vec<String>,
-    /// Lookups made (each one fresh socket, an A and an AAAA query).
-    pub lookups: u64,
-    /// Queries sent (or attempted).
-    pub queries_sent: u64,
-    /// Queries answered (matching source, ID and question; TC unset).
-    pub answered: u64,
-    /// Queries without an answer: timed out, ICMP error or send failure.
-    pub lost: u64,
-    /// Lost queries per type (`A`, `AAAA`).
-    pub lost_by_type: BTreeMap<String, u64>,
-    /// Lookups that lost exactly one of their two queries: the race signature.
-    pub one_lost_lookups: u64,
-    /// Lookups that lost both queries.
-    pub both_lost_lookups: u64,
-    /// Queries that failed with an ICMP error (port/host unreachable).
-    pub refused: u64,
-    /// Queries that timed out.
-    pub timed_out: u64,
-    /// Queries that could not be sent, or whose TCP connection closed.
-    pub send_errors: u64,
-    /// Answers per rcode.
-    pub rcodes: BTreeMap<String, u64>,
-    /// Packets received but not taken as answers.
-    pub stray: StrayCounts,
-    /// Lookup latency percentiles (ms) of fully answered lookups.
-    pub latency_ms: Latency,
-    /// Lookup latency histogram (ms).
-    pub latency_histogram: Vec<HistogramBucket>,
-    /// The pod resolver's timeout settings used for `resolver_timeout_lookups`.
-    pub resolver: ResolverOptions,
-    /// Lookups that would have made the resolver wait its timeout: a query
-    /// lost, or an answer slower than the timeout.
-    pub resolver_timeout_lookups: u64,
-    /// `--timeout` used, ms.
-    pub timeout_ms: u64,
-    /// Wall time of the run, seconds.
-    pub duration_s: f64,
-    /// Answered queries per second over the run.
-    pub answered_per_s: f64,
-    /// Whether the run ended early (SIGINT or the run-time cap).
-    pub stopped_early: bool,
-    /// How the conntrack counters changed during the probe (namespace-wide);
-    /// null when they could not be read.
-    pub conntrack_delta: Option<ConntrackDelta>,
-    /// Where the counters were read, or why not.
-    pub conntrack_note: String,
-    /// One line: the conclusion.
-    pub verdict: String,
-    /// What the numbers mean.
-    pub findings: Vec<Finding>,
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
-fn micros_to_ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-/// Percentiles and histogram of lookup latencies (microseconds).
-pub fn latency_summary(latencies_us: &[u64]) -> (Latency, Vec<HistogramBucket>) {
-    let mut sorted = latencies_us.to_vec();
-    sorted.sort_unstable();
-    let latency = Latency {
-        p50: percentile(&sorted, 50.0).map(micros_to_ms),
-        p90: percentile(&sorted, 90.0).map(micros_to_ms),
-        p99: percentile(&sorted, 99.0).map(micros_to_ms),
-        max: sorted.last().copied().map(micros_to_ms),
+    let resolv_path = resolv_conf_path(args.netns.as_deref());
+    // The resolver's timeout comes from the namespace's file whenever it
+    // is readable, whatever the server; it is only used for reporting.
+    let resolver_or_defaults = || resolver_options_or_defaults(&resolv_path);
+    let protocol = if mode == Mode::Tcp { Protocol::Tcp } else { Protocol::Udp };
+    let discovered = match &args.server {
+        Some(_) => None,
+        None => cluster_dns(protocol)?,
     };
-    let mut buckets: Vec<HistogramBucket> = HISTOGRAM_BOUNDS_MS
-        .iter()
-        .map(|b| HistogramBucket { le_ms: Some(*b), count: 0 })
-        .chain(std::iter::once(HistogramBucket { le_ms: None, count: 0 }))
-        .collect();
-    for us in &sorted {
-        let ms = *us as f64 / 1000.0;
-        let index =
-            HISTOGRAM_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(HISTOGRAM_BOUNDS_MS.len());
-        if let Some(bucket) = buckets.get_mut(index) {
-            bucket.count += 1;
+    let cluster_endpoints = discovered.as_ref().map(|found| found.endpoints.clone());
+    let (server, server_from, resolver) = match (&args.server, discovered) {
+        (Some(text), _) => (parse_server(text)?, "--server".to_string(), resolver_or_defaults()),
+        (None, Some(found)) => (found.server, found.source, resolver_or_defaults()),
+        (None, None) => {
+            let conf = ResolvConf::read(&resolv_path).map_err(|e| match e {
+                Error::ReadFile { path, source } => Error::Usage(format!(
+                    "cannot read {}: {source}; give the server to probe with --server IP[:PORT]",
+                    path.display()
+                )),
+                other => other,
+            })?;
+            let server = conf.first_server(&resolv_path)?;
+            (server, format!("{}", resolv_path.display()), resolver_options(&conf, &resolv_path))
         }
-    }
-    (latency, buckets)
-}
-
-/// Builds the report from the engine's result and the counter deltas.
-pub fn build_report(
-    config: &ProbeConfig,
-    result: &EngineResult,
-    delta: std::result::Result<ConntrackDelta, String>,
-) -> ProbeReport {
-    let (latency, histogram) = latency_summary(&result.lookup_latency_us);
-    let resolver_timeout_us = u64::from(config.resolver.timeout_s) * 1_000_000;
-    let slow =
-        result.lookup_latency_us.iter().filter(|us| **us >= resolver_timeout_us).count() as u64;
-    let resolver_timeout_lookups = result.one_lost_lookups + result.both_lost_lookups + slow;
-    let seconds = result.elapsed.as_secs_f64();
-    let stats_place = config.stats_netns.as_deref().unwrap_or("the current namespace");
-    let (conntrack_delta, conntrack_note) = match delta {
-        Ok(d) => (
-            Some(d),
-            format!(
-                "counters read before and after the probe in {stats_place}; they are namespace-wide, so other traffic there counts too"
-            ),
-        ),
-        Err(why) => (None, format!("conntrack counters in {stats_place} could not be read: {why}")),
     };
-    let mut report = ProbeReport {
-        server: config.engine.server.to_string(),
-        server_from: config.server_from.clone(),
-        cluster_endpoints: config
-            .cluster_endpoints
-            .as_ref()
-            .map(|eps| eps.iter().map(ToString::to_string).collect()),
-        mode: config.engine.mode,
-        netns: config.netns.clone(),
-        stats_netns: config.stats_netns.clone(),
-        names: config.names.clone(),
-        lookups: result.lookups,
-        queries_sent: result.queries_sent(),
-        answered: result.answered(),
-        lost: result.lost(),
-        lost_by_type: BTreeMap::from([
-            ("A".to_string(), result.by_type[0].lost),
-            ("AAAA".to_string(), result.by_type[1].lost),
-        ]),
-        one_lost_lookups: result.one_lost_lookups,
-        both_lost_lookups: result.both_lost_lookups,
-        refused: result.refused,
-        timed_out: result.timed_out,
-        send_errors: result.send_errors,
-        rcodes: result.rcodes.clone(),
-        stray: result.stray.clone(),
-        latency_ms: latency,
-        latency_histogram: histogram,
-        resolver: config.resolver.clone(),
-        resolver_timeout_lookups,
-        timeout_ms: config.engine.timeout.as_millis() as u64,
-        duration_s: (seconds * 1000.0).round() / 1000.0,
-        answered_per_s: if seconds > 0.0 {
-            (result.answered() as f64 / seconds * 10.0).round() / 10.0
-        } else {
-            0.0
+    let timeout = Duration::from_millis(args.timeout);
+    Ok(ProbeConfig {
+        engine: EngineConfig {
+            server,
+            names,
+            mode,
+            count,
+            duration,
+            rate: args.rate,
+            concurrency: args.concurrency,
+            timeout,
+            linger: timeout.min(MAX_LINGER),
+            max_run: MAX_RUN,
         },
-        stopped_early: result.interrupted || result.capped,
-        conntrack_delta,
-        conntrack_note,
-        verdict: String::new(),
-        findings: Vec::new(),
-    };
-    report.findings = analyze(&report, slow, result);
-    report.verdict = report
-        .findings
-        .first()
-        .map(|f| f.summary.clone())
-        .unwrap_or_else(|| "nothing to report".into());
-    report
-}
-
-const RACE_REMEDY: &str = "Avoid sending A and AAAA from one socket at once: add `options single-request-reopen` (glibc) to the pods' dnsConfig, run NodeLocal DNSCache, or use TCP (`use-vc`); kernels >= 5.6 resolve most clashes, so upgrade old nodes";
-
-/// The findings, most severe first.
-fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    if report.cluster_endpoints.as_ref().is_some_and(Vec::is_empty) {
-        findings.push(Finding::new(
-            Severity::Critical,
-            "cluster-dns-no-endpoints",
-            format!("{} has no endpoints in the node's kube-proxy rules", report.server),
-            format!(
-                "{}: the rules reject it (iptables: a `has no endpoints` REJECT in the filter table; nftables: an element of `no-endpoint-services`) and DNAT it nowhere; every lookup through it fails",
-                report.server_from
-            ),
-            "Check the CoreDNS pods and the Service's endpoints (`kubectl -n kube-system get pods -l k8s-app=kube-dns`, `kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns`); kube-proxy adds the DNAT rules once an endpoint is ready",
-        ));
-    }
-    let delta = report.conntrack_delta.as_ref();
-    let drops = delta.map_or(0, ConntrackDelta::drops);
-    let clashes = delta.and_then(|d| d.clash_resolve).unwrap_or(0);
-    let counters_text = match delta {
-        Some(d) => format!(
-            "conntrack in {} (namespace-wide): insert_failed +{}, drop +{}, early_drop +{}, clash_resolve {}",
-            report.stats_netns.as_deref().unwrap_or("the current namespace"),
-            d.insert_failed.unwrap_or(0),
-            d.drop.unwrap_or(0),
-            d.early_drop.unwrap_or(0),
-            d.clash_resolve.map_or("n/a".to_string(), |c| format!("+{c}")),
-        ),
-        None => "conntrack counters not read".to_string(),
-    };
-    let loss_text = format!(
-        "{} lookups, {} queries sent, {} answered, {} lost (A {}, AAAA {}; {} timed out, {} ICMP errors, {} send errors); {} lookups lost exactly one of their pair, {} lost both; {} lookups would have waited the resolver's {} s timeout",
-        report.lookups,
-        report.queries_sent,
-        report.answered,
-        report.lost,
-        report.lost_by_type.get("A").copied().unwrap_or(0),
-        report.lost_by_type.get("AAAA").copied().unwrap_or(0),
-        report.timed_out,
-        report.refused,
-        report.send_errors,
-        report.one_lost_lookups,
-        report.both_lost_lookups,
-        report.resolver_timeout_lookups,
-        report.resolver.timeout_s,
-    );
-    if report.lost > 0 {
-        let share = report.lost as f64 / report.queries_sent.max(1) as f64;
-        if drops > 0 {
-            findings.push(Finding::new(
-                Severity::Critical,
-                "conntrack-race-drops",
-                format!(
-                    "{} lookups lost one answer while insert_failed rose by {}: conntrack race drops",
-                    report.one_lost_lookups,
-                    delta.and_then(|d| d.insert_failed).unwrap_or(0)
-                ),
-                format!("{loss_text}; {counters_text}"),
-                RACE_REMEDY,
-            ));
-        } else if report.refused > 0 && report.refused * 2 >= report.lost {
-            findings.push(Finding::new(
-                Severity::Critical,
-                "dns-endpoint-unreachable",
-                format!(
-                    "{} of {} queries got ICMP errors (port or host unreachable): a DNS server behind {} is dead or not listening",
-                    report.refused, report.queries_sent, report.server
-                ),
-                format!("{loss_text}; {counters_text}"),
-                "Check the DNS service's endpoints (kubectl -n kube-system get endpoints kube-dns) and the CoreDNS pods; remove dead endpoints from the rules; look for stale conntrack entries (`conntrack -L -p udp --orig-port-dst 53`)",
-            ));
-        } else {
-            let race_like = report.one_lost_lookups > report.both_lost_lookups;
-            findings.push(Finding::new(
-                if share > 0.01 { Severity::Critical } else { Severity::Warning },
-                "dns-queries-lost",
-                format!(
-                    "{} of {} queries lost ({:.1}%); {} lookups lost exactly one of their pair",
-                    report.lost,
-                    report.queries_sent,
-                    share * 100.0,
-                    report.one_lost_lookups
-                ),
-                format!(
-                    "{loss_text}; {counters_text}{}",
-                    if race_like && delta.is_some() {
-                        "; one-of-the-pair losses look like the A/AAAA race, but conntrack dropped nothing: the loss is elsewhere (server, network, rate limits)"
-                    } else {
-                        ""
-                    }
-                ),
-                match report.cluster_endpoints.as_deref() {
-                    Some(eps) if !eps.is_empty() => format!(
-                        "Probe each endpoint directly to find where queries die ({}); check CoreDNS logs and load",
-                        eps.iter()
-                            .map(|e| format!("`ctdiag probe --server {e}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    _ => "Probe each endpoint directly (`ctdiag probe --server ENDPOINT_IP`, endpoints from `iptables-save -t nat | grep KUBE-SEP`) to find where queries die; check CoreDNS logs and load".to_string(),
-                },
-            ));
-        }
-    } else if clashes > 0 {
-        findings.push(Finding::new(
-            Severity::Info,
-            "conntrack-clashes-resolved",
-            format!(
-                "{clashes} of {} lookups raced in conntrack (clash_resolve +{clashes}); the kernel resolved every clash; nothing lost",
-                report.lookups
-            ),
-            format!("{loss_text}; {counters_text}"),
-            "Nothing to fix: this kernel resolves the parallel A/AAAA clash. Older kernels (< 5.6) would drop these packets",
-        ));
-    } else if report.lookups > 0 {
-        findings.push(Finding::new(
-            Severity::Info,
-            "no-loss",
-            format!(
-                "all {} lookups answered ({} queries); nothing lost",
-                report.lookups, report.answered
-            ),
-            format!("{loss_text}; {counters_text}"),
-            "Nothing to fix",
-        ));
-    }
-    if drops > 0 && report.lost == 0 {
-        findings.push(Finding::new(
-            Severity::Warning,
-            "conntrack-drops-elsewhere",
-            format!("conntrack dropped packets ({drops}) during the probe, though every probe was answered"),
-            format!("{counters_text}; the counters are namespace-wide: other traffic lost packets"),
-            "Watch the counters (`ctdiag stats --watch 1`) and look for the table filling up or other parallel-query clients",
-        ));
-    }
-    if slow > 0 {
-        findings.push(Finding::new(
-            Severity::Warning,
-            "slow-answers",
-            format!(
-                "{slow} lookups were answered only after the resolver's {} s timeout",
-                report.resolver.timeout_s
-            ),
-            format!("latency max {} ms", report.latency_ms.max.unwrap_or(0.0)),
-            "Check the DNS server's load and upstreams",
-        ));
-    }
-    let errors: u64 = report
-        .rcodes
-        .iter()
-        .filter(|(code, _)| matches!(code.as_str(), "SERVFAIL" | "REFUSED" | "FORMERR" | "NOTIMP"))
-        .map(|(_, n)| *n)
-        .sum();
-    if errors > 0 {
-        findings.push(Finding::new(
-            Severity::Warning,
-            "dns-error-rcodes",
-            format!("{errors} answers were errors (SERVFAIL, REFUSED, ...)"),
-            format!("rcodes: {:?}", report.rcodes),
-            "Check that the name is one the server is meant to answer, and the server's logs",
-        ));
-    }
-    if let Some(nx) = report.rcodes.get("NXDOMAIN").filter(|n| **n > 0) {
-        findings.push(Finding::new(
-            Severity::Info,
-            "name-does-not-exist",
-            format!("{nx} answers were NXDOMAIN"),
-            format!("names: {}", report.names.join(", ")),
-            "Probe a name that exists (the default kubernetes.default.svc.cluster.local does in every cluster)",
-        ));
-    }
-    if result.stray.total() > 0 {
-        let s = &result.stray;
-        findings.push(Finding::new(
-            Severity::Info,
-            "stray-packets",
-            format!("{} received packets were not taken as answers", s.total()),
-            format!(
-                "wrong source {}, wrong ID {}, wrong question {}, malformed {}, truncated (TC) {}, duplicate {}, late {}",
-                s.wrong_source, s.wrong_id, s.wrong_question, s.malformed, s.truncated, s.duplicate, s.late
-            ),
-            "Late answers mean the server answered after --timeout; the others point at a misbehaving server or middlebox",
-        ));
-    }
-    if delta.is_none() {
-        findings.push(Finding::new(
-            Severity::Info,
-            "conntrack-counters-unavailable",
-            "the conntrack counters could not be read; the probe's loss figures stand without the kernel's evidence",
-            report.conntrack_note.clone(),
-            "Run as root (CAP_NET_ADMIN) and point --stats-netns at the namespace where DNAT happens (the node's)",
-        ));
-    }
-    if report.stopped_early {
-        findings.push(Finding::new(
-            Severity::Info,
-            "stopped-early",
-            "the probe stopped before its planned end",
-            if result.interrupted { "interrupted by a signal" } else { "hit the one-hour run cap" },
-            "Use a shorter --duration or a smaller --count",
-        ));
-    }
-    // Most severe first; the order of equal ones is kept.
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    findings
-}
-
-fn read_counters(stats_ns: Option<&Netns>) -> std::result::Result<Counters, String> {
-    match run_in(stats_ns, read_stats) {
-        Ok(Ok(snapshot)) => Ok(snapshot.total()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Runs the probe with a validated config: counters, lookups, counters.
-pub fn run(
-    config: &ProbeConfig,
-    probe_ns: Option<&Netns>,
-    stats_ns: Option<&Netns>,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<ProbeReport> {
-    let before = read_counters(stats_ns);
-    let result =
-        run_in(probe_ns, || engine::run(&config.engine, &crate::interrupt::STOP, progress))??;
-    let after = read_counters(stats_ns);
-    let delta = match (before, after) {
-        (Ok(before), Ok(after)) => Ok(ConntrackDelta::from_counters(&after.delta_since(&before))),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    if result.answered() == 0 && result.timed_out == 0 && result.refused + result.send_errors > 0 {
-        return Err(Error::Runtime(format!(
-            "no answer from {}: {} of {} queries failed with ICMP errors (port or host unreachable) and {} could not be sent; {}",
-            config.engine.server,
-            result.refused,
-            result.queries_sent(),
-            result.send_errors,
-            match config.cluster_endpoints.as_deref() {
-                // Why: kube-proxy REJECTs a ClusterIP without endpoints.
-                Some([]) => format!("the node's kube-proxy rules have no endpoints for it ({}): is CoreDNS running?", config.server_from),
-                _ => format!(
-                    "is a DNS server listening there{}?",
-                    config.netns.as_deref().map(|n| format!(" (seen from namespace {n})")).unwrap_or_default()
-                ),
-            },
-        )));
-    }
-    Ok(build_report(config, &result, delta))
+        server_from,
+        names: names_text,
+        netns: args.netns.clone(),
+        stats_netns: args.stats_netns.clone(),
+        resolver,
+        cluster_endpoints,
+    })
 }
 
 /// Validates the arguments, runs, renders.
 pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     ctx.no_prometheus("probe")?;
-    let config = ProbeConfig::from_args(&args, |protocol| {
+    let config = config(&args, |protocol| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
         let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
-        Ok(discover_cluster_dns(rules_ns.as_ref(), protocol, ctx.verbose > 0))
+        match service::cluster_dns(rules_ns.as_ref(), protocol) {
+            Ok(found) => Ok(Some(found)),
+            Err(why) => {
+                if ctx.verbose > 0 {
+                    render::note(ctx, &format!("ctdiag: {why}"));
+                }
+                Ok(None)
+            }
+        }
     })?;
-    let probe_ns = config.netns.as_deref().map(Netns::open).transpose()?;
-    let stats_ns = config.stats_netns.as_deref().map(Netns::open).transpose()?;
     crate::interrupt::install();
     let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
         .then(|| render::probe::progress_bar(config.engine.count, config.engine.duration));
@@ -845,7 +160,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
             bar.set_position(done);
         }
     };
-    let outcome = run(&config, probe_ns.as_ref(), stats_ns.as_ref(), &progress);
+    let outcome = probe::run(&config, &progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -886,17 +201,5 @@ mod tests {
         for bad in ["", "0", "-1s", "5x", "2h", "s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn percentiles_and_histogram() {
-        let lat: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        let (l, h) = latency_summary(&lat);
-        assert_eq!((l.p50, l.p90, l.p99, l.max), (Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
-        assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), 100);
-        // 1 ms lands in the <=1 bucket, 100 ms in <=100.
-        assert_eq!(h[1].count, 1);
-        let (empty, _) = latency_summary(&[]);
-        assert_eq!(empty, Latency::default());
     }
 }

@@ -8,6 +8,7 @@ mod lab_tests;
 pub mod procfs;
 pub mod socket;
 pub mod stats;
+pub mod stats_report;
 
 pub use procfs::{parse_proc_stat, read_stats_procfs};
 pub use socket::{AckOutcome, CtnetlinkSocket, Reply};

@@ -1,5 +1,6 @@
 //! DNS: queries and answers with hickory-proto, the probe engine, resolv.conf.
 
 pub mod engine;
+pub mod probe;
 pub mod resolv;
 pub mod wire;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::commands::probe::ProbeReport;
+use crate::dns::probe::ProbeReport;
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
 

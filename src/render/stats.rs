@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use comfy_table::Cell;
 
-use crate::commands::stats::{StatsReport, WatchSample};
+use crate::conntrack::stats_report::{StatsReport, WatchSample};
 use crate::conntrack::{Counters, CpuStats};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;

@@ -153,6 +153,49 @@ pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Dis
     Ok(Discovery { parsed: Parsed { services: builder.finish(), skipped }, tools })
 }
 
+/// The cluster DNS Service found in the node's kube-proxy rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// Its ClusterIP and port.
+    pub server: SocketAddr,
+    /// Where it was found, for the report, e.g. `kube-system/kube-dns:dns
+    /// ClusterIP, iptables-save in ctdiag-node`.
+    pub source: String,
+    /// The endpoints the rules DNAT it to (empty: none).
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// Finds the kube-dns ClusterIP for `protocol` in the kube-proxy rules of
+/// `netns` (the current namespace when `None`). IPv4 first when the Service
+/// is dual-stack. `Err` says why there is none: the rules cannot be read, or
+/// they do not define kube-dns.
+pub fn cluster_dns(
+    netns: Option<&crate::netns::Netns>,
+    protocol: Protocol,
+) -> std::result::Result<ClusterDns, String> {
+    let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
+    let discovery =
+        discover(netns).map_err(|e| format!("kube-proxy rules in {place} not read: {e}"))?;
+    let found = find(&discovery.parsed.services, KUBE_DNS, protocol);
+    let Some((dns, ip)) = found.and_then(|s| s.cluster_ips.first().map(|ip| (s, *ip))) else {
+        return Err(format!(
+            "no {}/{} {} ClusterIP in the kube-proxy rules (iptables or nftables mode) of {place}",
+            KUBE_DNS.0,
+            KUBE_DNS.1,
+            protocol.as_str()
+        ));
+    };
+    Ok(ClusterDns {
+        server: SocketAddr::new(ip, dns.port),
+        source: format!(
+            "{} ClusterIP, {} in {place}",
+            dns.port_name_string(),
+            discovery.tools.join(", ")
+        ),
+        endpoints: dns.endpoints.clone(),
+    })
+}
+
 /// What identifies a Service port: namespace, name, port name, protocol.
 pub(crate) type Key = (String, String, String, Protocol);
 

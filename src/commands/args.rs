@@ -1,0 +1,71 @@
+//! Parsers for flag values that several commands share.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::dns::probe::MAX_RUN;
+use crate::error::{Error, Result};
+
+/// Parses `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address.
+pub fn parse_server(text: &str) -> Result<SocketAddr> {
+    let bad = || {
+        Error::Usage(format!(
+            "--server {text:?}: not an IP address or IP:PORT (e.g. 198.19.0.10, 198.19.0.10:53, [2001:db8::53]:53); host names are not resolved"
+        ))
+    };
+    let address = if let Ok(ip) = text.parse::<IpAddr>() {
+        SocketAddr::new(ip, 53)
+    } else if let Ok(address) = text.parse::<SocketAddr>() {
+        address
+    } else {
+        // A port that does not fit u16 makes SocketAddr fail: say so.
+        if let Some((host, port)) = text.rsplit_once(':') {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.parse::<IpAddr>().is_ok() && port.parse::<u64>().is_ok() {
+                return Err(Error::Usage(format!(
+                    "--server {text}: port {port} is out of range (1 to 65535)"
+                )));
+            }
+        }
+        return Err(bad());
+    };
+    if address.port() == 0 {
+        return Err(Error::Usage(format!("--server {text}: port 0 is not a port (1 to 65535)")));
+    }
+    if address.ip().is_unspecified() || address.ip().is_multicast() {
+        return Err(Error::Usage(format!(
+            "--server {text}: {} cannot be a DNS server address",
+            address.ip()
+        )));
+    }
+    Ok(address)
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::Usage(format!("--duration {text:?}: give a duration such as 500ms, 30s, 2m or 1h"))
+    };
+    let text_trim = text.trim();
+    let split =
+        text_trim.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text_trim.len());
+    let (number, unit) = text_trim.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(Error::Usage(format!("--duration {text}: must be longer than zero")));
+    }
+    if seconds > MAX_RUN.as_secs_f64() {
+        return Err(Error::Usage(format!(
+            "--duration {text}: at most {} s (one hour) per run",
+            MAX_RUN.as_secs()
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
