@@ -103,6 +103,24 @@ pub struct StatsArgs {
     pub procfs: bool,
 }
 
+/// Which Service a command works on (`stale`, `services`, `compare`,
+/// `probe`): from the node's kube-proxy rules, or given outright.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServiceArgs {
+    /// The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or
+    /// NAMESPACE/NAME:PORT (a port name or number).
+    #[arg(long, value_name = "SPEC")]
+    pub service: Option<String>,
+    /// Give the Service on the command line instead of reading kube-proxy's
+    /// rules: its ClusterIP, and port (default 53). Needs --endpoints.
+    #[arg(long, value_name = "IP[:PORT]", requires = "endpoints")]
+    pub cluster_ip: Option<String>,
+    /// With --cluster-ip: the Service's endpoints (comma-separated or
+    /// repeated; a bare IP means the Service port).
+    #[arg(long, value_name = "IP:PORT,...", requires = "cluster_ip", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+}
+
 /// Resolver behaviours `ctdiag probe` can imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProbeMode {

@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod kernel;
 pub mod lab;
 pub mod netns;
+pub mod process;
 pub mod render;
 pub mod service;
 #[cfg(test)]

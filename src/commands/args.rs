@@ -3,8 +3,33 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::cli::ServiceArgs;
 use crate::dns::probe::MAX_RUN;
 use crate::error::{Error, Result};
+use crate::service::select::{ManualService, Selector, ServiceSpec};
+
+/// The Service selection the flags ask for: `--cluster-ip`/`--endpoints`
+/// (named by `--service` when both are given), `--all`, `--service SPEC`,
+/// else kube-dns.
+pub fn selector(args: &ServiceArgs, all: bool) -> Result<Selector> {
+    let spec = args.service.as_deref().map(ServiceSpec::parse).transpose()?;
+    if all && (spec.is_some() || args.cluster_ip.is_some()) {
+        return Err(Error::Usage(
+            "--all takes every Service in the rules: leave out --service and --cluster-ip".into(),
+        ));
+    }
+    if let Some(cluster_ip) = &args.cluster_ip {
+        return Ok(Selector::Manual(ManualService::parse(cluster_ip, &args.endpoints, spec)?));
+    }
+    if !args.endpoints.is_empty() {
+        return Err(Error::Usage("--endpoints needs --cluster-ip".into()));
+    }
+    Ok(match (all, spec) {
+        (true, _) => Selector::All,
+        (false, Some(spec)) => Selector::Spec(spec),
+        (false, None) => Selector::Spec(ServiceSpec::kube_dns()),
+    })
+}
 
 /// Parses `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address.
 pub fn parse_server(text: &str) -> Result<SocketAddr> {

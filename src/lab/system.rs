@@ -3,7 +3,6 @@
 //! server processes.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::process::{run_bounded, RunError};
 
 /// Which package provides a tool, for "install X" messages.
 fn package_of(program: &str) -> &'static str {
@@ -48,38 +48,31 @@ pub fn require_tool(program: &str) -> Result<()> {
     )))
 }
 
-/// Runs a command to completion, feeding `stdin` if given; a non-zero exit
-/// is an `Error::Command` with its stderr.
+/// How long one of the lab's set-up commands (`ip`, `iptables-restore`,
+/// `nft -f`) may take before it is killed.
+pub const SETUP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs a command to completion, feeding `stdin` if given, killed after
+/// [`SETUP_DEADLINE`]; a non-zero exit is an `Error::Command` with its
+/// stderr.
 pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let command_line = format!("{program} {}", args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Runtime(format!(
+    let output = run_bounded(program, args, stdin.map(str::as_bytes), SETUP_DEADLINE).map_err(
+        |e| match e {
+            RunError::NotFound { .. } => Error::Runtime(format!(
                 "`{program}` not found in PATH: install {}",
                 package_of(program)
             )),
-            _ => Error::Command { command: command_line.clone(), detail: e.to_string() },
-        })?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| Error::Command { command: command_line.clone(), detail: e.to_string() })?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Error::Command { command: command_line.clone(), detail: e.to_string() })?;
+            other => Error::Command { command: command_line.clone(), detail: other.to_string() },
+        },
+    )?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(Error::Command {
             command: command_line,
-            detail: format!("{}: {stderr}", output.status),
+            detail: format!("{}: {}", output.status, output.stderr_text()),
         });
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok(output.stdout_text())
 }
 
 /// `ip ARGS...`.

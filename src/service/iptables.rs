@@ -14,11 +14,11 @@
 //!   `KUBE-SERVICES` rule with the comment `ns/name:port has no endpoints`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 
-use super::{Builder, Chains, Discovery, Key, Parsed, Protocol};
+use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
+use crate::process::{run_bounded, RunError, LISTING_DEADLINE};
 
 /// The options of one `-A CHAIN ...` rule that matter here. Negated options
 /// (`! -d ...`) are left out: they never define a ClusterIP or endpoint.
@@ -237,10 +237,10 @@ pub fn parse(text: &str) -> Parsed {
     let mut builder = Builder::default();
     for r in &cluster_rules {
         let endpoints = r.chain.as_deref().map(|c| chains.endpoints_from(c)).unwrap_or_default();
-        builder.add(&r.key, r.ip, r.port, endpoints);
+        builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
     }
     for r in &no_endpoint_rules {
-        builder.add(&r.key, r.ip, r.port, Vec::new());
+        builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
     }
     Parsed { services: builder.finish(), skipped }
 }
@@ -265,10 +265,10 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
         for (family, candidates) in SAVE_TOOLS.iter().enumerate() {
             let mut ran_any = false;
             for tool in candidates.iter() {
-                match Command::new(tool).output() {
+                match run_bounded(tool, &[], None, LISTING_DEADLINE) {
                     Ok(out) if out.status.success() => {
                         ran_any = true;
-                        let stdout = String::from_utf8_lossy(&out.stdout);
+                        let stdout = out.stdout_text();
                         if stdout.contains("KUBE-SERVICES") {
                             text.push_str(&stdout);
                             text.push('\n');
@@ -276,13 +276,20 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
                             break;
                         }
                     }
-                    Ok(out) => failures.push(format!(
-                        "{tool}: {} {}",
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => failures.push(format!("{tool}: {e}")),
+                    Ok(out) => {
+                        failures.push(format!("{tool}: {} {}", out.status, out.stderr_text()))
+                    }
+                    Err(RunError::NotFound { .. }) => {}
+                    // A hung listing tool is reported, never waited on; the
+                    // other tools of the family are not tried (they share
+                    // the kernel that made this one hang).
+                    Err(e @ RunError::TimedOut { .. }) => {
+                        return Err(Error::Command {
+                            command: tool.to_string(),
+                            detail: e.to_string(),
+                        })
+                    }
+                    Err(e) => failures.push(e.to_string()),
                 }
             }
             if family == 0 && !ran_any {
@@ -296,7 +303,7 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
                 });
             }
         }
-        Ok(Discovery { parsed: parse(&text), tools })
+        Ok(Discovery { parsed: parse(&text), tools, notes: Vec::new() })
     })?
 }
 
@@ -308,8 +315,16 @@ mod tests {
         parse_rule(&tokenize(line).unwrap()).unwrap()
     }
 
+    /// The services as JSON without `proxy_mode` (the expected files list
+    /// what a parser finds, shared with other tools), after checking that
+    /// every one came from this mode.
     fn as_json(parsed: &Parsed) -> serde_json::Value {
-        serde_json::to_value(&parsed.services).unwrap()
+        assert!(parsed.services.iter().all(|s| s.proxy_mode == ProxyMode::Iptables));
+        let mut value = serde_json::to_value(&parsed.services).unwrap();
+        for service in value.as_array_mut().unwrap() {
+            service.as_object_mut().unwrap().remove("proxy_mode");
+        }
+        value
     }
 
     fn expected(text: &str) -> serde_json::Value {

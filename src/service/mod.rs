@@ -6,6 +6,7 @@
 
 pub mod iptables;
 pub mod nftables;
+pub mod select;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +43,33 @@ impl Protocol {
     }
 }
 
+/// How the node implements Services: which kube-proxy mode wrote the rules
+/// a Service was read from, or `manual` for one given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    /// kube-proxy's iptables mode (`iptables-save`).
+    Iptables,
+    /// kube-proxy's nftables mode (`nft list table ip|ip6 kube-proxy`).
+    Nftables,
+    /// kube-proxy's IPVS mode (virtual servers and real servers).
+    Ipvs,
+    /// `--cluster-ip` / `--endpoints` on the command line: no rules read.
+    Manual,
+}
+
+impl ProxyMode {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Iptables => "iptables",
+            ProxyMode::Nftables => "nftables",
+            ProxyMode::Ipvs => "ipvs",
+            ProxyMode::Manual => "manual",
+        }
+    }
+}
+
 /// One port of a Service with the ClusterIPs that carry it and the endpoints
 /// its ClusterIP traffic is DNATed to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,13 +89,21 @@ pub struct Service {
     /// The DNAT targets (endpoint IP and target port), sorted and without
     /// duplicates; empty when the Service has no ready endpoints.
     pub endpoints: Vec<SocketAddr>,
+    /// Which rules it was read from.
+    pub proxy_mode: ProxyMode,
 }
 
 impl Service {
     /// `namespace/name:port_name` (`namespace/name` for an unnamed port), as
-    /// kube-proxy writes it in its rule comments.
+    /// kube-proxy writes it in its rule comments; `CLUSTER_IP:PORT` for an
+    /// unnamed Service given on the command line.
     pub fn port_name_string(&self) -> String {
-        if self.port_name.is_empty() {
+        if self.namespace.is_empty() {
+            match self.cluster_ips.first() {
+                Some(ip) => SocketAddr::new(*ip, self.port).to_string(),
+                None => format!("?:{}", self.port),
+            }
+        } else if self.port_name.is_empty() {
             format!("{}/{}", self.namespace, self.name)
         } else {
             format!("{}/{}:{}", self.namespace, self.name, self.port_name)
@@ -116,6 +152,9 @@ pub struct Discovery {
     /// The tools whose output held kube-proxy rules, e.g. `iptables-save`,
     /// `nft`.
     pub tools: Vec<String>,
+    /// Why one of the modes could not be read (the other was), e.g. a
+    /// listing tool that hung or is not installed.
+    pub notes: Vec<String>,
 }
 
 /// Reads kube-proxy's rules in `netns` (the current namespace when `None`)
@@ -132,9 +171,17 @@ pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Dis
         });
         (iptables, nft)
     });
+    let mut notes = Vec::new();
     let (iptables, nft) = match (from_iptables, from_nft) {
         (Err(e), Err(_)) => return Err(e),
-        (a, b) => (a.ok(), b.ok()),
+        (a, b) => {
+            for (mode, result) in [("iptables", &a), ("nftables", &b)] {
+                if let Err(e) = result {
+                    notes.push(format!("{mode} mode not read: {e}"));
+                }
+            }
+            (a.ok(), b.ok())
+        }
     };
     let mut builder = Builder::default();
     let mut skipped = Vec::new();
@@ -144,13 +191,13 @@ pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Dis
             let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
             for ip in &s.cluster_ips {
                 // Repeated endpoints are dropped by `finish`.
-                builder.add(&key, *ip, s.port, s.endpoints.clone());
+                builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
             }
         }
         skipped.extend(found.parsed.skipped);
         tools.extend(found.tools);
     }
-    Ok(Discovery { parsed: Parsed { services: builder.finish(), skipped }, tools })
+    Ok(Discovery { parsed: Parsed { services: builder.finish(), skipped }, tools, notes })
 }
 
 /// The cluster DNS Service found in the node's kube-proxy rules.
@@ -178,8 +225,13 @@ pub fn cluster_dns(
         discover(netns).map_err(|e| format!("kube-proxy rules in {place} not read: {e}"))?;
     let found = find(&discovery.parsed.services, KUBE_DNS, protocol);
     let Some((dns, ip)) = found.and_then(|s| s.cluster_ips.first().map(|ip| (s, *ip))) else {
+        let notes = if discovery.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", discovery.notes.join("; "))
+        };
         return Err(format!(
-            "no {}/{} {} ClusterIP in the kube-proxy rules (iptables or nftables mode) of {place}",
+            "no {}/{} {} ClusterIP in the kube-proxy rules (iptables or nftables mode) of {place}{notes}",
             KUBE_DNS.0,
             KUBE_DNS.1,
             protocol.as_str()
@@ -209,7 +261,14 @@ pub(crate) struct Builder {
 impl Builder {
     /// Records that `ip:port` is a ClusterIP of `key` whose traffic goes to
     /// `endpoints` (none: a Service without endpoints).
-    pub(crate) fn add(&mut self, key: &Key, ip: IpAddr, port: u16, endpoints: Vec<SocketAddr>) {
+    pub(crate) fn add(
+        &mut self,
+        key: &Key,
+        ip: IpAddr,
+        port: u16,
+        endpoints: Vec<SocketAddr>,
+        proxy_mode: ProxyMode,
+    ) {
         let service = self.services.entry(key.clone()).or_insert_with(|| Service {
             namespace: key.0.clone(),
             name: key.1.clone(),
@@ -218,6 +277,7 @@ impl Builder {
             cluster_ips: Vec::new(),
             port,
             endpoints: Vec::new(),
+            proxy_mode,
         });
         if !service.cluster_ips.contains(&ip) {
             service.cluster_ips.push(ip);
@@ -282,6 +342,7 @@ mod tests {
             cluster_ips: vec!["198.19.0.10".parse().unwrap()],
             port: 53,
             endpoints: Vec::new(),
+            proxy_mode: ProxyMode::Iptables,
         }
     }
 

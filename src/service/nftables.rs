@@ -15,11 +15,11 @@
 //! The listing order is not relied on: chains may come before maps.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 
-use super::{Builder, Chains, Discovery, Key, Parsed, Protocol};
+use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
+use crate::process::{run_bounded, RunError, LISTING_DEADLINE};
 
 /// A block of the listing the parser is inside.
 #[derive(Debug)]
@@ -265,7 +265,7 @@ pub fn parse(text: &str) -> Parsed {
         match chain_service(&element.chain) {
             Some(key) if key.3 == element.protocol => {
                 let endpoints = chains.endpoints_from(&element.chain);
-                builder.add(&key, element.ip, element.port, endpoints);
+                builder.add(&key, element.ip, element.port, endpoints, ProxyMode::Nftables);
             }
             _ => skipped.push(format!(
                 "line {number}: chain {} does not name a Service port",
@@ -275,7 +275,9 @@ pub fn parse(text: &str) -> Parsed {
     }
     for (element, number) in &no_endpoints {
         match element.comment.as_deref().and_then(|c| comment_service(c, element.protocol)) {
-            Some(key) => builder.add(&key, element.ip, element.port, Vec::new()),
+            Some(key) => {
+                builder.add(&key, element.ip, element.port, Vec::new(), ProxyMode::Nftables)
+            }
             None => skipped.push(format!(
                 "line {number}: no-endpoint-services element for {} has no ns/name comment",
                 element.ip
@@ -316,25 +318,29 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
         let mut failures = Vec::new();
         for family in ["ip", "ip6"] {
             let args = ["list", "table", family, "kube-proxy"];
-            match Command::new("nft").args(args).output() {
+            match run_bounded("nft", &args, None, LISTING_DEADLINE) {
                 Ok(out) if out.status.success() => {
-                    text.push_str(&String::from_utf8_lossy(&out.stdout));
+                    text.push_str(&out.stdout_text());
                     text.push('\n');
                 }
                 Ok(out) => {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let stderr = out.stderr_text();
                     // Why: nft says ENOENT for a table that does not exist.
                     if !stderr.contains("No such file or directory") {
-                        failures.push(format!("nft {}: {}", args.join(" "), stderr.trim()));
+                        failures.push(format!("nft {}: {stderr}", args.join(" ")));
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(RunError::NotFound { .. }) => {
                     return Err(Error::Command {
                         command: "nft".into(),
                         detail: "not installed (the nftables package provides it)".into(),
                     })
                 }
-                Err(e) => failures.push(format!("nft: {e}")),
+                // A hung nft is as good as none: say so, never wait on.
+                Err(e @ RunError::TimedOut { .. }) => {
+                    return Err(Error::Command { command: "nft".into(), detail: e.to_string() })
+                }
+                Err(e) => failures.push(e.to_string()),
             }
         }
         if failures.len() == 2 {
@@ -344,7 +350,7 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
             });
         }
         let tools = if text.trim().is_empty() { Vec::new() } else { vec!["nft".to_string()] };
-        Ok(Discovery { parsed: parse(&text), tools })
+        Ok(Discovery { parsed: parse(&text), tools, notes: Vec::new() })
     })?
 }
 
@@ -354,8 +360,16 @@ mod tests {
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/kube-proxy/synthetic-1.33.nft");
 
+    /// The services as JSON without `proxy_mode` (the expected files list
+    /// what a parser finds, shared with other tools), after checking that
+    /// every one came from this mode.
     fn as_json(parsed: &Parsed) -> serde_json::Value {
-        serde_json::to_value(&parsed.services).unwrap()
+        assert!(parsed.services.iter().all(|s| s.proxy_mode == ProxyMode::Nftables));
+        let mut value = serde_json::to_value(&parsed.services).unwrap();
+        for service in value.as_array_mut().unwrap() {
+            service.as_object_mut().unwrap().remove("proxy_mode");
+        }
+        value
     }
 
     fn expected() -> serde_json::Value {
