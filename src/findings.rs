@@ -111,6 +111,23 @@ finding_codes! {
     ConntrackCountersUnavailable = "conntrack-counters-unavailable", "probe";
     /// The probe stopped before its planned end.
     StoppedEarly = "stopped-early", "probe";
+    /// kube-dns has no endpoints in the node's rules: every lookup through
+    /// its ClusterIP is rejected.
+    KubeDnsNoEndpoints = "kube-dns-no-endpoints", "services";
+    /// Service ports other than kube-dns have no endpoints (often normal).
+    ServicesWithoutEndpoints = "services-without-endpoints", "services";
+    /// Rules of more than one kube-proxy mode define Services at once.
+    MixedProxyModes = "mixed-proxy-modes", "services";
+    /// Some kube-proxy rules could not be read and were skipped.
+    RulesSkipped = "rules-skipped", "services";
+    /// An endpoint in the rules is not ready (or gone) in the API.
+    RulesEndpointNotReady = "rules-endpoint-not-ready", "services";
+    /// An endpoint ready in the API is missing from the rules.
+    ApiEndpointMissingFromRules = "api-endpoint-missing-from-rules", "services";
+    /// The API has ready endpoints for a Service the rules REJECT.
+    ServiceRejectedWithEndpoints = "service-rejected-with-endpoints", "services";
+    /// Objects of the API listing could not be read.
+    ApiObjectsSkipped = "api-objects-skipped", "services";
 }
 
 impl Serialize for FindingCode {

@@ -255,7 +255,11 @@ const SAVE_TOOLS: [&[&str]; 2] = [
 
 /// Runs the save tools inside `netns` (the current namespace when `None`)
 /// and parses what they print. For each address family the first tool
-/// whose output holds `KUBE-SERVICES` counts. An error only when no IPv4
+/// whose nat table holds `KUBE-SERVICES` counts; only then is its filter
+/// table read too (the REJECT rules of Services without endpoints). Why
+/// table by table: kube-proxy writes nothing else that matters here, and
+/// on a node with many Services the nat table is most of the listing, so
+/// mangle, raw and security are never fetched. An error only when no IPv4
 /// tool could run at all (not installed, or not root).
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
     run_in(netns, || {
@@ -265,31 +269,23 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
         for (family, candidates) in SAVE_TOOLS.iter().enumerate() {
             let mut ran_any = false;
             for tool in candidates.iter() {
-                match run_bounded(tool, &[], None, LISTING_DEADLINE) {
-                    Ok(out) if out.status.success() => {
+                match save_table(tool, "nat")? {
+                    Saved::Text(nat) => {
                         ran_any = true;
-                        let stdout = out.stdout_text();
-                        if stdout.contains("KUBE-SERVICES") {
-                            text.push_str(&stdout);
+                        if nat.contains("KUBE-SERVICES") {
+                            text.push_str(&nat);
+                            text.push('\n');
+                            // Services without endpoints are only here.
+                            if let Saved::Text(filter) = save_table(tool, "filter")? {
+                                text.push_str(&filter);
+                            }
                             text.push('\n');
                             tools.push(tool.to_string());
                             break;
                         }
                     }
-                    Ok(out) => {
-                        failures.push(format!("{tool}: {} {}", out.status, out.stderr_text()))
-                    }
-                    Err(RunError::NotFound { .. }) => {}
-                    // A hung listing tool is reported, never waited on; the
-                    // other tools of the family are not tried (they share
-                    // the kernel that made this one hang).
-                    Err(e @ RunError::TimedOut { .. }) => {
-                        return Err(Error::Command {
-                            command: tool.to_string(),
-                            detail: e.to_string(),
-                        })
-                    }
-                    Err(e) => failures.push(e.to_string()),
+                    Saved::Missing => {}
+                    Saved::Failed(why) => failures.push(why),
                 }
             }
             if family == 0 && !ran_any {
@@ -303,8 +299,35 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
                 });
             }
         }
-        Ok(Discovery { parsed: parse(&text), tools, notes: Vec::new() })
+        Ok(Discovery { parsed: parse(&text), tools, ..Discovery::default() })
     })?
+}
+
+/// What one `TOOL -t TABLE` gave.
+enum Saved {
+    /// The listing.
+    Text(String),
+    /// The tool is not installed.
+    Missing,
+    /// It ran and failed (no root, no such table), or could not start.
+    Failed(String),
+}
+
+/// Runs `TOOL -t TABLE`. An error only when it hung: the other tools of
+/// the family are not tried then (they share the kernel that made this
+/// one hang).
+fn save_table(tool: &str, table: &str) -> Result<Saved> {
+    match run_bounded(tool, &["-t", table], None, LISTING_DEADLINE) {
+        Ok(out) if out.status.success() => Ok(Saved::Text(out.stdout_text())),
+        Ok(out) => {
+            Ok(Saved::Failed(format!("{tool} -t {table}: {} {}", out.status, out.stderr_text())))
+        }
+        Err(RunError::NotFound { .. }) => Ok(Saved::Missing),
+        Err(e @ RunError::TimedOut { .. }) => {
+            Err(Error::Command { command: format!("{tool} -t {table}"), detail: e.to_string() })
+        }
+        Err(e) => Ok(Saved::Failed(e.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,8 @@ struct Element {
     protocol: Protocol,
     port: u16,
     comment: Option<String>,
-    chain: String,
+    /// The chain of a `goto`/`jump` verdict; `None` for `drop`, `reject`.
+    chain: Option<String>,
 }
 
 /// The names nft may print for the ports kube-proxy's Services commonly use,
@@ -94,8 +95,9 @@ fn parse_element(text: &str) -> std::result::Result<Element, String> {
         Protocol::parse(protocol).ok_or_else(|| format!("element {text:?}: bad protocol"))?;
     let port = port_number(port).ok_or_else(|| format!("element {text:?}: bad port"))?;
     let chain = match verdict.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["goto" | "jump", chain] => unquote(chain).to_string(),
-        _ => return Err(format!("element {text:?}: verdict is not goto/jump CHAIN")),
+        ["goto" | "jump", chain] => Some(unquote(chain).to_string()),
+        ["drop" | "reject" | "accept" | "return" | "continue"] => None,
+        _ => return Err(format!("element {text:?}: verdict is not goto/jump CHAIN or drop")),
     };
     Ok(Element { ip, protocol, port, comment, chain })
 }
@@ -164,8 +166,7 @@ fn dnat_targets(rule: &str) -> Option<std::result::Result<Vec<SocketAddr>, Strin
 pub fn parse(text: &str) -> Parsed {
     let mut skipped = Vec::new();
     let mut chains = Chains::default();
-    let mut service_ips = Vec::new();
-    let mut no_endpoints = Vec::new();
+    let mut found = Found::default();
     let mut stack: Vec<Block> = Vec::new();
     // A map's `elements = { ... }` may span thousands of lines: the map,
     // the text so far, its first line and how many braces are still open.
@@ -181,14 +182,7 @@ pub fn parse(text: &str) -> Parsed {
             let open = (open + line.matches('{').count()).checked_sub(line.matches('}').count());
             match open {
                 Some(0) | None => match braced(&buffer) {
-                    Some(body) => collect_elements(
-                        &map,
-                        body,
-                        start,
-                        &mut service_ips,
-                        &mut no_endpoints,
-                        &mut skipped,
-                    ),
+                    Some(body) => collect_elements(&map, body, start, &mut found, &mut skipped),
                     None => skipped
                         .push(format!("line {start}: the elements of map {map} are malformed")),
                 },
@@ -207,14 +201,7 @@ pub fn parse(text: &str) -> Parsed {
         if let Some(Block::Map(map)) = stack.last() {
             if ours && line.starts_with("elements = {") {
                 match braced(line) {
-                    Some(body) => collect_elements(
-                        map,
-                        body,
-                        number,
-                        &mut service_ips,
-                        &mut no_endpoints,
-                        &mut skipped,
-                    ),
+                    Some(body) => collect_elements(map, body, number, &mut found, &mut skipped),
                     None => {
                         let open =
                             line.matches('{').count().saturating_sub(line.matches('}').count());
@@ -230,7 +217,8 @@ pub fn parse(text: &str) -> Parsed {
                 ["table", family, name] => Block::Table {
                     ours: matches!(*family, "ip" | "ip6") && unquote(name) == "kube-proxy",
                 },
-                ["map", name] => Block::Map(unquote(name).to_string()),
+                // Sets hold elements the same way (`cluster-ips`).
+                ["map" | "set", name] => Block::Map(unquote(name).to_string()),
                 ["chain", name] => Block::Chain(unquote(name).to_string()),
                 _ => Block::Other,
             });
@@ -258,22 +246,38 @@ pub fn parse(text: &str) -> Parsed {
     }
 
     let mut builder = Builder::default();
-    for (element, number) in &service_ips {
-        if !(element.chain.starts_with("service-") || element.chain.starts_with("local-")) {
+    for (element, number) in &found.service_ips {
+        let Some(chain) = element.chain.as_deref() else {
+            skipped.push(format!(
+                "line {number}: service-ips element for {} has no chain",
+                element.ip
+            ));
+            continue;
+        };
+        if !(chain.starts_with("service-") || chain.starts_with("local-")) {
             continue; // external, load-balancer or firewall traffic
         }
-        match chain_service(&element.chain) {
+        match chain_service(chain) {
             Some(key) if key.3 == element.protocol => {
-                let endpoints = chains.endpoints_from(&element.chain);
+                let endpoints = chains.endpoints_from(chain);
                 builder.add(&key, element.ip, element.port, endpoints, ProxyMode::Nftables);
             }
-            _ => skipped.push(format!(
-                "line {number}: chain {} does not name a Service port",
-                element.chain
-            )),
+            _ => skipped.push(format!("line {number}: chain {chain} does not name a Service port")),
         }
     }
-    for (element, number) in &no_endpoints {
+    for (element, number) in &found.no_endpoints {
+        // Why: external and load-balancer IPs without (local) endpoints
+        // are in this map too. The cluster-ips set names the ClusterIPs;
+        // without it (older kube-proxy), a ClusterIP is the one that goes
+        // to the reject chain, never a plain `drop`.
+        let cluster_ip = if found.cluster_ips.is_empty() {
+            element.chain.is_some()
+        } else {
+            found.cluster_ips.contains(&element.ip)
+        };
+        if !cluster_ip {
+            continue;
+        }
         match element.comment.as_deref().and_then(|c| comment_service(c, element.protocol)) {
             Some(key) => {
                 builder.add(&key, element.ip, element.port, Vec::new(), ProxyMode::Nftables)
@@ -287,18 +291,39 @@ pub fn parse(text: &str) -> Parsed {
     Parsed { services: builder.finish(), skipped }
 }
 
+/// The elements of the maps and sets that define Services.
+#[derive(Default)]
+struct Found {
+    /// `service-ips` elements, with their line.
+    service_ips: Vec<(Element, usize)>,
+    /// `no-endpoint-services` elements, with their line.
+    no_endpoints: Vec<(Element, usize)>,
+    /// The `cluster-ips` set (kube-proxy >= 1.31): which addresses are
+    /// ClusterIPs, as opposed to external and load-balancer IPs.
+    cluster_ips: Vec<IpAddr>,
+}
+
 /// Reads the elements of the maps that define Services.
 fn collect_elements(
     map: &str,
     body: &str,
     number: usize,
-    service_ips: &mut Vec<(Element, usize)>,
-    no_endpoints: &mut Vec<(Element, usize)>,
+    found: &mut Found,
     skipped: &mut Vec<String>,
 ) {
+    if map == "cluster-ips" {
+        for text in body.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match text.parse::<IpAddr>() {
+                Ok(ip) => found.cluster_ips.push(ip),
+                Err(_) => skipped
+                    .push(format!("line {number}: set cluster-ips: {text:?} is not an address")),
+            }
+        }
+        return;
+    }
     let target = match map {
-        "service-ips" => service_ips,
-        "no-endpoint-services" => no_endpoints,
+        "service-ips" => &mut found.service_ips,
+        "no-endpoint-services" => &mut found.no_endpoints,
         _ => return,
     };
     for text in body.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -310,47 +335,55 @@ fn collect_elements(
 }
 
 /// Lists kube-proxy's `ip` and `ip6` tables inside `netns` (the current
-/// namespace when `None`) with `nft` and parses them. A missing table is
-/// not an error; an error only when `nft` cannot run or is refused.
+/// namespace when `None`) with `nft` and parses them. Why `nft list tables`
+/// first: it names the tables without their rules, so a node that is not
+/// in nftables mode costs one tiny listing, and only the kube-proxy tables
+/// that exist are listed. A missing table is not an error; an error only
+/// when `nft` cannot run or is refused.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
     run_in(netns, || {
+        let nft_error = |e: RunError| match e {
+            RunError::NotFound { .. } => Error::Command {
+                command: "nft".into(),
+                detail: "not installed (the nftables package provides it)".into(),
+            },
+            // A hung nft is as good as none: say so, never wait on.
+            other => Error::Command { command: "nft".into(), detail: other.to_string() },
+        };
+        let tables =
+            run_bounded("nft", &["list", "tables"], None, LISTING_DEADLINE).map_err(nft_error)?;
+        if !tables.status.success() {
+            return Err(Error::Command {
+                command: "nft list tables".into(),
+                detail: format!("{} (reading the rules needs root)", tables.stderr_text()),
+            });
+        }
+        let listed = tables.stdout_text();
         let mut text = String::new();
         let mut failures = Vec::new();
         for family in ["ip", "ip6"] {
+            if !listed.lines().any(|l| l.trim() == format!("table {family} kube-proxy")) {
+                continue;
+            }
             let args = ["list", "table", family, "kube-proxy"];
-            match run_bounded("nft", &args, None, LISTING_DEADLINE) {
-                Ok(out) if out.status.success() => {
-                    text.push_str(&out.stdout_text());
-                    text.push('\n');
-                }
-                Ok(out) => {
-                    let stderr = out.stderr_text();
-                    // Why: nft says ENOENT for a table that does not exist.
-                    if !stderr.contains("No such file or directory") {
-                        failures.push(format!("nft {}: {stderr}", args.join(" ")));
-                    }
-                }
-                Err(RunError::NotFound { .. }) => {
-                    return Err(Error::Command {
-                        command: "nft".into(),
-                        detail: "not installed (the nftables package provides it)".into(),
-                    })
-                }
-                // A hung nft is as good as none: say so, never wait on.
-                Err(e @ RunError::TimedOut { .. }) => {
-                    return Err(Error::Command { command: "nft".into(), detail: e.to_string() })
-                }
-                Err(e) => failures.push(e.to_string()),
+            let out = run_bounded("nft", &args, None, LISTING_DEADLINE).map_err(nft_error)?;
+            if out.status.success() {
+                text.push_str(&out.stdout_text());
+                text.push('\n');
+            } else {
+                failures.push(format!("nft {}: {}", args.join(" "), out.stderr_text()));
             }
         }
-        if failures.len() == 2 {
+        if !failures.is_empty() && text.is_empty() {
             return Err(Error::Command {
                 command: "nft list table ip|ip6 kube-proxy".into(),
-                detail: format!("{} (reading the rules needs root)", failures.join("; ")),
+                detail: failures.join("; "),
             });
         }
         let tools = if text.trim().is_empty() { Vec::new() } else { vec!["nft".to_string()] };
-        Ok(Discovery { parsed: parse(&text), tools, notes: Vec::new() })
+        let mut discovery = Discovery { parsed: parse(&text), tools, ..Discovery::default() };
+        discovery.notes = failures;
+        Ok(discovery)
     })?
 }
 
@@ -460,7 +493,8 @@ mod tests {
         assert!(parse_element("198.19.0.80 . tcp : goto x").is_err());
         assert!(parse_element("198.19.0.80 . icmp . 1 : goto x").is_err());
         assert!(parse_element("198.19.0.80 . tcp . 0 : goto x").is_err());
-        assert!(parse_element("198.19.0.80 . tcp . 80 : drop").is_err());
+        assert_eq!(parse_element("198.19.0.80 . tcp . 80 : drop").unwrap().chain, None);
+        assert!(parse_element("198.19.0.80 . tcp . 80 : queue").is_err());
         assert_eq!(
             chain_service("service-ULMVA6XW-ns1/svc1/tcp/p80"),
             Some(("ns1".into(), "svc1".into(), "p80".into(), Protocol::Tcp))
