@@ -25,6 +25,9 @@ _ctdiag() {
             ctdiag,probe)
                 cmd="ctdiag__subcmd__probe"
                 ;;
+            ctdiag,services)
+                cmd="ctdiag__subcmd__services"
+                ;;
             ctdiag,stats)
                 cmd="ctdiag__subcmd__stats"
                 ;;
@@ -36,6 +39,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__help,probe)
                 cmd="ctdiag__subcmd__help__subcmd__probe"
+                ;;
+            ctdiag__subcmd__help,services)
+                cmd="ctdiag__subcmd__help__subcmd__services"
                 ;;
             ctdiag__subcmd__help,stats)
                 cmd="ctdiag__subcmd__help__subcmd__stats"
@@ -98,7 +104,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe services lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,7 +130,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help)
-            opts="stats probe lab help"
+            opts="stats probe services lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,6 +242,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__probe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__services)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -614,7 +634,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__probe)
-            opts="-s -c -d -r -t -m -o -q -v -h --server --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --output --color --quiet --verbose --help"
+            opts="-s -c -d -r -t -m -o -q -v -h --server --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -625,6 +645,18 @@ _ctdiag() {
                     return 0
                     ;;
                 -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -681,6 +713,56 @@ _ctdiag() {
                     return 0
                     ;;
                 --stats-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__services)
+            opts="-o -q -v -h --service --cluster-ip --endpoints --netns --cluster-dns --api --kubectl --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
