@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# What finding the kube-dns ClusterIP in the node's kube-proxy rules costs
-# `ctdiag probe` on a node with many Services, next to the tool that lists
-# those rules (iptables-save, nft list table), measured side by side with
-# hyperfine on the same rules. The lab's node gets N extra Services with 3
+# What reading the node's kube-proxy rules costs `ctdiag services` (and
+# `ctdiag probe`'s default server) on a node with many Services, next to
+# the tool that lists those rules (iptables-save, nft list table), measured
+# side by side with hyperfine on the same rules. The lab's node gets N extra Services with 3
 # endpoints each (addresses in 198.18.0.0/15, never contacted), in iptables
 # mode and then in nftables mode. Run as root:
 #   bench/discovery.sh [N]     (default 2000 Services; builds release first)
@@ -67,11 +67,13 @@ measure() {
     echo "== $mode mode: $services Services + kube-dns; kernel $(uname -r), $(nproc) CPUs"
     hyperfine -N -i --warmup 3 --runs 30 --export-markdown "/tmp/ctdiag-bench-discovery-$mode.md" \
         -n "$lister" "ip netns exec $node $lister" \
+        -n "services -o json" "$bin services --netns $node -o json" \
         -n "probe --server (no discovery)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json --server 198.19.0.10" \
         -n "probe (discovers kube-dns)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json"
     cat "/tmp/ctdiag-bench-discovery-$mode.md"
+    echo "services found: $("$bin" services --netns "$node" -o json | grep -c '"proxy_mode"')"
     "$bin" probe --netns "$client" --stats-netns "$node" --count 1 -q -o json |
         sed -n 's/.*"server_from": "\(.*\)".*/server found: \1/p'
 }

@@ -563,7 +563,11 @@ fn probe_takes_a_service() {
     missing.extend_from_slice(&["--service", "default/nope"]);
     let out = common::ctdiag(&missing);
     assert_eq!(out.status.code(), Some(2));
-    assert!(common::stderr(&out).contains("Services found: kube-system/kube-dns:dns"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("Services found: kube-system/kube-dns:dns"),
+        "{}",
+        common::stderr(&out)
+    );
 
     let mut both = base.to_vec();
     both.extend_from_slice(&[
