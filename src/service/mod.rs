@@ -214,24 +214,23 @@ pub fn discover_with(
             notes.push(format!("{mode} mode not read: {e}"));
         }
     }
-    let mut builder = Builder::default();
+    let mut services = Vec::new();
     let mut skipped = Vec::new();
     let mut tools = Vec::new();
     let mut per_mode = BTreeMap::new();
+    // Why no merge across modes: each mode's parser has merged its address
+    // families already; when two modes define the same Service (leftover
+    // rules), each keeps its own entry, so nobody mistakes one mode's
+    // endpoints for the other's.
     for found in [from_iptables.ok(), from_nft.ok()].into_iter().flatten() {
-        for s in found.parsed.services {
+        for s in &found.parsed.services {
             *per_mode.entry(s.proxy_mode).or_insert(0) += 1;
-            let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-            for ip in &s.cluster_ips {
-                // Repeated endpoints are dropped by `finish`.
-                builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
-            }
         }
+        services.extend(found.parsed.services);
         skipped.extend(found.parsed.skipped);
         tools.extend(found.tools);
         notes.extend(found.notes);
     }
-    let mut services = builder.finish();
     let mut ipvs_kube_dns = None;
     if let Ok(read) = from_ipvs {
         if !read.services.is_empty() {
@@ -246,14 +245,16 @@ pub fn discover_with(
         ipvs_kube_dns = read.kube_dns;
     }
     services.sort_by(|a, b| {
-        (&a.namespace, &a.name, &a.port_name, a.protocol, a.port, &a.cluster_ips).cmp(&(
-            &b.namespace,
-            &b.name,
-            &b.port_name,
-            b.protocol,
-            b.port,
-            &b.cluster_ips,
-        ))
+        (&a.namespace, &a.name, &a.port_name, a.protocol, a.port, &a.cluster_ips, a.proxy_mode)
+            .cmp(&(
+                &b.namespace,
+                &b.name,
+                &b.port_name,
+                b.protocol,
+                b.port,
+                &b.cluster_ips,
+                b.proxy_mode,
+            ))
     });
     Ok(Discovery { parsed: Parsed { services, skipped }, tools, notes, per_mode, ipvs_kube_dns })
 }
