@@ -125,6 +125,7 @@ pub fn config(
             timeout,
             linger: timeout.min(MAX_LINGER),
             max_run: MAX_RUN,
+            slow_after: Duration::from_secs(u64::from(resolver.timeout_s)),
         },
         server_from,
         names: names_text,

@@ -27,6 +27,7 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage}
 use nix::sys::time::TimeSpec;
 use serde::Serialize;
 
+use crate::dns::histogram::LatencyHistogram;
 use crate::dns::wire::{classify, rcode_name, QueryType, SentQuery, Verdict};
 use crate::error::{Error, Result};
 
@@ -85,6 +86,9 @@ pub struct EngineConfig {
     pub linger: Duration,
     /// Hard cap on the time spent starting lookups.
     pub max_run: Duration,
+    /// A fully answered lookup this slow or slower counts in
+    /// [`EngineResult::slow_lookups`] (the resolver's timeout).
+    pub slow_after: Duration,
 }
 
 /// Packets that arrived but were not taken as answers.
@@ -153,8 +157,11 @@ pub struct EngineResult {
     /// Packets not taken as answers.
     pub stray: StrayCounts,
     /// Time from the start of each fully answered lookup to its last
-    /// answer, in microseconds.
-    pub lookup_latency_us: Vec<u64>,
+    /// answer: a fixed-size histogram, so memory does not grow with the run.
+    pub latency: LatencyHistogram,
+    /// Fully answered lookups whose last answer came `slow_after` or more
+    /// after their start (counted exactly, not from the histogram).
+    pub slow_lookups: u64,
     /// Wall time from the first lookup to the end of the run.
     pub elapsed: Duration,
     /// Whether the hard run-time cap stopped the run.
@@ -888,7 +895,7 @@ impl<'a> Engine<'a> {
                 index += 1;
                 continue;
             }
-            account(lookup, &mut self.result);
+            account(lookup, self.config.slow_after, &mut self.result);
             progress(self.result.lookups);
             let any_timed_out =
                 lookup.queries.iter().any(|q| q.state == QueryState::Failed(Failure::TimedOut));
@@ -1025,7 +1032,7 @@ fn service_tcp(
 }
 
 /// Adds a finished lookup to the totals.
-fn account(lookup: &Lookup, result: &mut EngineResult) {
+fn account(lookup: &Lookup, slow_after: Duration, result: &mut EngineResult) {
     result.lookups += 1;
     let mut lost = 0;
     for (index, slot) in lookup.queries.iter().enumerate() {
@@ -1042,8 +1049,11 @@ fn account(lookup: &Lookup, result: &mut EngineResult) {
     match lost {
         0 => {
             if let Some(last) = lookup.last_answer {
-                let micros = last.saturating_duration_since(lookup.started).as_micros();
-                result.lookup_latency_us.push(u64::try_from(micros).unwrap_or(u64::MAX));
+                let latency = last.saturating_duration_since(lookup.started);
+                result.latency.record(latency);
+                if latency >= slow_after {
+                    result.slow_lookups += 1;
+                }
             }
         }
         1 => result.one_lost_lookups += 1,
@@ -1108,7 +1118,7 @@ mod tests {
         let packet = answer(9, QueryType::AAAA);
         assert_eq!(l.on_packet(&packet, server, server, later, &mut r), PacketEffect::Stray);
         assert_eq!(r.stray.late, 1);
-        account(&l, &mut r);
+        account(&l, Duration::from_secs(5), &mut r);
         assert_eq!((r.both_lost_lookups, r.timed_out, r.lost()), (1, 2, 2));
     }
 
@@ -1136,6 +1146,26 @@ mod tests {
     }
 
     #[test]
+    fn answered_lookups_go_to_the_histogram_and_slow_ones_are_counted_exactly() {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let mut r = EngineResult::default();
+        let slow_after = Duration::from_millis(300);
+        for (a_ms, aaaa_ms) in [(1, 2), (299, 299), (10, 300), (20, 500)] {
+            let mut l = lookup();
+            let a = l.started + Duration::from_millis(a_ms);
+            let aaaa = l.started + Duration::from_millis(aaaa_ms);
+            l.on_packet(&answer(7, QueryType::A), server, server, a, &mut r);
+            l.on_packet(&answer(9, QueryType::AAAA), server, server, aaaa, &mut r);
+            assert!(l.finished());
+            account(&l, slow_after, &mut r);
+        }
+        assert_eq!(r.latency.len(), 4);
+        assert_eq!(r.slow_lookups, 2, "300 ms and 500 ms are at or above 300 ms");
+        assert_eq!(r.latency.max_us(), Some(500_000), "the last answer ends a lookup");
+        assert_eq!(r.latency.min_us(), Some(2_000));
+    }
+
+    #[test]
     fn one_lost_lookup_is_the_race_signature() {
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut l = lookup();
@@ -1144,7 +1174,7 @@ mod tests {
         l.on_packet(&answer(7, QueryType::A), server, server, now, &mut r);
         l.expire(now + Duration::from_secs(3), Duration::from_secs(2));
         assert!(l.finished());
-        account(&l, &mut r);
+        account(&l, Duration::from_secs(5), &mut r);
         assert_eq!(r.one_lost_lookups, 1);
         assert_eq!(r.by_type[1].lost, 1);
         assert_eq!(r.by_type[0].lost, 0);

@@ -15,6 +15,7 @@ use crate::conntrack::stats::{
 };
 use crate::conntrack::{read_stats, Counters};
 use crate::dns::engine::{self, EngineConfig, EngineResult, Mode, StrayCounts};
+use crate::dns::histogram::LatencyHistogram;
 use crate::dns::resolv::{ResolvConf, DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_S};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, FindingCode, Severity};
@@ -221,42 +222,33 @@ pub struct ProbeReport {
     pub findings: Vec<Finding>,
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
 fn micros_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// Percentiles and histogram of lookup latencies (microseconds).
-pub fn latency_summary(latencies_us: &[u64]) -> (Latency, Vec<HistogramBucket>) {
-    let mut sorted = latencies_us.to_vec();
-    sorted.sort_unstable();
+/// Percentiles and the report's buckets from a latency histogram (see
+/// [`crate::dns::histogram`] for the error bound).
+pub fn latency_summary(histogram: &LatencyHistogram) -> (Latency, Vec<HistogramBucket>) {
     let latency = Latency {
-        p50: percentile(&sorted, 50.0).map(micros_to_ms),
-        p90: percentile(&sorted, 90.0).map(micros_to_ms),
-        p99: percentile(&sorted, 99.0).map(micros_to_ms),
-        max: sorted.last().copied().map(micros_to_ms),
+        p50: histogram.percentile_us(50.0).map(micros_to_ms),
+        p90: histogram.percentile_us(90.0).map(micros_to_ms),
+        p99: histogram.percentile_us(99.0).map(micros_to_ms),
+        max: histogram.max_us().map(micros_to_ms),
     };
-    let mut buckets: Vec<HistogramBucket> = HISTOGRAM_BOUNDS_MS
+    let bounds_us: Vec<Option<u64>> = HISTOGRAM_BOUNDS_MS
         .iter()
-        .map(|b| HistogramBucket { le_ms: Some(*b), count: 0 })
-        .chain(std::iter::once(HistogramBucket { le_ms: None, count: 0 }))
+        .map(|ms| Some((ms * 1000.0).round() as u64))
+        .chain(std::iter::once(None))
         .collect();
-    for us in &sorted {
-        let ms = *us as f64 / 1000.0;
-        let index =
-            HISTOGRAM_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(HISTOGRAM_BOUNDS_MS.len());
-        if let Some(bucket) = buckets.get_mut(index) {
-            bucket.count += 1;
-        }
-    }
+    let mut above = None;
+    let buckets = bounds_us
+        .iter()
+        .map(|bound| {
+            let count = histogram.count_in(above, *bound);
+            above = *bound;
+            HistogramBucket { le_ms: bound.map(micros_to_ms), count }
+        })
+        .collect();
     (latency, buckets)
 }
 
@@ -266,10 +258,8 @@ pub fn build_report(
     result: &EngineResult,
     delta: std::result::Result<ConntrackDelta, String>,
 ) -> ProbeReport {
-    let (latency, histogram) = latency_summary(&result.lookup_latency_us);
-    let resolver_timeout_us = u64::from(config.resolver.timeout_s) * 1_000_000;
-    let slow =
-        result.lookup_latency_us.iter().filter(|us| **us >= resolver_timeout_us).count() as u64;
+    let (latency, histogram) = latency_summary(&result.latency);
+    let slow = result.slow_lookups;
     let resolver_timeout_lookups = result.one_lost_lookups + result.both_lost_lookups + slow;
     let seconds = result.elapsed.as_secs_f64();
     let stats_place = config.stats_netns.as_deref().unwrap_or("the current namespace");
@@ -589,13 +579,27 @@ mod tests {
 
     #[test]
     fn percentiles_and_histogram() {
-        let lat: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        let mut lat = LatencyHistogram::new();
+        for i in 1..=100 {
+            lat.record_us(i * 1000);
+        }
         let (l, h) = latency_summary(&lat);
-        assert_eq!((l.p50, l.p90, l.p99, l.max), (Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
+        // Within the histogram's resolution (1/1024) above the exact value.
+        for (got, exact) in [(l.p50, 50.0), (l.p90, 90.0), (l.p99, 99.0)] {
+            let got = got.unwrap();
+            assert!(got >= exact && got <= exact * (1.0 + 1.0 / 1024.0), "{got} vs {exact}");
+        }
+        assert_eq!(l.max, Some(100.0), "the maximum is exact");
         assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), 100);
-        // 1 ms lands in the <=1 bucket, 100 ms in <=100.
-        assert_eq!(h[1].count, 1);
-        let (empty, _) = latency_summary(&[]);
+        assert_eq!(h.len(), HISTOGRAM_BOUNDS_MS.len() + 1);
+        // 1 ms lands in the <=1 bucket, 2 ms in <=2, 3..5 in <=5, 51..100 in <=100.
+        assert_eq!((h[1].le_ms, h[1].count), (Some(1.0), 1));
+        assert_eq!((h[2].le_ms, h[2].count), (Some(2.0), 1));
+        assert_eq!((h[3].le_ms, h[3].count), (Some(5.0), 3));
+        assert_eq!((h[7].le_ms, h[7].count), (Some(100.0), 50));
+        assert_eq!(h.last().unwrap().le_ms, None);
+        let (empty, buckets) = latency_summary(&LatencyHistogram::new());
         assert_eq!(empty, Latency::default());
+        assert!(buckets.iter().all(|b| b.count == 0));
     }
 }
