@@ -570,3 +570,172 @@ fn netns_by_pid_and_by_path_as_on_a_real_node() {
     let _ = pod.kill();
     let _ = pod.wait();
 }
+
+/// Answers AAAA queries at once and A queries `a_delay` late (from a second
+/// thread, in arrival order), on loopback.
+fn late_a_responder(a_delay: Duration) -> Responder {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let address = socket.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let sender = socket.try_clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>, SocketAddr)>();
+        let delayed = std::thread::spawn(move || {
+            for (due, packet, peer) in rx {
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let _ = sender.send_to(&packet, peer);
+            }
+        });
+        let mut buf = [0u8; 1500];
+        while !stop_flag.load(Ordering::SeqCst) {
+            let Ok((len, peer)) = socket.recv_from(&mut buf) else { continue };
+            let Ok(query) = Message::from_vec(&buf[..len]) else { continue };
+            let answer = reply(&query, query.metadata.id, None, false);
+            if query.queries[0].query_type() == RecordType::A {
+                let _ = tx.send((Instant::now() + a_delay, answer, peer));
+            } else {
+                let _ = socket.send_to(&answer, peer);
+            }
+        }
+        drop(tx);
+        let _ = delayed.join();
+    });
+    Responder { address, stop, handle: Some(handle) }
+}
+
+/// single-request-reopen: the A query times out, the AAAA query goes out
+/// on a new socket and is answered; the A answer that comes after the
+/// timeout still reaches the A query's socket, kept open for it, and is
+/// counted as late (a reopen run used to close that socket at once).
+#[test]
+fn reopen_mode_counts_late_a_answers_on_the_first_socket() {
+    let responder = late_a_responder(Duration::from_millis(450));
+    let server = responder.address.to_string();
+    let out = common::ctdiag(&[
+        "probe",
+        "--server",
+        &server,
+        "--mode",
+        "reopen",
+        "--count",
+        "20",
+        "--rate",
+        "0",
+        "--concurrency",
+        "20",
+        "--timeout",
+        "300",
+        "-o",
+        "json",
+    ]);
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["lost_by_type"]["A"], 20, "{report:#}");
+    assert_eq!(report["lost_by_type"]["AAAA"], 0, "{report:#}");
+    assert_eq!(u(&report, "one_lost_lookups"), 20);
+    // Each A answer comes 450 ms after its query: 150 ms after the 300 ms
+    // timeout, well inside the socket's 300 ms of lingering.
+    assert_eq!(report["stray"]["late"], 20, "{report:#}");
+    assert_eq!(report["stray"]["wrong_id"], 0, "{report:#}");
+    assert_eq!(report["sockets"]["lingering_closed_early"], 0, "{report:#}");
+    // Two sockets per lookup at once: the A socket and the AAAA socket.
+    assert!(u(&report["sockets"], "peak_open") > 20, "{report:#}");
+}
+
+/// Counts the open descriptors of a process (`/proc/PID/fd`).
+fn open_descriptors(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|dir| dir.count())
+}
+
+/// A server that drops everything for 20 s, `--timeout 50`, under a low
+/// open-file limit (`prlimit --nofile=64`): the sockets lingering for late
+/// answers are bounded, so the run never hits the limit; it ends with
+/// every query lost (exit 1), not with an error.
+#[test]
+fn lingering_sockets_stay_under_the_open_file_limit_against_a_silent_server() {
+    if !common::require_tool("prlimit", "util-linux") {
+        return;
+    }
+    // Bound and never read: every query is swallowed without an answer.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let running = common::spawn(
+        "prlimit",
+        &[
+            "--nofile=64:64",
+            "--",
+            common::CTDIAG,
+            "probe",
+            "--server",
+            &server,
+            "--timeout",
+            "50",
+            "--duration",
+            "20s",
+            "--rate",
+            "0",
+            "--concurrency",
+            "32",
+            "-o",
+            "json",
+        ],
+    );
+    // prlimit sets the limit and execs ctdiag: the same PID.
+    let pid = running.id();
+    let started = Instant::now();
+    let mut peak = 0;
+    let mut samples = 0;
+    while started.elapsed() < Duration::from_secs(19) {
+        if let Some(n) = open_descriptors(pid) {
+            peak = peak.max(n);
+            samples += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = running.wait_bounded(Duration::from_secs(30));
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(1), "{}\n{report:#}", common::stderr(&out));
+    assert!(samples > 100, "only {samples} samples of /proc/{pid}/fd");
+    assert!(peak > 32, "the run never held its 32 sockets: peak {peak} descriptors");
+    assert!(peak < 64, "{peak} descriptors open at once, the limit is 64");
+    assert_eq!(u(&report, "answered"), 0);
+    assert!(u(&report, "lookups") > 1000, "{report:#}");
+    assert_eq!(u(&report, "lost"), u(&report, "queries_sent"));
+    assert_eq!(report["findings"][0]["code"], "dns-queries-lost", "{report:#}");
+    assert_eq!(report["findings"][0]["severity"], "critical", "{report:#}");
+    let sockets = &report["sockets"];
+    assert_eq!(sockets["open_file_limit"], 64, "{report:#}");
+    let lingering = u(sockets, "lingering_limit");
+    assert!((1..32).contains(&lingering), "{report:#}");
+    assert!(u(sockets, "peak_open") <= 32 + lingering, "{report:#}");
+    // Every lookup times out and would linger: the limit was reached and
+    // the oldest lingering sockets were closed to stay within it.
+    assert!(u(sockets, "lingering_closed_early") > 0, "{report:#}");
+}
+
+#[test]
+fn concurrency_beyond_the_open_file_limit_names_the_limit() {
+    if !common::require_tool("prlimit", "util-linux") {
+        return;
+    }
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let args = ["--server", &server, "--count", "1", "--concurrency", "100", "--timeout", "50"];
+    let mut full = vec!["--nofile=64:64", "--", common::CTDIAG, "probe"];
+    full.extend_from_slice(&args);
+    let out = common::run("prlimit", &full);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let message = common::stderr(&out);
+    assert!(message.contains("open-file limit") && message.contains("ulimit -n"), "{message}");
+    assert!(message.contains("--concurrency 100"), "{message}");
+    assert!(out.stdout.is_empty());
+    // With room under the hard limit, ctdiag raises the soft one itself.
+    let mut full = vec!["--nofile=64:4096", "--", common::CTDIAG, "probe", "-o", "json"];
+    full.extend_from_slice(&args);
+    let out = common::run("prlimit", &full);
+    let report = common::json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert!(u(&report["sockets"], "open_file_limit") > 64, "{report:#}");
+}

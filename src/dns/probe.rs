@@ -14,7 +14,7 @@ use crate::conntrack::stats::{
     CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
 };
 use crate::conntrack::{read_stats, Counters};
-use crate::dns::engine::{self, EngineConfig, EngineResult, Mode, StrayCounts};
+use crate::dns::engine::{self, EngineConfig, EngineResult, Mode, SocketUse, StrayCounts};
 use crate::dns::histogram::LatencyHistogram;
 use crate::dns::resolv::{ResolvConf, DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_S};
 use crate::error::{Error, Result};
@@ -211,6 +211,10 @@ pub struct ProbeReport {
     pub answered_per_s: f64,
     /// Whether the run ended early (SIGINT or the run-time cap).
     pub stopped_early: bool,
+    /// The probe sockets held: the open-file limit, the peak, and the
+    /// lingering sockets (waiting for late answers) closed early to stay
+    /// within it.
+    pub sockets: SocketUse,
     /// How the conntrack counters changed during the probe (namespace-wide);
     /// null when they could not be read.
     pub conntrack_delta: Option<ConntrackDelta>,
@@ -310,6 +314,7 @@ pub fn build_report(
             0.0
         },
         stopped_early: result.interrupted || result.capped,
+        sockets: result.sockets.clone(),
         conntrack_delta,
         conntrack_note,
         verdict: String::new(),

@@ -29,10 +29,11 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -94,43 +95,103 @@ pub fn run(program: &str, args: &[&str]) -> Output {
 
 /// [`run`] with an explicit time limit.
 pub fn run_with_timeout(program: &str, args: &[&str], timeout: Duration) -> Output {
+    spawn(program, args).wait_bounded(timeout)
+}
+
+/// A command started in the background with stdin closed and its output
+/// collected; waiting for it is bounded ([`Running::wait_bounded`]), and
+/// dropping it unwaited kills it.
+pub struct Running {
+    child: Option<Child>,
+    command: String,
+    output: mpsc::Receiver<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Starts `program args` in its own process group (so a timeout kills
+/// everything it started), stdout and stderr read by threads.
+pub fn spawn(program: &str, args: &[&str]) -> Running {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{program}`: {e}"));
-    let pid = child.id();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
         let err_reader = std::thread::spawn(move || {
+            let mut err = Vec::new();
             let _ = stderr.read_to_end(&mut err);
             err
         });
+        let mut out = Vec::new();
         let _ = stdout.read_to_end(&mut out);
         let err = err_reader.join().unwrap_or_default();
-        let status = child.wait();
-        let _ = tx.send((status, out, err));
+        let _ = tx.send((out, err));
     });
-    match rx.recv_timeout(timeout) {
-        Ok((status, stdout, stderr)) => Output {
-            status: status.unwrap_or_else(|e| panic!("waiting for `{program}`: {e}")),
-            stdout,
-            stderr,
-        },
-        Err(_) => {
-            // SAFETY: kill(2) on the PID of our own child.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("`{program} {}` did not finish within {timeout:?}", args.join(" "));
+    Running { child: Some(child), command: format!("{program} {}", args.join(" ")), output: rx }
+}
+
+impl Running {
+    /// The process ID.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.id() as i32, signal);
         }
     }
+
+    /// Waits at most `timeout` for the process to end and its output to be
+    /// read; past that, kills its process group and panics.
+    pub fn wait_bounded(mut self, timeout: Duration) -> Output {
+        let started = Instant::now();
+        let mut child = self.child.take().expect("not waited yet");
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Ok(None) => {
+                    kill_group(&mut child);
+                    panic!("`{}` did not finish within {timeout:?}", self.command);
+                }
+                Err(e) => panic!("waiting for `{}`: {e}", self.command),
+            }
+        };
+        // A process that left a child holding the pipes open: bounded too.
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        let (stdout, stderr) = self.output.recv_timeout(left).unwrap_or_else(|_| {
+            kill_group(&mut child);
+            panic!("`{}` ended but its output stayed open past {timeout:?}", self.command)
+        });
+        Output { status, stdout, stderr }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child);
+        }
+    }
+}
+
+/// Kills the process group of a child started by [`spawn`] and reaps it.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill(2) on the process group our own child leads.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.wait();
 }
 
 /// Runs `cmd[0] cmd[1..]` inside the named network namespace (`ip netns
