@@ -547,4 +547,28 @@ mod tests {
         assert_eq!(s.rate_per_s["found"], 10.0);
         assert_eq!(codes(&s.findings), vec!["clashes-resolved"]);
     }
+
+    #[test]
+    fn a_wrapped_counter_is_a_rise_not_zero() {
+        let max = u64::from(u32::MAX);
+        let snap = |insert_failed| StatsSnapshot {
+            source: Source::Netlink,
+            cpus: vec![CpuStats {
+                cpu: 0,
+                counters: counters(&[
+                    (CTA_STATS_INSERT_FAILED, insert_failed),
+                    (CTA_STATS_DROP, 0),
+                    (CTA_STATS_CLASH_RESOLVE, 0),
+                ]),
+            }],
+            entries: 5,
+            max_entries: 100,
+            notes: vec![],
+        };
+        let s = sample(1, 1.0, &snap(max - 1), &snap(3), None, &k618());
+        assert_eq!(s.delta.get(CTA_STATS_INSERT_FAILED), Some(5));
+        assert_eq!(s.cpus[0].counters.get(CTA_STATS_INSERT_FAILED), Some(5));
+        assert_eq!(s.findings[0].code, FindingCode::ConntrackDrops);
+        assert_eq!(s.findings[0].severity, Severity::Critical);
+    }
 }
