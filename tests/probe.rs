@@ -739,3 +739,64 @@ fn concurrency_beyond_the_open_file_limit_names_the_limit() {
     assert_eq!(out.status.code(), Some(1), "{report:#}");
     assert!(u(&report["sockets"], "open_file_limit") > 64, "{report:#}");
 }
+
+/// The reader of stdout is gone before the report is written (`| head -c
+/// 1` that already exited): ctdiag ends quietly, and its exit status is
+/// still that of its findings (every query lost: 1), in both formats.
+#[test]
+fn closed_stdout_keeps_the_exit_status_of_the_findings() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    for format in ["json", "table"] {
+        let running = common::spawn_with_stdout_closed(
+            common::CTDIAG,
+            &["probe", "--server", &server, "--count", "4", "--timeout", "100", "-o", format],
+        );
+        let out = running.wait_bounded(Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", common::stderr(&out));
+        assert!(common::stderr(&out).is_empty(), "{format}: {}", common::stderr(&out));
+    }
+    // A clean run through a closed pipe still exits 0.
+    let responder = misbehaving_responder();
+    let server = responder.address.to_string();
+    let out = common::spawn_with_stdout_closed(
+        common::CTDIAG,
+        &["probe", "--server", &server, "--count", "4", "-q"],
+    )
+    .wait_bounded(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+}
+
+/// The same in a lab: a probe from the pod to a blackholed endpoint, its
+/// output piped into a reader that is gone.
+#[test]
+fn closed_stdout_in_a_lab_probe_still_exits_1() {
+    if !common::require_root() {
+        return;
+    }
+    let mut lab = TestLab::up(&["--endpoints", "2"]);
+    lab.scenario("dead-endpoint", &["--endpoint", "2"]);
+    let (client, node, dead) = (lab.client_ns(), lab.node_ns(), lab.endpoint_ip(2));
+    let args = [
+        "probe",
+        "--netns",
+        &client,
+        "--stats-netns",
+        &node,
+        "--server",
+        &dead,
+        "--count",
+        "5",
+        "--timeout",
+        "200",
+    ];
+    let out = common::spawn_with_stdout_closed(common::CTDIAG, &args)
+        .wait_bounded(common::COMMAND_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    // The same run with a reader: the critical finding that decided it.
+    let mut with_json = args.to_vec();
+    with_json.extend_from_slice(&["-o", "json"]);
+    let report = common::json(&common::ctdiag(&with_json));
+    assert_eq!(report["findings"][0]["severity"], "critical", "{report:#}");
+    assert_eq!(report["lost"], 10, "{report:#}");
+}

@@ -425,3 +425,24 @@ fn neither_netlink_nor_procfs_names_cap_net_admin_and_exits_2() {
     assert!(stderr.contains("procfs fallback failed"), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+/// `--watch` with no `--count` whose reader has gone: it stops after the
+/// first interval instead of watching for nobody, quietly, exit 0.
+#[test]
+fn watch_stops_when_its_reader_is_gone() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    for format in ["json", "table"] {
+        let started = std::time::Instant::now();
+        let out = common::spawn_with_stdout_closed(
+            common::CTDIAG,
+            &["stats", "--netns", &lab.node_ns(), "--watch", "0.2", "-o", format],
+        )
+        .wait_bounded(Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", common::stderr(&out));
+        assert!(common::stderr(&out).is_empty(), "{format}: {}", common::stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(5), "{format}: {:?}", started.elapsed());
+    }
+}

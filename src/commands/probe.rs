@@ -166,12 +166,15 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         bar.finish_and_clear();
     }
     let report = outcome?;
+    // Decided before rendering: a reader that closed the pipe does not
+    // change what was found.
+    let verdict = Outcome::from_findings(&report.findings);
     let text = match ctx.format {
         OutputFormat::Json => render::json::document(&report)?,
         _ => render::probe::table(ctx, &report),
     };
     render::emit(&text)?;
-    Ok(Outcome::from_findings(&report.findings))
+    Ok(verdict)
 }
 
 #[cfg(test)]

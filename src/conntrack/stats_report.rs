@@ -331,12 +331,13 @@ fn analyze(
 
 /// Runs `--watch`: reads every interval, hands each sample to `on_sample`,
 /// and returns whether any interval found a problem. Stops after `count`
-/// intervals or on SIGINT/SIGTERM.
+/// intervals, on SIGINT/SIGTERM, or when `on_sample` returns false (its
+/// reader is gone); the sample it was given counts in the outcome.
 pub fn watch(
     config: &StatsConfig,
     netns: Option<&Netns>,
     interval: Duration,
-    mut on_sample: impl FnMut(&WatchSample) -> Result<()>,
+    mut on_sample: impl FnMut(&WatchSample) -> Result<bool>,
 ) -> Result<Outcome> {
     crate::interrupt::install();
     let kernel = Kernel::running();
@@ -356,7 +357,9 @@ pub fn watch(
         if crate::findings::has_problem(&sample.findings) {
             outcome = Outcome::Problem;
         }
-        on_sample(&sample)?;
+        if !on_sample(&sample)? {
+            break;
+        }
         before = now;
     }
     Ok(outcome)

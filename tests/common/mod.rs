@@ -110,6 +110,16 @@ pub struct Running {
 /// Starts `program args` in its own process group (so a timeout kills
 /// everything it started), stdout and stderr read by threads.
 pub fn spawn(program: &str, args: &[&str]) -> Running {
+    spawn_inner(program, args, false)
+}
+
+/// [`spawn`] with the reading end of its stdout pipe closed at once, as
+/// when the reader (`| head -c 1`) has gone: every write gets EPIPE.
+pub fn spawn_with_stdout_closed(program: &str, args: &[&str]) -> Running {
+    spawn_inner(program, args, true)
+}
+
+fn spawn_inner(program: &str, args: &[&str], close_stdout: bool) -> Running {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -118,7 +128,7 @@ pub fn spawn(program: &str, args: &[&str]) -> Running {
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{program}`: {e}"));
-    let mut stdout = child.stdout.take().expect("piped stdout");
+    let stdout = child.stdout.take().filter(|_| !close_stdout);
     let mut stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -128,7 +138,9 @@ pub fn spawn(program: &str, args: &[&str]) -> Running {
             err
         });
         let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
+        if let Some(mut stdout) = stdout {
+            let _ = stdout.read_to_end(&mut out);
+        }
         let err = err_reader.join().unwrap_or_default();
         let _ = tx.send((out, err));
     });
