@@ -475,37 +475,4 @@ COMMIT
         assert!(parsed.skipped[0].starts_with("line 3: "), "{:?}", parsed.skipped);
         assert!(parsed.skipped[4].contains("DNAT in KUBE-SEP-A"), "{:?}", parsed.skipped);
     }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut state = 0x2545_f491u32;
-        let pieces = [
-            "-A ",
-            "KUBE-SERVICES ",
-            "KUBE-SEP-X ",
-            "-d ",
-            "-j ",
-            "DNAT ",
-            "\"",
-            "\\",
-            "!",
-            " ",
-            "--to-destination ",
-            "[::1]:53 ",
-            "*nat\n",
-            "*filter\n",
-            "COMMIT\n",
-            "\n",
-            "--comment ",
-            "a/b:c cluster IP",
-            "--dport ",
-            "53 ",
-            "-p ",
-            "udp ",
-            "KUBE-SVC-X ",
-        ];
-        for _ in 0..2000 {
-            let _ = parse(&crate::testutil::pseudo_random_text(&mut state, &pieces, 40));
-        }
-    }
 }

@@ -505,39 +505,4 @@ mod tests {
         assert_eq!(parsed.services[0].endpoints, Vec::<SocketAddr>::new());
         assert_eq!(parsed.skipped.len(), 4, "{:#?}", parsed.skipped);
     }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut state = 0x1234_5678u32;
-        let pieces = [
-            "table ip kube-proxy {\n",
-            "map service-ips {\n",
-            "chain service-A-a/b/udp/d {\n",
-            "}\n",
-            "elements = { ",
-            " . ",
-            " : ",
-            "goto ",
-            "service-A-a/b/udp/d",
-            ", ",
-            "}",
-            "198.19.0.10",
-            "udp",
-            "53",
-            "dnat ",
-            "ip ",
-            "to ",
-            "numgen ",
-            "map { ",
-            "0 : ",
-            "[::1]:53 ",
-            "\n",
-            "comment \"x/y:z\" ",
-            "{",
-            "no-endpoint-services",
-        ];
-        for _ in 0..2000 {
-            let _ = parse(&crate::testutil::pseudo_random_text(&mut state, &pieces, 40));
-        }
-    }
 }
