@@ -811,3 +811,69 @@ fn closed_stdout_in_a_lab_probe_still_exits_1() {
     assert_eq!(report["findings"][0]["severity"], "critical", "{report:#}");
     assert_eq!(report["lost"], 10, "{report:#}");
 }
+
+/// An `iptables-save` that never returns, first on PATH: `probe` without
+/// `--server` gives up on it at the listing deadline (shortened here to 2 s
+/// through CTDIAG_LISTING_DEADLINE_MS; 10 s by default), kills it and what
+/// it started, falls back to the pod's resolv.conf, and says why with -v.
+#[test]
+fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let dir = std::env::temp_dir().join(format!("ctdiag-hung-{}", lab.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A unique sleep length marks the fake's process, to find leftovers.
+    let marker = format!("599.{}", std::process::id());
+    let fake = dir.join("iptables-save");
+    std::fs::write(&fake, format!("#!/bin/sh\nexec sleep {marker}\n")).unwrap();
+    common::run("chmod", &["755", fake.to_str().unwrap()]);
+    let path = format!("PATH={}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let deadline = Duration::from_secs(2);
+    let started = Instant::now();
+    let out = common::run(
+        "env",
+        &[
+            &path,
+            "CTDIAG_LISTING_DEADLINE_MS=2000",
+            common::CTDIAG,
+            "probe",
+            "--netns",
+            &lab.client_ns(),
+            "--stats-netns",
+            &lab.node_ns(),
+            "--count",
+            "5",
+            "-o",
+            "json",
+            "-v",
+        ],
+    );
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = common::json(&out);
+    let stderr = common::stderr(&out);
+    assert!(elapsed >= deadline, "returned after {elapsed:?}: did the fake run at all? {stderr}");
+    assert!(elapsed < deadline + Duration::from_secs(1), "took {elapsed:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
+    // The lab pod's resolv.conf names the ClusterIP.
+    let resolv = format!("/etc/netns/{}/resolv.conf", lab.client_ns());
+    assert_eq!(report["server_from"], resolv.as_str(), "{report:#}");
+    assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
+    assert_eq!(report["cluster_endpoints"], Value::Null);
+    assert_eq!(report["answered"], 10, "{report:#}");
+    assert!(
+        stderr.contains("`iptables-save` did not finish within 2s and was killed"),
+        "-v must say why the rules gave no server: {stderr}"
+    );
+    // The fake was killed, not left behind.
+    let leftovers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert!(leftovers.is_empty(), "the hung tool survived: {leftovers:?}");
+}

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
-use crate::process::{run_bounded, RunError, LISTING_DEADLINE};
+use crate::process::{listing_deadline, run_bounded, RunError};
 
 /// A block of the listing the parser is inside.
 #[derive(Debug)]
@@ -318,7 +318,7 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
         let mut failures = Vec::new();
         for family in ["ip", "ip6"] {
             let args = ["list", "table", family, "kube-proxy"];
-            match run_bounded("nft", &args, None, LISTING_DEADLINE) {
+            match run_bounded("nft", &args, None, listing_deadline()) {
                 Ok(out) if out.status.success() => {
                     text.push_str(&out.stdout_text());
                     text.push('\n');
