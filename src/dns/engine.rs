@@ -762,7 +762,8 @@ struct Engine<'a> {
     buf: Vec<u8>,
     /// Probe sockets open now (in flight and lingering).
     open_sockets: u64,
-    /// Lookups whose sockets linger for late answers now.
+    /// Sockets lingering for late answers now (a reopen lookup may hold
+    /// two).
     lingering: u64,
 }
 
@@ -799,10 +800,11 @@ impl<'a> Engine<'a> {
     /// Removes the lookup at `index`, closing its sockets.
     fn remove(&mut self, index: usize) {
         let mut lookup = self.active.swap_remove(index);
-        if lookup.linger_until.is_some() && lookup.sockets() > 0 {
-            self.lingering -= 1;
+        let closed = lookup.close() as u64;
+        if lookup.linger_until.is_some() {
+            self.lingering -= closed;
         }
-        self.open_sockets -= lookup.close() as u64;
+        self.open_sockets -= closed;
     }
 
     /// Closes the sockets of the lookup that has lingered longest, to make
@@ -819,8 +821,8 @@ impl<'a> Engine<'a> {
         let Some(lookup) = oldest else { return false };
         let closed = lookup.close() as u64;
         self.open_sockets -= closed;
-        self.lingering -= 1;
-        self.result.sockets.lingering_closed_early += 1;
+        self.lingering -= closed;
+        self.result.sockets.lingering_closed_early += closed;
         true
     }
 
@@ -1166,14 +1168,9 @@ impl<'a> Engine<'a> {
                 self.remove(index);
                 continue;
             }
-            if self.lingering >= self.result.sockets.lingering_limit {
-                // Closes another lookup's sockets; indexes do not move.
-                self.close_oldest_lingering();
-            }
-            let lookup = &mut self.active[index];
-            lookup.linger_until = Some(now + self.config.linger);
             // What a lingering lookup keeps: only the sockets that still
             // wait for an answer that timed out.
+            let lookup = &mut self.active[index];
             if lookup.first_conn.is_some() {
                 if lookup.queries[0].state != QueryState::Failed(Failure::TimedOut) {
                     lookup.first_conn = None;
@@ -1185,7 +1182,17 @@ impl<'a> Engine<'a> {
                     self.open_sockets -= 1;
                 }
             }
-            self.lingering += 1;
+            let needed = self.active[index].sockets() as u64;
+            let limit = self.result.sockets.lingering_limit;
+            // At the limit, the oldest lingering sockets make room (they
+            // belong to other lookups: indexes do not move).
+            while self.lingering + needed > limit && self.close_oldest_lingering() {}
+            if self.lingering + needed > limit {
+                self.remove(index);
+                continue;
+            }
+            self.active[index].linger_until = Some(now + self.config.linger);
+            self.lingering += needed;
             index += 1;
         }
         Ok(())
