@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-"$bin" lab up --prefix "$prefix" >/dev/null
+"$bin" lab up --prefix "$prefix" >/dev/null 2>&1
 client=$prefix-client
 node=$prefix-node
 
