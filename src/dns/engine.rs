@@ -643,7 +643,7 @@ fn open_file_limits() -> (u64, u64) {
 
 /// How many sockets a run may hold, from the open-file limit: every lookup
 /// in flight must have its sockets, and sockets lingering for late answers
-/// get what is left, at most one per lookup in flight. Raises the soft
+/// get what is left, at most twice as many as the lookups in flight hold. Raises the soft
 /// open-file limit towards the hard one when that is needed (as Go
 /// programs do at start); fails, naming the limit, when even the lookups in
 /// flight would not fit.
@@ -651,7 +651,7 @@ fn socket_budget(config: &EngineConfig) -> Result<SocketUse> {
     let concurrency = config.concurrency as u64;
     let in_flight = concurrency * sockets_per_lookup(config.mode);
     let open_now = open_descriptors();
-    let wanted = open_now + DESCRIPTOR_SLACK + in_flight + concurrency;
+    let wanted = open_now + DESCRIPTOR_SLACK + 3 * in_flight;
     let (mut soft, hard) = open_file_limits();
     if soft < wanted && soft < hard {
         use nix::sys::resource::{setrlimit, Resource};
@@ -673,7 +673,10 @@ fn socket_budget(config: &EngineConfig) -> Result<SocketUse> {
     }
     Ok(SocketUse {
         open_file_limit: soft,
-        lingering_limit: (available - in_flight).min(concurrency),
+        // Why twice the sockets in flight: lookups that time out together
+        // linger together, and the next wave times out as the last one's
+        // lingering ends; at most one wave waits at a time otherwise.
+        lingering_limit: (available - in_flight).min(2 * in_flight),
         ..SocketUse::default()
     })
 }
