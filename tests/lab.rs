@@ -288,6 +288,14 @@ fn stale_endpoint_scenario(proxy_mode: &str) {
             break;
         }
     }
+    // What the loop waited for must have happened, or the checks below
+    // would pass without a single blackholed port (each port picks an
+    // endpoint at random: 40 ports all on one side has probability 2^-39).
+    assert!(
+        port_to_endpoint.iter().any(|(_, second)| *second)
+            && port_to_endpoint.iter().any(|(_, second)| !*second),
+        "40 source ports never reached both endpoints: {port_to_endpoint:?}"
+    );
     let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
     assert_eq!(lab.endpoints(), vec!["198.18.2.2:53"]);
     assert_eq!(info["servers"][1]["state"], "removed");
