@@ -15,7 +15,7 @@ use crate::lab::responder::ResponderBehavior;
 use crate::lab::{
     self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, ProxyMode, Scenario,
 };
-use crate::render::{emit, json, note, table, Context};
+use crate::render::{emit, json, note, table, Context, Delivery};
 
 /// Default delay of the slow-endpoint scenario.
 const DEFAULT_SLOW_DELAY: Duration = Duration::from_millis(1500);
@@ -74,8 +74,8 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         }
         LabAction::Status(which) => {
             let info = lab::status(&which.prefix)?;
-            render_info(ctx, &info)?;
             let broken = info.servers.iter().any(|s| s.state == EndpointState::Running && !s.alive);
+            render_info(ctx, &info)?;
             Ok(if broken { Outcome::Problem } else { Outcome::Clean })
         }
         LabAction::Scenario(scenario_args) => {
@@ -136,7 +136,7 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
     }
 }
 
-fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
+fn render_info(ctx: &Context, info: &LabInfo) -> Result<Delivery> {
     if ctx.format == OutputFormat::Json {
         return emit(&json::document(info)?);
     }
@@ -193,7 +193,7 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
     emit(&text)
 }
 
-fn render_down(ctx: &Context, report: &DownReport) -> Result<()> {
+fn render_down(ctx: &Context, report: &DownReport) -> Result<Delivery> {
     if ctx.format == OutputFormat::Json {
         return emit(&json::document(report)?);
     }

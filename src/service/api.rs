@@ -498,37 +498,6 @@ mod tests {
     }
 
     #[test]
-    fn garbled_objects_never_panic() {
-        let mut state = 0x0bad_cafeu32;
-        let pieces = [
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            ":",
-            "\"items\"",
-            "\"endpoints\"",
-            "\"addresses\"",
-            "\"ports\"",
-            "\"port\"",
-            "53",
-            "\"198.18.2.2\"",
-            "null",
-            "true",
-            "\"metadata\"",
-            "\"labels\"",
-            "\"kubernetes.io/service-name\"",
-            "\"addressType\"",
-            "\"IPv4\"",
-        ];
-        for _ in 0..2000 {
-            let text = crate::testutil::pseudo_random_text(&mut state, &pieces, 40);
-            let _ = parse(&text, "x");
-        }
-    }
-
-    #[test]
     fn the_three_disagreements() {
         let state = parse(SLICES, "fixture").unwrap();
         let rules = [

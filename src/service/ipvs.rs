@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use super::{Protocol, ProxyMode, Service, KUBE_DNS};
 use crate::error::{Error, Result};
 use crate::netns::{proc_net_dir, run_in, Netns};
-use crate::process::{run_bounded, RunError, LISTING_DEADLINE};
+use crate::process::{listing_deadline, run_bounded, RunError};
 
 /// The dummy device kube-proxy's IPVS mode binds every Service IP to.
 pub const KUBE_IPVS_DEVICE: &str = "kube-ipvs0";
@@ -472,7 +472,7 @@ pub(crate) fn read_with(
                 }
                 return Ok(read);
             }
-            Err(e) => match run_bounded(ipvsadm, &["-Ln", "--exact"], None, LISTING_DEADLINE) {
+            Err(e) => match run_bounded(ipvsadm, &["-Ln", "--exact"], None, listing_deadline()) {
                 Ok(out) if out.status.success() => (out.stdout_text(), "ipvsadm -Ln".to_string()),
                 Ok(out) => {
                     return Err(Error::Command {
@@ -623,31 +623,6 @@ mod tests {
         assert_eq!(table.virtual_servers[0].real_servers.len(), 1);
         assert_eq!(table.skipped.len(), 3, "{:#?}", table.skipped);
         assert!(table.skipped[0].starts_with("line 3:"));
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut state = 0x5eed_1234u32;
-        let pieces = [
-            "TCP ",
-            "UDP ",
-            "FWM ",
-            "  -> ",
-            "0A60000A:0035 ",
-            "[::1]:35 ",
-            "rr ",
-            "Masq ",
-            "1 ",
-            "0 ",
-            "\n",
-            ":",
-            "[",
-            "]",
-            "persistent 10800 ",
-        ];
-        for _ in 0..2000 {
-            let _ = parse(&crate::testutil::pseudo_random_text(&mut state, &pieces, 40));
-        }
     }
 
     #[test]

@@ -245,8 +245,8 @@ pub fn discover_with(
         ipvs_kube_dns = read.kube_dns;
     }
     services.sort_by(|a, b| {
-        (&a.namespace, &a.name, &a.port_name, a.protocol, a.port, &a.cluster_ips, a.proxy_mode)
-            .cmp(&(
+        (&a.namespace, &a.name, &a.port_name, a.protocol, a.port, &a.cluster_ips, a.proxy_mode).cmp(
+            &(
                 &b.namespace,
                 &b.name,
                 &b.port_name,
@@ -254,7 +254,8 @@ pub fn discover_with(
                 b.port,
                 &b.cluster_ips,
                 b.proxy_mode,
-            ))
+            ),
+        )
     });
     Ok(Discovery { parsed: Parsed { services, skipped }, tools, notes, per_mode, ipvs_kube_dns })
 }
