@@ -9,6 +9,7 @@ pub mod entry;
 mod lab_tests;
 pub mod procfs;
 pub mod socket;
+pub mod stale;
 pub mod stats;
 pub mod stats_report;
 

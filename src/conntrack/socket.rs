@@ -418,6 +418,33 @@ impl CtnetlinkSocket {
     }
 }
 
+/// Anything that streams a dump: the ctnetlink socket, or a stand-in that
+/// replays captured bytes in tests.
+pub trait DumpSource {
+    /// See [`CtnetlinkSocket::dump_each`].
+    fn dump_events(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: &ConntrackMessage,
+        deadline: Duration,
+        on_event: &mut dyn FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
+    ) -> Result<DumpSummary, ConntrackError>;
+}
+
+impl DumpSource for CtnetlinkSocket {
+    fn dump_events(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: &ConntrackMessage,
+        deadline: Duration,
+        on_event: &mut dyn FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
+    ) -> Result<DumpSummary, ConntrackError> {
+        self.dump_each(request, family, message, deadline, on_event)
+    }
+}
+
 impl AsRawFd for CtnetlinkSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
