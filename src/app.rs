@@ -18,6 +18,7 @@ pub fn run() -> Result<Outcome> {
     let result = match cli.command {
         Command::Stats(args) => commands::stats::execute(args, &ctx),
         Command::Probe(args) => commands::probe::execute(args, &ctx),
+        Command::Stale(args) => commands::stale::execute(args, &ctx),
         Command::Lab(args) => commands::lab::execute(args, &ctx),
     };
     match result {
