@@ -412,43 +412,51 @@ pub fn family_of(family: u8) -> NetfilterProtoFamily {
     }
 }
 
-/// The `IPCTNL_MSG_CT_DELETE` request for exactly this entry: its original
+/// The `IPCTNL_MSG_CT_DELETE` request for exactly this entry: its **reply**
 /// tuple, its zone as the dump gave it, and its id. `None` when the dump
-/// gave no id: without `CTA_ID` a delete would hit whatever entry holds the
-/// tuple now, possibly a new one towards a live endpoint, so such an entry
-/// is never deleted. With the id the kernel answers `ENOENT` when the entry
-/// under the tuple is not the one the scan saw (`ctnetlink_del_conntrack`
-/// compares `CTA_ID` with `nf_ct_get_id`).
+/// gave no id (such an entry is never deleted).
+///
+/// Why the reply tuple and not the original one: the kernel looks the entry
+/// up by the one tuple it is given, and a stale entry is stale because of
+/// its reply source (the dead endpoint, or the ClusterIP itself). An entry
+/// recreated under the same original tuple towards a live endpoint has
+/// another reply tuple, so the lookup cannot find it (`ENOENT`). The id
+/// alone does not protect it: since Linux 5.3 `nf_ct_get_id` hashes the
+/// entry's address and its *original* tuple only, and a delete followed by
+/// a re-insert reuses the freed object, so the new entry very often has
+/// the old id (seen on 6.18: 4 of 5 times; tests/fixtures/netlink/README.md).
+/// The id still guards against a different entry that reuses the reply
+/// tuple.
 pub fn delete_request(entry: &Entry) -> Option<ConntrackMessage> {
     let id = entry.id?;
     let mut tuple = vec![
         Tuple::Ip(vec![
-            IPTuple::SourceAddress(entry.orig.src),
-            IPTuple::DestinationAddress(entry.orig.dst),
+            IPTuple::SourceAddress(entry.reply.src),
+            IPTuple::DestinationAddress(entry.reply.dst),
         ]),
         Tuple::Proto(vec![
-            ProtoTuple::Protocol(Protocol::from(entry.orig.protocol)),
-            ProtoTuple::SourcePort(entry.orig.src_port),
-            ProtoTuple::DestinationPort(entry.orig.dst_port),
+            ProtoTuple::Protocol(Protocol::from(entry.reply.protocol)),
+            ProtoTuple::SourcePort(entry.reply.src_port),
+            ProtoTuple::DestinationPort(entry.reply.dst_port),
         ]),
     ];
     let mut attributes = Vec::new();
     match entry.zone_scope {
-        // Why CTA_ZONE 0 for these: the lookup is in the original direction,
+        // Why CTA_ZONE 0 for these: the lookup is in the reply direction,
         // whose zone is the default one.
-        ZoneScope::Default | ZoneScope::Reply => {
+        ZoneScope::Default | ZoneScope::Original => {
             attributes.push(zone_attribute(CTA_ZONE, 0));
         }
         ZoneScope::Both => attributes.push(zone_attribute(CTA_ZONE, entry.zone)),
         // The kernel refuses CTA_ZONE together with a tuple zone (EINVAL).
-        ZoneScope::Original => {
+        ZoneScope::Reply => {
             tuple.push(Tuple::Other(DefaultNla::new(
                 CTA_TUPLE_ZONE,
                 entry.zone.to_be_bytes().to_vec(),
             )));
         }
     }
-    let mut all = vec![ConntrackAttribute::CtaTupleOrig(tuple)];
+    let mut all = vec![ConntrackAttribute::CtaTupleReply(tuple)];
     all.extend(attributes);
     all.push(ConntrackAttribute::Other(DefaultNla::new(CTA_ID, id.to_be_bytes().to_vec())));
     Some(ConntrackMessage::Delete(all))
@@ -636,15 +644,19 @@ mod tests {
 
     #[test]
     fn the_delete_request_is_the_captured_one() {
+        // Entry 2 of the capture (reply from 198.18.3.2), moved to port
+        // 40021 and given the id of the delete capture.
         let mut entry = captured_v4()[1];
-        entry.id = Some(0x1234_5678);
+        entry.orig.src_port = 40021;
+        entry.reply.dst_port = 40021;
+        entry.id = Some(2_205_357_501);
         let bytes = encode_request(
             NetfilterProtoFamily::IPv4,
             delete_request(&entry).unwrap(),
             NLM_F_REQUEST | NLM_F_ACK,
-            DELETE_ID_SEQUENCE,
+            DELETE_REPLY_SEQUENCE,
         );
-        assert_eq!(bytes, DELETE_ID_REQUEST);
+        assert_eq!(bytes, DELETE_REPLY_REQUEST);
         assert_eq!(
             u16::from_le_bytes([bytes[4], bytes[5]]),
             0x0100 | u16::from(IPCTNL_MSG_CT_DELETE)
@@ -666,11 +678,18 @@ mod tests {
         };
         // CTA_ZONE (18) = 5, big-endian, after the tuple.
         assert!(encoded(&zoned).windows(6).any(|w| w == [6, 0, 18, 0, 0, 5]));
-        let mut orig_only = zoned;
-        orig_only.zone_scope = ZoneScope::Original;
-        let bytes = encoded(&orig_only);
+        // A zone of the reply direction only goes inside the reply tuple,
+        // without CTA_ZONE (the kernel refuses both).
+        let mut reply_only = zoned;
+        reply_only.zone_scope = ZoneScope::Reply;
+        let bytes = encoded(&reply_only);
         assert!(!bytes.windows(4).any(|w| w == [6, 0, 18, 0]), "no CTA_ZONE with a tuple zone");
         assert!(bytes.windows(6).any(|w| w == [6, 0, 3, 0, 0, 5]), "CTA_TUPLE_ZONE 5");
+        // A zone of the original direction only: the reply lookup is in
+        // zone 0.
+        let mut orig_only = zoned;
+        orig_only.zone_scope = ZoneScope::Original;
+        assert!(encoded(&orig_only).windows(6).any(|w| w == [6, 0, 18, 0, 0, 0]));
     }
 
     #[test]
@@ -735,5 +754,17 @@ mod tests {
         let mut reader =
             ReplyReader::new("delete", DELETE_OK_SEQUENCE, DELETE_OK_PORT, Expect::Ack);
         assert_eq!(reader.feed(&DELETE_OK_ACK, &mut |_| Ok(())).unwrap(), Progress::Complete);
+        // By the reply tuple: the recreated entry is not found ...
+        let mut reader =
+            ReplyReader::new("delete", DELETE_REPLY_SEQUENCE, DELETE_REPLY_PORT, Expect::Ack);
+        let error = reader.feed(&DELETE_REPLY_ENOENT, &mut |_| Ok(())).unwrap_err();
+        assert!(
+            matches!(error, crate::conntrack::ConntrackError::Kernel { errno: libc::ENOENT, .. }),
+            "{error:?}"
+        );
+        // ... and a stale one is deleted.
+        let mut reader =
+            ReplyReader::new("delete", DELETE_REPLY_OK_SEQUENCE, DELETE_REPLY_OK_PORT, Expect::Ack);
+        assert_eq!(reader.feed(&DELETE_REPLY_ACK, &mut |_| Ok(())).unwrap(), Progress::Complete);
     }
 }

@@ -57,8 +57,12 @@ pub struct ClientIndex {
 
 impl ClientIndex {
     /// Finds the namespaces holding any of `addresses` (loopback addresses
-    /// are in every namespace and never name one).
-    pub fn build(addresses: &HashSet<IpAddr>) -> ClientIndex {
+    /// are in every namespace and never name one). `peers`: the `ip netns`
+    /// names of the namespaces linked to the scanned one (`ip netns
+    /// list-id` there); when an address is configured in several
+    /// namespaces (labs side by side), the one linked to the scanned
+    /// namespace is the sender.
+    pub fn build(addresses: &HashSet<IpAddr>, peers: &HashSet<String>) -> ClientIndex {
         let mut index = ClientIndex::default();
         let wanted: HashSet<IpAddr> =
             addresses.iter().copied().filter(|a| !a.is_loopback()).collect();
@@ -67,6 +71,7 @@ impl ClientIndex {
         }
         let started = Instant::now();
         let namespaces = find_namespaces(started, &mut index.notes);
+        let mut candidates: HashMap<IpAddr, Vec<Client>> = HashMap::new();
         for (inode, namespace) in &namespaces {
             if started.elapsed() > WALK_BUDGET {
                 index.notes.push(format!(
@@ -78,7 +83,7 @@ impl ClientIndex {
             let local = match namespace_addresses(namespace) {
                 Ok(local) => local,
                 Err(why) => {
-                    index.notes.push(format!("namespace {inode}: addresses not read: {why}"));
+                    index.notes.push(format!("namespace net:[{inode}]: addresses not read: {why}"));
                     continue;
                 }
             };
@@ -95,8 +100,25 @@ impl ClientIndex {
                 hostname: namespace.pid.and_then(uts_hostname),
             };
             for address in hits {
-                index.by_address.entry(address).or_insert_with(|| client.clone());
+                candidates.entry(address).or_default().push(client.clone());
             }
+        }
+        for (address, mut found) in candidates {
+            let linked = found.iter().position(|c| peers.contains(&c.netns));
+            let chosen = match (linked, found.len()) {
+                (Some(position), _) => found.swap_remove(position),
+                (None, 1) => found.swap_remove(0),
+                (None, _) => {
+                    let names: Vec<&str> = found.iter().map(|c| c.netns.as_str()).collect();
+                    index.notes.push(format!(
+                        "{address} is configured in {} namespaces ({}), none linked to the scanned one; named the first",
+                        names.len(),
+                        names.join(", ")
+                    ));
+                    found.swap_remove(0)
+                }
+            };
+            index.by_address.insert(address, chosen);
         }
         index
     }
@@ -216,6 +238,24 @@ pub fn parse_if_inet6(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The `ip netns` names of the namespaces the calling thread's namespace
+/// has ids for (`ip -j netns list-id`): in a Kubernetes node or a lab, the
+/// pods linked to it by a veth. Empty when it cannot be read.
+pub fn linked_namespaces() -> HashSet<String> {
+    let Ok(ran) = crate::process::run_bounded(
+        "ip",
+        &["-j", "netns", "list-id"],
+        None,
+        Duration::from_secs(5),
+    ) else {
+        return HashSet::new();
+    };
+    let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(&ran.stdout) else {
+        return HashSet::new();
+    };
+    list.iter().filter_map(|n| n.get("name").and_then(|v| v.as_str()).map(str::to_string)).collect()
+}
+
 /// The hostname of `pid`'s UTS namespace, read on a thread that entered it.
 fn uts_hostname(pid: u32) -> Option<String> {
     let file = fs::File::open(format!("/proc/{pid}/ns/uts")).ok()?;
@@ -296,7 +336,8 @@ short 02 40 00 82 eth1
 
     #[test]
     fn loopback_is_never_a_client_and_nothing_asked_is_nothing_walked() {
-        let index = ClientIndex::build(&HashSet::from(["127.0.0.1".parse().unwrap()]));
+        let index =
+            ClientIndex::build(&HashSet::from(["127.0.0.1".parse().unwrap()]), &HashSet::new());
         assert!(index.get(&"127.0.0.1".parse().unwrap()).is_none());
         assert!(index.notes.is_empty());
     }

@@ -709,8 +709,12 @@ pub fn run(
     let mut session = open_session(config, netns.as_ref())?;
     let first = scan(&mut session.socket, &session.targets, &session.plans, config.all_entries)?;
     let listed = listed_addresses(&first);
-    let clients =
-        if listed.is_empty() { ClientIndex::default() } else { ClientIndex::build(&listed) };
+    let clients = if listed.is_empty() {
+        ClientIndex::default()
+    } else {
+        let peers = run_in(netns.as_ref(), clients::linked_namespaces).unwrap_or_default();
+        ClientIndex::build(&listed, &peers)
+    };
     let endpoint_addresses: Vec<IpAddr> = {
         let mut seen = HashSet::new();
         session
