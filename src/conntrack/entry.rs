@@ -744,6 +744,9 @@ mod tests {
 
     #[test]
     fn the_delete_answers_decode_as_the_kernel_meant() {
+        // The kernel echoes the whole request with an error.
+        assert_eq!(DELETE_ID_ENOENT[20..], DELETE_ID_REQUEST);
+        assert_eq!(DELETE_REPLY_ENOENT[20..], DELETE_REPLY_REQUEST);
         let mut reader =
             ReplyReader::new("delete", DELETE_ID_SEQUENCE, DELETE_ID_PORT, Expect::Ack);
         let error = reader.feed(&DELETE_ID_ENOENT, &mut |_| Ok(())).unwrap_err();
