@@ -32,7 +32,7 @@ fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize) -> Strin
         ctx,
         &[
             "client",
-            "pod (netns, hostname)",
+            "pod",
             "reply from",
             "state",
             "expires s",
@@ -42,6 +42,8 @@ fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize) -> Strin
             "verdict",
         ],
     );
+    // Addresses must not wrap mid-way: a wide table beats a broken one.
+    table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
     for entry in entries.iter().take(limit) {
         let verdict = entry.reason.unwrap_or("live");
         table.add_row(vec![
