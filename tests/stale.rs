@@ -278,14 +278,23 @@ fn open_flows(lab: &TestLab, first_port: u16, n: u16) {
 }
 
 #[test]
-fn ten_thousand_live_entries_are_left_alone() {
+fn ten_thousand_live_entries_are_left_alone_iptables() {
+    ten_thousand_live_entries_are_left_alone("iptables");
+}
+
+#[test]
+fn ten_thousand_live_entries_are_left_alone_nftables() {
+    ten_thousand_live_entries_are_left_alone("nftables");
+}
+
+fn ten_thousand_live_entries_are_left_alone(proxy_mode: &str) {
     if !common::require_root()
         || !common::require_tool("dig", "bind9-dnsutils")
         || !common::require_tool("conntrack", "conntrack")
     {
         return;
     }
-    let (lab, dead, _) = stale_lab("iptables");
+    let (lab, dead, _) = stale_lab(proxy_mode);
     let node = lab.node_ns();
     open_flows(&lab, 20_000, 10_000);
     let live_before: BTreeSet<(u16, u64)> = conntrack_list(&node, &["--orig-dst", "198.19.0.10"])
@@ -317,14 +326,23 @@ fn ten_thousand_live_entries_are_left_alone() {
 }
 
 #[test]
-fn gone_and_recreated_entries_between_scan_and_flush() {
+fn gone_and_recreated_entries_between_scan_and_flush_iptables() {
+    gone_and_recreated_entries_between_scan_and_flush("iptables");
+}
+
+#[test]
+fn gone_and_recreated_entries_between_scan_and_flush_nftables() {
+    gone_and_recreated_entries_between_scan_and_flush("nftables");
+}
+
+fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
     if !common::require_root()
         || !common::require_tool("dig", "bind9-dnsutils")
         || !common::require_tool("conntrack", "conntrack")
     {
         return;
     }
-    let (lab, dead, _) = stale_lab("iptables");
+    let (lab, dead, _) = stale_lab(proxy_mode);
     let node = lab.node_ns();
     let (gone, recreated) = (dead[0], dead[1]);
     let config = ctdiag::conntrack::stale::StaleConfig {
@@ -585,11 +603,20 @@ fn cluster_ip_and_endpoints_without_rules_both_families() {
 }
 
 #[test]
-fn an_unreachable_endpoint_in_the_rules_is_named() {
+fn an_unreachable_endpoint_in_the_rules_is_named_iptables() {
+    an_unreachable_endpoint_in_the_rules_is_named("iptables");
+}
+
+#[test]
+fn an_unreachable_endpoint_in_the_rules_is_named_nftables() {
+    an_unreachable_endpoint_in_the_rules_is_named("nftables");
+}
+
+fn an_unreachable_endpoint_in_the_rules_is_named(proxy_mode: &str) {
     if !common::require_root() || !common::require_tool("dig", "bind9-dnsutils") {
         return;
     }
-    let mut lab = TestLab::up(&["--endpoints", "2"]);
+    let mut lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode]);
     lab.scenario("dead-endpoint", &["--endpoint", "2"]);
     let out = stale(&["--netns", &lab.node_ns(), "-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -674,14 +701,23 @@ fn lookups(lab: &TestLab, ports: &[u16]) -> Vec<Child> {
 }
 
 #[test]
-fn never_translated_entries_are_found_and_flushed() {
+fn never_translated_entries_are_found_and_flushed_iptables() {
+    never_translated_entries_are_found_and_flushed("iptables");
+}
+
+#[test]
+fn never_translated_entries_are_found_and_flushed_nftables() {
+    never_translated_entries_are_found_and_flushed("nftables");
+}
+
+fn never_translated_entries_are_found_and_flushed(proxy_mode: &str) {
     if !common::require_root()
         || !common::require_tool("dig", "bind9-dnsutils")
         || !common::require_tool("conntrack", "conntrack")
     {
         return;
     }
-    let lab = TestLab::up(&["--endpoints", "1"]);
+    let lab = TestLab::up(&["--endpoints", "1", "--proxy-mode", proxy_mode]);
     let node = lab.node_ns();
     long_udp_timeouts(&node);
     // Entries made while the Service had no endpoints: not DNATed (made by
