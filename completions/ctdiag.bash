@@ -43,6 +43,9 @@ _ctdiag() {
             ctdiag__subcmd__help__subcmd__lab,down)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__down"
                 ;;
+            ctdiag__subcmd__help__subcmd__lab,fill)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__fill"
+                ;;
             ctdiag__subcmd__help__subcmd__lab,responder)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__responder"
                 ;;
@@ -57,6 +60,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__lab,down)
                 cmd="ctdiag__subcmd__lab__subcmd__down"
+                ;;
+            ctdiag__subcmd__lab,fill)
+                cmd="ctdiag__subcmd__lab__subcmd__fill"
                 ;;
             ctdiag__subcmd__lab,help)
                 cmd="ctdiag__subcmd__lab__subcmd__help"
@@ -75,6 +81,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__lab__subcmd__help,down)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__down"
+                ;;
+            ctdiag__subcmd__lab__subcmd__help,fill)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__fill"
                 ;;
             ctdiag__subcmd__lab__subcmd__help,help)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__help"
@@ -152,7 +161,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab)
-            opts="up down status scenario responder"
+            opts="up down status scenario responder fill"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +175,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__fill)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -264,7 +287,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab)
-            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder help"
+            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder fill help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,8 +346,58 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__lab__subcmd__fill)
+            opts="-p -o -q -v -h --prefix --flows --to --family --timeout --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flows)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -W "cluster-ip unrelated" -- "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -W "4 6" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__lab__subcmd__help)
-            opts="up down status scenario responder help"
+            opts="up down status scenario responder fill help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,6 +411,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__help__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__fill)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -94,6 +94,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;up'= {
@@ -175,12 +176,30 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ctdiag;lab;fill'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --flows 'Number of new entries to create (at most nf_conntrack_max)'
+            cand --to 'Where the flows go'
+            cand --family 'Address family of the flows'
+            cand --timeout 'Let the entries live this many seconds without traffic (default: the kernel''s UDP timeout for unreplied flows, 30 s)'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ctdiag;lab;help'= {
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;help;up'= {
@@ -192,6 +211,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;help;scenario'= {
         }
         &'ctdiag;lab;help;responder'= {
+        }
+        &'ctdiag;lab;help;fill'= {
         }
         &'ctdiag;lab;help;help'= {
         }
@@ -211,6 +232,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
         }
         &'ctdiag;help;lab;up'= {
         }
@@ -221,6 +243,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;scenario'= {
         }
         &'ctdiag;help;lab;responder'= {
+        }
+        &'ctdiag;help;lab;fill'= {
         }
         &'ctdiag;help;help'= {
         }

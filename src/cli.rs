@@ -215,6 +215,61 @@ pub enum LabAction {
     /// The embedded DNS responder (started by `lab up` inside an endpoint namespace).
     #[command(hide = true)]
     Responder(LabResponderArgs),
+    /// Create many UDP conntrack entries in the lab node's table, fast: raw
+    /// datagrams from spoofed sources in the client's subnet, to the
+    /// kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated
+    /// address. About 2 s and 63 MB of kernel memory per 250,000 entries.
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  ctdiag lab fill --flows 250000 --to unrelated\n  ctdiag lab fill --flows 50000 --to cluster-ip --timeout 600 -o json\n\n\
+The entries are UNREPLIED and expire after the kernel's UDP timeout (nf_conntrack_udp_timeout, 30 s) \
+unless --timeout gives them longer (an nftables `ct timeout` in the node's `inet ctdiag-fill` table; needs nft). \
+`conntrack -C` in the node's namespace counts them."
+    )]
+    Fill(LabFillArgs),
+}
+
+/// Where `lab fill` sends its flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabFillTarget {
+    /// The kube-dns ClusterIP, port 53: kube-proxy's rules DNAT each flow to an
+    /// endpoint.
+    ClusterIp,
+    /// 198.18.250.1:9 ([2001:db8:fa::1]:9), routed to the lab's router, which
+    /// drops it: entries of no Service.
+    Unrelated,
+}
+
+/// An address family given as 4 or 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    /// IPv4.
+    #[value(name = "4")]
+    V4,
+    /// IPv6.
+    #[value(name = "6")]
+    V6,
+}
+
+/// `ctdiag lab fill` (hidden).
+#[derive(Debug, Args)]
+pub struct LabFillArgs {
+    /// Which lab.
+    #[command(flatten)]
+    pub lab: LabPrefixArgs,
+    /// Number of new entries to create (at most nf_conntrack_max).
+    #[arg(long, value_name = "N")]
+    pub flows: u32,
+    /// Where the flows go.
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub to: LabFillTarget,
+    /// Address family of the flows.
+    #[arg(long, value_enum, default_value_t = FamilyArg::V4)]
+    pub family: FamilyArg,
+    /// Let the entries live this many seconds without traffic (default: the
+    /// kernel's UDP timeout for unreplied flows, 30 s).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// Which lab.

@@ -7,10 +7,11 @@ use comfy_table::Cell;
 
 use crate::app::Outcome;
 use crate::cli::{
-    LabAction, LabArgs, LabDnsServer, LabProxyMode, LabScenarioArgs, LabScenarioName, OutputFormat,
-    ResponderBehaviorArgs,
+    FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabProxyMode,
+    LabScenarioArgs, LabScenarioName, OutputFormat, ResponderBehaviorArgs,
 };
 use crate::error::Result;
+use crate::lab::fill::{Family, FillConfig, FillReport, FillTarget};
 use crate::lab::responder::ResponderBehavior;
 use crate::lab::{
     self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, ProxyMode, Scenario,
@@ -85,8 +86,73 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
             render_info(ctx, &info)?;
             Ok(Outcome::Clean)
         }
+        LabAction::Fill(fill_args) => {
+            let report = lab::fill::fill(&fill_config(&fill_args))?;
+            render_fill(ctx, &report)?;
+            // Fewer entries than asked for is worth a non-zero exit: a test
+            // or a benchmark built on the fill must not go on unaware.
+            Ok(if report.created < i64::from(report.flows) {
+                Outcome::Problem
+            } else {
+                Outcome::Clean
+            })
+        }
         LabAction::Responder(_) => Ok(Outcome::Clean),
     }
+}
+
+/// The fill's plain config from its flags.
+fn fill_config(args: &LabFillArgs) -> FillConfig {
+    FillConfig {
+        prefix: args.lab.prefix.clone(),
+        flows: args.flows,
+        target: match args.to {
+            LabFillTarget::ClusterIp => FillTarget::ClusterIp,
+            LabFillTarget::Unrelated => FillTarget::Unrelated,
+        },
+        family: match args.family {
+            FamilyArg::V4 => Family::Ipv4,
+            FamilyArg::V6 => Family::Ipv6,
+        },
+        timeout: args.timeout.map(Duration::from_secs),
+    }
+}
+
+fn render_fill(ctx: &Context, report: &FillReport) -> Result<()> {
+    if ctx.format == OutputFormat::Json {
+        return emit(&json::document(report)?);
+    }
+    let mut t = table::new_table(ctx, &["lab fill", &report.prefix]);
+    let rows: Vec<(&str, String)> = vec![
+        ("node namespace", report.node_namespace.clone()),
+        (
+            "flows",
+            format!(
+                "{} {} to {} ({})",
+                report.flows,
+                report.family.as_str(),
+                report.destination,
+                report.target.as_str()
+            ),
+        ),
+        ("sources", report.sources.clone()),
+        ("datagrams sent", format!("{} in {} round(s)", report.packets_sent, report.rounds)),
+        (
+            "entries (conntrack -C)",
+            format!("{} -> {} ({:+})", report.entries_before, report.entries_after, report.created),
+        ),
+        ("nf_conntrack_max", report.conntrack_max.to_string()),
+        ("entry timeout", format!("{} s without traffic", report.timeout_s)),
+        ("time", format!("{:.0} ms", report.elapsed_ms)),
+    ];
+    for (key, value) in rows {
+        t.add_row(vec![Cell::new(key), Cell::new(value)]);
+    }
+    let mut text = format!("{t}\n");
+    for n in &report.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    emit(&text)
 }
 
 /// Turns the scenario flags into a [`Scenario`]; flags that do not belong
@@ -144,6 +210,7 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
     let rows: Vec<(&str, String)> = vec![
         ("node namespace", info.namespaces.node.clone()),
         ("client namespace", format!("{} (198.18.1.2)", info.namespaces.client)),
+        ("router namespace", format!("{} ({}, drops all)", info.namespaces.router, lab::ROUTER_IP)),
         ("kube-dns ClusterIP", format!("{}:{} udp+tcp", info.cluster_ip, info.port)),
         ("endpoints in the rules", info.endpoints.join(", ")),
         ("rules", format!("kube-proxy {} mode", info.rules_mode.as_str())),

@@ -8,15 +8,23 @@
 //!   `/etc/netns/PREFIX-client/resolv.conf` (used by `ip netns exec`).
 //! - `PREFIX-dnsN`: CoreDNS endpoint N at `198.18.(N+1).2`, running the
 //!   embedded responder ([`responder`]) or dnsmasq.
+//! - `PREFIX-router`: the node's default gateway at `198.18.254.1`
+//!   (`2001:db8:fe::1`), an upstream router that silently drops whatever
+//!   the node routes to it (forwarding off, a blackhole default route).
+//!   Why it exists: on a real node a packet to a ClusterIP that no rule
+//!   translates is routed to the default gateway, and conntrack confirms
+//!   its entry on the way out; a node without a default route would drop
+//!   it before confirmation and leave no entry at all.
 //!
 //! State (what was built, server PIDs, logs) lives in
 //! `/run/ctdiag/lab/PREFIX/`. Core functions return data and never print.
 
+pub mod fill;
 pub mod responder;
 pub mod rules;
 pub mod system;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,6 +47,13 @@ pub const STATE_ROOT: &str = "/run/ctdiag/lab";
 pub const MAX_PREFIX_LEN: usize = 20;
 /// Most endpoints (198.18.2.2 .. 198.18.33.2).
 pub const MAX_ENDPOINTS: u8 = 32;
+/// The link number of the node's uplink to the router: 198.18.254.0/24
+/// and 2001:db8:fe::/64.
+pub const ROUTER_LINK: u8 = 254;
+/// The router's address, the node's default gateway.
+pub const ROUTER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, ROUTER_LINK, 1);
+/// The node's address on the uplink.
+pub const NODE_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 18, ROUTER_LINK, 2);
 /// Environment variable naming the ctdiag binary to start as the responder
 /// (default: the running executable).
 pub const EXE_ENV: &str = "CTDIAG_EXE";
@@ -61,6 +76,32 @@ impl ProxyMode {
         match self {
             ProxyMode::Iptables => "iptables",
             ProxyMode::Nftables => "nftables",
+        }
+    }
+}
+
+/// Which address families the lab's kube-dns Service has (kube-proxy's
+/// rules, the DNS servers' listeners, the pod's resolv.conf). Every link
+/// carries both families' addresses either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    /// IPv4 only (ClusterIP 198.19.0.10).
+    #[default]
+    Ipv4,
+    /// IPv6 only (ClusterIP 2001:db8::a).
+    Ipv6,
+    /// Both, IPv4 first (as a dual-stack Service lists them).
+    Dual,
+}
+
+impl IpFamily {
+    /// The lowercase name used in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+            IpFamily::Dual => "dual",
         }
     }
 }
@@ -150,6 +191,8 @@ pub struct LabNamespaces {
     pub node: String,
     /// The client pod.
     pub client: String,
+    /// The node's default gateway, which drops what it is sent.
+    pub router: String,
     /// The endpoint namespaces, endpoint 1 first (a removed endpoint's
     /// namespace stays listed; see `servers[].state`).
     pub dns: Vec<String>,
@@ -210,8 +253,15 @@ pub struct LabInfo {
     pub prefix: String,
     /// Namespace names.
     pub namespaces: LabNamespaces,
-    /// The kube-dns ClusterIP.
-    pub cluster_ip: Ipv4Addr,
+    /// The kube-dns ClusterIP of the lab's first family (IPv4 unless the
+    /// lab is IPv6 only).
+    pub cluster_ip: IpAddr,
+    /// Every ClusterIP of kube-dns, IPv4 first.
+    #[serde(default)]
+    pub cluster_ips: Vec<IpAddr>,
+    /// The Service's address families.
+    #[serde(default)]
+    pub ip_family: IpFamily,
     /// The DNS port.
     pub port: u16,
     /// The endpoints in the kube-proxy rules, `ip:port`.
@@ -256,6 +306,11 @@ pub fn client_ns(prefix: &str) -> String {
     format!("{prefix}-client")
 }
 
+/// The namespace name of the upstream router.
+pub fn router_ns(prefix: &str) -> String {
+    format!("{prefix}-router")
+}
+
 /// The namespace name of endpoint `n` (1-based).
 pub fn dns_ns(prefix: &str, n: u8) -> String {
     format!("{prefix}-dns{n}")
@@ -298,6 +353,7 @@ fn existing_namespaces(prefix: &str) -> Vec<String> {
             };
             rest == "node"
                 || rest == "client"
+                || rest == "router"
                 || rest
                     .strip_prefix("dns")
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -370,11 +426,17 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
         .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
     let node = node_ns(prefix);
     let client = client_ns(prefix);
+    let router = router_ns(prefix);
     let dns: Vec<String> = (1..=config.endpoints).map(|n| dns_ns(prefix, n)).collect();
 
-    for ns in std::iter::once(&node).chain(std::iter::once(&client)).chain(dns.iter()) {
+    for ns in [&node, &client, &router].into_iter().chain(dns.iter()) {
         system::ip(&["netns", "add", ns])?;
         system::ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        // Why no duplicate address detection: until a link-local address
+        // has passed DAD (1 to 2 s) the kernel sends no neighbour
+        // solicitation, so IPv6 right after `lab up` would go nowhere.
+        // Devices take `default` when they appear in the namespace.
+        set_sysctl(ns, "ipv6/conf/default/accept_dad", "0")?;
     }
     set_sysctl(&node, "ipv4/ip_forward", "1")?;
     set_sysctl(&node, "ipv6/conf/all/forwarding", "1")?;
@@ -384,12 +446,7 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
         let n = i as u8 + 1;
         connect(&node, &format!("d{n}"), ns, n + 1)?;
     }
-    // A route for the ClusterIP range so that traffic the node itself sends
-    // (hostNetwork probes) reaches the nat OUTPUT hook, as on a real node
-    // whose default route covers it.
-    // (No dummy device: not every kernel has the module; the route only
-    // needs to exist, the nat OUTPUT hook re-routes after DNAT.)
-    system::ip(&["-n", &node, "route", "add", "198.19.0.0/16", "dev", "lo"])?;
+    connect_router(&node, &router)?;
 
     let endpoints: Vec<SocketAddrV4> =
         (1..=config.endpoints).map(|n| SocketAddrV4::new(endpoint_ip(n), DNS_PORT)).collect();
@@ -418,8 +475,10 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
     }
     let info = LabInfo {
         prefix: prefix.clone(),
-        namespaces: LabNamespaces { node, client, dns },
-        cluster_ip: CLUSTER_IP,
+        namespaces: LabNamespaces { node, client, router, dns },
+        cluster_ip: IpAddr::V4(CLUSTER_IP),
+        cluster_ips: vec![IpAddr::V4(CLUSTER_IP)],
+        ip_family: IpFamily::Ipv4,
         port: DNS_PORT,
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
         dns_server: config.dns,
@@ -465,6 +524,37 @@ fn connect(node: &str, dev: &str, peer: &str, k: u8) -> Result<()> {
     system::ip(&["-n", peer, "link", "set", "eth0", "up"])?;
     system::ip(&["-n", peer, "route", "add", "default", "via", &v4_gw])?;
     system::ip(&["-n", peer, "-6", "route", "add", "default", "via", &v6_gw])?;
+    Ok(())
+}
+
+/// The node's uplink: `gw0` on the node at 198.18.254.2/24 and
+/// 2001:db8:fe::2/64, `eth0` in the router at .1 / ::1, the node's default
+/// routes via the router. The router does not forward (the default in a new
+/// namespace, set explicitly) and its default routes are blackholes, so
+/// whatever the node sends it disappears without an ICMP error, as on a
+/// network that has no route back. Traffic the node itself sends to a
+/// ClusterIP (hostNetwork probes) takes the default route to the nat OUTPUT
+/// hook, which re-routes it after DNAT, as on a real node.
+fn connect_router(node: &str, router: &str) -> Result<()> {
+    let k = ROUTER_LINK;
+    let (v4_node, v4_router) = (format!("{NODE_UPLINK_IP}/24"), format!("{ROUTER_IP}/24"));
+    let (v6_node, v6_router) = (format!("2001:db8:{k:x}::2/64"), format!("2001:db8:{k:x}::1/64"));
+    let v6_gw = format!("2001:db8:{k:x}::1");
+    system::ip(&[
+        "-n", node, "link", "add", "gw0", "type", "veth", "peer", "name", "eth0", "netns", router,
+    ])?;
+    system::ip(&["-n", node, "addr", "add", &v4_node, "dev", "gw0"])?;
+    system::ip(&["-n", node, "-6", "addr", "add", &v6_node, "dev", "gw0", "nodad"])?;
+    system::ip(&["-n", node, "link", "set", "gw0", "up"])?;
+    system::ip(&["-n", router, "addr", "add", &v4_router, "dev", "eth0"])?;
+    system::ip(&["-n", router, "-6", "addr", "add", &v6_router, "dev", "eth0", "nodad"])?;
+    system::ip(&["-n", router, "link", "set", "eth0", "up"])?;
+    set_sysctl(router, "ipv4/ip_forward", "0")?;
+    set_sysctl(router, "ipv6/conf/all/forwarding", "0")?;
+    system::ip(&["-n", router, "route", "add", "blackhole", "default"])?;
+    system::ip(&["-n", router, "-6", "route", "add", "blackhole", "default"])?;
+    system::ip(&["-n", node, "route", "add", "default", "via", &ROUTER_IP.to_string()])?;
+    system::ip(&["-n", node, "-6", "route", "add", "default", "via", &v6_gw])?;
     Ok(())
 }
 
