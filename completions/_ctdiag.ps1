@@ -101,6 +101,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
+            [CompletionResult]::new('client', 'client', [CompletionResultType]::ParameterValue, 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -206,6 +207,25 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ctdiag;lab;client' {
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The socket''s fixed local address')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The DNS server (the kube-dns ClusterIP)')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'File each query''s outcome is appended to (JSON Lines)')
+            [CompletionResult]::new('--hostname', '--hostname', [CompletionResultType]::ParameterName, 'The pod''s name, set as hostname in a new UTS namespace')
+            [CompletionResult]::new('--netns-file', '--netns-file', [CompletionResultType]::ParameterName, 'The lab''s `ip netns` file of the client pod; the client exits once it names another namespace or none')
+            [CompletionResult]::new('--interval-ms', '--interval-ms', [CompletionResultType]::ParameterName, 'Milliseconds between queries')
+            [CompletionResult]::new('--lifetime-s', '--lifetime-s', [CompletionResultType]::ParameterName, 'Exit after this many seconds at the latest')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ctdiag;lab;help' {
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
@@ -213,6 +233,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
+            [CompletionResult]::new('client', 'client', [CompletionResultType]::ParameterValue, 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -232,6 +253,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;help;fill' {
+            break
+        }
+        'ctdiag;lab;help;client' {
             break
         }
         'ctdiag;lab;help;help' {
@@ -257,6 +281,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
+            [CompletionResult]::new('client', 'client', [CompletionResultType]::ParameterValue, 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file')
             break
         }
         'ctdiag;help;lab;up' {
@@ -275,6 +300,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;lab;fill' {
+            break
+        }
+        'ctdiag;help;lab;client' {
             break
         }
         'ctdiag;help;help' {

@@ -40,6 +40,9 @@ _ctdiag() {
             ctdiag__subcmd__help,stats)
                 cmd="ctdiag__subcmd__help__subcmd__stats"
                 ;;
+            ctdiag__subcmd__help__subcmd__lab,client)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__client"
+                ;;
             ctdiag__subcmd__help__subcmd__lab,down)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__down"
                 ;;
@@ -57,6 +60,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__help__subcmd__lab,up)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__up"
+                ;;
+            ctdiag__subcmd__lab,client)
+                cmd="ctdiag__subcmd__lab__subcmd__client"
                 ;;
             ctdiag__subcmd__lab,down)
                 cmd="ctdiag__subcmd__lab__subcmd__down"
@@ -78,6 +84,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__lab,up)
                 cmd="ctdiag__subcmd__lab__subcmd__up"
+                ;;
+            ctdiag__subcmd__lab__subcmd__help,client)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__client"
                 ;;
             ctdiag__subcmd__lab__subcmd__help,down)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__down"
@@ -161,8 +170,22 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab)
-            opts="up down status scenario responder fill"
+            opts="up down status scenario responder fill client"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__client)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -287,12 +310,66 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab)
-            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder fill help"
+            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__client)
+            opts="-o -q -v -h --bind --server --status --hostname --netns-file --interval-ms --lifetime-s --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hostname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lifetime-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
                     return 0
@@ -397,8 +474,22 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__help)
-            opts="up down status scenario responder fill help"
+            opts="up down status scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__client)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

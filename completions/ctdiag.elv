@@ -95,6 +95,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;up'= {
@@ -193,6 +194,24 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ctdiag;lab;client'= {
+            cand --bind 'The socket''s fixed local address'
+            cand --server 'The DNS server (the kube-dns ClusterIP)'
+            cand --status 'File each query''s outcome is appended to (JSON Lines)'
+            cand --hostname 'The pod''s name, set as hostname in a new UTS namespace'
+            cand --netns-file 'The lab''s `ip netns` file of the client pod; the client exits once it names another namespace or none'
+            cand --interval-ms 'Milliseconds between queries'
+            cand --lifetime-s 'Exit after this many seconds at the latest'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ctdiag;lab;help'= {
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
@@ -200,6 +219,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;help;up'= {
@@ -213,6 +233,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;help;responder'= {
         }
         &'ctdiag;lab;help;fill'= {
+        }
+        &'ctdiag;lab;help;client'= {
         }
         &'ctdiag;lab;help;help'= {
         }
@@ -233,6 +255,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
         }
         &'ctdiag;help;lab;up'= {
         }
@@ -245,6 +268,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;responder'= {
         }
         &'ctdiag;help;lab;fill'= {
+        }
+        &'ctdiag;help;lab;client'= {
         }
         &'ctdiag;help;help'= {
         }

@@ -227,6 +227,39 @@ unless --timeout gives them longer (an nftables `ct timeout` in the node's `inet
 `conntrack -C` in the node's namespace counts them."
     )]
     Fill(LabFillArgs),
+    /// A sticky DNS client (started by the stale-endpoint and
+    /// never-translated scenarios inside the client pod): one UDP socket on
+    /// a fixed source port, one query to the ClusterIP per interval, each
+    /// outcome appended to a status file.
+    #[command(hide = true)]
+    Client(LabClientArgs),
+}
+
+/// `ctdiag lab client` (hidden): one sticky DNS client.
+#[derive(Debug, Args)]
+pub struct LabClientArgs {
+    /// The socket's fixed local address.
+    #[arg(long, value_name = "IP:PORT")]
+    pub bind: std::net::SocketAddr,
+    /// The DNS server (the kube-dns ClusterIP).
+    #[arg(long, value_name = "IP:PORT")]
+    pub server: std::net::SocketAddr,
+    /// File each query's outcome is appended to (JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    pub status: std::path::PathBuf,
+    /// The pod's name, set as hostname in a new UTS namespace.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: String,
+    /// The lab's `ip netns` file of the client pod; the client exits once it
+    /// names another namespace or none.
+    #[arg(long, value_name = "PATH")]
+    pub netns_file: std::path::PathBuf,
+    /// Milliseconds between queries.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// Exit after this many seconds at the latest.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub lifetime_s: u64,
 }
 
 /// Where `lab fill` sends its flows.

@@ -161,3 +161,163 @@ fn fill_refuses_bad_input() {
     // Nothing was created by the refused fills.
     assert_eq!(conntrack_count(&lab.node_ns()), 0);
 }
+
+/// Milliseconds since the Unix epoch, the clock the status files use.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A sticky client's status file: one JSON object per query.
+fn client_queries(client: &Value) -> Vec<Value> {
+    let path = client["status_file"].as_str().unwrap();
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The queries a client sent after `since_ms`, waiting (bounded) until
+/// there are at least `n` of them.
+fn queries_after(client: &Value, since_ms: u64, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4 + n as u64 * 2);
+    loop {
+        let after: Vec<Value> = client_queries(client)
+            .into_iter()
+            .filter(|q| q["sent_unix_ms"].as_u64().unwrap_or(0) > since_ms)
+            .collect();
+        if after.len() >= n || std::time::Instant::now() >= deadline {
+            assert!(
+                after.len() >= n,
+                "client {} logged {} queries after {since_ms}: {after:?}",
+                client["id"],
+                after.len()
+            );
+            return after;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The source port of a sticky client.
+fn client_port(client: &Value) -> u16 {
+    let source: std::net::SocketAddr = client["source"].as_str().unwrap().parse().unwrap();
+    source.port()
+}
+
+/// The hostname of process `pid` as seen in its UTS namespace.
+fn hostname_of(pid: u64) -> String {
+    let out = common::run("nsenter", &["-t", &pid.to_string(), "-u", "hostname"]);
+    assert_success(&out, "nsenter -u hostname");
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn stale_endpoint_sticky_clients_in_iptables_mode() {
+    stale_endpoint_sticky_clients("iptables");
+}
+
+#[test]
+fn stale_endpoint_sticky_clients_in_nftables_mode() {
+    stale_endpoint_sticky_clients("nftables");
+}
+
+/// The acceptance behaviour `ctdiag stale --flush` reproduces: the clients
+/// whose entries went to the removed endpoint get no answers while the
+/// others do; `conntrack -D` of exactly their entries heals them.
+fn stale_endpoint_sticky_clients(proxy_mode: &str) {
+    if !lab_tools() || !common::require_tool("nsenter", "util-linux") {
+        return;
+    }
+    let mut lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode]);
+    let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
+    let removed_at = now_ms();
+    let node = lab.node_ns();
+    let clients = info["clients"].as_array().unwrap().clone();
+    let (on_dead, on_live): (Vec<Value>, Vec<Value>) =
+        clients.iter().cloned().partition(|c| c["entry_reply_src"] == "198.18.3.2:53");
+    assert!(on_dead.len() >= 2, "{info:#}");
+    assert!(!on_live.is_empty(), "{info:#}");
+    for c in &clients {
+        assert_eq!(c["alive"], true, "{c}");
+        assert_eq!(c["hostname"], format!("client-{}", lab.prefix));
+        assert_eq!(hostname_of(c["pid"].as_u64().unwrap()), format!("client-{}", lab.prefix));
+        assert!(c["source"].as_str().unwrap().starts_with("198.18.1.2:"), "{c}");
+    }
+    for c in &on_live {
+        assert_eq!(c["entry_reply_src"], "198.18.2.2:53", "{c}");
+    }
+
+    // After the removal: the clients on the dead endpoint time out, the
+    // others are answered, every second.
+    for c in &on_dead {
+        let after = queries_after(c, removed_at, 3);
+        assert!(after.iter().all(|q| q["answered"] == false), "client {}: {after:?}", c["id"]);
+    }
+    for c in &on_live {
+        let after = queries_after(c, removed_at, 3);
+        assert!(
+            after.iter().all(|q| q["answered"] == true && q["answer"] == "198.19.0.1"),
+            "{after:?}"
+        );
+    }
+    // The kernel's view: exactly the blackholed clients' entries still
+    // point at the removed endpoint, kept alive by their retries.
+    let entries = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
+    let stale: Vec<&Entry> = entries.iter().filter(|e| e.reply_src == "198.18.3.2").collect();
+    let mut stale_ports: Vec<u16> = stale.iter().map(|e| e.sport).collect();
+    let mut dead_ports: Vec<u16> = on_dead.iter().map(client_port).collect();
+    stale_ports.sort_unstable();
+    dead_ports.sort_unstable();
+    assert_eq!(stale_ports, dead_ports, "{entries:?}");
+    assert!(stale.iter().all(|e| e.timeout > 20), "retries refresh the entries: {stale:?}");
+
+    // `lab status` reports the same.
+    let (out, status) = lab.status();
+    assert_success(&out, "lab status");
+    for c in status["clients"].as_array().unwrap() {
+        let dead = c["entry_reply_src"] == "198.18.3.2:53";
+        assert_eq!(c["last_answered"], !dead, "{c}");
+    }
+
+    // Deleting exactly those entries heals exactly those clients.
+    for port in &dead_ports {
+        let out = exec(
+            &node,
+            &[
+                "conntrack",
+                "-D",
+                "-p",
+                "udp",
+                "--orig-port-src",
+                &port.to_string(),
+                "--reply-src",
+                "198.18.3.2",
+            ],
+        );
+        assert_success(&out, "conntrack -D");
+    }
+    let deleted_at = now_ms();
+    for c in &on_dead {
+        let after = queries_after(c, deleted_at, 1);
+        assert_eq!(after[0]["answered"], true, "client {} after the delete: {after:?}", c["id"]);
+    }
+    let entries = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
+    assert!(entries.iter().all(|e| e.reply_src == "198.18.2.2"), "{entries:?}");
+
+    // `lab down` stops every client and leaves nothing behind.
+    let pids: Vec<u32> = clients.iter().map(|c| c["pid"].as_u64().unwrap() as u32).collect();
+    let down = ctdiag(&["lab", "down", "--prefix", &lab.prefix, "-o", "json"]);
+    assert_success(&down, "lab down");
+    let report = json(&down);
+    for pid in &pids {
+        assert!(!common::process_running(*pid), "client {pid} survived lab down");
+        assert!(report["stopped_pids"].as_array().unwrap().iter().any(|p| p == pid), "{report}");
+    }
+    let namespaces = stdout(&common::run("ip", &["netns", "list"]));
+    assert!(!namespaces.contains(&format!("{}-", lab.prefix)), "{namespaces}");
+    assert!(!std::path::Path::new(&format!("/run/ctdiag/lab/{}", lab.prefix)).exists());
+}

@@ -39,6 +39,19 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         lab::responder::serve(responder.listen, behavior(&responder.behavior), responder.threads)?;
         return Ok(Outcome::Clean);
     }
+    if let LabAction::Client(client) = &args.action {
+        // Like the responder: a long-running process, not a report.
+        lab::client::run(&lab::client::ClientConfig {
+            bind: client.bind,
+            server: client.server,
+            status_file: client.status.clone(),
+            hostname: client.hostname.clone(),
+            netns_file: client.netns_file.clone(),
+            interval: Duration::from_millis(client.interval_ms),
+            lifetime: Duration::from_secs(client.lifetime_s),
+        })?;
+        return Ok(Outcome::Clean);
+    }
     ctx.no_prometheus("ctdiag lab")?;
     match args.action {
         LabAction::Up(up) => {
@@ -97,7 +110,7 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                 Outcome::Clean
             })
         }
-        LabAction::Responder(_) => Ok(Outcome::Clean),
+        LabAction::Responder(_) | LabAction::Client(_) => Ok(Outcome::Clean),
     }
 }
 
@@ -254,6 +267,32 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
         ]);
     }
     let mut text = format!("{summary}\n{servers}\n");
+    if !info.clients.is_empty() {
+        let mut clients = table::new_table(
+            ctx,
+            &["client", "pid", "source", "hostname", "entry to", "alive", "answered", "last query"],
+        );
+        for c in &info.clients {
+            clients.add_row(vec![
+                table::num(c.id),
+                Cell::new(c.pid),
+                Cell::new(&c.source),
+                Cell::new(&c.hostname),
+                Cell::new(&c.entry_reply_src),
+                Cell::new(if c.alive { "yes" } else { "no" }),
+                table::num(format!("{}/{}", c.answered, c.queries)),
+                Cell::new(match c.last_answered {
+                    Some(true) => "answered",
+                    Some(false) => "UNANSWERED",
+                    None => "-",
+                }),
+            ]);
+        }
+        text.push_str(&format!(
+            "sticky clients in {} (one socket each, a query per second):\n{clients}\n",
+            info.namespaces.client
+        ));
+    }
     for scenario in &info.scenarios {
         text.push_str(&format!("scenario {}: {}\n", scenario.name, scenario.summary));
     }

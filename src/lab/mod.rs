@@ -19,18 +19,20 @@
 //! State (what was built, server PIDs, logs) lives in
 //! `/run/ctdiag/lab/PREFIX/`. Core functions return data and never print.
 
+pub mod client;
 pub mod fill;
 pub mod responder;
 pub mod rules;
 pub mod system;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use client::StickyClient;
 use responder::ResponderBehavior;
 
 /// The kube-dns ClusterIP.
@@ -279,6 +281,21 @@ pub struct LabInfo {
     pub servers: Vec<DnsServerInfo>,
     /// Scenarios applied since `lab up`, in order.
     pub scenarios: Vec<ScenarioInfo>,
+    /// The client pod's name: the hostname of its sticky clients.
+    #[serde(default)]
+    pub client_pod: String,
+    /// The sticky clients in the client pod (stale-endpoint,
+    /// never-translated), oldest first.
+    #[serde(default)]
+    pub clients: Vec<StickyClient>,
+    /// The id the next sticky client gets (ids are never reused, so each
+    /// keeps its own source port and files).
+    #[serde(default = "first_client_id")]
+    pub next_client_id: u32,
+}
+
+fn first_client_id() -> u32 {
+    1
 }
 
 /// What `lab down` removed.
@@ -304,6 +321,20 @@ pub fn node_ns(prefix: &str) -> String {
 /// The namespace name of the client pod.
 pub fn client_ns(prefix: &str) -> String {
     format!("{prefix}-client")
+}
+
+/// The client pod's name, which its sticky clients have as hostname (in
+/// Kubernetes a pod's hostname is its name).
+pub fn client_pod_name(prefix: &str) -> String {
+    format!("client-{prefix}")
+}
+
+/// The client pod's address in `family`.
+pub fn client_ip(family: fill::Family) -> IpAddr {
+    match family {
+        fill::Family::Ipv4 => IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)),
+        fill::Family::Ipv6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2)),
+    }
 }
 
 /// The namespace name of the upstream router.
@@ -487,6 +518,9 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
         state_dir: dir,
         servers,
         scenarios: Vec::new(),
+        client_pod: client_pod_name(prefix),
+        clients: Vec::new(),
+        next_client_id: first_client_id(),
     };
     save_state(&info)?;
     Ok(info)
@@ -690,6 +724,13 @@ pub fn down(prefix: &str) -> Result<DownReport> {
     };
     // A broken state file must not keep the lab from being removed.
     if let Ok(Some(state)) = load_state(prefix) {
+        for client in &state.clients {
+            if system::alive_in_netns(client.pid, &state.namespaces.client)
+                && system::stop(client.pid)
+            {
+                report.stopped_pids.push(client.pid);
+            }
+        }
         for server in &state.servers {
             if let Some(pid) = server.pid {
                 if system::alive_in_netns(pid, &server.namespace) && system::stop(pid) {
@@ -750,6 +791,9 @@ pub fn status(prefix: &str) -> Result<LabInfo> {
 fn refresh_liveness(info: &mut LabInfo) {
     for server in &mut info.servers {
         server.alive = server.pid.is_some_and(|pid| system::alive_in_netns(pid, &server.namespace));
+    }
+    for client in &mut info.clients {
+        client.refresh(&info.namespaces.client);
     }
 }
 
@@ -903,6 +947,16 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                     "stale-endpoint needs at least one other endpoint left in the rules (`lab up --endpoints 2`)".into(),
                 ));
             }
+            // Clients whose entries go to the endpoint exist before it
+            // leaves, as resolvers that were running all along.
+            let target = SocketAddr::new(IpAddr::V4(endpoint_ip(*endpoint)), DNS_PORT);
+            let placed = place_sticky_clients(
+                &mut info,
+                "stale-endpoint",
+                &|reply_src| reply_src == target,
+                STICKY_ON_TARGET,
+                STICKY_CONTROL,
+            )?;
             // Rules first, then the pod: as when kube-proxy syncs the new
             // endpoint list but never deletes the UDP conntrack entries.
             load_rules(&info.namespaces.node, &remaining, info.rules_mode)?;
@@ -912,8 +966,10 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                 name: "stale-endpoint".into(),
                 endpoint: Some(*endpoint),
                 summary: format!(
-                    "endpoint {endpoint} ({}) is out of the rules and gone, its conntrack entries are kept: a client that reuses its source port stays blackholed until they are deleted",
-                    endpoint_ip(*endpoint)
+                    "endpoint {endpoint} ({}) is out of the rules and gone, its conntrack entries are kept: sticky clients {} (fixed source ports) stay blackholed until their entries are deleted; {} answered through the other endpoints",
+                    endpoint_ip(*endpoint),
+                    describe_clients(&placed.on_target),
+                    describe_clients(&placed.control),
                 ),
             }
         }
@@ -922,6 +978,178 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
     refresh_liveness(&mut info);
     save_state(&info)?;
     Ok(info)
+}
+
+/// Sticky clients a scenario wants on the endpoint (or entry kind) it acts
+/// on.
+const STICKY_ON_TARGET: usize = 2;
+/// Sticky clients it wants elsewhere, to show the difference.
+const STICKY_CONTROL: usize = 2;
+/// Clients started at once while placing them.
+const STICKY_BATCH: u32 = 4;
+/// Most clients one scenario starts while placing them (extra ones are
+/// stopped again).
+const STICKY_ATTEMPTS: u32 = 64;
+/// How long a new client's first query gets to show up in the node's
+/// conntrack table.
+const STICKY_ENTRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The clients a scenario placed.
+struct Placed {
+    /// Those whose entry matched what the scenario wanted.
+    on_target: Vec<StickyClient>,
+    /// The others that were kept.
+    control: Vec<StickyClient>,
+}
+
+/// `ids 1, 3 (198.18.1.2:42001, ...)`, or `none`.
+fn describe_clients(clients: &[StickyClient]) -> String {
+    if clients.is_empty() {
+        return "none".into();
+    }
+    let ids: Vec<String> = clients.iter().map(|c| c.id.to_string()).collect();
+    let sources: Vec<&str> = clients.iter().map(|c| c.source.as_str()).collect();
+    format!("{} ({})", ids.join(", "), sources.join(", "))
+}
+
+/// Starts sticky clients in batches until at least `on_target` of them have
+/// a conntrack entry in the node whose reply source satisfies `wanted` and
+/// `control` others, as the node's table shows it (`conntrack -L`). Extra
+/// control clients are stopped again; every client kept is added to
+/// `info.clients` (and saved). Bounded: at most [`STICKY_ATTEMPTS`] clients.
+fn place_sticky_clients(
+    info: &mut LabInfo,
+    scenario: &str,
+    wanted: &dyn Fn(SocketAddr) -> bool,
+    on_target: usize,
+    control: usize,
+) -> Result<Placed> {
+    system::require_tool("conntrack")?;
+    let mut placed = Placed { on_target: Vec::new(), control: Vec::new() };
+    let mut started = 0;
+    while placed.on_target.len() < on_target || placed.control.len() < control {
+        if started >= STICKY_ATTEMPTS {
+            return Err(Error::Runtime(format!(
+                "{scenario}: after {started} sticky clients only {} had their entry where the scenario needs it (wanted {on_target}); kube-proxy's random choice was unlucky, run the scenario again",
+                placed.on_target.len()
+            )));
+        }
+        let batch = start_sticky_clients(info, scenario, STICKY_BATCH)?;
+        info.next_client_id += STICKY_BATCH;
+        started += STICKY_BATCH;
+        for client in batch {
+            let reply_src: Option<SocketAddr> = client.entry_reply_src.parse().ok();
+            if reply_src.is_some_and(wanted) {
+                placed.on_target.push(client.clone());
+                info.clients.push(client);
+            } else if placed.control.len() < control {
+                placed.control.push(client.clone());
+                info.clients.push(client);
+            } else {
+                // Not needed: its entry stays (live, towards a running
+                // endpoint) until it expires.
+                system::stop(client.pid);
+                let _ = std::fs::remove_file(&client.status_file);
+                let _ = std::fs::remove_file(&client.log);
+            }
+        }
+        save_state(info)?;
+    }
+    Ok(placed)
+}
+
+/// Starts `count` sticky clients in the client pod (ids after the last
+/// one the lab had) and waits until each one's first query has a conntrack
+/// entry in the node; returns them with the entry's reply source.
+fn start_sticky_clients(info: &LabInfo, scenario: &str, count: u32) -> Result<Vec<StickyClient>> {
+    let next_id = info.next_client_id;
+    if next_id + count - 1 > client::MAX_CLIENTS {
+        return Err(Error::Usage(format!(
+            "the lab has started {} sticky clients, the most one lab runs; `ctdiag lab up` rebuilds it",
+            next_id - 1
+        )));
+    }
+    let family = fill::Family::of(info.cluster_ip);
+    let server = SocketAddr::new(info.cluster_ip, DNS_PORT);
+    let source_ip = client_ip(family);
+    let netns_file = Path::new(crate::netns::NETNS_RUN_DIR).join(&info.namespaces.client);
+    let exe = exe_path()?;
+    let mut clients = Vec::new();
+    for id in next_id..next_id + count {
+        let source = SocketAddr::new(source_ip, client::CLIENT_PORT_BASE + id as u16);
+        let status_file = info.state_dir.join(format!("client{id}.jsonl"));
+        let log = info.state_dir.join(format!("client{id}.log"));
+        let args = vec![
+            "lab".to_string(),
+            "client".into(),
+            "--bind".into(),
+            source.to_string(),
+            "--server".into(),
+            server.to_string(),
+            "--status".into(),
+            status_file.display().to_string(),
+            "--hostname".into(),
+            info.client_pod.clone(),
+            "--netns-file".into(),
+            netns_file.display().to_string(),
+            "--interval-ms".into(),
+            client::QUERY_INTERVAL.as_millis().to_string(),
+            "--lifetime-s".into(),
+            client::MAX_LIFETIME.as_secs().to_string(),
+        ];
+        let pid = system::spawn_in_netns(&info.namespaces.client, &exe, &args, &log)?;
+        clients.push(StickyClient {
+            id,
+            pid,
+            source: source.to_string(),
+            server: server.to_string(),
+            entry_reply_src: String::new(),
+            hostname: info.client_pod.clone(),
+            scenario: scenario.to_string(),
+            status_file,
+            log,
+            alive: true,
+            queries: 0,
+            answered: 0,
+            last_answered: None,
+        });
+    }
+    let deadline = std::time::Instant::now() + STICKY_ENTRY_TIMEOUT;
+    loop {
+        let entries = client::entries_towards(&info.namespaces.node, source_ip, server)?;
+        for c in clients.iter_mut().filter(|c| c.entry_reply_src.is_empty()) {
+            let port = c.source.parse::<SocketAddr>().map(|s| s.port()).unwrap_or(0);
+            if let Some((_, reply_src)) = entries.iter().find(|(sport, _)| *sport == port) {
+                c.entry_reply_src = reply_src.to_string();
+            }
+        }
+        if clients.iter().all(|c| !c.entry_reply_src.is_empty()) {
+            return Ok(clients);
+        }
+        let dead = clients.iter().find(|c| !system::alive_in_netns(c.pid, &info.namespaces.client));
+        if dead.is_some() || std::time::Instant::now() >= deadline {
+            let culprit = dead.or_else(|| clients.iter().find(|c| c.entry_reply_src.is_empty()));
+            let detail = culprit.map_or(String::new(), |c| {
+                let log = std::fs::read_to_string(&c.log).unwrap_or_default();
+                format!(
+                    "sticky client {} ({}) {}; its log ({}) says: {}",
+                    c.id,
+                    c.source,
+                    if dead.is_some() { "died" } else { "has no conntrack entry in the node" },
+                    c.log.display(),
+                    log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+                )
+            });
+            for c in &clients {
+                system::stop(c.pid);
+            }
+            return Err(Error::Runtime(format!(
+                "{scenario}: the sticky clients did not all reach the node within {}s: {detail}",
+                STICKY_ENTRY_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Stops endpoint `n`'s server, deletes its namespace and blackholes its
