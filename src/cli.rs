@@ -392,14 +392,20 @@ pub enum LabScenarioName {
     Lossy,
     /// Endpoint N is removed from the rules and its pod is gone, but conntrack
     /// entries towards it are kept (as when kube-proxy fails to flush them): a
-    /// client that reuses its source port stays blackholed.
+    /// client that reuses its source port stays blackholed. Starts sticky
+    /// clients first, at least two of them on endpoint N.
     StaleEndpoint,
+    /// kube-dns loses its endpoints and kube-proxy's REJECT rule (kube-proxy
+    /// restarting) while sticky clients retry: their packets leave the node
+    /// untranslated and their entries keep the ClusterIP as reply source;
+    /// the endpoints come back, the clients stay blackholed.
+    NeverTranslated,
 }
 
 /// `ctdiag lab scenario`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint and lossy need the \
+    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n  ctdiag lab scenario never-translated\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint and lossy need the \
 embedded DNS server."
 )]
 pub struct LabScenarioArgs {

@@ -321,3 +321,147 @@ fn stale_endpoint_sticky_clients(proxy_mode: &str) {
     assert!(!namespaces.contains(&format!("{}-", lab.prefix)), "{namespaces}");
     assert!(!std::path::Path::new(&format!("/run/ctdiag/lab/{}", lab.prefix)).exists());
 }
+
+#[test]
+fn never_translated_in_iptables_mode() {
+    never_translated("iptables");
+}
+
+#[test]
+fn never_translated_in_nftables_mode() {
+    never_translated("nftables");
+}
+
+/// Entries created while kube-dns had no endpoints and no REJECT have the
+/// ClusterIP as reply source, stay after the endpoints return and keep
+/// their clients blackholed; `conntrack -D` heals them.
+fn never_translated(proxy_mode: &str) {
+    if !lab_tools() {
+        return;
+    }
+    let mut lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode]);
+    let info = lab.scenario("never-translated", &[]);
+    let back_at = now_ms();
+    let node = lab.node_ns();
+    let clients = info["clients"].as_array().unwrap().clone();
+    assert!(clients.len() >= 2, "{info:#}");
+    assert!(clients.iter().all(|c| c["entry_reply_src"] == "198.19.0.10:53"), "{info:#}");
+    assert_eq!(info["scenarios"][0]["name"], "never-translated");
+
+    // The endpoints are back: in the rules, and a new flow is answered.
+    assert_eq!(lab.endpoints(), ["198.18.2.2:53", "198.18.3.2:53"]);
+    let listing = match proxy_mode {
+        "nftables" => stdout(&lab.in_node(&["nft", "list", "table", "ip", "kube-proxy"])),
+        _ => stdout(&lab.in_node(&["iptables-save"])),
+    };
+    assert!(
+        listing.contains("198.18.3.2:53") && !listing.contains("has no endpoints"),
+        "{listing}"
+    );
+    let fresh = stdout(&lab.in_client(&[
+        "dig",
+        "+short",
+        "+tries=1",
+        "+timeout=2",
+        "-b",
+        "198.18.1.2#45001",
+        "@198.19.0.10",
+        "kubernetes.default.svc.cluster.local",
+    ]));
+    assert_eq!(fresh.trim(), "198.19.0.1");
+
+    // The sticky clients stay blackholed, their entries untranslated and
+    // refreshed by every retry.
+    for c in &clients {
+        let after = queries_after(c, back_at, 3);
+        assert!(after.iter().all(|q| q["answered"] == false), "client {}: {after:?}", c["id"]);
+    }
+    let entries = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
+    let ports: Vec<u16> = clients.iter().map(client_port).collect();
+    for port in &ports {
+        let e = entries
+            .iter()
+            .find(|e| e.sport == *port)
+            .unwrap_or_else(|| panic!("no entry for client port {port}: {entries:?}"));
+        assert_eq!(e.reply_src, "198.19.0.10", "{e:?}");
+        assert!(e.unreplied && e.timeout > 20, "{e:?}");
+    }
+    let fresh_entry = entries.iter().find(|e| e.sport == 45001).expect("the fresh lookup's entry");
+    assert!(fresh_entry.reply_src.starts_with("198.18."), "{fresh_entry:?}");
+
+    // Deleting them heals the clients: their next query is DNATed.
+    for port in &ports {
+        let out = exec(
+            &node,
+            &[
+                "conntrack",
+                "-D",
+                "-p",
+                "udp",
+                "--orig-port-src",
+                &port.to_string(),
+                "--reply-src",
+                "198.19.0.10",
+            ],
+        );
+        assert_success(&out, "conntrack -D");
+    }
+    let deleted_at = now_ms();
+    for c in &clients {
+        let after = queries_after(c, deleted_at, 1);
+        assert_eq!(after[0]["answered"], true, "client {}: {after:?}", c["id"]);
+    }
+    let entries = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
+    assert!(entries.iter().all(|e| e.reply_src != "198.19.0.10"), "{entries:?}");
+}
+
+/// When an untranslated entry exists at all: kube-proxy's REJECT drops the
+/// packet before conntrack confirms it (no entry); without it the packet
+/// is routed to the node's gateway and its entry stays.
+#[test]
+fn only_an_untranslated_packet_that_leaves_the_node_leaves_an_entry() {
+    if !lab_tools() {
+        return;
+    }
+    for proxy_mode in ["iptables", "nftables"] {
+        let lab = TestLab::up(&["--endpoints", "1", "--proxy-mode", proxy_mode]);
+        let node = lab.node_ns();
+        for (reject, port) in [(true, "45011"), (false, "45012")] {
+            let rules =
+                ctdiag::lab::kube_dns_rules_for("198.19.0.10".parse().unwrap(), &[], reject);
+            let (tool, input) = match proxy_mode {
+                "nftables" => (vec!["nft", "-f"], rules.nft_input()),
+                _ => (vec!["iptables-restore"], rules.iptables_restore_input()),
+            };
+            let file = std::env::temp_dir().join(format!("ctdiag-{}-{port}.rules", lab.prefix));
+            std::fs::write(&file, input).unwrap();
+            let mut cmd = tool.clone();
+            cmd.push(file.to_str().unwrap());
+            let loaded = exec(&node, &cmd);
+            let _ = std::fs::remove_file(&file);
+            assert_success(&loaded, &cmd.join(" "));
+            let source = format!("198.18.1.2#{port}");
+            let answer = stdout(&lab.in_client(&[
+                "dig",
+                "+short",
+                "+tries=1",
+                "+timeout=1",
+                "-b",
+                &source,
+                "@198.19.0.10",
+                "kubernetes.default.svc.cluster.local",
+            ]));
+            assert!(
+                !answer.lines().any(|l| l.trim() == "198.19.0.1"),
+                "{proxy_mode}: answered without endpoints: {answer}"
+            );
+            let entries = conntrack_list(&node, &["--orig-port-src", port]);
+            if reject {
+                assert!(entries.is_empty(), "{proxy_mode}: REJECT left an entry: {entries:?}");
+            } else {
+                assert_eq!(entries.len(), 1, "{proxy_mode}: {entries:?}");
+                assert_eq!(entries[0].reply_src, "198.19.0.10", "{proxy_mode}: {entries:?}");
+            }
+        }
+    }
+}

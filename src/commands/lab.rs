@@ -195,6 +195,19 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
                 Scenario::StaleEndpoint { endpoint }
             })
         }
+        LabScenarioName::NeverTranslated => {
+            let name = "never-translated";
+            if args.endpoint.is_some() {
+                return unexpected("--endpoint", name);
+            }
+            if args.delay_ms.is_some() {
+                return unexpected("--delay-ms", name);
+            }
+            if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
+                return unexpected("--drop-rate/--drop-aaaa-rate", name);
+            }
+            Ok(Scenario::NeverTranslated)
+        }
         LabScenarioName::SlowEndpoint => {
             if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
                 return unexpected("--drop-rate/--drop-aaaa-rate", "slow-endpoint");

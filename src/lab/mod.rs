@@ -37,12 +37,17 @@ use responder::ResponderBehavior;
 
 /// The kube-dns ClusterIP.
 pub const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+/// The kube-dns IPv6 ClusterIP (also the AAAA record the lab's DNS servers
+/// give for `kube-dns.kube-system.svc.cluster.local`).
+pub const CLUSTER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xa);
 /// The DNS port, on the ClusterIP and on every endpoint.
 pub const DNS_PORT: u16 = 53;
 /// The Service the rules are written for.
 pub const SERVICE: &str = "kube-system/kube-dns";
 /// kube-proxy's `--cluster-cidr` in the lab: pod traffic is not masqueraded.
 pub const CLUSTER_CIDR: &str = "198.18.0.0/16";
+/// The IPv6 `--cluster-cidr`: every pod address `2001:db8:K::2`.
+pub const CLUSTER_CIDR6: &str = "2001:db8::/40";
 /// Where lab state is kept, one directory per prefix.
 pub const STATE_ROOT: &str = "/run/ctdiag/lab";
 /// Longest accepted prefix: `PREFIX-client` and `PREFIX-dns32` stay short.
@@ -240,7 +245,7 @@ pub struct DnsServerInfo {
 /// A scenario applied to the lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScenarioInfo {
-    /// dead-endpoint, slow-endpoint, lossy, stale-endpoint.
+    /// dead-endpoint, slow-endpoint, lossy, stale-endpoint, never-translated.
     pub name: String,
     /// The endpoint it acted on (none: every endpoint).
     pub endpoint: Option<u8>,
@@ -350,6 +355,36 @@ pub fn dns_ns(prefix: &str, n: u8) -> String {
 /// The address of endpoint `n` (1-based): 198.18.(n+1).2.
 pub fn endpoint_ip(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, n + 1, 2)
+}
+
+/// The IPv6 address of endpoint `n` (1-based): 2001:db8:(n+1)::2.
+pub fn endpoint_ip6(n: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, u16::from(n) + 1, 0, 0, 0, 0, 2)
+}
+
+/// Endpoint `n`'s address in the family of `like`.
+pub fn endpoint_addr(n: u8, like: IpAddr) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(endpoint_ip(n)),
+        IpAddr::V6(_) => IpAddr::V6(endpoint_ip6(n)),
+    }
+}
+
+/// The endpoint number of an endpoint address (either family), if it is
+/// one of the lab's.
+pub fn endpoint_number(ip: IpAddr) -> Option<u8> {
+    let link = match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            ((a, b, d) == (198, 18, 2)).then_some(u16::from(c))?
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[..2] == [0x2001, 0xdb8] && s[3..] == [0, 0, 0, 0, 2]).then_some(s[2])?
+        }
+    };
+    let n = u8::try_from(link.checked_sub(1)?).ok()?;
+    (1..=MAX_ENDPOINTS).contains(&n).then_some(n)
 }
 
 /// The lab's state directory.
@@ -481,7 +516,9 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
 
     let endpoints: Vec<SocketAddrV4> =
         (1..=config.endpoints).map(|n| SocketAddrV4::new(endpoint_ip(n), DNS_PORT)).collect();
-    load_rules(&node, &endpoints, config.proxy_mode)?;
+    let cluster_ips = vec![IpAddr::V4(CLUSTER_IP)];
+    let numbers: Vec<u8> = (1..=config.endpoints).collect();
+    load_rules(&node, &cluster_ips, &numbers, config.proxy_mode, true)?;
     let resolv_conf = write_resolv_conf(&client)?;
 
     let mut servers = Vec::new();
@@ -592,32 +629,72 @@ fn connect_router(node: &str, router: &str) -> Result<()> {
     Ok(())
 }
 
-/// The kube-proxy rules for the given endpoints.
+/// The kube-proxy rules for the given IPv4 endpoints, kube-proxy's REJECT
+/// included when there are none.
 pub fn kube_dns_rules(endpoints: &[SocketAddrV4]) -> rules::ServiceRules {
+    let endpoints: Vec<SocketAddr> = endpoints.iter().map(|e| SocketAddr::V4(*e)).collect();
+    kube_dns_rules_for(IpAddr::V4(CLUSTER_IP), &endpoints, true)
+}
+
+/// kube-dns's rules in the family of `cluster_ip` for the given endpoints
+/// (of that family); `reject`: kube-proxy's REJECT for a Service without
+/// endpoints (missing while kube-proxy restarts).
+pub fn kube_dns_rules_for(
+    cluster_ip: IpAddr,
+    endpoints: &[SocketAddr],
+    reject: bool,
+) -> rules::ServiceRules {
     rules::ServiceRules {
         service: SERVICE.into(),
-        cluster_ip: CLUSTER_IP,
+        cluster_ip,
         ports: vec![
             ("dns".into(), "udp".into(), DNS_PORT),
             ("dns-tcp".into(), "tcp".into(), DNS_PORT),
         ],
         endpoints: endpoints.to_vec(),
-        cluster_cidr: CLUSTER_CIDR.into(),
+        cluster_cidr: if cluster_ip.is_ipv6() { CLUSTER_CIDR6 } else { CLUSTER_CIDR }.into(),
+        reject_without_endpoints: reject,
     }
 }
 
-/// Replaces the node's kube-dns rules (the nat table, or the `ip
-/// kube-proxy` nftables table) in one step, as a kube-proxy sync does.
-/// Conntrack entries are left alone.
-fn load_rules(node: &str, endpoints: &[SocketAddrV4], mode: ProxyMode) -> Result<()> {
-    let rules = kube_dns_rules(endpoints);
-    let (tool, input) = match mode {
-        ProxyMode::Iptables => (vec!["iptables-restore"], rules.iptables_restore_input()),
-        ProxyMode::Nftables => (vec!["nft", "-f", "-"], rules.nft_input()),
-    };
-    let mut args = vec!["netns", "exec", node];
-    args.extend(tool);
-    system::run("ip", &args, Some(&input)).map(|_| ())
+/// Replaces the node's kube-dns rules in every family of `cluster_ips` in
+/// one step per tool, as a kube-proxy sync does: iptables mode loads the
+/// nat and filter tables with `iptables-restore` (IPv6: `ip6tables-restore`),
+/// nftables mode the `ip`/`ip6 kube-proxy` tables in one `nft -f`
+/// transaction. `endpoints` are endpoint numbers; `reject`: see
+/// [`kube_dns_rules_for`]. Conntrack entries are left alone.
+fn load_rules(
+    node: &str,
+    cluster_ips: &[IpAddr],
+    endpoints: &[u8],
+    mode: ProxyMode,
+    reject: bool,
+) -> Result<()> {
+    let family_rules = cluster_ips.iter().map(|cip| {
+        let eps: Vec<SocketAddr> =
+            endpoints.iter().map(|n| SocketAddr::new(endpoint_addr(*n, *cip), DNS_PORT)).collect();
+        kube_dns_rules_for(*cip, &eps, reject)
+    });
+    let mut loads: Vec<(&str, String)> = Vec::new();
+    match mode {
+        ProxyMode::Iptables => {
+            for rules in family_rules {
+                let tool = if rules.is_ipv6() { "ip6tables-restore" } else { "iptables-restore" };
+                loads.push((tool, rules.iptables_restore_input()));
+            }
+        }
+        ProxyMode::Nftables => {
+            loads.push(("nft", family_rules.map(|r| r.nft_input()).collect::<String>()));
+        }
+    }
+    for (tool, input) in loads {
+        let mut args = vec!["netns", "exec", node, tool];
+        if tool == "nft" {
+            args.extend(["-f", "-"]);
+        }
+        system::run("ip", &args, Some(&input))?;
+    }
+    Ok(())
 }
 
 /// Writes the client pod's resolv.conf as the kubelet would for a pod in
@@ -828,6 +905,12 @@ pub enum Scenario {
         /// 1-based endpoint; `None`: the last endpoint still running.
         endpoint: Option<u8>,
     },
+    /// kube-dns without endpoints and without kube-proxy's REJECT (as while
+    /// kube-proxy restarts) while sticky clients retry: their packets are
+    /// routed to the node's gateway untranslated, so their entries have the
+    /// ClusterIP as reply source; then the endpoints come back and those
+    /// entries keep the clients blackholed.
+    NeverTranslated,
 }
 
 /// Applies a scenario to the lab `prefix` and returns the updated lab.
@@ -935,13 +1018,8 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
         Scenario::StaleEndpoint { endpoint } => {
             let endpoint = &pick(endpoint);
             check_endpoint(&info, *endpoint)?;
-            let address = SocketAddrV4::new(endpoint_ip(*endpoint), DNS_PORT).to_string();
-            let remaining: Vec<SocketAddrV4> = info
-                .endpoints
-                .iter()
-                .filter(|e| **e != address)
-                .filter_map(|e| e.parse().ok())
-                .collect();
+            let remaining: Vec<u8> =
+                rules_endpoints(&info).into_iter().filter(|n| n != endpoint).collect();
             if remaining.is_empty() {
                 return Err(Error::Usage(
                     "stale-endpoint needs at least one other endpoint left in the rules (`lab up --endpoints 2`)".into(),
@@ -949,7 +1027,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
             }
             // Clients whose entries go to the endpoint exist before it
             // leaves, as resolvers that were running all along.
-            let target = SocketAddr::new(IpAddr::V4(endpoint_ip(*endpoint)), DNS_PORT);
+            let target = SocketAddr::new(endpoint_addr(*endpoint, info.cluster_ip), DNS_PORT);
             let placed = place_sticky_clients(
                 &mut info,
                 "stale-endpoint",
@@ -959,8 +1037,14 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
             )?;
             // Rules first, then the pod: as when kube-proxy syncs the new
             // endpoint list but never deletes the UDP conntrack entries.
-            load_rules(&info.namespaces.node, &remaining, info.rules_mode)?;
-            info.endpoints = remaining.iter().map(|e| e.to_string()).collect();
+            load_rules(
+                &info.namespaces.node,
+                &info.cluster_ips,
+                &remaining,
+                info.rules_mode,
+                true,
+            )?;
+            info.endpoints = endpoint_list(&info.cluster_ips, &remaining);
             remove_endpoint_pod(&mut info, *endpoint)?;
             ScenarioInfo {
                 name: "stale-endpoint".into(),
@@ -973,6 +1057,41 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                 ),
             }
         }
+        Scenario::NeverTranslated => {
+            let endpoints = rules_endpoints(&info);
+            if endpoints.is_empty() {
+                return Err(Error::Usage(
+                    "never-translated brings the endpoints back at the end, but the rules have none; `ctdiag lab up` rebuilds the lab".into(),
+                ));
+            }
+            let node = info.namespaces.node.clone();
+            // kube-proxy restarting: the Service's DNAT rules are gone and
+            // so is its REJECT, so a packet to the ClusterIP is routed to
+            // the default gateway (the router drops it) and conntrack
+            // confirms an entry that was never translated.
+            load_rules(&node, &info.cluster_ips, &[], info.rules_mode, false)?;
+            let cluster = SocketAddr::new(info.cluster_ip, DNS_PORT);
+            let placed = place_sticky_clients(
+                &mut info,
+                "never-translated",
+                &|reply_src| reply_src == cluster,
+                NEVER_TRANSLATED_CLIENTS,
+                0,
+            );
+            // The endpoints come back whatever happened above, so that a
+            // failed scenario does not leave kube-dns without endpoints.
+            let restored = load_rules(&node, &info.cluster_ips, &endpoints, info.rules_mode, true);
+            let placed = placed?;
+            restored?;
+            ScenarioInfo {
+                name: "never-translated".into(),
+                endpoint: None,
+                summary: format!(
+                    "kube-dns had no endpoints and no REJECT rule (kube-proxy restarting) while sticky clients {} retried: their entries were never translated (reply source {cluster}) and keep their queries going to the node's gateway now that the endpoints are back, until the entries are deleted",
+                    describe_clients(&placed.on_target)
+                ),
+            }
+        }
     };
     info.scenarios.push(applied);
     refresh_liveness(&mut info);
@@ -980,11 +1099,37 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
     Ok(info)
 }
 
+/// The endpoint numbers in the node's rules now.
+fn rules_endpoints(info: &LabInfo) -> Vec<u8> {
+    let mut numbers: Vec<u8> = info
+        .endpoints
+        .iter()
+        .filter_map(|e| e.parse::<SocketAddr>().ok())
+        .filter_map(|e| endpoint_number(e.ip()))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+/// `ip:port` of each endpoint in each family of `cluster_ips`, as
+/// `LabInfo::endpoints` lists them (IPv4 first).
+fn endpoint_list(cluster_ips: &[IpAddr], numbers: &[u8]) -> Vec<String> {
+    cluster_ips
+        .iter()
+        .flat_map(|cip| {
+            numbers.iter().map(|n| SocketAddr::new(endpoint_addr(*n, *cip), DNS_PORT).to_string())
+        })
+        .collect()
+}
+
 /// Sticky clients a scenario wants on the endpoint (or entry kind) it acts
 /// on.
 const STICKY_ON_TARGET: usize = 2;
 /// Sticky clients it wants elsewhere, to show the difference.
 const STICKY_CONTROL: usize = 2;
+/// Sticky clients the never-translated scenario starts.
+const NEVER_TRANSLATED_CLIENTS: usize = 3;
 /// Clients started at once while placing them.
 const STICKY_BATCH: u32 = 4;
 /// Most clients one scenario starts while placing them (extra ones are
