@@ -111,6 +111,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)')
             [CompletionResult]::new('--dns', '--dns', [CompletionResultType]::ParameterName, 'DNS server run in each endpoint namespace')
             [CompletionResult]::new('--proxy-mode', '--proxy-mode', [CompletionResultType]::ParameterName, 'kube-proxy mode whose rules implement the kube-dns Service on the node')
+            [CompletionResult]::new('--ip-family', '--ip-family', [CompletionResultType]::ParameterName, 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers'' listeners and the pod''s nameservers')
             [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Embedded responder: answer every query this many milliseconds late')
             [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of all queries silently dropped')
             [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)')
@@ -173,7 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;responder' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to answer on, UDP and TCP')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)')
             [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Embedded responder: answer every query this many milliseconds late')
             [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of all queries silently dropped')
             [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)')

@@ -734,7 +734,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__up)
-            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
+            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --ip-family --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -758,6 +758,10 @@ _ctdiag() {
                     ;;
                 --proxy-mode)
                     COMPREPLY=($(compgen -W "iptables nftables" -- "${cur}"))
+                    return 0
+                    ;;
+                --ip-family)
+                    COMPREPLY=($(compgen -W "ipv4 ipv6 dual" -- "${cur}"))
                     return 0
                     ;;
                 --delay-ms)

@@ -104,6 +104,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)'
             cand --dns 'DNS server run in each endpoint namespace'
             cand --proxy-mode 'kube-proxy mode whose rules implement the kube-dns Service on the node'
+            cand --ip-family 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers'' listeners and the pod''s nameservers'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
@@ -162,7 +163,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;lab;responder'= {
-            cand --listen 'Address to answer on, UDP and TCP'
+            cand --listen 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'

@@ -98,6 +98,9 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 dnsmasq\t'dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base)'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l proxy-mode -d 'kube-proxy mode whose rules implement the kube-dns Service on the node' -r -f -a "iptables\t'KUBE-SERVICES / KUBE-SVC / KUBE-SEP chains loaded with iptables-restore'
 nftables\t'The `ip kube-proxy` table (service-ips map, numgen vmaps) loaded with nft'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l ip-family -d 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers\' listeners and the pod\'s nameservers' -r -f -a "ipv4\t'IPv4 only: ClusterIP 198.19.0.10, endpoints 198.18.(N+1).2'
+ipv6\t'IPv6 only: ClusterIP 2001:db8::a, endpoints 2001:db8:(N+1)::2'
+dual\t'Both (a dual-stack Service), IPv4 first'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
@@ -144,7 +147,7 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r

@@ -186,8 +186,9 @@ pub struct ProbeArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  ctdiag lab up\n  ctdiag lab up --prefix demo --endpoints 3 --dns dnsmasq -o json\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab status\n  ctdiag lab down\n\nThe lab is network namespaces only, none connected to the root namespace: \
-PREFIX-node (kube-proxy iptables rules, ClusterIP 198.19.0.10:53), PREFIX-client (a pod at 198.18.1.2 \
-with a pod-like resolv.conf) and PREFIX-dnsN (CoreDNS endpoints at 198.18.(N+1).2). Probe it with \
+PREFIX-node (kube-proxy iptables or nftables rules, ClusterIP 198.19.0.10:53; 2001:db8::a with --ip-family ipv6|dual), \
+PREFIX-client (a pod at 198.18.1.2 and 2001:db8:1::2 with a pod-like resolv.conf), PREFIX-dnsN (CoreDNS endpoints at \
+198.18.(N+1).2 and 2001:db8:(N+1)::2) and PREFIX-router (the node's default gateway, which drops what it gets). Probe it with \
 `ctdiag probe --netns PREFIX-client --stats-netns PREFIX-node`.\n\nThe DNS servers answer \
 kubernetes.default.svc.cluster.local (A 198.19.0.1, AAAA 2001:db8::1) and \
 kube-dns.kube-system.svc.cluster.local (A 198.19.0.10, AAAA 2001:db8::a), authoritatively, over UDP \
@@ -331,6 +332,11 @@ pub struct LabUpArgs {
     /// node.
     #[arg(long, value_enum, default_value_t = LabProxyMode::Iptables)]
     pub proxy_mode: LabProxyMode,
+    /// Address families of the kube-dns Service: its ClusterIPs
+    /// (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6
+    /// kube-proxy`), the DNS servers' listeners and the pod's nameservers.
+    #[arg(long, value_enum, default_value_t = LabIpFamily::Ipv4)]
+    pub ip_family: LabIpFamily,
     /// How the embedded responders misbehave.
     #[command(flatten)]
     pub behavior: ResponderBehaviorArgs,
@@ -367,6 +373,17 @@ pub enum LabDnsServer {
     Embedded,
     /// dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base).
     Dnsmasq,
+}
+
+/// The lab's Service address families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabIpFamily {
+    /// IPv4 only: ClusterIP 198.19.0.10, endpoints 198.18.(N+1).2.
+    Ipv4,
+    /// IPv6 only: ClusterIP 2001:db8::a, endpoints 2001:db8:(N+1)::2.
+    Ipv6,
+    /// Both (a dual-stack Service), IPv4 first.
+    Dual,
 }
 
 /// The kube-proxy modes the lab can imitate.
@@ -433,9 +450,10 @@ pub struct LabScenarioArgs {
 /// `ctdiag lab responder` (hidden): the embedded DNS server.
 #[derive(Debug, Args)]
 pub struct LabResponderArgs {
-    /// Address to answer on, UDP and TCP.
-    #[arg(long, value_name = "IP:PORT")]
-    pub listen: std::net::SocketAddr,
+    /// Address to answer on, UDP and TCP (repeat for several, e.g. one per
+    /// address family).
+    #[arg(long, value_name = "IP:PORT", required = true)]
+    pub listen: Vec<std::net::SocketAddr>,
     /// How it misbehaves.
     #[command(flatten)]
     pub behavior: ResponderBehaviorArgs,

@@ -465,3 +465,194 @@ fn only_an_untranslated_packet_that_leaves_the_node_leaves_an_entry() {
         }
     }
 }
+
+/// `dig +short` from the client pod with a bounded wait.
+fn dig_short(lab: &TestLab, args: &[&str]) -> String {
+    let mut cmd = vec!["dig", "+short", "+tries=1", "+timeout=2"];
+    cmd.extend_from_slice(args);
+    stdout(&lab.in_client(&cmd)).trim().to_string()
+}
+
+#[test]
+fn ipv6_lab_in_iptables_mode() {
+    ipv6_lab("iptables");
+}
+
+#[test]
+fn ipv6_lab_in_nftables_mode() {
+    ipv6_lab("nftables");
+}
+
+/// An IPv6-only kube-dns: ip6tables / `ip6 kube-proxy` rules in kube-proxy's
+/// format, answered through the v6 ClusterIP, found by probe's discovery,
+/// and stale-endpoint's sticky clients in v6.
+fn ipv6_lab(proxy_mode: &str) {
+    if !lab_tools() || !common::require_tool("ip6tables-save", "iptables") {
+        return;
+    }
+    let mut lab =
+        TestLab::up(&["--endpoints", "2", "--ip-family", "ipv6", "--proxy-mode", proxy_mode]);
+    assert_eq!(lab.info["ip_family"], "ipv6");
+    assert_eq!(lab.info["cluster_ip"], "2001:db8::a");
+    assert_eq!(lab.endpoints(), ["[2001:db8:2::2]:53", "[2001:db8:3::2]:53"]);
+    let resolv = std::fs::read_to_string(lab.info["resolv_conf"].as_str().unwrap()).unwrap();
+    let nameservers: Vec<&str> = resolv.lines().filter(|l| l.starts_with("nameserver")).collect();
+    assert_eq!(nameservers, ["nameserver 2001:db8::a"], "{resolv}");
+
+    // The kernel's view of the rules, as the mode's own tool lists them.
+    let (listing, needles): (String, Vec<&str>) = match proxy_mode {
+        "nftables" => (
+            stdout(&lab.in_node(&["nft", "list", "table", "ip6", "kube-proxy"])),
+            vec![
+                "2001:db8::a . udp . 53 : goto service-FY5PMXPG-kube-system/kube-dns/udp/dns",
+                "numgen random mod 2 vmap { 0 : goto endpoint-",
+                "dnat to [2001:db8:2::2]:53",
+                "dnat to [2001:db8:3::2]:53",
+                "ip6 daddr . meta l4proto . th dport vmap @service-ips",
+            ],
+        ),
+        _ => (
+            stdout(&lab.in_node(&["ip6tables-save", "-t", "nat"])),
+            vec![
+                "-A KUBE-SERVICES -d 2001:db8::a/128 -p udp -m comment --comment \"kube-system/kube-dns:dns cluster IP\" -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU",
+                "--comment \"kube-system/kube-dns:dns -> [2001:db8:2::2]:53\" -m statistic --mode random --probability 0.50000000000",
+                "-j DNAT --to-destination [2001:db8:3::2]:53",
+            ],
+        ),
+    };
+    for needle in needles {
+        assert!(listing.contains(needle), "missing {needle:?} in:\n{listing}");
+    }
+    if proxy_mode == "iptables" {
+        let v4 = stdout(&lab.in_node(&["iptables-save", "-t", "nat"]));
+        assert!(!v4.contains("KUBE-SVC"), "an IPv6-only lab has no IPv4 Service rules:\n{v4}");
+    }
+
+    // Lookups through the v6 ClusterIP: AAAA and A, UDP and TCP, and the
+    // pod's resolv.conf search path.
+    let names = "kubernetes.default.svc.cluster.local";
+    assert_eq!(dig_short(&lab, &["@2001:db8::a", names, "AAAA"]), "2001:db8::1");
+    assert_eq!(dig_short(&lab, &["@2001:db8::a", names, "A"]), "198.19.0.1");
+    assert_eq!(dig_short(&lab, &["+tcp", "@2001:db8::a", names, "A"]), "198.19.0.1");
+    assert_eq!(dig_short(&lab, &["+search", "kube-dns.kube-system", "AAAA"]), "2001:db8::a");
+    let entries = conntrack_list(&lab.node_ns(), &["-f", "ipv6", "--orig-dst", "2001:db8::a"]);
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e.reply_src == "2001:db8:2::2" || e.reply_src == "2001:db8:3::2"),
+        "{entries:?}"
+    );
+
+    // probe's discovery finds the v6 ClusterIP in the node's rules.
+    let out = ctdiag(&[
+        "probe",
+        "--netns",
+        &lab.client_ns(),
+        "--stats-netns",
+        &lab.node_ns(),
+        "--count",
+        "20",
+        "-o",
+        "json",
+    ]);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["server"], "[2001:db8::a]:53", "{report:#}");
+    assert_eq!(
+        report["cluster_endpoints"],
+        serde_json::json!(["[2001:db8:2::2]:53", "[2001:db8:3::2]:53"])
+    );
+    assert_eq!(report["answered"], report["queries_sent"], "{report:#}");
+    assert_eq!(report["lost"], 0, "{report:#}");
+
+    // stale-endpoint with v6 sticky clients.
+    let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
+    let removed_at = now_ms();
+    let clients = info["clients"].as_array().unwrap().clone();
+    let (on_dead, on_live): (Vec<Value>, Vec<Value>) =
+        clients.iter().cloned().partition(|c| c["entry_reply_src"] == "[2001:db8:3::2]:53");
+    assert!(on_dead.len() >= 2 && !on_live.is_empty(), "{info:#}");
+    assert!(
+        clients.iter().all(|c| c["source"].as_str().unwrap().starts_with("[2001:db8:1::2]:")),
+        "{info:#}"
+    );
+    let routes = stdout(&lab.in_node(&["ip", "-6", "route", "show", "type", "blackhole"]));
+    assert!(routes.contains("2001:db8:3::2"), "{routes}");
+    for c in &on_dead {
+        let after = queries_after(c, removed_at, 2);
+        assert!(after.iter().all(|q| q["answered"] == false), "client {}: {after:?}", c["id"]);
+    }
+    for c in &on_live {
+        let after = queries_after(c, removed_at, 2);
+        assert!(after.iter().all(|q| q["answered"] == true), "client {}: {after:?}", c["id"]);
+    }
+    let node = lab.node_ns();
+    let entries = conntrack_list(&node, &["-f", "ipv6", "--orig-dst", "2001:db8::a"]);
+    // The earlier dig and probe flows to endpoint 2 are stale too, but no
+    // client reuses their ports: only the sticky clients' ports count here.
+    let client_ports: Vec<u16> = clients.iter().map(client_port).collect();
+    let mut stale: Vec<u16> = entries
+        .iter()
+        .filter(|e| e.reply_src == "2001:db8:3::2" && client_ports.contains(&e.sport))
+        .map(|e| e.sport)
+        .collect();
+    let mut dead_ports: Vec<u16> = on_dead.iter().map(client_port).collect();
+    stale.sort_unstable();
+    dead_ports.sort_unstable();
+    assert_eq!(stale, dead_ports, "{entries:?}");
+    for port in &dead_ports {
+        let out = exec(
+            &node,
+            &[
+                "conntrack",
+                "-D",
+                "-f",
+                "ipv6",
+                "-p",
+                "udp",
+                "--orig-port-src",
+                &port.to_string(),
+                "--reply-src",
+                "2001:db8:3::2",
+            ],
+        );
+        assert_success(&out, "conntrack -D -f ipv6");
+    }
+    let deleted_at = now_ms();
+    for c in &on_dead {
+        assert_eq!(queries_after(c, deleted_at, 1)[0]["answered"], true, "client {}", c["id"]);
+    }
+}
+
+#[test]
+fn dual_stack_lab_answers_both_families_and_fills_each() {
+    if !lab_tools() {
+        return;
+    }
+    let lab = TestLab::up(&["--endpoints", "2", "--ip-family", "dual", "--proxy-mode", "nftables"]);
+    assert_eq!(lab.info["cluster_ips"], serde_json::json!(["198.19.0.10", "2001:db8::a"]));
+    assert_eq!(
+        lab.info["servers"][0]["addresses"],
+        serde_json::json!(["198.18.2.2:53", "[2001:db8:2::2]:53"])
+    );
+    let resolv = std::fs::read_to_string(lab.info["resolv_conf"].as_str().unwrap()).unwrap();
+    let nameservers: Vec<&str> = resolv.lines().filter(|l| l.starts_with("nameserver")).collect();
+    assert_eq!(nameservers, ["nameserver 198.19.0.10", "nameserver 2001:db8::a"], "{resolv}");
+    let names = "kubernetes.default.svc.cluster.local";
+    assert_eq!(dig_short(&lab, &["@198.19.0.10", names, "AAAA"]), "2001:db8::1");
+    assert_eq!(dig_short(&lab, &["@2001:db8::a", names, "A"]), "198.19.0.1");
+    let node = lab.node_ns();
+    let v4 = fill(&lab, &["--flows", "2000", "--to", "cluster-ip", "--family", "4"]);
+    let v6 = fill(&lab, &["--flows", "3000", "--to", "cluster-ip", "--family", "6"]);
+    assert_eq!((v4["created"].as_u64(), v6["created"].as_u64()), (Some(2000), Some(3000)));
+    assert_eq!(v6["destination"], "[2001:db8::a]:53");
+    let entries = conntrack_list(&node, &["-f", "ipv6", "--orig-dst", "2001:db8::a"]);
+    let filled: Vec<&Entry> =
+        entries.iter().filter(|e| e.src.starts_with("2001:db8:1::1:0:")).collect();
+    assert_eq!(filled.len(), 3000);
+    assert!(filled
+        .iter()
+        .all(|e| e.reply_src == "2001:db8:2::2" || e.reply_src == "2001:db8:3::2"));
+    let unrelated = fill(&lab, &["--flows", "1000", "--to", "unrelated", "--family", "6"]);
+    assert_eq!(unrelated["created"], 1000, "{unrelated:#}");
+    assert_eq!(conntrack_list(&node, &["-f", "ipv6", "--orig-dst", "2001:db8:fa::1"]).len(), 1000);
+}

@@ -7,14 +7,15 @@ use comfy_table::Cell;
 
 use crate::app::Outcome;
 use crate::cli::{
-    FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabProxyMode,
-    LabScenarioArgs, LabScenarioName, OutputFormat, ResponderBehaviorArgs,
+    FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabIpFamily,
+    LabProxyMode, LabScenarioArgs, LabScenarioName, OutputFormat, ResponderBehaviorArgs,
 };
 use crate::error::Result;
 use crate::lab::fill::{Family, FillConfig, FillReport, FillTarget};
 use crate::lab::responder::ResponderBehavior;
 use crate::lab::{
-    self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, ProxyMode, Scenario,
+    self, DnsServerKind, DownReport, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode,
+    Scenario,
 };
 use crate::render::{emit, json, note, table, Context};
 
@@ -36,7 +37,7 @@ fn behavior(args: &ResponderBehaviorArgs) -> ResponderBehavior {
 pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
     if let LabAction::Responder(responder) = &args.action {
         // The responder is a server, not a report: it runs until killed.
-        lab::responder::serve(responder.listen, behavior(&responder.behavior), responder.threads)?;
+        lab::responder::serve(&responder.listen, behavior(&responder.behavior), responder.threads)?;
         return Ok(Outcome::Clean);
     }
     if let LabAction::Client(client) = &args.action {
@@ -66,6 +67,11 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                 proxy_mode: match up.proxy_mode {
                     LabProxyMode::Iptables => ProxyMode::Iptables,
                     LabProxyMode::Nftables => ProxyMode::Nftables,
+                },
+                ip_family: match up.ip_family {
+                    LabIpFamily::Ipv4 => IpFamily::Ipv4,
+                    LabIpFamily::Ipv6 => IpFamily::Ipv6,
+                    LabIpFamily::Dual => IpFamily::Dual,
                 },
             };
             let info = lab::up(&config)?;
@@ -235,9 +241,17 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
     let mut summary = table::new_table(ctx, &["lab", &info.prefix]);
     let rows: Vec<(&str, String)> = vec![
         ("node namespace", info.namespaces.node.clone()),
-        ("client namespace", format!("{} (198.18.1.2)", info.namespaces.client)),
+        ("client namespace", format!("{} (198.18.1.2, 2001:db8:1::2)", info.namespaces.client)),
         ("router namespace", format!("{} ({}, drops all)", info.namespaces.router, lab::ROUTER_IP)),
-        ("kube-dns ClusterIP", format!("{}:{} udp+tcp", info.cluster_ip, info.port)),
+        (
+            "kube-dns ClusterIP",
+            format!(
+                "{} port {} udp+tcp ({})",
+                info.cluster_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", "),
+                info.port,
+                info.ip_family.as_str()
+            ),
+        ),
         ("endpoints in the rules", info.endpoints.join(", ")),
         ("rules", format!("kube-proxy {} mode", info.rules_mode.as_str())),
         ("DNS server", info.dns_server.as_str().to_string()),
@@ -270,7 +284,11 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
         servers.add_row(vec![
             table::num(s.endpoint),
             Cell::new(&s.namespace),
-            Cell::new(&s.address),
+            Cell::new(if s.addresses.is_empty() {
+                s.address.clone()
+            } else {
+                s.addresses.join(", ")
+            }),
             Cell::new(s.kind.as_str()),
             Cell::new(s.pid.map_or("-".to_string(), |p| p.to_string())),
             Cell::new(alive),

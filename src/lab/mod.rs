@@ -103,6 +103,15 @@ pub enum IpFamily {
 }
 
 impl IpFamily {
+    /// kube-dns's ClusterIPs in this family set, IPv4 first.
+    pub fn cluster_ips(self) -> Vec<IpAddr> {
+        match self {
+            IpFamily::Ipv4 => vec![IpAddr::V4(CLUSTER_IP)],
+            IpFamily::Ipv6 => vec![IpAddr::V6(CLUSTER_IP6)],
+            IpFamily::Dual => vec![IpAddr::V4(CLUSTER_IP), IpAddr::V6(CLUSTER_IP6)],
+        }
+    }
+
     /// The lowercase name used in tables and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -146,6 +155,8 @@ pub struct LabConfig {
     pub behavior: ResponderBehavior,
     /// iptables or nftables rules on the node.
     pub proxy_mode: ProxyMode,
+    /// The kube-dns Service's address families.
+    pub ip_family: IpFamily,
 }
 
 impl LabConfig {
@@ -222,8 +233,11 @@ pub struct DnsServerInfo {
     pub endpoint: u8,
     /// Its namespace.
     pub namespace: String,
-    /// Address it answers on.
+    /// Address it answers on (its first family's).
     pub address: String,
+    /// Every address it answers on, one per family of the lab.
+    #[serde(default)]
+    pub addresses: Vec<String>,
     /// embedded or dnsmasq.
     pub kind: DnsServerKind,
     /// PID of the server process (none once removed).
@@ -471,6 +485,12 @@ pub fn up(config: &LabConfig) -> Result<LabInfo> {
     require_root()?;
     system::require_tool("ip")?;
     system::require_tool("iptables-restore")?;
+    if config.ip_family != IpFamily::Ipv4 && config.proxy_mode == ProxyMode::Iptables {
+        system::require_tool("ip6tables-restore")?;
+    }
+    if config.proxy_mode == ProxyMode::Nftables {
+        system::require_tool("nft")?;
+    }
     if config.dns == DnsServerKind::Dnsmasq {
         system::require_tool("dnsmasq")?;
     }
@@ -514,21 +534,24 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
     }
     connect_router(&node, &router)?;
 
-    let endpoints: Vec<SocketAddrV4> =
-        (1..=config.endpoints).map(|n| SocketAddrV4::new(endpoint_ip(n), DNS_PORT)).collect();
-    let cluster_ips = vec![IpAddr::V4(CLUSTER_IP)];
+    let cluster_ips = config.ip_family.cluster_ips();
     let numbers: Vec<u8> = (1..=config.endpoints).collect();
     load_rules(&node, &cluster_ips, &numbers, config.proxy_mode, true)?;
-    let resolv_conf = write_resolv_conf(&client)?;
+    let resolv_conf = write_resolv_conf(&client, &cluster_ips)?;
 
     let mut servers = Vec::new();
     for (i, ns) in dns.iter().enumerate() {
         let n = i as u8 + 1;
         let log = dir.join(format!("dns{n}.log"));
+        let addresses: Vec<String> = cluster_ips
+            .iter()
+            .map(|cip| SocketAddr::new(endpoint_addr(n, *cip), DNS_PORT).to_string())
+            .collect();
         let mut server = DnsServerInfo {
             endpoint: n,
             namespace: ns.clone(),
-            address: SocketAddrV4::new(endpoint_ip(n), DNS_PORT).to_string(),
+            address: addresses[0].clone(),
+            addresses,
             kind: config.dns,
             pid: None,
             alive: false,
@@ -544,11 +567,11 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
     let info = LabInfo {
         prefix: prefix.clone(),
         namespaces: LabNamespaces { node, client, router, dns },
-        cluster_ip: IpAddr::V4(CLUSTER_IP),
-        cluster_ips: vec![IpAddr::V4(CLUSTER_IP)],
-        ip_family: IpFamily::Ipv4,
+        cluster_ip: cluster_ips[0],
+        cluster_ips: cluster_ips.clone(),
+        ip_family: config.ip_family,
         port: DNS_PORT,
-        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        endpoints: endpoint_list(&cluster_ips, &numbers),
         dns_server: config.dns,
         resolv_conf,
         rules_mode: config.proxy_mode,
@@ -698,13 +721,17 @@ fn load_rules(
 }
 
 /// Writes the client pod's resolv.conf as the kubelet would for a pod in
-/// the `default` namespace.
-fn write_resolv_conf(client: &str) -> Result<PathBuf> {
+/// the `default` namespace: one `nameserver` line per kube-dns ClusterIP
+/// (a dual-stack cluster lists both, in the kubelet's `clusterDNS` order).
+fn write_resolv_conf(client: &str, cluster_ips: &[IpAddr]) -> Result<PathBuf> {
     let dir = Path::new("/etc/netns").join(client);
     let path = dir.join("resolv.conf");
-    let text = format!(
-        "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver {CLUSTER_IP}\noptions ndots:5\n"
-    );
+    let mut text =
+        String::from("search default.svc.cluster.local svc.cluster.local cluster.local\n");
+    for ip in cluster_ips {
+        text.push_str(&format!("nameserver {ip}\n"));
+    }
+    text.push_str("options ndots:5\n");
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&path, text))
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
@@ -712,7 +739,7 @@ fn write_resolv_conf(client: &str) -> Result<PathBuf> {
 }
 
 /// The dnsmasq command line serving the lab's names on `listen`.
-pub fn dnsmasq_args(listen: Ipv4Addr, pid_file: &Path) -> Vec<String> {
+pub fn dnsmasq_args(listen: &[IpAddr], pid_file: &Path) -> Vec<String> {
     let mut args = vec![
         "--keep-in-foreground".to_string(),
         // Why: ignore /etc/dnsmasq.conf and /etc/hosts of the machine; the
@@ -721,7 +748,10 @@ pub fn dnsmasq_args(listen: Ipv4Addr, pid_file: &Path) -> Vec<String> {
         "--no-resolv".into(),
         "--no-hosts".into(),
         "--bind-interfaces".into(),
-        format!("--listen-address={listen}"),
+        format!(
+            "--listen-address={}",
+            listen.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(",")
+        ),
         format!("--port={DNS_PORT}"),
         // Why root: Debian's dnsmasq-base alone has no dnsmasq user to drop to.
         "--user=root".into(),
@@ -739,29 +769,35 @@ pub fn dnsmasq_args(listen: Ipv4Addr, pid_file: &Path) -> Vec<String> {
     args
 }
 
-/// Starts the endpoint's DNS server and waits until it listens.
+/// Starts the endpoint's DNS server and waits until it listens on every
+/// address of the lab's families.
 fn start_server(server: &mut DnsServerInfo, dir: &Path) -> Result<()> {
-    let ip = endpoint_ip(server.endpoint);
-    let listen = SocketAddrV4::new(ip, DNS_PORT);
+    let mut listen: Vec<SocketAddr> =
+        server.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+    if listen.is_empty() {
+        // A state file written before `addresses` existed.
+        listen.push(SocketAddr::new(IpAddr::V4(endpoint_ip(server.endpoint)), DNS_PORT));
+    }
     let pid = match server.kind {
         DnsServerKind::Embedded => {
-            let args = vec![
-                "lab".to_string(),
-                "responder".into(),
-                "--listen".into(),
-                listen.to_string(),
+            let mut args = vec!["lab".to_string(), "responder".into()];
+            for addr in &listen {
+                args.extend(["--listen".to_string(), addr.to_string()]);
+            }
+            args.extend([
                 "--delay-ms".into(),
                 server.delay_ms.to_string(),
                 "--drop-rate".into(),
                 server.drop_rate.to_string(),
                 "--drop-aaaa-rate".into(),
                 server.drop_aaaa_rate.to_string(),
-            ];
+            ]);
             system::spawn_in_netns(&server.namespace, &exe_path()?, &args, &server.log)?
         }
         DnsServerKind::Dnsmasq => {
             let pid_file = dir.join(format!("dns{}.dnsmasq.pid", server.endpoint));
-            let args = dnsmasq_args(ip, &pid_file);
+            let ips: Vec<IpAddr> = listen.iter().map(|a| a.ip()).collect();
+            let args = dnsmasq_args(&ips, &pid_file);
             let program = system::find_in_path("dnsmasq").ok_or_else(|| {
                 Error::Runtime("`dnsmasq` not found in PATH: install dnsmasq-base".into())
             })?;
@@ -769,18 +805,22 @@ fn start_server(server: &mut DnsServerInfo, dir: &Path) -> Result<()> {
         }
     };
     server.pid = Some(pid);
-    if !system::wait_listening(&server.namespace, listen, pid, SERVER_START_TIMEOUT)? {
-        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        system::stop(pid);
-        return Err(Error::Runtime(format!(
-            "the {} DNS server in {} did not start listening on {listen} within {}s; its log ({}) ends with: {}",
-            server.kind.as_str(),
-            server.namespace,
-            SERVER_START_TIMEOUT.as_secs(),
-            server.log.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        )));
+    let deadline = std::time::Instant::now() + SERVER_START_TIMEOUT;
+    for addr in &listen {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if !system::wait_listening(&server.namespace, *addr, pid, left)? {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            system::stop(pid);
+            return Err(Error::Runtime(format!(
+                "the {} DNS server in {} did not start listening on {addr} within {}s; its log ({}) ends with: {}",
+                server.kind.as_str(),
+                server.namespace,
+                SERVER_START_TIMEOUT.as_secs(),
+                server.log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )));
+        }
     }
     server.alive = true;
     Ok(())
@@ -953,13 +993,14 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
             let endpoint = &pick(endpoint);
             check_endpoint(&info, *endpoint)?;
             remove_endpoint_pod(&mut info, *endpoint)?;
-            let n_rules = info.endpoints.len();
+            let n_rules = rules_endpoints(&info).len();
             ScenarioInfo {
                 name: "dead-endpoint".into(),
                 endpoint: Some(*endpoint),
                 summary: format!(
-                    "endpoint {endpoint} ({}) is gone and blackholed on the node but still in the rules: about 1/{n_rules} of the lookups through {CLUSTER_IP} get no answer",
-                    endpoint_ip(*endpoint)
+                    "endpoint {endpoint} ({}) is gone and blackholed on the node but still in the rules: about 1/{n_rules} of the lookups through {} get no answer",
+                    endpoint_addr(*endpoint, info.cluster_ip),
+                    info.cluster_ip
                 ),
             }
         }
@@ -973,7 +1014,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                 endpoint: Some(*endpoint),
                 summary: format!(
                     "endpoint {endpoint} ({}) answers {} ms late",
-                    endpoint_ip(*endpoint),
+                    endpoint_addr(*endpoint, info.cluster_ip),
                     delay.as_millis()
                 ),
             }
@@ -1051,7 +1092,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                 endpoint: Some(*endpoint),
                 summary: format!(
                     "endpoint {endpoint} ({}) is out of the rules and gone, its conntrack entries are kept: sticky clients {} (fixed source ports) stay blackholed until their entries are deleted; {} answered through the other endpoints",
-                    endpoint_ip(*endpoint),
+                    endpoint_addr(*endpoint, info.cluster_ip),
                     describe_clients(&placed.on_target),
                     describe_clients(&placed.control),
                 ),
@@ -1313,8 +1354,13 @@ fn remove_endpoint_pod(info: &mut LabInfo, n: u8) -> Result<()> {
         system::stop(pid);
     }
     system::ip(&["netns", "del", &server.namespace])?;
-    let blackhole = format!("{}/32", endpoint_ip(n));
-    system::ip(&["-n", &node, "route", "add", "blackhole", &blackhole])?;
+    for cip in info.cluster_ips.clone() {
+        let (family, blackhole) = match endpoint_addr(n, cip) {
+            IpAddr::V4(ip) => ("-4", format!("{ip}/32")),
+            IpAddr::V6(ip) => ("-6", format!("{ip}/128")),
+        };
+        system::ip(&["-n", &node, family, "route", "add", "blackhole", &blackhole])?;
+    }
     server.state = EndpointState::Removed;
     server.alive = false;
     Ok(())
@@ -1361,6 +1407,7 @@ mod tests {
             dns: DnsServerKind::Embedded,
             behavior: ResponderBehavior::healthy(),
             proxy_mode: ProxyMode::Iptables,
+            ip_family: IpFamily::Ipv4,
         };
         assert!(config.validate().is_err());
         config.endpoints = 33;
@@ -1377,8 +1424,10 @@ mod tests {
         assert_eq!(endpoint_ip(1), Ipv4Addr::new(198, 18, 2, 2));
         assert_eq!(endpoint_ip(32), Ipv4Addr::new(198, 18, 33, 2));
         assert_eq!(dns_ns("p", 3), "p-dns3");
-        let args = dnsmasq_args(endpoint_ip(1), Path::new("/tmp/x.pid"));
+        let args = dnsmasq_args(&[endpoint_ip(1).into()], Path::new("/tmp/x.pid"));
         assert!(args.contains(&"--listen-address=198.18.2.2".to_string()));
+        let both = dnsmasq_args(&[endpoint_ip(1).into(), endpoint_ip6(1).into()], Path::new("/x"));
+        assert!(both.contains(&"--listen-address=198.18.2.2,2001:db8:2::2".to_string()));
         assert!(args
             .contains(&"--address=/kubernetes.default.svc.cluster.local/198.19.0.1".to_string()));
     }

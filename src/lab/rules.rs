@@ -520,6 +520,49 @@ mod tests {
         assert!(!none.contains("add chain ip kube-proxy service-"), "{none}");
     }
 
+    /// The IPv6 generator and the iptables-save parser agree: the v6
+    /// ClusterIP, its endpoints, and a Service without endpoints (REJECT
+    /// only, or nothing at all while kube-proxy restarts).
+    #[test]
+    fn ipv6_and_no_endpoint_rules_parse_back() {
+        use crate::service::{find, iptables::parse, Protocol, KUBE_DNS};
+        let endpoints: Vec<std::net::SocketAddr> =
+            vec!["[2001:db8:2::2]:53".parse().unwrap(), "[2001:db8:3::2]:53".parse().unwrap()];
+        let rules =
+            crate::lab::kube_dns_rules_for("2001:db8::a".parse().unwrap(), &endpoints, true);
+        let text = rules.iptables_restore_input();
+        assert!(text.contains("-d 2001:db8::a/128 -p udp"), "{text}");
+        assert!(text.contains("-s 2001:db8:2::2/128"), "{text}");
+        assert!(text.contains("! -s 2001:db8::/40"), "{text}");
+        let parsed = parse(&text);
+        assert_eq!(parsed.skipped, Vec::<String>::new());
+        let dns = find(&parsed.services, KUBE_DNS, Protocol::Udp).expect("kube-dns udp");
+        assert_eq!(dns.cluster_ips, ["2001:db8::a".parse::<IpAddr>().unwrap()]);
+        assert_eq!(dns.endpoints, endpoints);
+
+        let nft = rules.nft_input();
+        assert!(nft.contains("add table ip6 kube-proxy"), "{nft}");
+        assert!(nft.contains("type ipv6_addr . inet_proto . inet_service : verdict"), "{nft}");
+        assert!(nft.contains("dnat to [2001:db8:3::2]:53"), "{nft}");
+        assert!(
+            nft.contains("ip6 daddr 2001:db8::a udp dport 53 ip6 saddr != 2001:db8::/40"),
+            "{nft}"
+        );
+
+        let none = crate::lab::kube_dns_rules_for("2001:db8::a".parse().unwrap(), &[], true);
+        let text = none.iptables_restore_input();
+        assert!(text.contains(r#"-A KUBE-SERVICES -d 2001:db8::a/128 -p udp -m comment --comment "kube-system/kube-dns:dns has no endpoints" -m udp --dport 53 -j REJECT --reject-with icmp6-port-unreachable"#), "{text}");
+        assert!(!text.contains("KUBE-SVC-"), "{text}");
+        let dns = find(&parse(&text).services, KUBE_DNS, Protocol::Udp).cloned().expect("kube-dns");
+        assert!(dns.endpoints.is_empty());
+
+        let restarting = crate::lab::kube_dns_rules_for("198.19.0.10".parse().unwrap(), &[], false);
+        let text = restarting.iptables_restore_input();
+        assert!(!text.contains("REJECT") && !text.contains("198.19.0.10"), "{text}");
+        let nft = restarting.nft_input();
+        assert!(!nft.contains("add element ip kube-proxy no-endpoint-services"), "{nft}");
+    }
+
     #[test]
     fn probabilities_as_kube_proxy_prints_them() {
         assert_eq!(probability(2), "0.5000000000");
