@@ -17,7 +17,7 @@ use crate::lab::{
     self, DnsServerKind, DownReport, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode,
     Scenario,
 };
-use crate::render::{emit, json, note, table, Context};
+use crate::render::{emit, json, note, table, Context, Delivery};
 
 /// Default delay of the slow-endpoint scenario.
 const DEFAULT_SLOW_DELAY: Duration = Duration::from_millis(1500);
@@ -94,8 +94,8 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         }
         LabAction::Status(which) => {
             let info = lab::status(&which.prefix)?;
-            render_info(ctx, &info)?;
             let broken = info.servers.iter().any(|s| s.state == EndpointState::Running && !s.alive);
+            render_info(ctx, &info)?;
             Ok(if broken { Outcome::Problem } else { Outcome::Clean })
         }
         LabAction::Scenario(scenario_args) => {
@@ -107,14 +107,15 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         }
         LabAction::Fill(fill_args) => {
             let report = lab::fill::fill(&fill_config(&fill_args))?;
-            render_fill(ctx, &report)?;
             // Fewer entries than asked for is worth a non-zero exit: a test
             // or a benchmark built on the fill must not go on unaware.
-            Ok(if report.created < i64::from(report.flows) {
+            let outcome = if report.created < i64::from(report.flows) {
                 Outcome::Problem
             } else {
                 Outcome::Clean
-            })
+            };
+            render_fill(ctx, &report)?;
+            Ok(outcome)
         }
         LabAction::Responder(_) | LabAction::Client(_) => Ok(Outcome::Clean),
     }
@@ -137,7 +138,7 @@ fn fill_config(args: &LabFillArgs) -> FillConfig {
     }
 }
 
-fn render_fill(ctx: &Context, report: &FillReport) -> Result<()> {
+fn render_fill(ctx: &Context, report: &FillReport) -> Result<Delivery> {
     if ctx.format == OutputFormat::Json {
         return emit(&json::document(report)?);
     }
@@ -234,7 +235,7 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
     }
 }
 
-fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
+fn render_info(ctx: &Context, info: &LabInfo) -> Result<Delivery> {
     if ctx.format == OutputFormat::Json {
         return emit(&json::document(info)?);
     }
@@ -330,7 +331,7 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<()> {
     emit(&text)
 }
 
-fn render_down(ctx: &Context, report: &DownReport) -> Result<()> {
+fn render_down(ctx: &Context, report: &DownReport) -> Result<Delivery> {
     if ctx.format == OutputFormat::Json {
         return emit(&json::document(report)?);
     }
