@@ -656,3 +656,30 @@ fn dual_stack_lab_answers_both_families_and_fills_each() {
     assert_eq!(unrelated["created"], 1000, "{unrelated:#}");
     assert_eq!(conntrack_list(&node, &["-f", "ipv6", "--orig-dst", "2001:db8:fa::1"]).len(), 1000);
 }
+
+/// A sticky client never outlives its lab: once the client pod's namespace
+/// is gone (deleted behind ctdiag's back here), each client exits by itself
+/// within a query interval or two.
+#[test]
+fn sticky_clients_exit_when_their_namespace_is_gone() {
+    if !lab_tools() {
+        return;
+    }
+    let mut lab = TestLab::up(&["--endpoints", "2"]);
+    let info = lab.scenario("never-translated", &[]);
+    let pids: Vec<u32> = info["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert!(!pids.is_empty());
+    assert!(pids.iter().all(|p| common::process_running(*p)));
+    assert_success(&common::run("ip", &["netns", "del", &lab.client_ns()]), "ip netns del");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pids.iter().any(|p| common::process_running(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left: Vec<&u32> = pids.iter().filter(|p| common::process_running(**p)).collect();
+    assert!(left.is_empty(), "clients {left:?} outlived their namespace");
+}
