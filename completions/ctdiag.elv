@@ -115,6 +115,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;up'= {
@@ -123,6 +125,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)'
             cand --dns 'DNS server run in each endpoint namespace'
             cand --proxy-mode 'kube-proxy mode whose rules implement the kube-dns Service on the node'
+            cand --ip-family 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers'' listeners and the pod''s nameservers'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
@@ -181,11 +184,46 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;lab;responder'= {
-            cand --listen 'Address to answer on, UDP and TCP'
+            cand --listen 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
             cand --threads 'UDP worker threads'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;fill'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --flows 'Number of new entries to create (at most nf_conntrack_max)'
+            cand --to 'Where the flows go'
+            cand --family 'Address family of the flows'
+            cand --timeout 'Let the entries live this many seconds without traffic (default: the kernel''s UDP timeout for unreplied flows, 30 s)'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;client'= {
+            cand --bind 'The socket''s fixed local address'
+            cand --server 'The DNS server (the kube-dns ClusterIP)'
+            cand --status 'File each query''s outcome is appended to (JSON Lines)'
+            cand --hostname 'The pod''s name, set as hostname in a new UTS namespace'
+            cand --netns-file 'The lab''s `ip netns` file of the client pod; the client exits once it names another namespace or none'
+            cand --interval-ms 'Milliseconds between queries'
+            cand --lifetime-s 'Exit after this many seconds at the latest'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -202,6 +240,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;help;up'= {
@@ -213,6 +253,10 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;help;scenario'= {
         }
         &'ctdiag;lab;help;responder'= {
+        }
+        &'ctdiag;lab;help;fill'= {
+        }
+        &'ctdiag;lab;help;client'= {
         }
         &'ctdiag;lab;help;help'= {
         }
@@ -235,6 +279,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
         }
         &'ctdiag;help;lab;up'= {
         }
@@ -245,6 +291,10 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;scenario'= {
         }
         &'ctdiag;help;lab;responder'= {
+        }
+        &'ctdiag;help;lab;fill'= {
+        }
+        &'ctdiag;help;lab;client'= {
         }
         &'ctdiag;help;help'= {
         }

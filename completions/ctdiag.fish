@@ -93,27 +93,32 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l all-entries -d '
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
 always\t'Always color'
 never\t'Never color'"
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s q -l quiet -d 'Print only findings that need attention (table output)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l dns -d 'DNS server run in each endpoint namespace' -r -f -a "embedded\t'ctdiag\'s own responder (hickory-proto), with optional delay and drops'
 dnsmasq\t'dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base)'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l proxy-mode -d 'kube-proxy mode whose rules implement the kube-dns Service on the node' -r -f -a "iptables\t'KUBE-SERVICES / KUBE-SVC / KUBE-SEP chains loaded with iptables-restore'
 nftables\t'The `ip kube-proxy` table (service-ips map, numgen vmaps) loaded with nft'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l ip-family -d 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers\' listeners and the pod\'s nameservers' -r -f -a "ipv4\t'IPv4 only: ClusterIP 198.19.0.10, endpoints 198.18.(N+1).2'
+ipv6\t'IPv6 only: ClusterIP 2001:db8::a, endpoints 2001:db8:(N+1)::2'
+dual\t'Both (a dual-stack Service), IPv4 first'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
@@ -160,7 +165,7 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
@@ -174,11 +179,45 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l flows -d 'Number of new entries to create (at most nf_conntrack_max)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l to -d 'Where the flows go' -r -f -a "cluster-ip\t'The kube-dns ClusterIP, port 53: kube-proxy\'s rules DNAT each flow to an endpoint'
+unrelated\t'198.18.250.1:9 ([2001:db8:fa::1]:9), routed to the lab\'s router, which drops it: entries of no Service'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l family -d 'Address family of the flows' -r -f -a "4\t'IPv4'
+6\t'IPv6'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l timeout -d 'Let the entries live this many seconds without traffic (default: the kernel\'s UDP timeout for unreplied flows, 30 s)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l bind -d 'The socket\'s fixed local address' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l server -d 'The DNS server (the kube-dns ClusterIP)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l status -d 'File each query\'s outcome is appended to (JSON Lines)' -r -F
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l hostname -d 'The pod\'s name, set as hostname in a new UTS namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l netns-file -d 'The lab\'s `ip netns` file of the client pod; the client exits once it names another namespace or none' -r -F
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l interval-ms -d 'Milliseconds between queries' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l lifetime-s -d 'Exit after this many seconds at the latest' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
@@ -190,3 +229,5 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subc
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'

@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::commands;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::render::Context;
 
 pub use crate::findings::Outcome;
@@ -15,16 +15,13 @@ pub use crate::findings::Outcome;
 pub fn run() -> Result<Outcome> {
     let cli = Cli::parse();
     let ctx = Context::new(&cli.global);
-    let result = match cli.command {
+    // Each command decides its outcome before it renders, and a closed
+    // stdout pipe is not an error (`render::emit`): `ctdiag probe | head -c
+    // 1` exits quietly with the status of the findings.
+    match cli.command {
         Command::Stats(args) => commands::stats::execute(args, &ctx),
         Command::Probe(args) => commands::probe::execute(args, &ctx),
         Command::Stale(args) => commands::stale::execute(args, &ctx),
         Command::Lab(args) => commands::lab::execute(args, &ctx),
-    };
-    match result {
-        // Why: `ctdiag stats -o json | head -1` must not end in an error
-        // message; a closed pipe means the reader has what it wanted.
-        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Clean),
-        other => other,
     }
 }

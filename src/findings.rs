@@ -27,11 +27,12 @@ impl Severity {
 }
 
 /// Declares [`FindingCode`]: one variant per stable machine-readable code,
-/// with the string it serializes to and the command that emits it. The
-/// README's table of finding codes is checked against [`FindingCode::ALL`]
-/// by a test.
+/// with the string it serializes to, the command that emits it, and the
+/// severities it can have. The README's table of finding codes is checked
+/// against [`FindingCode::ALL`] by a test, and unit tests of each command's
+/// analysis produce every code it emits.
 macro_rules! finding_codes {
-    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $command:literal; )+) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $command:literal $(, [$($severity:ident),+])?; )+) => {
         /// Every finding code ctdiag emits. Serialized as the kebab-case
         /// string users and scripts match on; never rename one.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,82 +58,94 @@ macro_rules! finding_codes {
                     $(FindingCode::$variant => $command,)+
                 }
             }
+
+            /// The severities a finding with this code can have, least
+            /// severe first (empty when a code was declared without them,
+            /// which a test refuses).
+            pub fn severities(self) -> &'static [Severity] {
+                match self {
+                    $(FindingCode::$variant => &[$($(Severity::$severity),+)?],)+
+                }
+            }
         }
     };
 }
 
 finding_codes! {
     /// insert_failed or drop rose: the race on a kernel without clash
-    /// resolution, or a full table.
-    ConntrackDrops = "conntrack-drops", "stats";
+    /// resolution, or a full table (critical when rising now, warning for
+    /// totals since boot).
+    ConntrackDrops = "conntrack-drops", "stats", [Warning, Critical];
     /// clash_resolve rose with no insert_failed: races happen and the kernel
     /// resolves them.
-    ClashesResolved = "clashes-resolved", "stats";
+    ClashesResolved = "clashes-resolved", "stats", [Info];
     /// The table is at nf_conntrack_max.
-    TableFull = "table-full", "stats";
+    TableFull = "table-full", "stats", [Critical];
     /// The table is more than 90 % full.
-    TableNearFull = "table-near-full", "stats";
-    /// Entries were evicted early because the table was full.
-    EarlyDrop = "early-drop", "stats";
+    TableNearFull = "table-near-full", "stats", [Warning];
+    /// Entries were evicted early because the table was full (a warning
+    /// when rising now or the table is nearly full).
+    EarlyDrop = "early-drop", "stats", [Info, Warning];
     /// Inserts refused because a hash chain grew too long.
-    ChainTooLong = "chain-too-long", "stats";
+    ChainTooLong = "chain-too-long", "stats", [Warning];
     /// The kernel has no clash_resolve counter (pre-5.10 counting).
-    NoClashResolveCounter = "no-clash-resolve-counter", "stats";
+    NoClashResolveCounter = "no-clash-resolve-counter", "stats", [Info];
     /// A one-shot read shows totals since boot.
-    TotalsSinceBoot = "totals-since-boot", "stats";
+    TotalsSinceBoot = "totals-since-boot", "stats", [Info];
     /// Every counter is 0 and the table empty: not where DNAT happens.
-    NoConntrackActivity = "no-conntrack-activity", "stats";
+    NoConntrackActivity = "no-conntrack-activity", "stats", [Info];
     /// The counters came from the procfs fallback.
-    StatsSource = "stats-source", "stats";
+    StatsSource = "stats-source", "stats", [Info];
     /// The kube-dns ClusterIP has no endpoints in the node's rules.
-    ClusterDnsNoEndpoints = "cluster-dns-no-endpoints", "probe";
+    ClusterDnsNoEndpoints = "cluster-dns-no-endpoints", "probe", [Critical];
     /// Lookups lost an answer while insert_failed/drop rose.
-    ConntrackRaceDrops = "conntrack-race-drops", "probe";
+    ConntrackRaceDrops = "conntrack-race-drops", "probe", [Critical];
     /// Most lost queries got ICMP errors: a server is dead or not listening.
-    DnsEndpointUnreachable = "dns-endpoint-unreachable", "probe";
-    /// Queries were lost with no conntrack drop to explain it.
-    DnsQueriesLost = "dns-queries-lost", "probe";
+    DnsEndpointUnreachable = "dns-endpoint-unreachable", "probe", [Critical];
+    /// Queries were lost with no conntrack drop to explain it (critical
+    /// above 1 % of the queries).
+    DnsQueriesLost = "dns-queries-lost", "probe", [Warning, Critical];
     /// Probes raced in conntrack and the kernel resolved every clash.
-    ConntrackClashesResolved = "conntrack-clashes-resolved", "probe";
+    ConntrackClashesResolved = "conntrack-clashes-resolved", "probe", [Info];
     /// Every lookup was answered.
-    NoLoss = "no-loss", "probe";
+    NoLoss = "no-loss", "probe", [Info];
     /// conntrack dropped packets during the probe, though every probe was
     /// answered.
-    ConntrackDropsElsewhere = "conntrack-drops-elsewhere", "probe";
+    ConntrackDropsElsewhere = "conntrack-drops-elsewhere", "probe", [Warning];
     /// Lookups were answered only after the resolver's timeout.
-    SlowAnswers = "slow-answers", "probe";
+    SlowAnswers = "slow-answers", "probe", [Warning];
     /// Answers were SERVFAIL, REFUSED, FORMERR or NOTIMP.
-    DnsErrorRcodes = "dns-error-rcodes", "probe";
+    DnsErrorRcodes = "dns-error-rcodes", "probe", [Warning];
     /// Answers were NXDOMAIN.
-    NameDoesNotExist = "name-does-not-exist", "probe";
+    NameDoesNotExist = "name-does-not-exist", "probe", [Info];
     /// Packets arrived that were not taken as answers.
-    StrayPackets = "stray-packets", "probe";
+    StrayPackets = "stray-packets", "probe", [Info];
     /// The conntrack counters could not be read around the probe.
-    ConntrackCountersUnavailable = "conntrack-counters-unavailable", "probe";
+    ConntrackCountersUnavailable = "conntrack-counters-unavailable", "probe", [Info];
     /// The probe stopped before its planned end.
-    StoppedEarly = "stopped-early", "probe";
+    StoppedEarly = "stopped-early", "probe", [Info];
     /// UDP conntrack entries of a Service DNATed to a target that is not an
     /// endpoint any more: their clients are blackholed.
-    StaleEntries = "stale-entries", "stale";
+    StaleEntries = "stale-entries", "stale", [Critical];
     /// UDP conntrack entries created while a Service had no endpoints,
     /// never DNATed, still capturing their clients now that it has some.
-    NeverTranslatedEntries = "never-translated-entries", "stale";
+    NeverTranslatedEntries = "never-translated-entries", "stale", [Critical];
     /// An endpoint in the rules that the node cannot reach (no route,
     /// neighbour FAILED): its entries are live by the rules and dead in fact.
-    EndpointUnreachable = "endpoint-unreachable", "stale";
+    EndpointUnreachable = "endpoint-unreachable", "stale", [Warning];
     /// A Service has no endpoints in the rules: its clients fail.
-    ServiceNoEndpoints = "service-no-endpoints", "stale";
+    ServiceNoEndpoints = "service-no-endpoints", "stale", [Critical];
     /// A flush left stale entries behind.
-    StaleEntriesRemain = "stale-entries-remain", "stale";
+    StaleEntriesRemain = "stale-entries-remain", "stale", [Critical];
     /// A flush deleted every stale entry.
-    StaleEntriesFlushed = "stale-entries-flushed", "stale";
+    StaleEntriesFlushed = "stale-entries-flushed", "stale", [Info];
     /// No stale entries for a Service.
-    NoStaleEntries = "no-stale-entries", "stale";
+    NoStaleEntries = "no-stale-entries", "stale", [Info];
     /// The kernel did not filter the conntrack dump (CTA_FILTER); ctdiag
     /// filtered it.
-    KernelFilterUnavailable = "kernel-filter-unavailable", "stale";
+    KernelFilterUnavailable = "kernel-filter-unavailable", "stale", [Info];
     /// Dump messages that did not decode were skipped.
-    UndecodableEntries = "undecodable-entries", "stale";
+    UndecodableEntries = "undecodable-entries", "stale", [Info];
 }
 
 impl Serialize for FindingCode {
@@ -243,6 +256,82 @@ mod tests {
                 "{text}"
             );
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(text));
+        }
+    }
+
+    /// The README's table of finding codes: `(code, command, severities)`
+    /// per row.
+    fn readme_table() -> Vec<(String, String, Vec<String>)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let text = std::fs::read_to_string(&path).expect("README.md");
+        let mut lines = text.lines().skip_while(|l| !l.starts_with("| code | command |"));
+        assert!(lines.next().is_some(), "README.md has no `| code | command | ...` table");
+        lines
+            .skip(1) // the |---| line
+            .take_while(|l| l.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+                let bare = |cell: &str| cell.trim_matches('`').to_string();
+                let severities = cells
+                    .get(2)
+                    .map_or(Vec::new(), |c| c.split(',').map(|s| s.trim().to_string()).collect());
+                (bare(cells[0]), bare(cells.get(1).copied().unwrap_or("")), severities)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_code_declares_its_severities() {
+        for code in FindingCode::ALL {
+            assert!(
+                !code.severities().is_empty(),
+                "{code}: declare its severities in finding_codes! (src/findings.rs), e.g. `, [Warning]`"
+            );
+            assert!(
+                code.severities().windows(2).all(|w| w[0] < w[1]),
+                "{code}: least severe first"
+            );
+        }
+    }
+
+    #[test]
+    fn readme_table_lists_every_code_with_its_command_and_severities() {
+        let rows = readme_table();
+        let row_for = |code: &str| rows.iter().find(|(c, _, _)| c == code);
+        for code in FindingCode::ALL {
+            let severities: Vec<String> =
+                code.severities().iter().map(|s| s.as_str().to_string()).collect();
+            let Some((_, command, listed)) = row_for(code.as_str()) else {
+                panic!(
+                    "README.md: add a row `| `{code}` | `{}` | {} | what it means |` to the finding codes table",
+                    code.command(),
+                    severities.join(", ")
+                );
+            };
+            assert_eq!(command, code.command(), "README.md row of {code}: command");
+            assert_eq!(listed, &severities, "README.md row of {code}: severities");
+        }
+        for (code, _, _) in &rows {
+            assert!(
+                FindingCode::ALL.iter().any(|c| c.as_str() == code),
+                "README.md lists `{code}`, which is no finding code (src/findings.rs)"
+            );
+        }
+        assert_eq!(rows.len(), FindingCode::ALL.len(), "README.md lists a code twice");
+    }
+
+    #[test]
+    fn this_file_cites_only_codes_that_exist() {
+        let text = include_str!("findings.rs");
+        for cited in text.split('`').skip(1).step_by(2) {
+            let looks_like_a_code = cited.contains('-')
+                && cited.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if looks_like_a_code {
+                assert!(
+                    FindingCode::ALL.iter().any(|c| c.as_str() == cited),
+                    "src/findings.rs cites `{cited}`, which is no finding code"
+                );
+            }
         }
     }
 

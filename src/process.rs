@@ -13,6 +13,21 @@ use std::time::{Duration, Instant};
 /// very large node's listing still fits, and a hung tool costs at most this.
 pub const LISTING_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The environment variable that shortens (or lengthens) the listing
+/// deadline, in milliseconds (1 to 600000); tests use it to wait less for a
+/// tool they made hang. Other values are ignored.
+pub const LISTING_DEADLINE_ENV: &str = "CTDIAG_LISTING_DEADLINE_MS";
+
+/// The deadline of a listing tool: [`LISTING_DEADLINE`], unless
+/// `CTDIAG_LISTING_DEADLINE_MS` gives another.
+pub fn listing_deadline() -> Duration {
+    std::env::var(LISTING_DEADLINE_ENV)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|ms| (1..=600_000).contains(ms))
+        .map_or(LISTING_DEADLINE, Duration::from_millis)
+}
+
 /// What a command printed and how it ended.
 #[derive(Debug, Clone)]
 pub struct Ran {

@@ -10,6 +10,11 @@ fn completions_and_man_pages_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = ctdiag::generate::generated_files().expect("generate");
     if std::env::var_os("CTDIAG_BLESS").is_some() {
+        // CI checks the committed files; it must never rewrite them and pass.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CTDIAG_BLESS is refused under CI=true: regenerate locally and commit the files"
+        );
         for dir in ["completions", "man"] {
             let _ = std::fs::remove_dir_all(root.join(dir));
         }

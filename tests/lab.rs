@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
 use common::{assert_success, ctdiag, exec, json, stdout, TestLab};
 
 /// `dig` from the client pod with a bounded wait (+tries=1 +timeout=1).
@@ -25,29 +23,28 @@ fn short(lab: &TestLab, args: &[&str]) -> String {
 /// its own source port) and returns how many got no answer. Bounded: each
 /// dig gives up after one 1 s try.
 fn parallel_lookup_failures(lab: &TestLab, n: usize) -> usize {
-    let children: Vec<Child> = (0..n)
+    let client = lab.client_ns();
+    let digs: Vec<common::Running> = (0..n)
         .map(|_| {
-            Command::new("ip")
-                .args([
+            common::spawn(
+                "ip",
+                &[
                     "netns",
                     "exec",
-                    &lab.client_ns(),
+                    &client,
                     "dig",
                     "+short",
                     "+tries=1",
                     "+timeout=1",
-                ])
-                .args(["@198.19.0.10", "kubernetes.default.svc.cluster.local", "A"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
+                    "@198.19.0.10",
+                    "kubernetes.default.svc.cluster.local",
+                    "A",
+                ],
+            )
         })
         .collect();
-    children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
+    digs.into_iter()
+        .map(|dig| dig.wait_bounded(common::COMMAND_TIMEOUT))
         .filter(|o| String::from_utf8_lossy(&o.stdout).trim() != "198.19.0.1")
         .count()
 }
@@ -291,6 +288,14 @@ fn stale_endpoint_scenario(proxy_mode: &str) {
             break;
         }
     }
+    // What the loop waited for must have happened, or the checks below
+    // would pass without a single blackholed port (each port picks an
+    // endpoint at random: 40 ports all on one side has probability 2^-39).
+    assert!(
+        port_to_endpoint.iter().any(|(_, second)| *second)
+            && port_to_endpoint.iter().any(|(_, second)| !*second),
+        "40 source ports never reached both endpoints: {port_to_endpoint:?}"
+    );
     let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
     assert_eq!(lab.endpoints(), vec!["198.18.2.2:53"]);
     assert_eq!(info["servers"][1]["state"], "removed");
@@ -391,7 +396,7 @@ fn down_removes_everything_and_up_rebuilds() {
     assert_success(&down, "lab down");
     let report = json(&down);
     assert_eq!(report["found"], true);
-    assert_eq!(report["removed_namespaces"].as_array().unwrap().len(), 3);
+    assert_eq!(report["removed_namespaces"].as_array().unwrap().len(), 4);
     let namespaces = netns_list();
     assert!(!namespaces.contains(&format!("{}-", lab.prefix)), "{namespaces}");
     assert!(!common::process_running(new_pid as u32), "server {new_pid} survived");

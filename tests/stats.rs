@@ -4,35 +4,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::UdpSocket;
-use std::process::{Command, Stdio};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::TestLab;
+use common::{kernel, TestLab};
 use serde_json::Value;
 
-/// `conntrack -S` parsed: cpu -> counter name -> value.
 fn conntrack_s(ns: &str) -> BTreeMap<u64, BTreeMap<String, u64>> {
-    let out = common::exec(ns, &["conntrack", "-S"]);
-    assert!(out.status.success(), "conntrack -S failed: {}", String::from_utf8_lossy(&out.stderr));
-    let mut cpus = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut fields = line.split_whitespace();
-        let Some(cpu) = fields.next().and_then(|f| f.strip_prefix("cpu=")) else { continue };
-        let counters = fields
-            .filter_map(|f| f.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.parse::<u64>().expect("counter value")))
-            .collect();
-        cpus.insert(cpu.parse().expect("cpu number"), counters);
-    }
-    assert!(!cpus.is_empty(), "conntrack -S printed no CPU line");
-    cpus
+    common::conntrack_s(ns)
 }
 
 fn conntrack_c(ns: &str) -> u64 {
     let out = common::exec(ns, &["conntrack", "-C"]);
-    assert!(out.status.success());
+    common::assert_success(&out, "conntrack -C");
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("conntrack -C prints a number")
 }
 
@@ -52,21 +37,6 @@ fn ctdiag_cpus(report: &Value) -> BTreeMap<u64, BTreeMap<String, u64>> {
             (obj["cpu"].as_u64().expect("cpu id"), counters)
         })
         .collect()
-}
-
-/// A DNS query for `name` of type `qtype` with ID `id`.
-fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
-    let mut q = Vec::with_capacity(64);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
-    q
 }
 
 /// Sends `lookups` glibc-style lookups from inside the client namespace: a
@@ -89,7 +59,8 @@ fn parallel_lookups(client_ns: &str, lookups: u32) -> u32 {
                     let (sock, barrier) = (Arc::clone(&sock), Arc::clone(&barrier));
                     let id = (i as u16).wrapping_mul(2).wrapping_add(qtype);
                     std::thread::spawn(move || {
-                        let query = dns_query(id, "kubernetes.default.svc.cluster.local", qtype);
+                        let query =
+                            kernel::dns_query(id, "kubernetes.default.svc.cluster.local", qtype);
                         barrier.wait();
                         let _ = sock.send(&query);
                     })
@@ -116,36 +87,12 @@ fn parallel_lookups(client_ns: &str, lookups: u32) -> u32 {
 /// CPUs at the same instant).
 fn invalid_tcp_segments(client_ns: &str, n: u32) {
     let ns = ctdiag::netns::Netns::open(client_ns).expect("open client namespace");
-    ns.run(|| {
-        // SAFETY: plain socket/sendto/close calls with valid buffers.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
-            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
-            let mut dst: libc::sockaddr_in = std::mem::zeroed();
-            dst.sin_family = libc::AF_INET as libc::sa_family_t;
-            dst.sin_addr.s_addr = u32::from_ne_bytes([198, 19, 0, 10]);
-            for i in 0..n {
-                let mut tcp = [0u8; 20];
-                tcp[0..2].copy_from_slice(&(40000 + i as u16).to_be_bytes()); // source port
-                tcp[2..4].copy_from_slice(&53u16.to_be_bytes()); // destination port
-                tcp[4..8].copy_from_slice(&(1000 + i).to_be_bytes()); // sequence number
-                tcp[12] = 5 << 4; // data offset: 5 words, no options
-                tcp[13] = 0x03; // flags: SYN | FIN, never valid together
-                tcp[14..16].copy_from_slice(&1024u16.to_be_bytes()); // window
-                let sent = libc::sendto(
-                    fd,
-                    tcp.as_ptr().cast(),
-                    tcp.len(),
-                    0,
-                    (&dst as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                );
-                assert_eq!(sent, 20, "sendto: {}", std::io::Error::last_os_error());
-            }
-            libc::close(fd);
-        }
-    })
-    .expect("run in client namespace");
+    let (pod, cluster_ip) = (Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 19, 0, 10));
+    let segments: Vec<[u8; 20]> =
+        (0..n).map(|i| kernel::tcp_syn_fin(pod, cluster_ip, 40000 + i as u16, 53)).collect();
+    ns.run(|| kernel::send_raw_tcp(cluster_ip, &segments))
+        .expect("run in client namespace")
+        .expect("send SYN|FIN segments");
 }
 
 #[test]
@@ -205,7 +152,9 @@ fn stats_equal_conntrack_s_in(lab: TestLab) {
     let ours = ctdiag_cpus(&report);
     assert_eq!(ours, reference, "ctdiag stats and conntrack -S disagree");
     assert_eq!(report["entries"].as_u64(), Some(entries), "entries vs conntrack -C");
-    assert!(report["max_entries"].as_u64().unwrap_or(0) > 0);
+    let max = common::exec(&lab.node_ns(), &["cat", "/proc/sys/net/netfilter/nf_conntrack_max"]);
+    let max: u64 = common::stdout(&max).trim().parse().expect("nf_conntrack_max");
+    assert_eq!(report["max_entries"].as_u64(), Some(max), "max_entries vs nf_conntrack_max");
     // The total row is the sum of the CPUs, counter by counter.
     for (name, total) in report["total"].as_object().expect("total") {
         let sum: u64 = reference.values().map(|c| c[name]).sum();
@@ -278,43 +227,50 @@ fn watch_shows_the_traffic_of_the_interval() {
     }
     let lab = TestLab::up(&[]);
     let node = lab.node_ns();
-    let watcher = Command::new(common::CTDIAG)
-        .args(["stats", "--netns", &node, "--watch", "1.5", "--count", "2", "-o", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctdiag stats --watch");
-    // Traffic during the first interval.
-    // On current kernels `found` and `insert` no longer move; clashes of
-    // parallel A/AAAA do, but only when two CPUs race, which a loaded
-    // machine may not give. Invalid segments move `invalid` every time.
-    std::thread::sleep(Duration::from_millis(200));
-    parallel_lookups(&lab.client_ns(), 100);
-    invalid_tcp_segments(&lab.client_ns(), 25);
-    let out = watcher.wait_with_output().expect("watch output");
+    let mut watcher = common::spawn(
+        common::CTDIAG,
+        &["stats", "--netns", &node, "--watch", "1.5", "--count", "2", "-o", "json"],
+    );
+    // Traffic for as long as the watch runs (bounded: two 1.5 s intervals,
+    // so about ten rounds), so every interval sees some whenever the
+    // watcher took its first reading. On current kernels `found` and
+    // `insert` no longer move; clashes of parallel A/AAAA need two CPUs
+    // racing, which a loaded machine may not give; invalid segments move
+    // `invalid` every time.
+    let mut sent = 0;
+    for _ in 0..40 {
+        if !watcher.is_running() {
+            break;
+        }
+        parallel_lookups(&lab.client_ns(), 5);
+        invalid_tcp_segments(&lab.client_ns(), 5);
+        sent += 5;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = watcher.wait_bounded(Duration::from_secs(20));
+    assert!(sent > 0, "the watch ended before any traffic was sent");
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
     assert_eq!(lines.len(), 2, "--count 2 gives two lines: {lines:?}");
-    assert!(out.status.code() == Some(0) || out.status.code() == Some(1));
-    let moved: u64 = lines
-        .iter()
-        .flat_map(|l| l["delta"].as_object().expect("delta").values())
-        .map(|v| v.as_u64().expect("integer delta"))
-        .sum();
-    assert!(moved > 0, "no counter moved while traffic ran: {lines:?}");
-    let invalid: u64 = lines.iter().map(|l| l["delta"]["invalid"].as_u64().unwrap_or(0)).sum();
-    assert!(invalid >= 25, "25 SYN|FIN segments crossed the node: invalid +{invalid}");
-    let first = &lines[0];
-    assert!(first["seconds"].as_f64().unwrap() >= 1.4);
-    let found = first["delta"]["found"].as_u64().unwrap_or(0) as f64;
-    let rate = first["rate_per_s"]["found"].as_f64().unwrap_or(-1.0);
-    assert!(
-        (rate - found / first["seconds"].as_f64().unwrap()).abs() < 1e-6,
-        "rate = delta / seconds"
-    );
-    assert!(first["entries"].as_u64().unwrap() > 0);
+    let sum_invalid: u64 = lines.iter().map(|l| l["delta"]["invalid"].as_u64().unwrap_or(0)).sum();
+    // Segments sent before the first reading or after the last one do not
+    // count; all the others do.
+    assert!(sum_invalid >= 5, "{sent} SYN|FIN segments crossed the node: invalid +{sum_invalid}");
+    for line in &lines {
+        let seconds = line["seconds"].as_f64().expect("seconds");
+        assert!((1.4..3.0).contains(&seconds), "interval of {seconds} s for --watch 1.5");
+        // Each rate is its delta over the measured interval, for the
+        // counter that moved (not one that stays 0).
+        let invalid = line["delta"]["invalid"].as_u64().expect("integer delta");
+        assert!(invalid > 0, "traffic ran through every interval: {line}");
+        let rate = line["rate_per_s"]["invalid"].as_f64().expect("rate");
+        assert!((rate - invalid as f64 / seconds).abs() < 1e-6, "rate = delta / seconds: {line}");
+        assert!(line["entries"].as_u64().unwrap() > 0);
+    }
+    // Nothing dropped in a healthy lab: exit 0.
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
 }
 
 #[test]
@@ -367,7 +323,7 @@ fn bad_input_exits_2_with_a_message() {
         &["stats", "-o", "yaml"],
     ];
     for args in cases {
-        let out = Command::new(common::CTDIAG).args(*args).output().expect("run ctdiag");
+        let out = common::ctdiag(args);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -387,17 +343,14 @@ fn ctrl_c_ends_watch_cleanly_with_what_was_seen() {
         return;
     }
     let lab = TestLab::up(&[]);
-    let watcher = Command::new(common::CTDIAG)
-        .args(["stats", "--netns", &lab.node_ns(), "--watch", "0.5", "-o", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctdiag stats --watch");
+    let watcher = common::spawn(
+        common::CTDIAG,
+        &["stats", "--netns", &lab.node_ns(), "--watch", "0.5", "-o", "json"],
+    );
     std::thread::sleep(Duration::from_millis(1300));
-    let kill = Command::new("kill").args(["-INT", &watcher.id().to_string()]).status();
-    assert!(kill.expect("kill").success());
-    let out = watcher.wait_with_output().expect("watch output");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    watcher.signal(libc::SIGINT);
+    let out = watcher.wait_bounded(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("every line is whole JSON"))
@@ -418,10 +371,31 @@ fn neither_netlink_nor_procfs_names_cap_net_admin_and_exits_2() {
          exec setpriv --bounding-set -net_admin --inh-caps -net_admin {} stats",
         common::CTDIAG
     );
-    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().expect("unshare");
+    let out = common::run("unshare", &["-m", "sh", "-c", &script]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CAP_NET_ADMIN"), "{stderr}");
     assert!(stderr.contains("procfs fallback failed"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+/// `--watch` with no `--count` whose reader has gone: it stops after the
+/// first interval instead of watching for nobody, quietly, exit 0.
+#[test]
+fn watch_stops_when_its_reader_is_gone() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    for format in ["json", "table"] {
+        let started = std::time::Instant::now();
+        let out = common::spawn_with_stdout_closed(
+            common::CTDIAG,
+            &["stats", "--netns", &lab.node_ns(), "--watch", "0.2", "-o", format],
+        )
+        .wait_bounded(Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", common::stderr(&out));
+        assert!(common::stderr(&out).is_empty(), "{format}: {}", common::stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(5), "{format}: {:?}", started.elapsed());
+    }
 }

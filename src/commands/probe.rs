@@ -125,6 +125,7 @@ pub fn config(
             timeout,
             linger: timeout.min(MAX_LINGER),
             max_run: MAX_RUN,
+            slow_after: Duration::from_secs(u64::from(resolver.timeout_s)),
         },
         server_from,
         names: names_text,
@@ -165,12 +166,15 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         bar.finish_and_clear();
     }
     let report = outcome?;
+    // Decided before rendering: a reader that closed the pipe does not
+    // change what was found.
+    let verdict = Outcome::from_findings(&report.findings);
     let text = match ctx.format {
         OutputFormat::Json => render::json::document(&report)?,
         _ => render::probe::table(ctx, &report),
     };
     render::emit(&text)?;
-    Ok(Outcome::from_findings(&report.findings))
+    Ok(verdict)
 }
 
 #[cfg(test)]

@@ -50,13 +50,15 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
     match config.watch {
         None => {
             let report = stats_report::report_once(&config)?;
+            // Decided before rendering: a closed pipe does not change it.
+            let verdict = Outcome::from_findings(&report.findings);
             let text = match ctx.format {
                 OutputFormat::Table => render::stats::table(ctx, &report),
                 OutputFormat::Json => render::json::document(&report)?,
                 OutputFormat::Prometheus => render::stats::prometheus(&report),
             };
             render::emit(&text)?;
-            Ok(Outcome::from_findings(&report.findings))
+            Ok(verdict)
         }
         Some(interval) => {
             let mut header_shown = false;
@@ -70,7 +72,7 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
                         text
                     }
                 };
-                render::emit(&text)
+                Ok(render::emit(&text)? == render::Delivery::Written)
             })
         }
     }

@@ -5,21 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::process::Command;
 
 use netlink_packet_netfilter::conntrack::{
     ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple,
 };
 use netlink_packet_netfilter::NetfilterProtoFamily;
-use nix::sys::socket::{
-    sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
-};
 
 use super::stats::{read_stats_netlink, read_stats_on, CTA_STATS_ERROR, CTA_STATS_INVALID};
 use super::{read_stats, read_stats_procfs, AckOutcome, ConntrackError, CtnetlinkSocket, Source};
 use crate::netns::Netns;
-use crate::testutil::{lab_allowed, NamespaceGuard};
+use crate::testutil::kernel::{parse_conntrack_s, send_raw_tcp, tcp_syn_fin};
+use crate::testutil::{lab_allowed, NamespaceGuard, COMMAND_TIMEOUT};
 
 /// Sends UDP on 127.0.0.1 from `flows` fresh sockets (3 datagrams each) and
 /// `invalid` TCP segments with SYN|FIN (an invalid flag combination, counted
@@ -34,54 +30,13 @@ fn send_traffic(flows: usize, invalid: usize) -> u16 {
             sender.send_to(b"ctdiag", target).unwrap();
         }
     }
-    let raw =
-        socket(AddressFamily::Inet, SockType::Raw, SockFlag::empty(), SockProtocol::Tcp).unwrap();
-    let destination = SockaddrIn::new(127, 0, 0, 1, 0);
-    for index in 0..invalid {
-        let segment = tcp_syn_fin(40_000 + index as u16, 9);
-        sendto(raw.as_raw_fd(), &segment, &destination, MsgFlags::empty()).unwrap();
-    }
+    let segments: Vec<[u8; 20]> = (0..invalid)
+        .map(|index| {
+            tcp_syn_fin(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 40_000 + index as u16, 9)
+        })
+        .collect();
+    send_raw_tcp(Ipv4Addr::LOCALHOST, &segments).unwrap();
     target.port()
-}
-
-/// A 20-byte TCP header 127.0.0.1:source -> 127.0.0.1:destination with
-/// SYN|FIN and a correct checksum.
-fn tcp_syn_fin(source: u16, destination: u16) -> [u8; 20] {
-    let mut segment = [0u8; 20];
-    segment[0..2].copy_from_slice(&source.to_be_bytes());
-    segment[2..4].copy_from_slice(&destination.to_be_bytes());
-    segment[12] = 5 << 4; // data offset: 5 words
-    segment[13] = 0x03; // FIN | SYN
-    segment[14..16].copy_from_slice(&1024u16.to_be_bytes()); // window
-    let mut sum: u32 = 0;
-    let pseudo = [127u8, 0, 0, 1, 127, 0, 0, 1, 0, 6, 0, 20];
-    for pair in pseudo.chunks(2).chain(segment.chunks(2)) {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    segment[16..18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    segment
-}
-
-/// `conntrack -S` output as `cpu -> name -> value`.
-fn parse_conntrack_s(text: &str) -> BTreeMap<u16, BTreeMap<String, u64>> {
-    let mut cpus = BTreeMap::new();
-    for line in text.lines().filter(|line| !line.trim().is_empty()) {
-        let mut cpu = None;
-        let mut counters = BTreeMap::new();
-        for field in line.split_whitespace() {
-            let (name, value) = field.split_once('=').unwrap();
-            if name == "cpu" {
-                cpu = Some(value.parse().unwrap());
-            } else {
-                counters.insert(name.to_string(), value.parse().unwrap());
-            }
-        }
-        cpus.insert(cpu.unwrap(), counters);
-    }
-    cpus
 }
 
 /// Clears CAP_NET_ADMIN from the calling thread's effective set (the
@@ -129,18 +84,18 @@ fn netlink_and_procfs_match_conntrack_tools_in_a_fresh_namespace() {
     let (netlink, procfs) = netns.run(|| (read_stats_netlink(), read_stats_procfs())).unwrap();
     let netlink = netlink.unwrap();
     let procfs = procfs.unwrap();
-    let tools = parse_conntrack_s(&lab.exec(&["conntrack", "-S"]));
+    let tools = parse_conntrack_s(&lab.exec(&["conntrack", "-S"])).unwrap();
     let tools_count: u64 = lab.exec(&["conntrack", "-C"]).trim().parse().unwrap();
 
     assert_eq!(netlink.source, Source::Netlink);
     assert!(netlink.notes.is_empty(), "{:?}", netlink.notes);
     // Field by field, CPU by CPU, both directions.
-    let ours: BTreeMap<u16, BTreeMap<String, u64>> = netlink
+    let ours: BTreeMap<u64, BTreeMap<String, u64>> = netlink
         .cpus
         .iter()
         .map(|cpu| {
             (
-                cpu.cpu,
+                u64::from(cpu.cpu),
                 cpu.counters.named().map(|(name, value)| (name.into_owned(), value)).collect(),
             )
         })
@@ -224,12 +179,13 @@ fn delete_acknowledges_then_reports_already_gone() {
     let sport = source_port.to_string();
     let dport = destination_port.to_string();
     let listed = |lab: &NamespaceGuard| {
-        let output = Command::new("ip")
-            .args(["netns", "exec", &lab.name, "conntrack", "-L", "-p", "udp", "--sport", &sport])
-            .args(["--dport", &dport])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).lines().count()
+        let args = ["netns", "exec", &lab.name, "conntrack", "-L", "-p", "udp", "--sport", &sport];
+        let mut args = args.to_vec();
+        args.extend_from_slice(&["--dport", &dport]);
+        // Exit 1 with no entries listed is not a failure here.
+        crate::process::run_bounded("ip", &args, None, COMMAND_TIMEOUT)
+            .map(|ran| ran.stdout_text().lines().count())
+            .unwrap_or_else(|e| panic!("conntrack -L: {e}"))
     };
     assert_eq!(listed(&lab), 1);
 

@@ -103,11 +103,23 @@ pub fn parse_proc_stat_table(text: &str, path: &str) -> Result<ProcStatTable, Co
             let value = u64::from_str_radix(field, 16).ok().filter(|_| hex).ok_or_else(|| {
                 error(format!("row {}, column {}: {field:?} is not hex", row + 1, header[column]))
             })?;
+            let attribute = attributes.get(column).copied().flatten();
+            // The kernel prints these as `%08x` of an unsigned int (u32, the
+            // width that wraps): more is not what the kernel wrote.
+            if (attribute.is_some() || Some(column) == entries_column)
+                && value > u64::from(u32::MAX)
+            {
+                return Err(error(format!(
+                    "row {}, column {}: {field:?} is wider than the kernel's 32-bit counters",
+                    row + 1,
+                    header[column]
+                )));
+            }
             if Some(column) == entries_column {
                 entries = Some(value);
             }
-            if let Some(Some(attribute)) = attributes.get(column) {
-                counters.0.insert(*attribute, value);
+            if let Some(attribute) = attribute {
+                counters.0.insert(attribute, value);
             }
         }
         let cpu = u16::try_from(row).map_err(|_| error("more rows than CPU numbers".into()))?;
@@ -315,6 +327,8 @@ mod tests {
             &format!("{header}00000001 00000002 00000003 00000004\n"),
             &format!("{header}00000001 00000002 -0000003\n"),
             &format!("{header}00000001 00000002 +0000003\n"),
+            &format!("{header}00000001 00000002 100000000\n"),
+            &format!("{header}100000000 00000002 00000003\n"),
         ] {
             let error = parse_proc_stat(text).unwrap_err();
             assert!(matches!(error, ConntrackError::Procfs { .. }), "{text:?}: {error:?}");

@@ -101,14 +101,18 @@ impl Counters {
         }
     }
 
-    /// `self - before` per attribute, for attributes present in both.
-    /// Counters that went backwards (a CPU went offline, a wrap) give 0.
+    /// `self - before` per attribute, for attributes present in both,
+    /// modulo 2^32 when the value went down: the kernel's counters are u32
+    /// per CPU and wrap, so 4294967290 then 5 is +11, not 0. A sum over CPUs
+    /// (see [`StatsSnapshot::total`]) wraps the same way modulo 2^32, so
+    /// its delta is right as long as fewer than 2^32 events happened in
+    /// between.
     pub fn delta_since(&self, before: &Counters) -> Counters {
         Counters(
             self.0
                 .iter()
                 .filter_map(|(attr, now)| {
-                    before.get(*attr).map(|then| (*attr, now.saturating_sub(then)))
+                    before.get(*attr).map(|then| (*attr, counter_delta(then, *now)))
                 })
                 .collect(),
         )
@@ -117,6 +121,17 @@ impl Counters {
     /// `(name, value)` pairs in attribute order.
     pub fn named(&self) -> impl Iterator<Item = (std::borrow::Cow<'static, str>, u64)> + '_ {
         self.0.iter().map(|(attr, value)| (counter_name(*attr), *value))
+    }
+}
+
+/// How far a kernel counter moved from `then` to `now`. Up: the plain
+/// difference (so a counter a kernel sends as 8 bytes keeps its range).
+/// Down: it wrapped at 2^32, and the distance is taken modulo 2^32.
+pub fn counter_delta(then: u64, now: u64) -> u64 {
+    if now >= then {
+        now - then
+    } else {
+        now.wrapping_sub(then) & u64::from(u32::MAX)
     }
 }
 
@@ -524,6 +539,39 @@ mod tests {
         let error = decode_cpu_replies(&global_replies(&GLOBAL_DATAGRAM)).unwrap_err();
         assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
         assert!(decode_cpu_replies(&[]).is_err());
+    }
+
+    #[test]
+    fn deltas_across_a_32_bit_wrap() {
+        let max = u64::from(u32::MAX);
+        assert_eq!(counter_delta(max - 5, 5), 11);
+        assert_eq!(counter_delta(max, 0), 1);
+        assert_eq!(counter_delta(7, 7), 0);
+        assert_eq!(counter_delta(3, 10), 7);
+        // Not capped at 2^32 when it only went up (an 8-byte counter).
+        assert_eq!(counter_delta(1, 1 << 40), (1 << 40) - 1);
+
+        // Two CPUs, CPU 0's insert_failed wraps: per CPU and in the sum.
+        let cpu = |n: u16, insert_failed: u64, drop: u64| CpuStats {
+            cpu: n,
+            counters: Counters(
+                [(CTA_STATS_INSERT_FAILED, insert_failed), (CTA_STATS_DROP, drop)].into(),
+            ),
+        };
+        let snapshot = |cpus| StatsSnapshot {
+            source: Source::Netlink,
+            cpus,
+            entries: 1,
+            max_entries: 10,
+            notes: vec![],
+        };
+        let before = snapshot(vec![cpu(0, max - 2, 4), cpu(1, 100, max)]);
+        let after = snapshot(vec![cpu(0, 4, 4), cpu(1, 103, 1)]);
+        let per_cpu = after.cpus[0].counters.delta_since(&before.cpus[0].counters);
+        assert_eq!(per_cpu.get(CTA_STATS_INSERT_FAILED), Some(7));
+        let total = after.total().delta_since(&before.total());
+        assert_eq!(total.get(CTA_STATS_INSERT_FAILED), Some(7 + 3));
+        assert_eq!(total.get(CTA_STATS_DROP), Some(2));
     }
 
     #[test]

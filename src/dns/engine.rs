@@ -27,6 +27,7 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage}
 use nix::sys::time::TimeSpec;
 use serde::Serialize;
 
+use crate::dns::histogram::LatencyHistogram;
 use crate::dns::wire::{classify, rcode_name, QueryType, SentQuery, Verdict};
 use crate::error::{Error, Result};
 
@@ -77,7 +78,8 @@ pub struct EngineConfig {
     pub duration: Option<Duration>,
     /// Lookups started per second; 0 = as fast as concurrency allows.
     pub rate: f64,
-    /// Lookups in flight at once (lingering sockets not counted).
+    /// Lookups in flight at once (sockets lingering for late answers are
+    /// bounded apart, from what the open-file limit leaves).
     pub concurrency: usize,
     /// How long a query waits for its answer before it counts as lost.
     pub timeout: Duration,
@@ -85,6 +87,9 @@ pub struct EngineConfig {
     pub linger: Duration,
     /// Hard cap on the time spent starting lookups.
     pub max_run: Duration,
+    /// A fully answered lookup this slow or slower counts in
+    /// [`EngineResult::slow_lookups`] (the resolver's timeout).
+    pub slow_after: Duration,
 }
 
 /// Packets that arrived but were not taken as answers.
@@ -153,14 +158,34 @@ pub struct EngineResult {
     /// Packets not taken as answers.
     pub stray: StrayCounts,
     /// Time from the start of each fully answered lookup to its last
-    /// answer, in microseconds.
-    pub lookup_latency_us: Vec<u64>,
+    /// answer: a fixed-size histogram, so memory does not grow with the run.
+    pub latency: LatencyHistogram,
+    /// Fully answered lookups whose last answer came `slow_after` or more
+    /// after their start (counted exactly, not from the histogram).
+    pub slow_lookups: u64,
     /// Wall time from the first lookup to the end of the run.
     pub elapsed: Duration,
     /// Whether the hard run-time cap stopped the run.
     pub capped: bool,
     /// Whether a stop request (SIGINT) ended the run early.
     pub interrupted: bool,
+    /// How many sockets the run held, and within which limits.
+    pub sockets: SocketUse,
+}
+
+/// The probe sockets a run held: lookups in flight and sockets lingering
+/// for late answers, within the process's open-file limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SocketUse {
+    /// The open-file limit (soft `RLIMIT_NOFILE`, `ulimit -n`) during the run.
+    pub open_file_limit: u64,
+    /// Most probe sockets open at once.
+    pub peak_open: u64,
+    /// How many sockets may wait for late answers at once.
+    pub lingering_limit: u64,
+    /// Lingering sockets closed before their time to stay within that
+    /// limit (a late answer to one of them is no longer seen).
+    pub lingering_closed_early: u64,
 }
 
 impl EngineResult {
@@ -177,6 +202,44 @@ impl EngineResult {
     /// Queries lost, both types.
     pub fn lost(&self) -> u64 {
         self.by_type.iter().map(|t| t.lost).sum()
+    }
+
+    /// Adds another run's result into this one (rounds of the same target
+    /// in `compare`): counts add up, latencies merge, run times add, the
+    /// socket peak is the higher one.
+    pub fn merge(&mut self, other: &EngineResult) {
+        self.lookups += other.lookups;
+        for (mine, theirs) in self.by_type.iter_mut().zip(&other.by_type) {
+            mine.sent += theirs.sent;
+            mine.answered += theirs.answered;
+            mine.lost += theirs.lost;
+        }
+        self.one_lost_lookups += other.one_lost_lookups;
+        self.both_lost_lookups += other.both_lost_lookups;
+        self.refused += other.refused;
+        self.timed_out += other.timed_out;
+        self.send_errors += other.send_errors;
+        for (rcode, n) in &other.rcodes {
+            *self.rcodes.entry(rcode.clone()).or_insert(0) += n;
+        }
+        let (s, o) = (&mut self.stray, &other.stray);
+        s.wrong_source += o.wrong_source;
+        s.wrong_id += o.wrong_id;
+        s.wrong_question += o.wrong_question;
+        s.malformed += o.malformed;
+        s.truncated += o.truncated;
+        s.duplicate += o.duplicate;
+        s.late += o.late;
+        self.latency.merge(&other.latency);
+        self.slow_lookups += other.slow_lookups;
+        self.elapsed += other.elapsed;
+        self.capped |= other.capped;
+        self.interrupted |= other.interrupted;
+        let (s, o) = (&mut self.sockets, &other.sockets);
+        s.open_file_limit = s.open_file_limit.max(o.open_file_limit);
+        s.peak_open = s.peak_open.max(o.peak_open);
+        s.lingering_limit = s.lingering_limit.max(o.lingering_limit);
+        s.lingering_closed_early += o.lingering_closed_early;
     }
 }
 
@@ -227,10 +290,23 @@ impl Conn {
     }
 }
 
+/// Which of a lookup's sockets: the current one, or (reopen mode) the A
+/// query's own socket, kept after the AAAA query moved to a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Current,
+    First,
+}
+
 /// One lookup in flight (or lingering after it finished with a loss).
 #[derive(Debug)]
 struct Lookup {
     conn: Option<Conn>,
+    /// The queries `conn` carried: both, except for reopen's AAAA socket.
+    conn_carries: [bool; 2],
+    /// Reopen mode: the A query's socket, kept open after its query timed
+    /// out so that a late A answer is still seen (and counted as late).
+    first_conn: Option<Conn>,
     queries: [QuerySlot; 2],
     started: Instant,
     last_answer: Option<Instant>,
@@ -247,7 +323,28 @@ enum PacketEffect {
 
 impl Lookup {
     fn new(started: Instant, queries: [QuerySlot; 2]) -> Self {
-        Lookup { conn: None, queries, started, last_answer: None, linger_until: None }
+        Lookup {
+            conn: None,
+            conn_carries: [true, true],
+            first_conn: None,
+            queries,
+            started,
+            last_answer: None,
+            linger_until: None,
+        }
+    }
+
+    /// Sockets this lookup holds open.
+    fn sockets(&self) -> usize {
+        usize::from(self.conn.is_some()) + usize::from(self.first_conn.is_some())
+    }
+
+    /// Closes every socket of the lookup; returns how many were open.
+    fn close(&mut self) -> usize {
+        let open = self.sockets();
+        self.conn = None;
+        self.first_conn = None;
+        open
     }
 
     fn finished(&self) -> bool {
@@ -264,13 +361,29 @@ impl Lookup {
         now: Instant,
         result: &mut EngineResult,
     ) -> PacketEffect {
-        // Why only sent queries: an answer to a query not sent yet cannot
-        // be genuine.
+        let carried = self.conn_carries;
+        self.on_packet_for(packet, carried, source, server, now, result)
+    }
+
+    /// [`Lookup::on_packet`] for a packet that arrived on a socket that
+    /// carried the queries marked in `carried`.
+    fn on_packet_for(
+        &mut self,
+        packet: &[u8],
+        carried: [bool; 2],
+        source: SocketAddr,
+        server: SocketAddr,
+        now: Instant,
+        result: &mut EngineResult,
+    ) -> PacketEffect {
+        // Why only sent queries, and only those of this socket: an answer to
+        // a query not sent yet, or sent from another socket, cannot be
+        // genuine.
         let (positions, candidates): (Vec<usize>, Vec<&SentQuery>) = self
             .queries
             .iter()
             .enumerate()
-            .filter(|(_, slot)| slot.state != QueryState::Unsent)
+            .filter(|(position, slot)| slot.state != QueryState::Unsent && carried[*position])
             .map(|(position, slot)| (position, &slot.sent))
             .unzip();
         let verdict = match classify(packet, source, server, &candidates) {
@@ -497,53 +610,101 @@ fn is_icmp_error(e: &io::Error) -> bool {
     )
 }
 
-/// Resource errors that mean the run cannot go on (rather than a lost query).
-fn is_resource_error(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS))
+/// Whether a socket could not be created because this process holds as
+/// many descriptors as its open-file limit allows.
+fn is_descriptor_limit(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EMFILE)
 }
 
-fn resource_error(e: io::Error) -> Error {
-    Error::Runtime(format!(
-        "cannot open a probe socket: {e}; lower --concurrency or raise the open-file limit (ulimit -n)"
-    ))
+/// Room left for descriptors besides the probe sockets: stdio, the
+/// namespace handles, the netlink socket that reads the counters afterwards.
+const DESCRIPTOR_SLACK: u64 = 16;
+
+/// The sockets one lookup holds at most at once.
+fn sockets_per_lookup(mode: Mode) -> u64 {
+    // Reopen keeps the A query's socket while the AAAA query uses a new one.
+    if mode == Mode::Reopen {
+        2
+    } else {
+        1
+    }
 }
 
-/// A fresh non-blocking UDP socket connected to `server`. `Ok(Err(_))` is
-/// a connect failure that counts against the lookup (e.g. no route).
-fn fresh_udp(server: SocketAddr) -> Result<io::Result<UdpSocket>> {
+/// The descriptors open in this process now.
+fn open_descriptors() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(DESCRIPTOR_SLACK, |dir| dir.count() as u64)
+}
+
+/// The soft and hard `RLIMIT_NOFILE`.
+fn open_file_limits() -> (u64, u64) {
+    use nix::sys::resource::{getrlimit, Resource};
+    getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024))
+}
+
+/// How many sockets a run may hold, from the open-file limit: every lookup
+/// in flight must have its sockets, and sockets lingering for late answers
+/// get what is left, at most twice as many as the lookups in flight hold. Raises the soft
+/// open-file limit towards the hard one when that is needed (as Go
+/// programs do at start); fails, naming the limit, when even the lookups in
+/// flight would not fit.
+fn socket_budget(config: &EngineConfig) -> Result<SocketUse> {
+    let concurrency = config.concurrency as u64;
+    let in_flight = concurrency * sockets_per_lookup(config.mode);
+    let open_now = open_descriptors();
+    let wanted = open_now + DESCRIPTOR_SLACK + 3 * in_flight;
+    let (mut soft, hard) = open_file_limits();
+    if soft < wanted && soft < hard {
+        use nix::sys::resource::{setrlimit, Resource};
+        // Why ignore a failure: the check below says what the limit is.
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard);
+        soft = open_file_limits().0;
+    }
+    let available = soft.saturating_sub(open_now + DESCRIPTOR_SLACK);
+    if available < in_flight {
+        let fits = available / sockets_per_lookup(config.mode);
+        return Err(Error::Usage(format!(
+            "--concurrency {}: {} lookups in flight need {in_flight} sockets{}, but the open-file limit (`ulimit -n`) is {soft} with {open_now} descriptors already open; raise the limit (`ulimit -n {}`) or give --concurrency {} or less",
+            config.concurrency,
+            config.concurrency,
+            if config.mode == Mode::Reopen { " (two each in reopen mode)" } else { "" },
+            wanted,
+            fits.max(1),
+        )));
+    }
+    Ok(SocketUse {
+        open_file_limit: soft,
+        // Why twice the sockets in flight: lookups that time out together
+        // linger together, and the next wave times out as the last one's
+        // lingering ends; at most one wave waits at a time otherwise.
+        lingering_limit: (available - in_flight).min(2 * in_flight),
+        ..SocketUse::default()
+    })
+}
+
+/// A fresh non-blocking UDP socket connected to `server`. The outer error:
+/// no socket could be made at all (e.g. the open-file limit); the inner
+/// one: a connect failure that counts against the lookup (e.g. no route).
+fn fresh_udp(server: SocketAddr) -> io::Result<io::Result<UdpSocket>> {
     let bind: SocketAddr = if server.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
     } else {
         SocketAddr::from(([0u16; 8], 0))
     };
-    let socket = match UdpSocket::bind(bind) {
-        Ok(s) => s,
-        Err(e) if is_resource_error(&e) => return Err(resource_error(e)),
-        Err(e) => return Err(Error::Runtime(format!("cannot open a UDP socket: {e}"))),
-    };
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| Error::Runtime(format!("cannot make a socket non-blocking: {e}")))?;
+    let socket = UdpSocket::bind(bind)?;
+    socket.set_nonblocking(true)?;
     Ok(socket.connect(server).map(|()| socket))
 }
 
-/// A fresh non-blocking TCP socket with its connect to `server` under way.
-fn fresh_tcp(server: SocketAddr) -> Result<io::Result<TcpStream>> {
+/// A fresh non-blocking TCP socket with its connect to `server` under way;
+/// errors as for [`fresh_udp`].
+fn fresh_tcp(server: SocketAddr) -> io::Result<io::Result<TcpStream>> {
     let family = if server.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd: OwnedFd = socket::socket(
         family,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
-    )
-    .map_err(|errno| {
-        let e = io::Error::from(errno);
-        if is_resource_error(&e) {
-            resource_error(e)
-        } else {
-            Error::Runtime(format!("cannot open a TCP socket: {e}"))
-        }
-    })?;
+    )?;
     let address = SockaddrStorage::from(server);
     let connected = match socket::connect(fd.as_raw_fd(), &address) {
         Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => Ok(()),
@@ -602,6 +763,11 @@ struct Engine<'a> {
     result: EngineResult,
     started: u64,
     buf: Vec<u8>,
+    /// Probe sockets open now (in flight and lingering).
+    open_sockets: u64,
+    /// Sockets lingering for late answers now (a reopen lookup may hold
+    /// two).
+    lingering: u64,
 }
 
 impl<'a> Engine<'a> {
@@ -609,20 +775,116 @@ impl<'a> Engine<'a> {
         if config.names.is_empty() {
             return Err(Error::Usage("no name to look up".into()));
         }
+        let sockets = socket_budget(config)?;
         let senders = if config.mode == Mode::Threads { Some(SenderPair::spawn()?) } else { None };
         Ok(Engine {
             config,
             ids: IdSource::new(),
             senders,
             active: Vec::new(),
-            result: EngineResult::default(),
+            result: EngineResult { sockets, ..EngineResult::default() },
             started: 0,
             buf: vec![0u8; 65_536],
+            open_sockets: 0,
+            lingering: 0,
         })
     }
 
     fn in_flight(&self) -> usize {
         self.active.iter().filter(|l| l.linger_until.is_none()).count()
+    }
+
+    /// Counts a socket just opened.
+    fn opened(&mut self) {
+        self.open_sockets += 1;
+        self.result.sockets.peak_open = self.result.sockets.peak_open.max(self.open_sockets);
+    }
+
+    /// Removes the lookup at `index`, closing its sockets.
+    fn remove(&mut self, index: usize) {
+        let mut lookup = self.active.swap_remove(index);
+        let closed = lookup.close() as u64;
+        if lookup.linger_until.is_some() {
+            self.lingering -= closed;
+        }
+        self.open_sockets -= closed;
+    }
+
+    /// Closes the sockets of the lookup that has lingered longest, to make
+    /// room; false when none lingers. Why the oldest: it has waited the
+    /// longest, so a late answer is least likely to still come to it. Why
+    /// close rather than stop starting lookups: the run keeps the rate and
+    /// concurrency it was asked for, which is what it measures.
+    fn close_oldest_lingering(&mut self) -> bool {
+        let oldest = self
+            .active
+            .iter_mut()
+            .filter(|l| l.linger_until.is_some() && l.sockets() > 0)
+            .min_by_key(|l| l.linger_until);
+        let Some(lookup) = oldest else { return false };
+        let closed = lookup.close() as u64;
+        self.open_sockets -= closed;
+        self.lingering -= closed;
+        self.result.sockets.lingering_closed_early += closed;
+        true
+    }
+
+    /// A fresh UDP socket for a query; at the open-file limit, closes a
+    /// lingering socket and tries again. `Ok(Err(_))` counts against the
+    /// lookup (a connect failure).
+    fn open_udp(&mut self) -> Result<io::Result<UdpSocket>> {
+        loop {
+            match fresh_udp(self.config.server) {
+                Ok(outcome) => {
+                    if outcome.is_ok() {
+                        self.opened();
+                    }
+                    return Ok(outcome);
+                }
+                Err(e) if is_descriptor_limit(&e) && self.close_oldest_lingering() => continue,
+                Err(e) => return Err(self.socket_error("UDP", e)),
+            }
+        }
+    }
+
+    /// A fresh TCP connection under way, as [`Engine::open_udp`].
+    fn open_tcp(&mut self) -> Result<io::Result<TcpStream>> {
+        loop {
+            match fresh_tcp(self.config.server) {
+                Ok(outcome) => {
+                    if outcome.is_ok() {
+                        self.opened();
+                    }
+                    return Ok(outcome);
+                }
+                Err(e) if is_descriptor_limit(&e) && self.close_oldest_lingering() => continue,
+                Err(e) => return Err(self.socket_error("TCP", e)),
+            }
+        }
+    }
+
+    /// Why no probe socket could be made, with the real cause and what to do.
+    fn socket_error(&self, kind: &str, e: io::Error) -> Error {
+        let held = format!(
+            "{} probe sockets were open ({} lookups in flight, {} lingering for late answers, at most {} of those allowed)",
+            self.open_sockets,
+            self.in_flight(),
+            self.lingering,
+            self.result.sockets.lingering_limit
+        );
+        Error::Runtime(match e.raw_os_error() {
+            Some(libc::EMFILE) => format!(
+                "cannot open a probe {kind} socket: {e}: this process reached its open-file limit ({}, `ulimit -n`) and no lingering socket was left to close; {held}; something else in ctdiag holds descriptors too, or the limit was lowered during the run: raise it (`ulimit -n`) or lower --concurrency",
+                open_file_limits().0
+            ),
+            Some(libc::ENFILE) => format!(
+                "cannot open a probe {kind} socket: {e}: the whole system is at its open-file limit (`sysctl fs.file-max`), not this probe; {held}; free descriptors elsewhere or raise fs.file-max"
+            ),
+            Some(libc::ENOBUFS) | Some(libc::ENOMEM) => format!(
+                "cannot open a probe {kind} socket: {e}: the kernel is short of memory for sockets; {held}; lower --concurrency or --rate"
+            ),
+            _ => format!("cannot open a probe {kind} socket: {e}; {held}"),
+        })
     }
 
     fn run(&mut self, stop: &AtomicBool, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
@@ -669,7 +931,7 @@ impl<'a> Engine<'a> {
                     }
                 }
             }
-            self.settle(Instant::now(), progress);
+            self.settle(Instant::now(), progress)?;
             in_flight = self.in_flight();
             let can_start_more = more_allowed
                 && self.config.count.is_none_or(|c| self.started < c)
@@ -686,21 +948,21 @@ impl<'a> Engine<'a> {
             }
             let ready = self.wait(wake)?;
             let now = Instant::now();
-            for (index, revents) in ready {
-                self.service(index, revents, now)?;
+            for (index, which, revents) in ready {
+                self.service(index, which, revents, now);
             }
-            self.settle(Instant::now(), progress);
+            self.settle(Instant::now(), progress)?;
             in_flight = self.in_flight();
         }
         self.result.elapsed = t0.elapsed();
         Ok(())
     }
 
-    /// Polls the active sockets until one is ready or `wake`; returns the
-    /// indexes of ready lookups with their events.
-    fn wait(&self, wake: Option<Instant>) -> Result<Vec<(usize, PollFlags)>> {
+    /// Polls the active sockets until one is ready or `wake`; returns which
+    /// socket of which lookup is ready, with its events.
+    fn wait(&self, wake: Option<Instant>) -> Result<Vec<(usize, Which, PollFlags)>> {
         let mut fds: Vec<PollFd> = Vec::with_capacity(self.active.len());
-        let mut owners: Vec<usize> = Vec::with_capacity(self.active.len());
+        let mut owners: Vec<(usize, Which)> = Vec::with_capacity(self.active.len());
         for (index, lookup) in self.active.iter().enumerate() {
             if let Some(conn) = &lookup.conn {
                 let mut flags = PollFlags::POLLIN;
@@ -710,7 +972,11 @@ impl<'a> Engine<'a> {
                     }
                 }
                 fds.push(PollFd::new(conn.fd(), flags));
-                owners.push(index);
+                owners.push((index, Which::Current));
+            }
+            if let Some(conn) = &lookup.first_conn {
+                fds.push(PollFd::new(conn.fd(), PollFlags::POLLIN));
+                owners.push((index, Which::First));
             }
         }
         let timeout = wake.map(|w| {
@@ -728,7 +994,9 @@ impl<'a> Engine<'a> {
         Ok(fds
             .iter()
             .zip(owners)
-            .filter_map(|(fd, index)| fd.revents().filter(|r| !r.is_empty()).map(|r| (index, r)))
+            .filter_map(|(fd, (index, which))| {
+                fd.revents().filter(|r| !r.is_empty()).map(|r| (index, which, r))
+            })
             .collect())
     }
 
@@ -756,7 +1024,7 @@ impl<'a> Engine<'a> {
         self.result.by_type[1].sent += 1;
         match self.config.mode {
             Mode::Parallel | Mode::Threads | Mode::Sequential | Mode::Reopen => {
-                match fresh_udp(self.config.server)? {
+                match self.open_udp()? {
                     Err(e) => lookup.fail_open_queries(failure_of(&e)),
                     Ok(socket) => {
                         let socket = Arc::new(socket);
@@ -769,7 +1037,7 @@ impl<'a> Engine<'a> {
                     }
                 }
             }
-            Mode::Tcp => match fresh_tcp(self.config.server)? {
+            Mode::Tcp => match self.open_tcp()? {
                 Err(e) => lookup.fail_open_queries(failure_of(&e)),
                 Ok(stream) => {
                     let mut out = Vec::with_capacity(2 * 64);
@@ -807,10 +1075,14 @@ impl<'a> Engine<'a> {
     }
 
     /// Reads what a ready socket has and applies it.
-    fn service(&mut self, index: usize, revents: PollFlags, now: Instant) -> Result<()> {
+    fn service(&mut self, index: usize, which: Which, revents: PollFlags, now: Instant) {
         let server = self.config.server;
-        let Some(lookup) = self.active.get_mut(index) else { return Ok(()) };
-        match &lookup.conn {
+        let Some(lookup) = self.active.get_mut(index) else { return };
+        let (conn, carried) = match which {
+            Which::Current => (&lookup.conn, lookup.conn_carries),
+            Which::First => (&lookup.first_conn, [true, false]),
+        };
+        match conn {
             None => {}
             Some(Conn::Udp(socket)) => {
                 let socket = Arc::clone(socket);
@@ -818,15 +1090,32 @@ impl<'a> Engine<'a> {
                     match socket.recv_from(&mut self.buf) {
                         Ok((len, source)) => {
                             let packet = &self.buf[..len];
-                            lookup.on_packet(packet, source, server, now, &mut self.result);
+                            lookup.on_packet_for(
+                                packet,
+                                carried,
+                                source,
+                                server,
+                                now,
+                                &mut self.result,
+                            );
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                         Err(e) => {
-                            // An ICMP error for this flow: every open query of
-                            // the lookup has failed (the error is reported once).
+                            // An ICMP error for this flow: every open query
+                            // the socket carried has failed (the error is
+                            // reported once).
                             let failure = failure_of(&e);
-                            lookup.fail_open_queries(failure);
+                            for (slot, carried) in lookup.queries.iter_mut().zip(carried) {
+                                if carried
+                                    && matches!(
+                                        slot.state,
+                                        QueryState::Pending { .. } | QueryState::Unsent
+                                    )
+                                {
+                                    slot.state = QueryState::Failed(failure);
+                                }
+                            }
                             break;
                         }
                     }
@@ -834,19 +1123,19 @@ impl<'a> Engine<'a> {
             }
             Some(Conn::Tcp(_)) => service_tcp(lookup, revents, server, now, &mut self.result),
         }
-        Ok(())
     }
 
     /// Advances sequential modes, expires deadlines, accounts finished
-    /// lookups and closes sockets whose lingering is over.
-    fn settle(&mut self, now: Instant, progress: &(dyn Fn(u64) + Sync)) {
+    /// lookups, and closes sockets whose lingering is over (or, at the
+    /// lingering limit, the oldest lingering ones).
+    fn settle(&mut self, now: Instant, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
         let timeout = self.config.timeout;
         let mut index = 0;
         while index < self.active.len() {
             let lookup = &mut self.active[index];
             if let Some(until) = lookup.linger_until {
-                if now >= until {
-                    self.active.swap_remove(index);
+                if now >= until || lookup.sockets() == 0 {
+                    self.remove(index);
                 } else {
                     index += 1;
                 }
@@ -855,53 +1144,101 @@ impl<'a> Engine<'a> {
             lookup.expire(now, timeout);
             // single-request(-reopen): the AAAA query follows once the A
             // query is done.
-            if matches!(self.config.mode, Mode::Sequential | Mode::Reopen)
+            let aaaa_due = matches!(self.config.mode, Mode::Sequential | Mode::Reopen)
                 && !matches!(
                     lookup.queries[0].state,
                     QueryState::Unsent | QueryState::Pending { .. }
                 )
-                && lookup.queries[1].state == QueryState::Unsent
-            {
-                if self.config.mode == Mode::Reopen {
-                    lookup.conn = None;
-                    match fresh_udp(self.config.server) {
-                        Ok(Ok(socket)) => {
-                            let socket = Arc::new(socket);
-                            lookup.conn = Some(Conn::Udp(Arc::clone(&socket)));
-                            send_one(lookup, 1, &socket);
-                        }
-                        Ok(Err(e)) => lookup.queries[1].state = QueryState::Failed(failure_of(&e)),
-                        Err(_) => lookup.queries[1].state = QueryState::Failed(Failure::SendError),
-                    }
-                } else if let Some(Conn::Udp(socket)) = &lookup.conn {
-                    let socket = Arc::clone(socket);
-                    send_one(lookup, 1, &socket);
-                } else {
-                    lookup.queries[1].state = QueryState::Failed(Failure::SendError);
-                }
-                // Not for reopen: the AAAA socket is another flow.
-                if self.config.mode == Mode::Sequential {
-                    lookup.spread_refusal();
-                }
+                && lookup.queries[1].state == QueryState::Unsent;
+            if aaaa_due {
+                self.send_second(index)?;
             }
+            let lookup = &mut self.active[index];
             if !lookup.finished() {
                 index += 1;
                 continue;
             }
-            account(lookup, &mut self.result);
+            account(lookup, self.config.slow_after, &mut self.result);
             progress(self.result.lookups);
             let any_timed_out =
                 lookup.queries.iter().any(|q| q.state == QueryState::Failed(Failure::TimedOut));
-            if any_timed_out
-                && matches!(lookup.conn, Some(Conn::Udp(_)))
+            let udp = matches!(lookup.conn, Some(Conn::Udp(_))) || lookup.first_conn.is_some();
+            let linger = any_timed_out
+                && udp
                 && !self.config.linger.is_zero()
-            {
-                lookup.linger_until = Some(now + self.config.linger);
-                index += 1;
-            } else {
-                self.active.swap_remove(index);
+                && self.result.sockets.lingering_limit > 0;
+            if !linger {
+                self.remove(index);
+                continue;
             }
+            // What a lingering lookup keeps: only the sockets that still
+            // wait for an answer that timed out.
+            let lookup = &mut self.active[index];
+            if lookup.first_conn.is_some() {
+                if lookup.queries[0].state != QueryState::Failed(Failure::TimedOut) {
+                    lookup.first_conn = None;
+                    self.open_sockets -= 1;
+                }
+                if lookup.queries[1].state != QueryState::Failed(Failure::TimedOut)
+                    && lookup.conn.take().is_some()
+                {
+                    self.open_sockets -= 1;
+                }
+            }
+            let needed = self.active[index].sockets() as u64;
+            let limit = self.result.sockets.lingering_limit;
+            // At the limit, the oldest lingering sockets make room (they
+            // belong to other lookups: indexes do not move).
+            while self.lingering + needed > limit && self.close_oldest_lingering() {}
+            if self.lingering + needed > limit {
+                self.remove(index);
+                continue;
+            }
+            self.active[index].linger_until = Some(now + self.config.linger);
+            self.lingering += needed;
+            index += 1;
         }
+        Ok(())
+    }
+
+    /// Sends the AAAA query of a sequential or reopen lookup once its A
+    /// query is done: on the same socket, or (reopen) on a new one while
+    /// the A socket stays open if its query timed out.
+    fn send_second(&mut self, index: usize) -> Result<()> {
+        if self.config.mode == Mode::Reopen {
+            let opened = self.open_udp()?;
+            let lookup = &mut self.active[index];
+            let first = lookup.conn.take();
+            // Why keep it only after a timeout: an answered A query needs
+            // nothing more from its socket (glibc closes it); a timed-out
+            // one may still get its late answer, which counts as late.
+            if lookup.queries[0].state == QueryState::Failed(Failure::TimedOut) {
+                lookup.first_conn = first;
+            } else if first.is_some() {
+                self.open_sockets -= 1;
+            }
+            let lookup = &mut self.active[index];
+            lookup.conn_carries = [false, true];
+            match opened {
+                Ok(socket) => {
+                    let socket = Arc::new(socket);
+                    lookup.conn = Some(Conn::Udp(Arc::clone(&socket)));
+                    send_one(lookup, 1, &socket);
+                }
+                Err(e) => lookup.queries[1].state = QueryState::Failed(failure_of(&e)),
+            }
+            // No spread_refusal: the AAAA socket is another flow.
+            return Ok(());
+        }
+        let lookup = &mut self.active[index];
+        if let Some(Conn::Udp(socket)) = &lookup.conn {
+            let socket = Arc::clone(socket);
+            send_one(lookup, 1, &socket);
+        } else {
+            lookup.queries[1].state = QueryState::Failed(Failure::SendError);
+        }
+        lookup.spread_refusal();
+        Ok(())
     }
 }
 
@@ -1025,7 +1362,7 @@ fn service_tcp(
 }
 
 /// Adds a finished lookup to the totals.
-fn account(lookup: &Lookup, result: &mut EngineResult) {
+fn account(lookup: &Lookup, slow_after: Duration, result: &mut EngineResult) {
     result.lookups += 1;
     let mut lost = 0;
     for (index, slot) in lookup.queries.iter().enumerate() {
@@ -1042,8 +1379,11 @@ fn account(lookup: &Lookup, result: &mut EngineResult) {
     match lost {
         0 => {
             if let Some(last) = lookup.last_answer {
-                let micros = last.saturating_duration_since(lookup.started).as_micros();
-                result.lookup_latency_us.push(u64::try_from(micros).unwrap_or(u64::MAX));
+                let latency = last.saturating_duration_since(lookup.started);
+                result.latency.record(latency);
+                if latency >= slow_after {
+                    result.slow_lookups += 1;
+                }
             }
         }
         1 => result.one_lost_lookups += 1,
@@ -1108,7 +1448,7 @@ mod tests {
         let packet = answer(9, QueryType::AAAA);
         assert_eq!(l.on_packet(&packet, server, server, later, &mut r), PacketEffect::Stray);
         assert_eq!(r.stray.late, 1);
-        account(&l, &mut r);
+        account(&l, Duration::from_secs(5), &mut r);
         assert_eq!((r.both_lost_lookups, r.timed_out, r.lost()), (1, 2, 2));
     }
 
@@ -1136,6 +1476,57 @@ mod tests {
     }
 
     #[test]
+    fn answered_lookups_go_to_the_histogram_and_slow_ones_are_counted_exactly() {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let mut r = EngineResult::default();
+        let slow_after = Duration::from_millis(300);
+        for (a_ms, aaaa_ms) in [(1, 2), (299, 299), (10, 300), (20, 500)] {
+            let mut l = lookup();
+            let a = l.started + Duration::from_millis(a_ms);
+            let aaaa = l.started + Duration::from_millis(aaaa_ms);
+            l.on_packet(&answer(7, QueryType::A), server, server, a, &mut r);
+            l.on_packet(&answer(9, QueryType::AAAA), server, server, aaaa, &mut r);
+            assert!(l.finished());
+            account(&l, slow_after, &mut r);
+        }
+        assert_eq!(r.latency.len(), 4);
+        assert_eq!(r.slow_lookups, 2, "300 ms and 500 ms are at or above 300 ms");
+        assert_eq!(r.latency.max_us(), Some(500_000), "the last answer ends a lookup");
+        assert_eq!(r.latency.min_us(), Some(2_000));
+    }
+
+    #[test]
+    fn merged_results_add_up() {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let mut answered = EngineResult::default();
+        let mut l = lookup();
+        let at = l.started + Duration::from_millis(3);
+        l.on_packet(&answer(7, QueryType::A), server, server, at, &mut answered);
+        l.on_packet(&answer(9, QueryType::AAAA), server, server, at, &mut answered);
+        account(&l, Duration::from_secs(5), &mut answered);
+        answered.by_type = [TypeCounts { sent: 1, answered: 1, lost: 0 }; 2];
+        answered.elapsed = Duration::from_secs(1);
+        let mut lost = EngineResult::default();
+        let mut l = lookup();
+        l.expire(Instant::now() + Duration::from_secs(10), Duration::from_secs(1));
+        l.on_packet(&answer(7, QueryType::A), server, server, Instant::now(), &mut lost);
+        account(&l, Duration::from_secs(5), &mut lost);
+        lost.by_type[0].sent = 1;
+        lost.by_type[1].sent = 1;
+        lost.elapsed = Duration::from_secs(2);
+        lost.sockets.lingering_closed_early = 4;
+        let mut total = answered.clone();
+        total.merge(&lost);
+        assert_eq!(total.lookups, 2);
+        assert_eq!((total.queries_sent(), total.answered(), total.lost()), (4, 2, 2));
+        assert_eq!((total.both_lost_lookups, total.timed_out, total.stray.late), (1, 2, 1));
+        assert_eq!(total.latency.len(), 1);
+        assert_eq!(total.rcodes.get("NOERROR"), Some(&2));
+        assert_eq!(total.elapsed, Duration::from_secs(3));
+        assert_eq!(total.sockets.lingering_closed_early, 4);
+    }
+
+    #[test]
     fn one_lost_lookup_is_the_race_signature() {
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut l = lookup();
@@ -1144,7 +1535,7 @@ mod tests {
         l.on_packet(&answer(7, QueryType::A), server, server, now, &mut r);
         l.expire(now + Duration::from_secs(3), Duration::from_secs(2));
         assert!(l.finished());
-        account(&l, &mut r);
+        account(&l, Duration::from_secs(5), &mut r);
         assert_eq!(r.one_lost_lookups, 1);
         assert_eq!(r.by_type[1].lost, 1);
         assert_eq!(r.by_type[0].lost, 0);

@@ -1,6 +1,7 @@
 //! DNS: queries and answers with hickory-proto, the probe engine, resolv.conf.
 
 pub mod engine;
+pub mod histogram;
 pub mod probe;
 pub mod resolv;
 pub mod wire;

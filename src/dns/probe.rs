@@ -14,7 +14,8 @@ use crate::conntrack::stats::{
     CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
 };
 use crate::conntrack::{read_stats, Counters};
-use crate::dns::engine::{self, EngineConfig, EngineResult, Mode, StrayCounts};
+use crate::dns::engine::{self, EngineConfig, EngineResult, Mode, SocketUse, StrayCounts};
+use crate::dns::histogram::LatencyHistogram;
 use crate::dns::resolv::{ResolvConf, DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_S};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, FindingCode, Severity};
@@ -210,6 +211,10 @@ pub struct ProbeReport {
     pub answered_per_s: f64,
     /// Whether the run ended early (SIGINT or the run-time cap).
     pub stopped_early: bool,
+    /// The probe sockets held: the open-file limit, the peak, and the
+    /// lingering sockets (waiting for late answers) closed early to stay
+    /// within it.
+    pub sockets: SocketUse,
     /// How the conntrack counters changed during the probe (namespace-wide);
     /// null when they could not be read.
     pub conntrack_delta: Option<ConntrackDelta>,
@@ -221,42 +226,33 @@ pub struct ProbeReport {
     pub findings: Vec<Finding>,
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
 fn micros_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// Percentiles and histogram of lookup latencies (microseconds).
-pub fn latency_summary(latencies_us: &[u64]) -> (Latency, Vec<HistogramBucket>) {
-    let mut sorted = latencies_us.to_vec();
-    sorted.sort_unstable();
+/// Percentiles and the report's buckets from a latency histogram (see
+/// [`crate::dns::histogram`] for the error bound).
+pub fn latency_summary(histogram: &LatencyHistogram) -> (Latency, Vec<HistogramBucket>) {
     let latency = Latency {
-        p50: percentile(&sorted, 50.0).map(micros_to_ms),
-        p90: percentile(&sorted, 90.0).map(micros_to_ms),
-        p99: percentile(&sorted, 99.0).map(micros_to_ms),
-        max: sorted.last().copied().map(micros_to_ms),
+        p50: histogram.percentile_us(50.0).map(micros_to_ms),
+        p90: histogram.percentile_us(90.0).map(micros_to_ms),
+        p99: histogram.percentile_us(99.0).map(micros_to_ms),
+        max: histogram.max_us().map(micros_to_ms),
     };
-    let mut buckets: Vec<HistogramBucket> = HISTOGRAM_BOUNDS_MS
+    let bounds_us: Vec<Option<u64>> = HISTOGRAM_BOUNDS_MS
         .iter()
-        .map(|b| HistogramBucket { le_ms: Some(*b), count: 0 })
-        .chain(std::iter::once(HistogramBucket { le_ms: None, count: 0 }))
+        .map(|ms| Some((ms * 1000.0).round() as u64))
+        .chain(std::iter::once(None))
         .collect();
-    for us in &sorted {
-        let ms = *us as f64 / 1000.0;
-        let index =
-            HISTOGRAM_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(HISTOGRAM_BOUNDS_MS.len());
-        if let Some(bucket) = buckets.get_mut(index) {
-            bucket.count += 1;
-        }
-    }
+    let mut above = None;
+    let buckets = bounds_us
+        .iter()
+        .map(|bound| {
+            let count = histogram.count_in(above, *bound);
+            above = *bound;
+            HistogramBucket { le_ms: bound.map(micros_to_ms), count }
+        })
+        .collect();
     (latency, buckets)
 }
 
@@ -266,10 +262,8 @@ pub fn build_report(
     result: &EngineResult,
     delta: std::result::Result<ConntrackDelta, String>,
 ) -> ProbeReport {
-    let (latency, histogram) = latency_summary(&result.lookup_latency_us);
-    let resolver_timeout_us = u64::from(config.resolver.timeout_s) * 1_000_000;
-    let slow =
-        result.lookup_latency_us.iter().filter(|us| **us >= resolver_timeout_us).count() as u64;
+    let (latency, histogram) = latency_summary(&result.latency);
+    let slow = result.slow_lookups;
     let resolver_timeout_lookups = result.one_lost_lookups + result.both_lost_lookups + slow;
     let seconds = result.elapsed.as_secs_f64();
     let stats_place = config.stats_netns.as_deref().unwrap_or("the current namespace");
@@ -320,6 +314,7 @@ pub fn build_report(
             0.0
         },
         stopped_early: result.interrupted || result.capped,
+        sockets: result.sockets.clone(),
         conntrack_delta,
         conntrack_note,
         verdict: String::new(),
@@ -589,13 +584,307 @@ mod tests {
 
     #[test]
     fn percentiles_and_histogram() {
-        let lat: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        let mut lat = LatencyHistogram::new();
+        for i in 1..=100 {
+            lat.record_us(i * 1000);
+        }
         let (l, h) = latency_summary(&lat);
-        assert_eq!((l.p50, l.p90, l.p99, l.max), (Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
+        // Within the histogram's resolution (1/1024) above the exact value.
+        for (got, exact) in [(l.p50, 50.0), (l.p90, 90.0), (l.p99, 99.0)] {
+            let got = got.unwrap();
+            assert!(got >= exact && got <= exact * (1.0 + 1.0 / 1024.0), "{got} vs {exact}");
+        }
+        assert_eq!(l.max, Some(100.0), "the maximum is exact");
         assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), 100);
-        // 1 ms lands in the <=1 bucket, 100 ms in <=100.
-        assert_eq!(h[1].count, 1);
-        let (empty, _) = latency_summary(&[]);
+        assert_eq!(h.len(), HISTOGRAM_BOUNDS_MS.len() + 1);
+        // 1 ms lands in the <=1 bucket, 2 ms in <=2, 3..5 in <=5, 51..100 in <=100.
+        assert_eq!((h[1].le_ms, h[1].count), (Some(1.0), 1));
+        assert_eq!((h[2].le_ms, h[2].count), (Some(2.0), 1));
+        assert_eq!((h[3].le_ms, h[3].count), (Some(5.0), 3));
+        assert_eq!((h[7].le_ms, h[7].count), (Some(100.0), 50));
+        assert_eq!(h.last().unwrap().le_ms, None);
+        let (empty, buckets) = latency_summary(&LatencyHistogram::new());
         assert_eq!(empty, Latency::default());
+        assert!(buckets.iter().all(|b| b.count == 0));
+    }
+}
+
+/// One finding code per case: a synthetic engine result (and counter
+/// delta) in, the finding and its severity out, through the same
+/// [`build_report`] a run uses. A coverage test checks that every code of
+/// `probe` is produced here.
+#[cfg(test)]
+mod finding_tests {
+    use super::*;
+    use crate::dns::wire::parse_name;
+
+    fn config(cluster_endpoints: Option<Vec<SocketAddr>>) -> ProbeConfig {
+        let server: SocketAddr = "198.19.0.10:53".parse().unwrap();
+        ProbeConfig {
+            engine: EngineConfig {
+                server,
+                names: vec![parse_name(DEFAULT_NAME).unwrap()],
+                mode: Mode::Parallel,
+                count: Some(200),
+                duration: None,
+                rate: 200.0,
+                concurrency: 32,
+                timeout: Duration::from_secs(2),
+                linger: Duration::from_secs(1),
+                max_run: MAX_RUN,
+                slow_after: Duration::from_secs(5),
+            },
+            server_from: "kube-system/kube-dns:dns ClusterIP (iptables-save in node)".into(),
+            names: vec![DEFAULT_NAME.into()],
+            netns: None,
+            stats_netns: Some("node".into()),
+            resolver: ResolverOptions {
+                timeout_s: 5,
+                attempts: 2,
+                source: "glibc defaults".into(),
+            },
+            cluster_endpoints,
+        }
+    }
+
+    /// 100 lookups, all answered with NOERROR.
+    fn clean() -> EngineResult {
+        let mut r = EngineResult { lookups: 100, ..EngineResult::default() };
+        for t in &mut r.by_type {
+            *t = engine::TypeCounts { sent: 100, answered: 100, lost: 0 };
+        }
+        r.rcodes.insert("NOERROR".into(), 200);
+        for us in 1..=100 {
+            r.latency.record_us(us * 100);
+        }
+        r.elapsed = Duration::from_secs(1);
+        r
+    }
+
+    /// `clean()` with `lost` lookups losing their AAAA answer (timed out).
+    fn losing_aaaa(lost: u64) -> EngineResult {
+        let mut r = clean();
+        r.by_type[1].answered -= lost;
+        r.by_type[1].lost = lost;
+        r.timed_out = lost;
+        r.one_lost_lookups = lost;
+        r.rcodes.insert("NOERROR".into(), 200 - lost);
+        r
+    }
+
+    fn delta(insert_failed: u64, drop: u64, clash_resolve: u64) -> ConntrackDelta {
+        ConntrackDelta {
+            insert_failed: Some(insert_failed),
+            drop: Some(drop),
+            early_drop: Some(0),
+            clash_resolve: Some(clash_resolve),
+        }
+    }
+
+    type Case = (
+        &'static str,
+        ProbeConfig,
+        EngineResult,
+        std::result::Result<ConntrackDelta, String>,
+        FindingCode,
+        Severity,
+    );
+
+    fn cases() -> Vec<Case> {
+        let quiet = || Ok(delta(0, 0, 0));
+        let mut cases: Vec<Case> = Vec::new();
+        let mut no_endpoints = losing_aaaa(0);
+        no_endpoints.by_type = [engine::TypeCounts { sent: 100, answered: 0, lost: 100 }; 2];
+        no_endpoints.rcodes.clear();
+        no_endpoints.timed_out = 200;
+        no_endpoints.both_lost_lookups = 100;
+        no_endpoints.latency = LatencyHistogram::new();
+        cases.push((
+            "kube-dns without endpoints",
+            config(Some(vec![])),
+            no_endpoints,
+            quiet(),
+            FindingCode::ClusterDnsNoEndpoints,
+            Severity::Critical,
+        ));
+        cases.push((
+            "answers lost while insert_failed rose",
+            config(None),
+            losing_aaaa(5),
+            Ok(delta(5, 5, 0)),
+            FindingCode::ConntrackRaceDrops,
+            Severity::Critical,
+        ));
+        let mut refused = losing_aaaa(10);
+        refused.timed_out = 0;
+        refused.refused = 10;
+        cases.push((
+            "ICMP errors for most lost queries",
+            config(None),
+            refused,
+            quiet(),
+            FindingCode::DnsEndpointUnreachable,
+            Severity::Critical,
+        ));
+        cases.push((
+            "5 % lost, conntrack clean",
+            config(Some(vec!["198.18.2.2:53".parse().unwrap()])),
+            losing_aaaa(10),
+            quiet(),
+            FindingCode::DnsQueriesLost,
+            Severity::Critical,
+        ));
+        cases.push((
+            "0.5 % lost, conntrack clean",
+            config(None),
+            losing_aaaa(1),
+            quiet(),
+            FindingCode::DnsQueriesLost,
+            Severity::Warning,
+        ));
+        cases.push((
+            "races resolved, nothing lost",
+            config(None),
+            clean(),
+            Ok(delta(0, 0, 7)),
+            FindingCode::ConntrackClashesResolved,
+            Severity::Info,
+        ));
+        cases.push((
+            "all answered",
+            config(None),
+            clean(),
+            quiet(),
+            FindingCode::NoLoss,
+            Severity::Info,
+        ));
+        cases.push((
+            "drops by other traffic",
+            config(None),
+            clean(),
+            Ok(delta(0, 2, 0)),
+            FindingCode::ConntrackDropsElsewhere,
+            Severity::Warning,
+        ));
+        let mut slow = clean();
+        slow.slow_lookups = 3;
+        slow.latency.record_us(5_500_000);
+        cases.push((
+            "slower than the resolver timeout",
+            config(None),
+            slow,
+            quiet(),
+            FindingCode::SlowAnswers,
+            Severity::Warning,
+        ));
+        let mut servfail = clean();
+        servfail.rcodes.insert("NOERROR".into(), 190);
+        servfail.rcodes.insert("SERVFAIL".into(), 10);
+        cases.push((
+            "SERVFAIL answers",
+            config(None),
+            servfail,
+            quiet(),
+            FindingCode::DnsErrorRcodes,
+            Severity::Warning,
+        ));
+        let mut nxdomain = clean();
+        nxdomain.rcodes = BTreeMap::from([("NXDOMAIN".to_string(), 200)]);
+        cases.push((
+            "NXDOMAIN answers",
+            config(None),
+            nxdomain,
+            quiet(),
+            FindingCode::NameDoesNotExist,
+            Severity::Info,
+        ));
+        let mut stray = clean();
+        stray.stray.late = 1;
+        cases.push((
+            "a late packet",
+            config(None),
+            stray,
+            quiet(),
+            FindingCode::StrayPackets,
+            Severity::Info,
+        ));
+        cases.push((
+            "counters unreadable",
+            config(None),
+            clean(),
+            Err("ctnetlink refused the request".into()),
+            FindingCode::ConntrackCountersUnavailable,
+            Severity::Info,
+        ));
+        let mut interrupted = clean();
+        interrupted.interrupted = true;
+        cases.push((
+            "interrupted",
+            config(None),
+            interrupted,
+            quiet(),
+            FindingCode::StoppedEarly,
+            Severity::Info,
+        ));
+        cases
+    }
+
+    #[test]
+    fn each_case_produces_its_finding_with_its_severity() {
+        for (name, config, result, delta, code, severity) in cases() {
+            let report = build_report(&config, &result, delta);
+            let found = report
+                .findings
+                .iter()
+                .find(|f| f.code == code)
+                .unwrap_or_else(|| panic!("{name}: no {code} in {:?}", report.findings));
+            assert_eq!(found.severity, severity, "{name}: {found:?}");
+            assert!(
+                code.severities().contains(&severity),
+                "{name}: {severity:?} not declared for {code}"
+            );
+            assert!(
+                !found.summary.is_empty() && !found.evidence.is_empty() && !found.remedy.is_empty()
+            );
+            // Most severe first, and the verdict is the first finding.
+            assert!(report.findings.windows(2).all(|w| w[0].severity >= w[1].severity), "{name}");
+            assert_eq!(report.verdict, report.findings[0].summary, "{name}");
+            // Every finding of a case is one `probe` declares, at a declared severity.
+            for f in &report.findings {
+                assert_eq!(f.code.command(), "probe", "{name}: {f:?}");
+                assert!(f.code.severities().contains(&f.severity), "{name}: {f:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_probe_code_is_produced_by_a_case() {
+        let produced: Vec<FindingCode> = cases().iter().map(|c| c.4).collect();
+        for code in FindingCode::ALL.iter().filter(|c| c.command() == "probe") {
+            assert!(
+                produced.contains(code),
+                "no case in dns::probe::finding_tests produces {code}"
+            );
+            for severity in code.severities() {
+                assert!(
+                    cases().iter().any(|c| c.4 == *code && c.5 == *severity),
+                    "no case produces {code} as {severity:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_remedy_of_a_loss_names_each_endpoint() {
+        let eps: Vec<SocketAddr> =
+            vec!["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()];
+        let report = build_report(&config(Some(eps)), &losing_aaaa(10), Ok(delta(0, 0, 0)));
+        let lost = &report.findings[0];
+        assert_eq!(lost.code, FindingCode::DnsQueriesLost);
+        for ep in ["198.18.2.2:53", "198.18.3.2:53"] {
+            assert!(lost.remedy.contains(&format!("ctdiag probe --server {ep}")), "{lost:?}");
+        }
+        // One-of-the-pair loss with conntrack clean points away from the race.
+        assert!(lost.evidence.contains("the loss is elsewhere"), "{lost:?}");
     }
 }

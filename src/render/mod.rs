@@ -50,15 +50,32 @@ impl Context {
     }
 }
 
-/// Writes rendered text to stdout. A closed pipe surfaces as
-/// `Error::Output(BrokenPipe)`, which the caller turns into a quiet exit.
-pub fn emit(text: &str) -> Result<()> {
+/// Whether written output reached a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written (to a terminal, a file or a pipe still read).
+    Written,
+    /// The reader closed the pipe (`ctdiag ... | head -1`).
+    ReaderGone,
+}
+
+/// Writes rendered text to stdout. A closed pipe is not an error: the
+/// reader has what it wanted, so the command ends quietly, and its exit
+/// status still says what it found (the caller decided that before
+/// rendering). Loops such as `--watch` stop on [`Delivery::ReaderGone`].
+pub fn emit(text: &str) -> Result<Delivery> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).map_err(Error::Output)?;
-    if !text.ends_with('\n') {
-        out.write_all(b"\n").map_err(Error::Output)?;
+    let written = out
+        .write_all(text.as_bytes())
+        .and_then(|()| if text.ends_with('\n') { Ok(()) } else { out.write_all(b"\n") })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(Delivery::Written),
+        // Why no message: `ctdiag stats -o json | head -1` must not end in
+        // an error; a closed pipe means the reader is done.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Delivery::ReaderGone),
+        Err(e) => Err(Error::Output(e)),
     }
-    out.flush().map_err(Error::Output)
 }
 
 /// Writes a note for people to stderr (never into the JSON on stdout).

@@ -30,17 +30,7 @@ fn client_text(entry: &EntryReport) -> String {
 fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize) -> String {
     let mut table = new_table(
         ctx,
-        &[
-            "client",
-            "pod",
-            "reply from",
-            "state",
-            "expires s",
-            "zone",
-            "mark",
-            "id",
-            "verdict",
-        ],
+        &["client", "pod", "reply from", "state", "expires s", "zone", "mark", "id", "verdict"],
     );
     // Addresses must not wrap mid-way: a wide table beats a broken one.
     table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);

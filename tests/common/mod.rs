@@ -29,12 +29,15 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod kernel;
 
 /// The longest any single command run by the harness may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,43 +97,133 @@ pub fn run(program: &str, args: &[&str]) -> Output {
 
 /// [`run`] with an explicit time limit.
 pub fn run_with_timeout(program: &str, args: &[&str], timeout: Duration) -> Output {
+    spawn(program, args).wait_bounded(timeout)
+}
+
+/// A command started in the background with stdin closed and its output
+/// collected; waiting for it is bounded ([`Running::wait_bounded`]), and
+/// dropping it unwaited kills it.
+pub struct Running {
+    child: Option<Child>,
+    command: String,
+    output: mpsc::Receiver<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Starts `program args` in its own process group (so a timeout kills
+/// everything it started), stdout and stderr read by threads.
+pub fn spawn(program: &str, args: &[&str]) -> Running {
+    spawn_inner(program, args, false)
+}
+
+/// [`spawn`] with the reading end of its stdout pipe closed at once, as
+/// when the reader (`| head -c 1`) has gone: every write gets EPIPE.
+pub fn spawn_with_stdout_closed(program: &str, args: &[&str]) -> Running {
+    spawn_inner(program, args, true)
+}
+
+fn spawn_inner(program: &str, args: &[&str], close_stdout: bool) -> Running {
+    try_spawn(program, args, close_stdout)
+        .unwrap_or_else(|e| panic!("cannot start `{program}`: {e}"))
+}
+
+fn try_spawn(program: &str, args: &[&str], close_stdout: bool) -> std::io::Result<Running> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{program}`: {e}"));
-    let pid = child.id();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+        .process_group(0)
+        .spawn()?;
+    let stdout = child.stdout.take().filter(|_| !close_stdout);
+    let stderr = child.stderr.take();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
         let err_reader = std::thread::spawn(move || {
-            let _ = stderr.read_to_end(&mut err);
+            let mut err = Vec::new();
+            if let Some(mut stderr) = stderr {
+                let _ = stderr.read_to_end(&mut err);
+            }
             err
         });
-        let _ = stdout.read_to_end(&mut out);
+        let mut out = Vec::new();
+        if let Some(mut stdout) = stdout {
+            let _ = stdout.read_to_end(&mut out);
+        }
         let err = err_reader.join().unwrap_or_default();
-        let status = child.wait();
-        let _ = tx.send((status, out, err));
+        let _ = tx.send((out, err));
     });
-    match rx.recv_timeout(timeout) {
-        Ok((status, stdout, stderr)) => Output {
-            status: status.unwrap_or_else(|e| panic!("waiting for `{program}`: {e}")),
-            stdout,
-            stderr,
-        },
-        Err(_) => {
-            // SAFETY: kill(2) on the PID of our own child.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("`{program} {}` did not finish within {timeout:?}", args.join(" "));
+    Ok(Running { child: Some(child), command: format!("{program} {}", args.join(" ")), output: rx })
+}
+
+impl Running {
+    /// The process ID.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.id() as i32, signal);
         }
     }
+
+    /// Whether the process is still running (not yet exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits at most `timeout` for the process to end and its output to be
+    /// read; past that, kills its process group and panics.
+    pub fn wait_bounded(self, timeout: Duration) -> Output {
+        self.wait_until(timeout).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`Running::wait_bounded`] that says why instead of panicking.
+    pub fn wait_until(mut self, timeout: Duration) -> Result<Output, String> {
+        let started = Instant::now();
+        let mut child = self.child.take().ok_or("already waited for")?;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Ok(None) => {
+                    kill_group(&mut child);
+                    return Err(format!("`{}` did not finish within {timeout:?}", self.command));
+                }
+                Err(e) => return Err(format!("waiting for `{}`: {e}", self.command)),
+            }
+        };
+        // A process that left a child holding the pipes open: bounded too.
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        match self.output.recv_timeout(left) {
+            Ok((stdout, stderr)) => Ok(Output { status, stdout, stderr }),
+            Err(_) => {
+                kill_group(&mut child);
+                Err(format!("`{}` ended but its output stayed open past {timeout:?}", self.command))
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child);
+        }
+    }
+}
+
+/// Kills the process group of a child started by [`spawn`] and reaps it.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill(2) on the process group our own child leads.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.wait();
 }
 
 /// Runs `cmd[0] cmd[1..]` inside the named network namespace (`ip netns
@@ -151,6 +244,19 @@ pub fn ctdiag_in(ns: &str, args: &[&str]) -> Output {
     let mut cmd = vec![CTDIAG];
     cmd.extend_from_slice(args);
     exec(ns, &cmd)
+}
+
+/// `conntrack -S` in namespace `ns`, parsed (cpu -> name -> value): the
+/// reference every counter test compares against.
+pub fn conntrack_s(ns: &str) -> kernel::ConntrackS {
+    let out = exec(ns, &["conntrack", "-S"]);
+    assert_success(&out, &format!("conntrack -S in {ns}"));
+    kernel::parse_conntrack_s(&stdout(&out)).unwrap_or_else(|e| panic!("conntrack -S: {e}"))
+}
+
+/// One counter of `conntrack -S` in `ns`, summed over the CPUs.
+pub fn conntrack_s_total(ns: &str, counter: &str) -> u64 {
+    kernel::total(&conntrack_s(ns), counter)
 }
 
 /// Stdout as text.
@@ -290,14 +396,25 @@ impl TestLab {
     }
 }
 
+/// How long tear-down and failure dumps may take: bounded like everything
+/// else, and they never panic (they run while a test may be panicking).
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a command for at most `timeout` without ever panicking: `None`
+/// when it could not start or did not finish (then it is killed).
+pub fn try_run(program: &str, args: &[&str], timeout: Duration) -> Option<Output> {
+    let running = try_spawn(program, args, false).ok()?;
+    running.wait_until(timeout).ok()
+}
+
 impl TestLab {
     fn dump_for_failure(&self) {
-        let status = Command::new(CTDIAG)
-            .args(["lab", "status", "--prefix", &self.prefix, "-o", "json"])
-            .stdin(Stdio::null())
-            .output();
-        if let Ok(o) = status {
-            eprintln!("--- lab status --prefix {}:\n{}{}", self.prefix, stdout(&o), stderr(&o));
+        let args = ["lab", "status", "--prefix", &self.prefix, "-o", "json"];
+        match try_run(CTDIAG, &args, CLEANUP_TIMEOUT) {
+            Some(o) => {
+                eprintln!("--- lab status --prefix {}:\n{}{}", self.prefix, stdout(&o), stderr(&o))
+            }
+            None => eprintln!("--- lab status --prefix {}: did not run or hung", self.prefix),
         }
         let dir = std::path::Path::new("/run/ctdiag/lab").join(&self.prefix);
         let Ok(entries) = std::fs::read_dir(&dir) else { return };
@@ -320,14 +437,13 @@ impl Drop for TestLab {
         if std::thread::panicking() {
             self.dump_for_failure();
         }
-        let output = Command::new(CTDIAG)
-            .args(["lab", "down", "--prefix", &self.prefix])
-            .stdin(Stdio::null())
-            .output();
-        match output {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("lab down --prefix {} failed: {}", self.prefix, stderr(&o)),
-            Err(e) => eprintln!("lab down --prefix {} could not run: {e}", self.prefix),
+        match try_run(CTDIAG, &["lab", "down", "--prefix", &self.prefix], CLEANUP_TIMEOUT) {
+            Some(o) if o.status.success() => {}
+            Some(o) => eprintln!("lab down --prefix {} failed: {}", self.prefix, stderr(&o)),
+            None => eprintln!(
+                "lab down --prefix {} did not run or took over {CLEANUP_TIMEOUT:?}",
+                self.prefix
+            ),
         }
     }
 }

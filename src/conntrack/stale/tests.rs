@@ -431,3 +431,86 @@ fn an_entry_without_an_id_is_never_deleted() {
     assert_eq!((flush.deleted, flush.already_gone, flush.failed), (0, 0, 2));
     assert!(flush.errors[0].contains("CTA_ID"), "{:?}", flush.errors);
 }
+
+/// Every `stale` finding code, at each severity it declares, from
+/// synthetic scans of the captured entries.
+#[test]
+fn every_stale_code_is_produced_by_a_case() {
+    let mut produced: Vec<(FindingCode, Severity)> = Vec::new();
+    let mut collect = |report: &StaleReport| {
+        for f in &report.findings {
+            assert_eq!(f.code.command(), "stale", "{f:?}");
+            assert!(f.code.severities().contains(&f.severity), "{f:?}");
+            produced.push((f.code, f.severity));
+        }
+    };
+    let clients = ClientIndex::default();
+    let unreachable = [Unreachable {
+        endpoint: "198.18.3.2".parse().unwrap(),
+        why: "a blackhole route (`ip route get 198.18.3.2`: RTNETLINK answers: Invalid argument)"
+            .into(),
+    }];
+    let cases: [(&str, &[&str], Option<FlushReport>, bool); 6] = [
+        // dead-endpoint + never-translated
+        ("198.19.0.10", &["198.18.2.2:53"], None, false),
+        // live + never-translated, with the live endpoint unreachable
+        ("198.19.0.10", &["198.18.3.2:53"], None, true),
+        // no endpoints
+        ("198.19.0.11", &["198.18.2.2:53"], None, false),
+        // flushed clean, and left behind
+        (
+            "198.19.0.10",
+            &["198.18.2.2:53"],
+            Some(FlushReport { deleted: 2, ..FlushReport::default() }),
+            false,
+        ),
+        (
+            "198.19.0.10",
+            &["198.18.2.2:53"],
+            Some(FlushReport { remaining: 1, ..FlushReport::default() }),
+            false,
+        ),
+        // nothing at all to this ClusterIP
+        ("198.19.0.12", &["198.18.2.2:53"], None, false),
+    ];
+    for (cluster_ip, endpoints, flush, with_unreachable) in cases {
+        let selector = manual(cluster_ip, endpoints);
+        let mut targets = targets_of(&selector);
+        if cluster_ip == "198.19.0.11" {
+            targets[0].endpoints.clear();
+        }
+        let mut source = Replay::new(vec![vec![captured_dump()]]);
+        source.refuse_filter = cluster_ip == "198.19.0.12";
+        let result = scan(&mut source, &targets, &plan(&targets), false).unwrap();
+        let config = config(selector);
+        let context = Context {
+            config: &config,
+            netns: None,
+            source: String::new(),
+            table_entries: None,
+            clients: &clients,
+            unreachable: if with_unreachable { &unreachable } else { &[] },
+            notes: Vec::new(),
+        };
+        let flushes = flush.map(|f| vec![f]);
+        collect(&context.report(&targets, &result, flushes.as_deref()));
+    }
+    // An undecodable entry.
+    let mut datagram = ENTRIES_FILTERED_DATAGRAM;
+    datagram[22] = 0x7f;
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    let mut source =
+        Replay::new(vec![vec![vec![datagram.to_vec(), ENTRIES_FILTERED_DONE.to_vec()]]]);
+    let result = scan(&mut source, &targets, &plan(&targets), false).unwrap();
+    collect(&report_of(&config(selector), &targets, &result));
+
+    for code in FindingCode::ALL.iter().filter(|c| c.command() == "stale") {
+        for severity in code.severities() {
+            assert!(
+                produced.contains(&(*code, *severity)),
+                "no case produces {code} as {severity:?}: {produced:?}"
+            );
+        }
+    }
+}
