@@ -9,17 +9,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::UdpSocket;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use common::{assert_success, ctdiag, exec, json, stderr, stdout, TestLab};
 use serde_json::Value;
-
-/// The name every lab DNS server answers.
-const NAME: &str = "kubernetes.default.svc.cluster.local";
-/// What it answers.
-const ANSWER: &str = "198.19.0.1";
 
 /// One line of `conntrack -L -o id`: the original and reply tuples.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,23 +65,6 @@ fn conntrack_count(ns: &str) -> u64 {
     stdout(&out).trim().parse().expect("conntrack -C prints a number")
 }
 
-/// One lookup from the client pod from a fixed source port, bounded to one
-/// 1 s try; the short answer ("" when none came).
-fn dig_from(lab: &TestLab, port: u16) -> String {
-    let source = format!("198.18.1.2#{port}");
-    let out = lab.in_client(&[
-        "dig",
-        "+short",
-        "+tries=1",
-        "+timeout=1",
-        "-b",
-        &source,
-        "@198.19.0.10",
-        NAME,
-    ]);
-    stdout(&out).trim().to_string()
-}
-
 /// Runs `ctdiag stale ARGS` with stdin closed (no terminal).
 fn stale(args: &[&str]) -> Output {
     let mut full = vec!["stale"];
@@ -104,32 +81,87 @@ fn long_udp_timeouts(ns: &str) {
     }
 }
 
-/// Builds a lab in `proxy_mode` whose endpoint 2 holds conntrack entries
-/// of sticky clients (fixed source ports), then removes endpoint 2 from
-/// the rules and its pod (`lab scenario stale-endpoint`). Returns the lab
-/// and the client ports whose entries point at the dead endpoint, and
-/// those pointing at the live one.
-fn stale_lab(proxy_mode: &str) -> (TestLab, Vec<u16>, Vec<u16>) {
-    let mut lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode]);
-    long_udp_timeouts(&lab.node_ns());
-    let (mut dead, mut live) = (Vec::new(), Vec::new());
-    // Bounded: at most 80 ports; each endpoint is picked with probability
-    // 1/2 per new flow.
-    for port in 41001..41081u16 {
-        assert_eq!(dig_from(&lab, port), ANSWER, "lookup from port {port} before the scenario");
-        let entries = conntrack_list(&lab.node_ns(), &["--orig-port-src", &port.to_string()]);
-        match entries.first().map(|e| e.reply_src.as_str()) {
-            Some("198.18.3.2") => dead.push(port),
-            Some("198.18.2.2") => live.push(port),
-            other => panic!("port {port}: unexpected entry {other:?}: {entries:?}"),
+/// Milliseconds since the Unix epoch, the clock of the clients' status
+/// files.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The queries a sticky client logged after `since_ms` (its status file:
+/// one JSON object per query), waiting, bounded, until there are `n`.
+fn queries_after(client: &Value, since_ms: u64, n: usize) -> Vec<Value> {
+    let path = client["status_file"].as_str().expect("status_file").to_string();
+    let deadline = Instant::now() + Duration::from_secs(5 + 2 * n as u64);
+    loop {
+        let after: Vec<Value> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|q| q["sent_unix_ms"].as_u64().unwrap_or(0) > since_ms)
+            .collect();
+        if after.len() >= n {
+            return after;
         }
-        if dead.len() >= 3 && live.len() >= 2 {
-            break;
-        }
+        assert!(
+            Instant::now() < deadline,
+            "client {} logged {after:?} after {since_ms}",
+            client["id"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(dead.len() >= 3 && live.len() >= 2, "dead {dead:?} live {live:?}");
-    lab.scenario("stale-endpoint", &["--endpoint", "2"]);
+}
+
+/// A sticky client's source port.
+fn client_port(client: &Value) -> u16 {
+    let source: std::net::SocketAddr =
+        client["source"].as_str().expect("source").parse().expect("ip:port");
+    source.port()
+}
+
+/// Stops a sticky client (its entry stays, kept by the long timeouts).
+fn stop_client(client: &Value) {
+    let pid = client["pid"].as_u64().expect("pid") as i32;
+    // SAFETY: kill(2) of a process this test's lab started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while common::process_running(pid as u32) {
+        assert!(Instant::now() < deadline, "client {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lab of the stale-endpoint scenario: `lab up` in `proxy_mode` and
+/// `family`, then `lab scenario stale-endpoint --endpoint 2`: endpoint 2 is
+/// removed from the rules and its pod is gone while sticky clients (one
+/// fixed-port socket each, a query a second) keep their entries. Returns
+/// the lab, the clients whose entries point at the removed endpoint, and
+/// the others.
+fn stale_lab(proxy_mode: &str, family: &str) -> (TestLab, Vec<Value>, Vec<Value>) {
+    let mut lab =
+        TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode, "--ip-family", family]);
+    long_udp_timeouts(&lab.node_ns());
+    let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
+    let removed = info["servers"][1]["address"].as_str().expect("endpoint 2's address").to_string();
+    let clients = info["clients"].as_array().expect("sticky clients").clone();
+    let (dead, live): (Vec<Value>, Vec<Value>) =
+        clients.into_iter().partition(|c| c["entry_reply_src"] == removed.as_str());
+    assert!(dead.len() >= 2 && !live.is_empty(), "{info:#}");
     (lab, dead, live)
+}
+
+/// The address of endpoint `n` as `conntrack -L` prints it.
+fn endpoint_ip(lab: &TestLab, n: usize) -> String {
+    let address: std::net::SocketAddr = lab.info["servers"][n - 1]["address"]
+        .as_str()
+        .expect("server address")
+        .parse()
+        .expect("ip:port");
+    address.ip().to_string()
 }
 
 /// The `entries` of a one-Service report, by client port.
@@ -139,120 +171,143 @@ fn entries_by_port(report: &Value) -> BTreeMap<u16, Value> {
         .expect("entries")
         .iter()
         .map(|e| {
-            let src = e["src"].as_str().expect("src");
-            let port = src.rsplit_once(':').expect("ip:port").1.parse().expect("port");
-            (port, e.clone())
+            let src: std::net::SocketAddr =
+                e["src"].as_str().expect("src").parse().expect("ip:port");
+            (src.port(), e.clone())
         })
         .collect()
 }
 
+fn sorted_ports(clients: &[Value]) -> Vec<u16> {
+    let mut ports: Vec<u16> = clients.iter().map(client_port).collect();
+    ports.sort_unstable();
+    ports
+}
+
+fn lab_tools() -> bool {
+    common::require_root()
+        && common::require_tool("conntrack", "conntrack")
+        && common::require_tool("nft", "nftables")
+        && common::require_tool("dig", "bind9-dnsutils")
+}
+
 #[test]
 fn stale_endpoint_found_and_flushed_iptables() {
-    stale_endpoint_found_and_flushed("iptables");
+    stale_endpoint_found_and_flushed("iptables", "ipv4");
 }
 
 #[test]
 fn stale_endpoint_found_and_flushed_nftables() {
-    stale_endpoint_found_and_flushed("nftables");
+    stale_endpoint_found_and_flushed("nftables", "ipv4");
 }
 
-fn stale_endpoint_found_and_flushed(proxy_mode: &str) {
-    if !common::require_root()
-        || !common::require_tool("dig", "bind9-dnsutils")
-        || !common::require_tool("conntrack", "conntrack")
-        || !common::require_tool("unshare", "util-linux")
-    {
+#[test]
+fn stale_endpoint_found_and_flushed_ipv6() {
+    stale_endpoint_found_and_flushed("iptables", "ipv6");
+}
+
+#[test]
+fn stale_endpoint_found_and_flushed_ipv6_nftables() {
+    stale_endpoint_found_and_flushed("nftables", "ipv6");
+}
+
+fn stale_endpoint_found_and_flushed(proxy_mode: &str, family: &str) {
+    if !lab_tools() {
         return;
     }
-    let (lab, dead, live) = stale_lab(proxy_mode);
+    let (lab, dead, live) = stale_lab(proxy_mode, family);
     let node = lab.node_ns();
-    // The blackhole is real: the sticky clients get no answer.
-    assert_ne!(dig_from(&lab, dead[0]), ANSWER, "port {} should be blackholed", dead[0]);
-    // A "pod" with a hostname of its own in the client namespace, as
-    // Kubernetes runs one.
-    let mut pod = Command::new("ip")
-        .args(["netns", "exec", &lab.client_ns(), "unshare", "--uts", "sh", "-c"])
-        .arg("hostname pod-web-1 && exec sleep 120")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the pod process");
-    std::thread::sleep(Duration::from_millis(200));
+    let cluster_ip = lab.cluster_ip();
+    let (live_ip, dead_ip) = (endpoint_ip(&lab, 1), endpoint_ip(&lab, 2));
+    let removed_at = now_ms();
+    // The blackhole is real: the clients on the removed endpoint get no
+    // answers, the others do.
+    for c in &dead {
+        let after = queries_after(c, removed_at, 2);
+        assert!(after.iter().all(|q| q["answered"] == false), "client {}: {after:?}", c["id"]);
+    }
 
     let out = stale(&["--netns", &node, "-o", "json"]);
-    let _ = pod.kill();
-    let _ = pod.wait();
     assert_eq!(out.status.code(), Some(1), "stale entries found: exit 1\n{}", stderr(&out));
     let report = json(&out);
     assert_eq!(report["service"], "kube-system/kube-dns:dns");
-    assert_eq!(report["cluster_ip"], "198.19.0.10");
+    assert_eq!(report["cluster_ip"], cluster_ip.as_str());
     assert_eq!(report["port"], 53);
-    assert_eq!(report["endpoints"], serde_json::json!(["198.18.2.2:53"]));
+    assert_eq!(report["endpoints"].as_array().map(Vec::len), Some(1));
     assert_eq!(report["kernel_filter"], true);
     assert_eq!(report["proxy_mode"], proxy_mode);
 
-    // Exactly the dead endpoint's entries, as conntrack -L lists them.
-    let listed = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
+    // Exactly the blackholed clients' entries, as conntrack -L lists them.
+    let listed = conntrack_list(&node, &["--orig-dst", &cluster_ip]);
     let expected: BTreeMap<u16, &CtLine> =
-        listed.iter().filter(|e| e.reply_src == "198.18.3.2").map(|e| (e.sport, e)).collect();
-    assert_eq!(expected.keys().copied().collect::<Vec<_>>(), dead, "conntrack -L: {listed:?}");
+        listed.iter().filter(|e| e.reply_src == dead_ip).map(|e| (e.sport, e)).collect();
+    let dead_ports = sorted_ports(&dead);
+    assert_eq!(
+        expected.keys().copied().collect::<Vec<_>>(),
+        dead_ports,
+        "conntrack -L: {listed:?}"
+    );
     let found = entries_by_port(&report);
-    assert_eq!(found.keys().copied().collect::<Vec<_>>(), dead, "only stale entries listed");
+    assert_eq!(found.keys().copied().collect::<Vec<_>>(), dead_ports, "only stale entries listed");
     for (port, entry) in &found {
         let line = expected[port];
         assert_eq!(entry["stale"], true);
         assert_eq!(entry["reason"], "dead-endpoint");
-        assert_eq!(entry["dst"], "198.19.0.10:53");
-        assert_eq!(entry["reply_src"], "198.18.3.2:53");
+        let reply: std::net::SocketAddr = entry["reply_src"].as_str().unwrap().parse().unwrap();
+        assert_eq!(reply.ip().to_string(), dead_ip);
         assert_eq!(entry["id"].as_u64(), Some(line.id), "the id conntrack -L -o id prints");
         assert_eq!(entry["zone"], 0);
         assert_eq!(entry["client"]["netns"], lab.client_ns().as_str());
-        assert_eq!(entry["client"]["hostname"], "pod-web-1");
+        assert_eq!(entry["client"]["hostname"], lab.info["client_pod"]);
     }
     assert_eq!(report["stale_count"].as_u64(), Some(dead.len() as u64));
-    let live_listed = listed.iter().filter(|e| e.reply_src == "198.18.2.2").count();
+    let live_listed = listed.iter().filter(|e| e.reply_src == live_ip).count();
     assert_eq!(report["live_count"].as_u64(), Some(live_listed as u64));
     assert!(live_listed >= live.len());
     let codes: Vec<&str> =
         report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
-    assert!(codes.contains(&"stale-entries"), "{codes:?}");
+    assert_eq!(codes, ["stale-entries"]);
     let finding = &report["findings"][0];
     assert!(finding["remedy"]
         .as_str()
         .unwrap()
         .contains(&format!("ctdiag stale --netns {node} --flush")));
-    assert!(finding["summary"].as_str().unwrap().contains("pod-web-1"), "{finding}");
+    assert!(finding["summary"]
+        .as_str()
+        .unwrap()
+        .contains(lab.info["client_pod"].as_str().unwrap()));
 
     // --all: the services form, the same entries.
     let all = json(&stale(&["--netns", &node, "--all", "-o", "json"]));
     let services = all["services"].as_array().expect("services form");
-    assert_eq!(services.len(), 1, "one UDP Service port in the lab");
+    assert_eq!(services.len(), 1, "one UDP Service port in the lab: {all}");
     assert_eq!(all["stale_count"], report["stale_count"]);
     assert_eq!(services[0]["service"], "kube-system/kube-dns:dns");
 
-    // Table output says the same and exits the same.
+    // The table says the same and exits the same.
     let table = stale(&["--netns", &node]);
     assert_eq!(table.status.code(), Some(1));
     assert!(stdout(&table).contains("dead-endpoint") && stdout(&table).contains("[stale-entries]"));
 
-    // The flush: exactly those entries go, each client's next query from
-    // the same port is answered.
-    let before = conntrack_count(&node);
+    // The flush: exactly those entries go, and each blackholed client's next
+    // query from the same port is answered.
     let out = stale(&["--netns", &node, "--flush", "--yes", "-o", "json"]);
+    let flushed_at = now_ms();
     assert_eq!(out.status.code(), Some(0), "all flushed: exit 0\n{}", stderr(&out));
     let flushed = json(&out);
-    assert_eq!(flushed["flush"]["deleted"].as_u64(), Some(dead.len() as u64));
+    assert_eq!(flushed["flush"]["deleted"].as_u64(), Some(dead.len() as u64), "{flushed}");
     assert_eq!(flushed["flush"]["already_gone"], 0);
     assert_eq!(flushed["flush"]["failed"], 0);
     assert_eq!(flushed["flush"]["remaining"], 0);
-    assert_eq!(conntrack_count(&node), before - dead.len() as u64);
-    let after = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
-    assert!(after.iter().all(|e| e.reply_src == "198.18.2.2"), "{after:?}");
+    let after = conntrack_list(&node, &["--orig-dst", &cluster_ip]);
+    assert!(after.iter().all(|e| e.reply_src == live_ip), "{after:?}");
     let survivors: BTreeSet<u64> = after.iter().map(|e| e.id).collect();
-    for line in listed.iter().filter(|e| e.reply_src == "198.18.2.2") {
+    for line in listed.iter().filter(|e| e.reply_src == live_ip) {
         assert!(survivors.contains(&line.id), "live entry {line:?} was deleted");
     }
-    for port in &dead {
-        assert_eq!(dig_from(&lab, *port), ANSWER, "port {port} answered after the flush");
+    for c in &dead {
+        let next = queries_after(c, flushed_at, 1);
+        assert_eq!(next[0]["answered"], true, "client {} after the flush: {next:?}", c["id"]);
     }
     // A second flush has nothing to delete.
     let again = stale(&["--netns", &node, "--flush", "--yes", "-o", "json"]);
@@ -260,21 +315,6 @@ fn stale_endpoint_found_and_flushed(proxy_mode: &str) {
     let again = json(&again);
     assert_eq!(again["flush"]["deleted"], 0);
     assert_eq!(again["stale_count"], 0);
-}
-
-/// Opens `n` UDP flows from the client pod to the ClusterIP, one per
-/// source port from `first_port`, one datagram each (not DNS: the servers
-/// ignore it), so that the node holds `n` live entries towards the
-/// endpoints in the rules. Bounded: `n` sends.
-fn open_flows(lab: &TestLab, first_port: u16, n: u16) {
-    let ns = ctdiag::netns::Netns::open(&lab.client_ns()).expect("client namespace");
-    ns.run(|| {
-        for offset in 0..n {
-            let socket = UdpSocket::bind(("198.18.1.2", first_port + offset)).expect("bind");
-            socket.send_to(b"x", "198.19.0.10:53").expect("send");
-        }
-    })
-    .expect("in the client namespace");
 }
 
 #[test]
@@ -288,20 +328,38 @@ fn ten_thousand_live_entries_are_left_alone_nftables() {
 }
 
 fn ten_thousand_live_entries_are_left_alone(proxy_mode: &str) {
-    if !common::require_root()
-        || !common::require_tool("dig", "bind9-dnsutils")
-        || !common::require_tool("conntrack", "conntrack")
-    {
+    if !lab_tools() {
         return;
     }
-    let (lab, dead, _) = stale_lab(proxy_mode);
+    let (lab, dead, _) = stale_lab(proxy_mode, "ipv4");
     let node = lab.node_ns();
-    open_flows(&lab, 20_000, 10_000);
-    let live_before: BTreeSet<(u16, u64)> = conntrack_list(&node, &["--orig-dst", "198.19.0.10"])
-        .into_iter()
-        .filter(|e| e.reply_src == "198.18.2.2")
-        .map(|e| (e.sport, e.id))
-        .collect();
+    // The blackholed clients stop (their entries stay): after the flush
+    // nothing recreates entries, so the counts are exact.
+    for c in &dead {
+        stop_client(c);
+    }
+    let fill = ctdiag(&[
+        "lab",
+        "fill",
+        "--prefix",
+        &lab.prefix,
+        "--flows",
+        "10000",
+        "--to",
+        "cluster-ip",
+        "--timeout",
+        "600",
+        "-o",
+        "json",
+    ]);
+    assert_success(&fill, "lab fill");
+    assert_eq!(json(&fill)["created"], 10000);
+    let live_before: BTreeSet<(String, u16, u64)> =
+        conntrack_list(&node, &["--orig-dst", "198.19.0.10"])
+            .into_iter()
+            .filter(|e| e.reply_src == "198.18.2.2")
+            .map(|e| (e.src, e.sport, e.id))
+            .collect();
     assert!(live_before.len() >= 10_000, "{} live entries", live_before.len());
     let count_before = conntrack_count(&node);
 
@@ -314,11 +372,12 @@ fn ten_thousand_live_entries_are_left_alone(proxy_mode: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["flush"]["deleted"].as_u64(), Some(dead.len() as u64));
     assert_eq!(conntrack_count(&node), count_before - dead.len() as u64);
-    let live_after: BTreeSet<(u16, u64)> = conntrack_list(&node, &["--orig-dst", "198.19.0.10"])
-        .into_iter()
-        .filter(|e| e.reply_src == "198.18.2.2")
-        .map(|e| (e.sport, e.id))
-        .collect();
+    let live_after: BTreeSet<(String, u16, u64)> =
+        conntrack_list(&node, &["--orig-dst", "198.19.0.10"])
+            .into_iter()
+            .filter(|e| e.reply_src == "198.18.2.2")
+            .map(|e| (e.src, e.sport, e.id))
+            .collect();
     assert_eq!(live_after, live_before, "every live entry kept, with its id");
     // --all-entries lists the live ones too.
     let everything = json(&stale(&["--netns", &node, "--all-entries", "-o", "json"]));
@@ -336,15 +395,16 @@ fn gone_and_recreated_entries_between_scan_and_flush_nftables() {
 }
 
 fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
-    if !common::require_root()
-        || !common::require_tool("dig", "bind9-dnsutils")
-        || !common::require_tool("conntrack", "conntrack")
-    {
+    if !lab_tools() {
         return;
     }
-    let (lab, dead, _) = stale_lab(proxy_mode);
+    let (lab, dead, _) = stale_lab(proxy_mode, "ipv4");
     let node = lab.node_ns();
-    let (gone, recreated) = (dead[0], dead[1]);
+    // The entries are changed by hand below: the clients must not.
+    for c in &dead {
+        stop_client(c);
+    }
+    let (gone, recreated) = (client_port(&dead[0]), client_port(&dead[1]));
     let config = ctdiag::conntrack::stale::StaleConfig {
         selector: ctdiag::service::select::Selector::Spec(
             ctdiag::service::select::ServiceSpec::kube_dns(),
@@ -431,13 +491,10 @@ fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
 
 #[test]
 fn a_flush_without_a_terminal_or_yes_deletes_nothing() {
-    if !common::require_root()
-        || !common::require_tool("dig", "bind9-dnsutils")
-        || !common::require_tool("conntrack", "conntrack")
-    {
+    if !lab_tools() {
         return;
     }
-    let (lab, dead, _) = stale_lab("iptables");
+    let (lab, dead, _) = stale_lab("iptables", "ipv4");
     let node = lab.node_ns();
     let before = conntrack_list(&node, &["--orig-dst", "198.19.0.10"]);
     let out = stale(&["--netns", &node, "--flush"]);
@@ -682,24 +739,6 @@ fn bad_selections_say_what_exists_and_what_to_pass() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Starts `n` lookups from the client pod at once from fixed ports; for
-/// the never-translated case.
-fn lookups(lab: &TestLab, ports: &[u16]) -> Vec<Child> {
-    ports
-        .iter()
-        .map(|port| {
-            Command::new("ip")
-                .args(["netns", "exec", &lab.client_ns(), "dig", "+short", "+tries=1"])
-                .args(["+timeout=1", "-b", &format!("198.18.1.2#{port}"), "@198.19.0.10", NAME])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("dig")
-        })
-        .collect()
-}
-
 #[test]
 fn never_translated_entries_are_found_and_flushed_iptables() {
     never_translated_entries_are_found_and_flushed("iptables");
@@ -710,59 +749,73 @@ fn never_translated_entries_are_found_and_flushed_nftables() {
     never_translated_entries_are_found_and_flushed("nftables");
 }
 
+/// `lab scenario never-translated`: kube-dns had no endpoints (and no
+/// REJECT) while sticky clients retried; the endpoints are back, and the
+/// clients' untranslated entries keep them blackholed until the flush.
 fn never_translated_entries_are_found_and_flushed(proxy_mode: &str) {
-    if !common::require_root()
-        || !common::require_tool("dig", "bind9-dnsutils")
-        || !common::require_tool("conntrack", "conntrack")
-    {
+    if !lab_tools() {
         return;
     }
-    let lab = TestLab::up(&["--endpoints", "1", "--proxy-mode", proxy_mode]);
+    let mut lab = TestLab::up(&["--endpoints", "2", "--proxy-mode", proxy_mode]);
     let node = lab.node_ns();
     long_udp_timeouts(&node);
-    // Entries made while the Service had no endpoints: not DNATed (made by
-    // hand here; `lab scenario never-translated` reproduces how they arise).
-    for port in [42001u16, 42002] {
-        let sport = port.to_string();
-        assert_success(
-            &exec(
-                &node,
-                &[
-                    "conntrack",
-                    "-I",
-                    "-p",
-                    "udp",
-                    "-s",
-                    "198.18.1.2",
-                    "-d",
-                    "198.19.0.10",
-                    "--sport",
-                    &sport,
-                    "--dport",
-                    "53",
-                    "-t",
-                    "300",
-                ],
-            ),
-            "conntrack -I",
-        );
-    }
-    // They capture the clients' packets: no answer from those ports.
-    for child in lookups(&lab, &[42001]) {
-        let out = child.wait_with_output().expect("dig");
-        assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), ANSWER, "blackholed");
-    }
+    let info = lab.scenario("never-translated", &[]);
+    let clients = info["clients"].as_array().expect("sticky clients").clone();
+    assert!(clients.len() >= 2, "{info:#}");
     let out = stale(&["--netns", &node, "-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = json(&out);
     let entries = entries_by_port(&report);
-    assert_eq!(entries.keys().copied().collect::<Vec<_>>(), [42001, 42002]);
+    assert_eq!(entries.keys().copied().collect::<Vec<_>>(), sorted_ports(&clients));
     for entry in entries.values() {
         assert_eq!(entry["reason"], "never-translated");
         assert_eq!(entry["reply_src"], "198.19.0.10:53");
+        assert_eq!(entry["state"], "UNREPLIED");
     }
+    let listed =
+        conntrack_list(&node, &["--orig-dst", "198.19.0.10", "--reply-src", "198.19.0.10"]);
+    let mut ports: Vec<u16> = listed.iter().map(|e| e.sport).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, sorted_ports(&clients), "cross-check with conntrack -L: {listed:?}");
+    let codes: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
+    assert_eq!(codes, ["never-translated-entries"]);
+
+    let out = stale(&["--netns", &node, "--flush", "--yes", "-o", "json"]);
+    let flushed_at = now_ms();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["flush"]["deleted"].as_u64(), Some(clients.len() as u64));
+    for c in &clients {
+        let next = queries_after(c, flushed_at, 1);
+        assert_eq!(next[0]["answered"], true, "client {} after the flush: {next:?}", c["id"]);
+    }
+}
+
+#[test]
+fn a_dual_stack_service_is_one_report_per_cluster_ip() {
+    if !lab_tools() {
+        return;
+    }
+    let mut lab = TestLab::up(&["--endpoints", "2", "--ip-family", "dual"]);
+    let node = lab.node_ns();
+    long_udp_timeouts(&node);
+    let info = lab.scenario("stale-endpoint", &["--endpoint", "2"]);
+    let dead: Vec<&Value> = info["clients"]
+        .as_array()
+        .expect("sticky clients")
+        .iter()
+        .filter(|c| c["entry_reply_src"].as_str().is_some_and(|r| r.contains("3.2")))
+        .collect();
+    let out = stale(&["--netns", &node, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let services = report["services"].as_array().expect("the services form");
+    let ips: BTreeSet<&str> = services.iter().filter_map(|s| s["cluster_ip"].as_str()).collect();
+    assert_eq!(ips, BTreeSet::from(["198.19.0.10", "2001:db8::a"]), "{report}");
+    assert_eq!(report["stale_count"].as_u64(), Some(dead.len() as u64), "{report}");
+    let per_service: u64 = services.iter().map(|s| s["stale_count"].as_u64().unwrap()).sum();
+    assert_eq!(report["stale_count"].as_u64(), Some(per_service));
     let out = stale(&["--netns", &node, "--flush", "--yes", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["flush"]["deleted"], 2);
-    assert_eq!(dig_from(&lab, 42001), ANSWER);
+    assert_eq!(json(&out)["flush"]["deleted"].as_u64(), Some(dead.len() as u64));
 }
