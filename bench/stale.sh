@@ -7,8 +7,8 @@
 # ctdiag with --cluster-ip/--endpoints (no kube-proxy rules read). Run as root:
 #   bench/stale.sh            (builds release first, builds and removes its own lab)
 # Needs hyperfine, conntrack, python3 and a C compiler (apt-get install hyperfine conntrack
-# python3 gcc). Entries are made with raw-socket packets from the lab's client pod
-# (bench/stale_fill.py); every packet stays inside the lab's namespaces.
+# python3 gcc). Entries are made by `ctdiag lab fill` (raw-socket packets from the lab's client
+# pod); every packet stays inside the lab's namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in hyperfine conntrack python3 cc; do
@@ -21,14 +21,9 @@ work=$(mktemp -d)
 trap '"$bin" lab down --prefix "$prefix" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 "$bin" lab up --prefix "$prefix" >/dev/null
 node=$prefix-node
-client=$prefix-client
 cluster_ip=198.19.0.10
-# Entries must outlive the run: 20 minutes without traffic (per-namespace sysctls).
-for key in nf_conntrack_udp_timeout nf_conntrack_udp_timeout_stream; do
-    ip netns exec "$node" sysctl -qw "net.netfilter.$key=1200"
-done
-# fill COUNT DST PORT FIRST_HOST: COUNT new flows from 198.18.1.FIRST_HOST.. (64,512 per host).
-fill() { ip netns exec "$client" python3 bench/stale_fill.py "$@"; }
+# fill COUNT cluster-ip|unrelated: COUNT new flows that live 20 minutes without traffic.
+fill() { "$bin" lab fill --prefix "$prefix" --flows "$1" --to "$2" --timeout 1200 >/dev/null; }
 
 # The floor: the same CTA_FILTER dump, every datagram read, nothing decoded.
 cat > "$work/floor.c" <<'C'
@@ -92,14 +87,14 @@ peak_rss() {
 listed() { ip netns exec "$node" conntrack -L -p udp --orig-dst "$cluster_ip" --dport 53 2>/dev/null | wc -l; }
 
 # 25,000 entries: 5,000 to kube-dns, 20,000 of no Service.
-fill 5000 "$cluster_ip" 53 10
-fill 20000 198.18.2.2 9 20
+fill 5000 cluster-ip
+fill 20000 unrelated
 echo "25k stage: conntrack -C $(ip netns exec "$node" conntrack -C), to the ClusterIP $(listed)"
 rss_25k=$(peak_rss "$bin" stale --service kube-dns -o json)
 
 # 250,000 entries: 45,000 more to kube-dns, 180,000 more of no Service.
-fill 45000 "$cluster_ip" 53 12
-fill 180000 198.18.2.2 9 30
+fill 45000 cluster-ip
+fill 180000 unrelated
 total=$(ip netns exec "$node" conntrack -C)
 echo "250k stage: conntrack -C $total, to the ClusterIP $(listed), floor dump: $(ip netns exec "$node" "$work/floor" "$cluster_ip") entries"
 rss_250k=$(peak_rss "$bin" stale --service kube-dns -o json)
