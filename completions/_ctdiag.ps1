@@ -95,7 +95,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every UDP Service the rules define, including those without endpoints')
-            [CompletionResult]::new('--flush', '--flush', [CompletionResultType]::ParameterName, 'Delete exactly the stale entries (by original tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes')
+            [CompletionResult]::new('--flush', '--flush', [CompletionResultType]::ParameterName, 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
             [CompletionResult]::new('--all-entries', '--all-entries', [CompletionResultType]::ParameterName, 'List live entries too (stale ones are always listed; both are always counted)')

@@ -89,7 +89,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
             cand --all 'Every UDP Service the rules define, including those without endpoints'
-            cand --flush 'Delete exactly the stale entries (by original tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
+            cand --flush 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
             cand -y 'With --flush: delete without asking'
             cand --yes 'With --flush: delete without asking'
             cand --all-entries 'List live entries too (stale ones are always listed; both are always counted)'

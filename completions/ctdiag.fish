@@ -87,7 +87,7 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l color -d 'When t
 always\t'Always color'
 never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l all -d 'Every UDP Service the rules define, including those without endpoints'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l flush -d 'Delete exactly the stale entries (by original tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l flush -d 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s y -l yes -d 'With --flush: delete without asking'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l all-entries -d 'List live entries too (stale ones are always listed; both are always counted)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s q -l quiet -d 'Print only findings that need attention (table output)'

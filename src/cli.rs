@@ -142,7 +142,7 @@ pub struct StaleArgs {
     /// endpoints.
     #[arg(long)]
     pub all: bool,
-    /// Delete exactly the stale entries (by original tuple, zone and the id
+    /// Delete exactly the stale entries (by reply tuple, zone and the id
     /// the scan saw; each acknowledged), then scan again. Asks first on a
     /// terminal; without one, needs --yes.
     #[arg(long)]

@@ -11,9 +11,10 @@
 //!
 //! Live entries are only counted (listed with `--all-entries`), so memory
 //! does not grow with the table; stale entries are kept for the flush.
-//! A flush deletes each stale entry by original tuple, zone and the id the
-//! scan saw, so an entry recreated under the same tuple since the scan is
-//! never touched, then scans again.
+//! A flush deletes each stale entry by its reply tuple, zone and the id the
+//! scan saw (see [`delete_request`] for why the reply tuple), so an entry
+//! recreated under the same original tuple since the scan is never
+//! touched, then scans again.
 
 pub mod clients;
 pub mod reach;
