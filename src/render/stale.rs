@@ -11,6 +11,9 @@ use crate::render::Context;
 
 /// Rows listed per Service in the table unless `-v`.
 const ROWS_SHOWN: usize = 50;
+/// Entries shown per Service before a flush asks, unless `-v` (the count
+/// asked about is always the whole number).
+const CANDIDATES_SHOWN: usize = 200;
 
 fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
@@ -149,7 +152,8 @@ pub fn candidates(ctx: &Context, report: &StaleReport) -> String {
             continue;
         }
         let _ = writeln!(out, "{}", service_heading(service));
-        out.push_str(&entries_table(ctx, &stale, usize::MAX));
+        let limit = if ctx.verbose > 0 { usize::MAX } else { CANDIDATES_SHOWN };
+        out.push_str(&entries_table(ctx, &stale, limit));
     }
     out
 }
