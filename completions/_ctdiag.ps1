@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
+            [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -77,6 +78,27 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
             [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'Shorthand for --mode parallel')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;stale' {
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
+            [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'The node''s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every UDP Service the rules define, including those without endpoints')
+            [CompletionResult]::new('--flush', '--flush', [CompletionResultType]::ParameterName, 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
+            [CompletionResult]::new('--all-entries', '--all-entries', [CompletionResultType]::ParameterName, 'List live entries too (stale ones are always listed; both are always counted)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
@@ -265,6 +287,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;help' {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
+            [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -273,6 +296,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;probe' {
+            break
+        }
+        'ctdiag;help;stale' {
             break
         }
         'ctdiag;help;lab' {

@@ -25,6 +25,9 @@ _ctdiag() {
             ctdiag,probe)
                 cmd="ctdiag__subcmd__probe"
                 ;;
+            ctdiag,stale)
+                cmd="ctdiag__subcmd__stale"
+                ;;
             ctdiag,stats)
                 cmd="ctdiag__subcmd__stats"
                 ;;
@@ -36,6 +39,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__help,probe)
                 cmd="ctdiag__subcmd__help__subcmd__probe"
+                ;;
+            ctdiag__subcmd__help,stale)
+                cmd="ctdiag__subcmd__help__subcmd__stale"
                 ;;
             ctdiag__subcmd__help,stats)
                 cmd="ctdiag__subcmd__help__subcmd__stats"
@@ -116,7 +122,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe stale lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,7 +148,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help)
-            opts="stats probe lab help"
+            opts="stats probe stale lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -282,6 +288,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__probe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__stale)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -863,6 +883,48 @@ _ctdiag() {
                     return 0
                     ;;
                 --stats-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__stale)
+            opts="-y -o -q -v -h --service --cluster-ip --endpoints --all --flush --yes --all-entries --netns --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --version 'Print version'
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+            cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -72,6 +73,26 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
             cand --parallel 'Shorthand for --mode parallel'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;stale'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --netns 'The node''s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --all 'Every UDP Service the rules define, including those without endpoints'
+            cand --flush 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
+            cand -y 'With --flush: delete without asking'
+            cand --yes 'With --flush: delete without asking'
+            cand --all-entries 'List live entries too (stale ones are always listed; both are always counted)'
             cand -q 'Print only findings that need attention (table output)'
             cand --quiet 'Print only findings that need attention (table output)'
             cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
@@ -242,12 +263,15 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help'= {
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+            cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;help;stats'= {
         }
         &'ctdiag;help;probe'= {
+        }
+        &'ctdiag;help;stale'= {
         }
         &'ctdiag;help;lab'= {
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'

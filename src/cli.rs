@@ -76,6 +76,10 @@ pub enum Command {
     /// Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh
     /// socket), loss and latency, and the conntrack counters they moved.
     Probe(ProbeArgs),
+    /// UDP conntrack entries of a Service whose DNAT target is not a current
+    /// endpoint (a dead pod, or never translated); --flush deletes exactly
+    /// those.
+    Stale(StaleArgs),
     /// Build, inspect and tear down a Kubernetes-node lookalike made of
     /// network namespaces, to reproduce the failures ctdiag diagnoses.
     Lab(LabArgs),
@@ -119,6 +123,42 @@ pub struct ServiceArgs {
     /// repeated; a bare IP means the Service port).
     #[arg(long, value_name = "IP:PORT,...", requires = "cluster_ip", value_delimiter = ',')]
     pub endpoints: Vec<String>,
+}
+
+/// `ctdiag stale`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag stale\n  ctdiag stale --service kube-dns --flush\n  ctdiag stale --all -o json\n  ctdiag stale --netns lab-node --cluster-ip 198.19.0.10 --endpoints 198.18.2.2:53 --flush --yes\n\n\
+An entry whose original destination is the ClusterIP:port is live when its reply source (the DNAT target) is a \
+current endpoint, stale (dead-endpoint) when it is not, stale (never-translated) when the reply source is the \
+ClusterIP itself while the Service has endpoints. Exit status: 0 no stale entry remains, 1 stale entries remain \
+(or another problem: no endpoints, an unreachable endpoint), 2 the scan could not complete. Needs CAP_NET_ADMIN."
+)]
+pub struct StaleArgs {
+    /// Which Service (default: kube-dns, every UDP port of it).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Every UDP Service the rules define, including those without
+    /// endpoints.
+    #[arg(long)]
+    pub all: bool,
+    /// Delete exactly the stale entries (by reply tuple, zone and the id
+    /// the scan saw; each acknowledged), then scan again. Asks first on a
+    /// terminal; without one, needs --yes.
+    #[arg(long)]
+    pub flush: bool,
+    /// With --flush: delete without asking.
+    #[arg(short = 'y', long, requires = "flush")]
+    pub yes: bool,
+    /// List live entries too (stale ones are always listed; both are always
+    /// counted).
+    #[arg(long)]
+    pub all_entries: bool,
+    /// The node's network namespace (its conntrack table and kube-proxy
+    /// rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an
+    /// `ip netns` name. Default: the current namespace.
+    #[arg(long, value_name = "PATH|PID|NAME")]
+    pub netns: Option<String>,
 }
 
 /// Resolver behaviours `ctdiag probe` can imitate.

@@ -4,4 +4,5 @@
 pub mod args;
 pub mod lab;
 pub mod probe;
+pub mod stale;
 pub mod stats;
