@@ -144,6 +144,28 @@ finding_codes! {
     ServiceRejectedWithEndpoints = "service-rejected-with-endpoints", "services", [Warning, Critical];
     /// Objects of the API listing could not be read.
     ApiObjectsSkipped = "api-objects-skipped", "services", [Info];
+    /// UDP conntrack entries of a Service DNATed to a target that is not an
+    /// endpoint any more: their clients are blackholed.
+    StaleEntries = "stale-entries", "stale", [Critical];
+    /// UDP conntrack entries created while a Service had no endpoints,
+    /// never DNATed, still capturing their clients now that it has some.
+    NeverTranslatedEntries = "never-translated-entries", "stale", [Critical];
+    /// An endpoint in the rules that the node cannot reach (no route,
+    /// neighbour FAILED): its entries are live by the rules and dead in fact.
+    EndpointUnreachable = "endpoint-unreachable", "stale", [Warning];
+    /// A Service has no endpoints in the rules: its clients fail.
+    ServiceNoEndpoints = "service-no-endpoints", "stale", [Critical];
+    /// A flush left stale entries behind.
+    StaleEntriesRemain = "stale-entries-remain", "stale", [Critical];
+    /// A flush deleted every stale entry.
+    StaleEntriesFlushed = "stale-entries-flushed", "stale", [Info];
+    /// No stale entries for a Service.
+    NoStaleEntries = "no-stale-entries", "stale", [Info];
+    /// The kernel did not filter the conntrack dump (CTA_FILTER); ctdiag
+    /// filtered it.
+    KernelFilterUnavailable = "kernel-filter-unavailable", "stale", [Info];
+    /// Dump messages that did not decode were skipped.
+    UndecodableEntries = "undecodable-entries", "stale", [Info];
 }
 
 impl Serialize for FindingCode {

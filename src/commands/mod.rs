@@ -5,4 +5,5 @@ pub mod args;
 pub mod lab;
 pub mod probe;
 pub mod services;
+pub mod stale;
 pub mod stats;
