@@ -25,6 +25,9 @@ _ctdiag() {
             ctdiag,probe)
                 cmd="ctdiag__subcmd__probe"
                 ;;
+            ctdiag,services)
+                cmd="ctdiag__subcmd__services"
+                ;;
             ctdiag,stale)
                 cmd="ctdiag__subcmd__stale"
                 ;;
@@ -39,6 +42,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__help,probe)
                 cmd="ctdiag__subcmd__help__subcmd__probe"
+                ;;
+            ctdiag__subcmd__help,services)
+                cmd="ctdiag__subcmd__help__subcmd__services"
                 ;;
             ctdiag__subcmd__help,stale)
                 cmd="ctdiag__subcmd__help__subcmd__stale"
@@ -122,7 +128,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe stale lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe services stale lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,7 +154,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help)
-            opts="stats probe stale lab help"
+            opts="stats probe services stale lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -288,6 +294,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__probe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__services)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -816,7 +836,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__probe)
-            opts="-s -c -d -r -t -m -o -q -v -h --server --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --output --color --quiet --verbose --help"
+            opts="-s -c -d -r -t -m -o -q -v -h --server --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -827,6 +847,18 @@ _ctdiag() {
                     return 0
                     ;;
                 -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -883,6 +915,56 @@ _ctdiag() {
                     return 0
                     ;;
                 --stats-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__services)
+            opts="-o -q -v -h --service --cluster-ip --endpoints --netns --cluster-dns --api --kubectl --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -36,6 +36,7 @@ complete -c ctdiag -n "__fish_ctdiag_needs_command" -s h -l help -d 'Print help 
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -s V -l version -d 'Print version'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -53,6 +54,9 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s q -l quiet -d 'P
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s s -l server -d 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node\'s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace\'s resolv.conf' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l name -d 'Name to look up (repeat for several; they are used in turn)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s c -l count -d 'Number of lookups (default 200 unless --duration is given)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s d -l duration -d 'Run for this long instead of a count: 30s, 2m, 500ms' -r
@@ -76,6 +80,22 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l parallel -d 'Sho
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l netns -d 'Read the rules in another network namespace (the node\'s): a path, a PID, or an `ip netns` name' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l cluster-dns -d 'IPVS mode has no Service names: the kube-dns ClusterIP. Default: the kubelet\'s clusterDNS, else the nameserver pods on this node use' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l api -d 'Compare with the API: the output of `kubectl get endpointslices -A -o json` in FILE, or `-` for stdin' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l kubectl -d 'Compare with the API by running `kubectl get endpointslices -A -o json` (kubectl on PATH with a usable kubeconfig)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
@@ -219,11 +239,12 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe stale lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale lab help" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale lab help" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'

@@ -76,6 +76,10 @@ pub enum Command {
     /// Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh
     /// socket), loss and latency, and the conntrack counters they moved.
     Probe(ProbeArgs),
+    /// Every Service port the node's kube-proxy rules define (iptables,
+    /// nftables or IPVS mode): ClusterIPs and endpoints, optionally checked
+    /// against the API's EndpointSlices.
+    Services(ServicesArgs),
     /// UDP conntrack entries of a Service whose DNAT target is not a current
     /// endpoint (a dead pod, or never translated); --flush deletes exactly
     /// those.
@@ -83,6 +87,35 @@ pub enum Command {
     /// Build, inspect and tear down a Kubernetes-node lookalike made of
     /// network namespaces, to reproduce the failures ctdiag diagnoses.
     Lab(LabArgs),
+}
+
+/// `ctdiag services`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag services\n  ctdiag services --service kube-dns -o json\n  ctdiag services --netns /run/netns/lab-node -v\n  ctdiag services --kubectl\n  kubectl get endpointslices -A -o json > slices.json; ctdiag services --api slices.json\n\n\
+Exit status: 0 nothing wrong, 1 a finding of severity warning or worse (kube-dns without endpoints, \
+rules of two modes at once, rules that disagree with the API), 2 could not tell."
+)]
+pub struct ServicesArgs {
+    /// Which Service (default: all of them).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Read the rules in another network namespace (the node's): a path,
+    /// a PID, or an `ip netns` name.
+    #[arg(long, value_name = "PATH|PID")]
+    pub netns: Option<String>,
+    /// IPVS mode has no Service names: the kube-dns ClusterIP. Default: the
+    /// kubelet's clusterDNS, else the nameserver pods on this node use.
+    #[arg(long, value_name = "IP")]
+    pub cluster_dns: Option<std::net::IpAddr>,
+    /// Compare with the API: the output of `kubectl get endpointslices -A
+    /// -o json` in FILE, or `-` for stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "kubectl")]
+    pub api: Option<String>,
+    /// Compare with the API by running `kubectl get endpointslices -A -o
+    /// json` (kubectl on PATH with a usable kubeconfig).
+    #[arg(long)]
+    pub kubectl: bool,
 }
 
 /// `ctdiag stats`.
@@ -186,8 +219,13 @@ pub struct ProbeArgs {
     /// kube-dns ClusterIP in the node's kube-proxy rules, iptables or
     /// nftables mode (read in the --stats-netns namespace), else the first
     /// nameserver of the probed namespace's resolv.conf.
-    #[arg(short, long, value_name = "IP[:PORT]")]
+    #[arg(short, long, value_name = "IP[:PORT]", conflicts_with_all = ["service", "cluster_ip"])]
     pub server: Option<String>,
+    /// Probe a Service's ClusterIP instead of kube-dns: --service SPEC from
+    /// the rules, or --cluster-ip/--endpoints given outright (its endpoints
+    /// are named in the report and the loss remedy).
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Name to look up (repeat for several; they are used in turn).
     #[arg(long = "name", value_name = "NAME")]
     pub names: Vec<String>,

@@ -124,6 +124,26 @@ finding_codes! {
     ConntrackCountersUnavailable = "conntrack-counters-unavailable", "probe", [Info];
     /// The probe stopped before its planned end.
     StoppedEarly = "stopped-early", "probe", [Info];
+    /// kube-dns has no endpoints in the node's rules: every lookup through
+    /// its ClusterIP is rejected.
+    KubeDnsNoEndpoints = "kube-dns-no-endpoints", "services", [Critical];
+    /// Service ports other than kube-dns have no endpoints (often normal).
+    ServicesWithoutEndpoints = "services-without-endpoints", "services", [Info];
+    /// Rules of more than one kube-proxy mode define Services at once.
+    MixedProxyModes = "mixed-proxy-modes", "services", [Warning];
+    /// Some kube-proxy rules could not be read and were skipped.
+    RulesSkipped = "rules-skipped", "services", [Info];
+    /// An endpoint in the rules is not ready (or gone) in the API
+    /// (critical for kube-dns).
+    RulesEndpointNotReady = "rules-endpoint-not-ready", "services", [Warning, Critical];
+    /// An endpoint ready in the API is missing from the rules (critical
+    /// for kube-dns).
+    ApiEndpointMissingFromRules = "api-endpoint-missing-from-rules", "services", [Warning, Critical];
+    /// The API has ready endpoints for a Service the rules REJECT
+    /// (critical for kube-dns).
+    ServiceRejectedWithEndpoints = "service-rejected-with-endpoints", "services", [Warning, Critical];
+    /// Objects of the API listing could not be read.
+    ApiObjectsSkipped = "api-objects-skipped", "services", [Info];
     /// UDP conntrack entries of a Service DNATed to a target that is not an
     /// endpoint any more: their clients are blackholed.
     StaleEntries = "stale-entries", "stale", [Critical];

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use ctdiag::dns::resolv::ResolvConf;
 use ctdiag::dns::wire::{classify, QueryType, SentQuery, Verdict};
 use ctdiag::lab::rules::ServiceRules;
-use ctdiag::service::{iptables, nftables, Parsed, Protocol, ProxyMode, Service};
+use ctdiag::service::{api, iptables, ipvs, nftables, Parsed, Protocol, ProxyMode, Service};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::Name;
 use proptest::prelude::*;
@@ -167,6 +167,65 @@ fn service_rules() -> impl Strategy<Value = ServiceRules> {
         })
 }
 
+const IPVS_PIECES: &[&str] = &[
+    "TCP  ",
+    "UDP  ",
+    "SCTP ",
+    "FWM  ",
+    "  -> ",
+    "0A60000A:0035 ",
+    "10.96.0.10:53 ",
+    "[2001:0db8:0000:0000:0000:0000:0000:000a]:0035 ",
+    "[::1]:53 ",
+    "rr ",
+    "Masq    ",
+    "1      ",
+    "0          ",
+    "-1 ",
+    "persistent 10800 FFFFFFFF",
+    "\n",
+    ":",
+    "[",
+    "]",
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+];
+
+const API_PIECES: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"items\"",
+    "\"kind\"",
+    "\"EndpointSlice\"",
+    "\"endpoints\"",
+    "\"addresses\"",
+    "\"conditions\"",
+    "\"ready\"",
+    "\"ports\"",
+    "\"port\"",
+    "\"name\"",
+    "\"protocol\"",
+    "\"UDP\"",
+    "53",
+    "70000",
+    "\"198.18.2.2\"",
+    "\"2001:db8::5\"",
+    "null",
+    "true",
+    "false",
+    "\"metadata\"",
+    "\"namespace\"",
+    "\"labels\"",
+    "\"kubernetes.io/service-name\"",
+    "\"addressType\"",
+    "\"IPv4\"",
+    "\"IPv6\"",
+    "\"FQDN\"",
+];
+
 proptest! {
     #[test]
     fn iptables_parser_never_panics(text in soup(IPTABLES_PIECES)) {
@@ -176,6 +235,20 @@ proptest! {
     #[test]
     fn nftables_parser_never_panics(text in soup(NFT_PIECES)) {
         let _ = nftables::parse(&text);
+    }
+
+    #[test]
+    fn ipvs_parser_never_panics(text in soup(IPVS_PIECES)) {
+        let table = ipvs::parse(&text);
+        // Every real server belongs to a virtual server that was read.
+        prop_assert!(table.virtual_servers.iter().all(|vs| vs.real_servers.len() <= text.matches("->").count()));
+    }
+
+    /// Garbled EndpointSlice listings are an error or skipped objects,
+    /// never a panic.
+    #[test]
+    fn endpointslice_parser_never_panics(text in soup(API_PIECES)) {
+        let _ = api::parse(&text, "property");
     }
 
     /// A real listing with any one line gone still parses, and finds no

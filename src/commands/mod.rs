@@ -4,5 +4,6 @@
 pub mod args;
 pub mod lab;
 pub mod probe;
+pub mod services;
 pub mod stale;
 pub mod stats;

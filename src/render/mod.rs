@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod probe;
+pub mod services;
 pub mod stale;
 pub mod stats;
 pub mod table;
