@@ -85,6 +85,14 @@ fn ctdiag_with_path(path: &str, args: &[&str]) -> Output {
     common::run("/usr/bin/env", &full)
 }
 
+/// `ctdiag ARGS` with `CTDIAG_RULES_FROM=from` (`netlink`, `tools`).
+fn ctdiag_rules_from(from: &str, args: &[&str]) -> Output {
+    let var = format!("CTDIAG_RULES_FROM={from}");
+    let mut full = vec![var.as_str(), common::CTDIAG];
+    full.extend_from_slice(args);
+    common::run("/usr/bin/env", &full)
+}
+
 /// The services JSON without `proxy_mode` (the expected files are shared
 /// between modes), after checking every entry's mode.
 fn without_mode(mut value: Value, mode: &str) -> Value {
@@ -198,7 +206,8 @@ fn real_rule_dumps_read_back_through_the_binary() {
     for (tag, load, expected_file, mode, status) in cases {
         let ns = Scratch::new(tag);
         ns.sh(load);
-        let out = common::ctdiag(&["services", "-o", "json", "--netns", &ns.name]);
+        let args = ["services", "-o", "json", "--netns", &ns.name];
+        let out = common::ctdiag(&args);
         assert_eq!(out.status.code(), Some(*status), "{tag}: {}", common::stderr(&out));
         let report = common::json(&out);
         let listing = if *mode == "iptables" {
@@ -208,6 +217,27 @@ fn real_rule_dumps_read_back_through_the_binary() {
             common::stdout(&common::exec(&ns.name, &["nft", "list", "ruleset"]))
         };
         cluster_ips_in(&listing, &report);
+        // The same Services over netlink alone and through the listing
+        // tools alone.
+        for from in ["netlink", "tools"] {
+            let forced = ctdiag_rules_from(from, &args);
+            assert_eq!(
+                forced.status.code(),
+                Some(*status),
+                "{tag} {from}: {}",
+                common::stderr(&forced)
+            );
+            assert_eq!(common::json(&forced), report, "{tag}: {from} differs from the default");
+        }
+        // The default read them over netlink (iptables-restore writes
+        // through iptables-nft here).
+        let table = common::ctdiag(&["services", "--netns", &ns.name]);
+        let source = format!(
+            "from netlink ({}) in {}",
+            if *mode == "iptables" { "iptables-nft" } else { "nftables" },
+            ns.name
+        );
+        assert!(common::stdout(&table).contains(&source), "{tag}: {}", common::stdout(&table));
         assert_eq!(without_mode(report, mode), expected(expected_file), "{tag}");
     }
 }
@@ -323,8 +353,10 @@ fn no_rules_names_the_modes_checked_and_the_flags() {
     }
 }
 
-/// PATH tricks: with no listing tool at all the error names each; with
-/// only `nft`, nftables mode is read and the missing iptables-save is
+/// PATH tricks. By default the rules are read over netlink: no listing
+/// tool is needed at all. Made to use the listing tools
+/// (CTDIAG_RULES_FROM=tools): with no tool at all the error names each;
+/// with only `nft`, nftables mode is read and the missing iptables-save is
 /// named with -v.
 #[test]
 fn missing_listing_tools_are_named() {
@@ -333,7 +365,22 @@ fn missing_listing_tools_are_named() {
     }
     let lab = TestLab::up(&["--proxy-mode", "nftables"]);
     let empty = FakeBin::new("nobin");
-    let out = ctdiag_with_path(&empty.path(), &["services", "--netns", &lab.node_ns()]);
+    let out = ctdiag_with_path(&empty.path(), &["services", "--netns", &lab.node_ns(), "-v"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("from netlink (nftables)"), "{text}");
+    assert!(text.contains("198.18.2.2:53, 198.18.3.2:53"), "{text}");
+
+    let node = lab.node_ns();
+    let with_tools = |path: &str, extra: &[&str]| {
+        let path_var = format!("PATH={path}");
+        let mut full =
+            vec![path_var.as_str(), "CTDIAG_RULES_FROM=tools", common::CTDIAG, "services"];
+        full.extend_from_slice(&["--netns", &node]);
+        full.extend_from_slice(extra);
+        common::run("/usr/bin/env", &full)
+    };
+    let out = with_tools(&empty.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = common::stderr(&out);
     assert!(
@@ -352,13 +399,14 @@ fn missing_listing_tools_are_named() {
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nft")).find(|f| f.is_file()))
         .unwrap();
     only_nft.link("nft", nft.to_str().unwrap());
-    let out = ctdiag_with_path(&only_nft.path(), &["services", "--netns", &lab.node_ns(), "-v"]);
+    let out = with_tools(&only_nft.path(), &["-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let text = common::stdout(&out);
     assert!(
         text.contains("note: iptables mode not read") && text.contains("not installed"),
         "{text}"
     );
+    assert!(text.contains("from nft in"), "{text}");
     assert!(text.contains("198.18.2.2:53, 198.18.3.2:53"), "{text}");
 }
 
@@ -555,7 +603,7 @@ fn probe_takes_a_service() {
         report["server_from"]
             .as_str()
             .unwrap()
-            .starts_with("kube-system/kube-dns:dns ClusterIP, iptables-save in"),
+            .starts_with("kube-system/kube-dns:dns ClusterIP, netlink (iptables-nft) in"),
         "{report:#}"
     );
 
