@@ -22,12 +22,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_core::{DefaultNla, NetlinkMessage, NetlinkPayload, Nla, NLA_TYPE_MASK};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLA_TYPE_MASK};
 use netlink_packet_netfilter::nftables::{
-    Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
-    GenAttribute, GenMessage, Immediate, ListAttribute, Lookup, Meta, NfTablesMessage, Payload,
-    RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute, SetElementList,
-    SetElementMessage, SetMessage, Verdict as CrateVerdict, VerdictAttribute,
+    ChainAttribute, ChainMessage, GenAttribute, GenMessage, NfTablesMessage, RuleAttribute,
+    RuleMessage, SetAttribute, SetElementList, SetElementMessage, SetMessage,
+    Verdict as CrateVerdict, VerdictAttribute,
 };
 use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 
@@ -246,18 +245,6 @@ pub enum Data {
     Value(Vec<u8>),
     /// A verdict (`NFTA_DATA_VERDICT`).
     Verdict(Verdict),
-}
-
-impl Data {
-    fn from_attribute(attribute: &DataAttribute) -> Option<Data> {
-        match attribute {
-            DataAttribute::Value(bytes) => Some(Data::Value(bytes.clone())),
-            DataAttribute::Verdict(attributes) => {
-                Verdict::from_attributes(attributes).map(Data::Verdict)
-            }
-            _ => None,
-        }
-    }
 }
 
 /// One expression of a rule, as far as ctdiag follows it. Registers keep
@@ -532,16 +519,12 @@ impl Reader {
                         if raw.message_type != message_type(NFT_MSG_NEWSETELEM) {
                             return Err(unexpected("nf_tables set element dump", raw.message_type));
                         }
-                        if let NfTablesMessage::NewSetElement(message) =
-                            decode("nf_tables set element dump", raw.bytes)?
-                        {
-                            elements_from(&message, &mut elements).map_err(|detail| {
-                                ConntrackError::Malformed {
-                                    request: "nf_tables set element dump",
-                                    detail: format!("set {set}: {detail}"),
-                                }
-                            })?;
-                        }
+                        decode_elements(raw.attributes, &mut elements).map_err(|detail| {
+                            ConntrackError::Malformed {
+                                request: "nf_tables set element dump",
+                                detail: format!("set {set}: {detail}"),
+                            }
+                        })?;
                     }
                 }
                 Ok(())
@@ -583,13 +566,9 @@ impl Reader {
                         if raw_rule_chain(raw.attributes).is_some_and(|chain| !keep(chain)) {
                             return Ok(());
                         }
-                        if let NfTablesMessage::NewRule(rule) =
-                            decode("nf_tables rule dump", raw.bytes)?
-                        {
-                            rules.push(rule_from(&rule).map_err(|detail| {
-                                ConntrackError::Malformed { request: "nf_tables rule dump", detail }
-                            })?);
-                        }
+                        rules.push(decode_rule(raw.attributes).map_err(|detail| {
+                            ConntrackError::Malformed { request: "nf_tables rule dump", detail }
+                        })?);
                     }
                 }
                 Ok(())
@@ -646,32 +625,16 @@ pub fn decode(request: &'static str, bytes: &[u8]) -> Result<NfTablesMessage, Co
 /// The chain name of a raw rule message (its attributes after the nfgenmsg
 /// header), without decoding anything else; `None` if it has none or it is
 /// not UTF-8.
-pub fn raw_rule_chain(mut attributes: &[u8]) -> Option<&str> {
-    // struct nlattr { u16 nla_len; u16 nla_type; } then the value, each
-    // attribute padded to 4 bytes (NLA_ALIGN).
-    while attributes.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
-        let kind = u16::from_ne_bytes([attributes[2], attributes[3]]) & NLA_TYPE_MASK;
-        let value = attributes.get(4..len)?;
-        if kind == NFTA_RULE_CHAIN {
-            return cstr(value);
-        }
-        attributes = attributes.get(len.checked_add(3)? & !3..).unwrap_or(&[]);
-    }
-    None
+pub fn raw_rule_chain(attributes: &[u8]) -> Option<&str> {
+    Attributes::new(attributes)
+        .find(|(kind, _)| *kind == NFTA_RULE_CHAIN)
+        .and_then(|(_, v)| cstr(v))
 }
 
 /// A NUL-terminated (or unterminated) string.
 fn cstr(bytes: &[u8]) -> Option<&str> {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
     std::str::from_utf8(bytes.get(..end)?).ok()
-}
-
-/// The value bytes of an attribute the crate kept raw.
-fn nla_value(nla: &DefaultNla) -> Vec<u8> {
-    let mut value = vec![0; nla.value_len()];
-    nla.emit_value(&mut value);
-    value
 }
 
 fn be_u32(bytes: &[u8]) -> Option<u32> {
@@ -708,49 +671,165 @@ fn set_from(message: &SetMessage) -> Result<NftSet, String> {
     Ok(set)
 }
 
-fn elements_from(message: &SetElementMessage, out: &mut Vec<NftElement>) -> Result<(), String> {
-    for list in &message.attributes {
-        let SetElementList::Elements(elements) = list else { continue };
-        for element in elements {
-            let ListAttribute::Element(attributes) = element else { continue };
-            let mut key = None;
-            let mut data = None;
-            let mut flags = 0;
-            let mut comment = None;
-            for attribute in attributes {
-                match attribute {
-                    SetElementAttribute::Key(DataAttribute::Value(bytes)) => {
-                        key = Some(bytes.clone())
+/// The attributes of a netlink message or of a nested attribute: `(type,
+/// value)` pairs, `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` masked off.
+/// Stops at the first attribute whose length does not fit (the caller sees
+/// fewer attributes, never a panic).
+#[derive(Debug, Clone)]
+pub struct Attributes<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Attributes<'a> {
+    /// The attributes in `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Attributes { rest: bytes }
+    }
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (u16, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // struct nlattr { __u16 nla_len; __u16 nla_type; }, then the value;
+        // each attribute padded to 4 bytes (NLA_ALIGN).
+        let header = self.rest.get(..4)?;
+        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let kind = u16::from_ne_bytes([header[2], header[3]]) & NLA_TYPE_MASK;
+        let Some(value) = self.rest.get(4..len) else {
+            self.rest = &[];
+            return None;
+        };
+        self.rest = self.rest.get((len + 3) & !3..).unwrap_or(&[]);
+        Some((kind, value))
+    }
+}
+
+/// `NFTA_DATA_VALUE` (include/uapi/linux/netfilter/nf_tables.h).
+const NFTA_DATA_VALUE: u16 = 1;
+/// `NFTA_DATA_VERDICT` (nested).
+const NFTA_DATA_VERDICT: u16 = 2;
+/// `NFTA_VERDICT_CODE` (u32).
+const NFTA_VERDICT_CODE: u16 = 1;
+/// `NFTA_VERDICT_CHAIN` (string).
+const NFTA_VERDICT_CHAIN: u16 = 2;
+/// `NFTA_LIST_ELEM`: one element of a nested list.
+const NFTA_LIST_ELEM: u16 = 1;
+
+/// A `struct nft_data` attribute (`NFTA_DATA_VALUE` or
+/// `NFTA_DATA_VERDICT`).
+fn data(nested: &[u8]) -> Option<Data> {
+    for (kind, value) in Attributes::new(nested) {
+        match kind {
+            NFTA_DATA_VALUE => return Some(Data::Value(value.to_vec())),
+            NFTA_DATA_VERDICT => {
+                let mut verdict = Vec::new();
+                for (kind, value) in Attributes::new(value) {
+                    match kind {
+                        NFTA_VERDICT_CODE => {
+                            verdict.push(VerdictAttribute::Code(CrateVerdict::from(be_u32(value)?)))
+                        }
+                        NFTA_VERDICT_CHAIN => {
+                            verdict.push(VerdictAttribute::Chain(cstr(value)?.to_string()))
+                        }
+                        _ => {}
                     }
-                    SetElementAttribute::Data(value) => {
-                        data = Some(
-                            Data::from_attribute(value)
+                }
+                return Verdict::from_attributes(&verdict).map(Data::Verdict);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `NFTA_SET_ELEM_LIST_ELEMENTS`.
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+/// `NFTA_SET_ELEM_KEY` (nested data).
+const NFTA_SET_ELEM_KEY: u16 = 1;
+/// `NFTA_SET_ELEM_DATA` (nested data).
+const NFTA_SET_ELEM_DATA: u16 = 2;
+/// `NFTA_SET_ELEM_FLAGS` (u32).
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+/// `NFTA_SET_ELEM_USERDATA` (libnftnl TLVs).
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
+
+/// The elements of one `NFT_MSG_NEWSETELEM` message (its attributes after
+/// the nfgenmsg header).
+pub fn decode_elements(attributes: &[u8], out: &mut Vec<NftElement>) -> Result<(), String> {
+    for (kind, list) in Attributes::new(attributes) {
+        if kind != NFTA_SET_ELEM_LIST_ELEMENTS {
+            continue;
+        }
+        for (kind, element) in Attributes::new(list) {
+            if kind != NFTA_LIST_ELEM {
+                continue;
+            }
+            let mut parsed = NftElement { key: Vec::new(), data: None, flags: 0, comment: None };
+            let mut has_key = false;
+            for (kind, value) in Attributes::new(element) {
+                match kind {
+                    NFTA_SET_ELEM_KEY => match data(value) {
+                        Some(Data::Value(key)) => {
+                            parsed.key = key;
+                            has_key = true;
+                        }
+                        _ => return Err("an element key that is not a value".into()),
+                    },
+                    NFTA_SET_ELEM_DATA => {
+                        parsed.data = Some(
+                            data(value)
                                 .ok_or("an element whose data is neither value nor verdict")?,
                         )
                     }
-                    SetElementAttribute::Flags(f) => flags = f.bits(),
-                    SetElementAttribute::UserData(bytes) => comment = udata_comment(bytes),
+                    NFTA_SET_ELEM_FLAGS => {
+                        parsed.flags = be_u32(value).ok_or("short element flags")?
+                    }
+                    NFTA_SET_ELEM_USERDATA => parsed.comment = udata_comment(value),
                     _ => {}
                 }
             }
-            let key = key.ok_or("an element without a key")?;
-            out.push(NftElement { key, data, flags, comment });
+            if !has_key {
+                return Err("an element without a key".into());
+            }
+            out.push(parsed);
         }
     }
     Ok(())
 }
 
-fn rule_from(message: &RuleMessage) -> Result<NftRule, String> {
+/// `NFTA_RULE_HANDLE` (u64).
+const NFTA_RULE_HANDLE: u16 = 3;
+/// `NFTA_RULE_EXPRESSIONS` (nested list).
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+/// `NFTA_RULE_USERDATA` (libnftnl TLVs).
+const NFTA_RULE_USERDATA: u16 = 7;
+/// `NFTA_EXPR_NAME` (string).
+const NFTA_EXPR_NAME: u16 = 1;
+/// `NFTA_EXPR_DATA` (nested, per expression type).
+const NFTA_EXPR_DATA: u16 = 2;
+
+/// One `NFT_MSG_NEWRULE` message (its attributes after the nfgenmsg
+/// header).
+pub fn decode_rule(attributes: &[u8]) -> Result<NftRule, String> {
     let mut rule = NftRule { chain: String::new(), handle: 0, exprs: Vec::new(), comment: None };
-    for attribute in &message.attributes {
-        match attribute {
-            RuleAttribute::Chain(chain) => rule.chain.clone_from(chain),
-            RuleAttribute::Handle(handle) => rule.handle = *handle,
-            RuleAttribute::UserData(bytes) => rule.comment = udata_comment(bytes),
-            RuleAttribute::Expressions(list) => {
-                for element in list {
-                    if let ListAttribute::Element(attributes) = element {
-                        rule.exprs.push(expr_from(attributes));
+    for (kind, value) in Attributes::new(attributes) {
+        match kind {
+            NFTA_RULE_CHAIN => {
+                rule.chain = cstr(value).ok_or("a chain name that is not UTF-8")?.to_string()
+            }
+            NFTA_RULE_HANDLE => {
+                rule.handle = value
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or("a short rule handle")?
+            }
+            NFTA_RULE_USERDATA => rule.comment = udata_comment(value),
+            NFTA_RULE_EXPRESSIONS => {
+                for (kind, expression) in Attributes::new(value) {
+                    if kind == NFTA_LIST_ELEM {
+                        rule.exprs.push(expression_of(expression));
                     }
                 }
             }
@@ -763,165 +842,118 @@ fn rule_from(message: &RuleMessage) -> Result<NftRule, String> {
     Ok(rule)
 }
 
-/// One expression from its `NFTA_EXPR_NAME` and `NFTA_EXPR_DATA`.
-fn expr_from(attributes: &[ExpressionAttribute]) -> Expr {
-    let mut name = String::new();
-    let mut data = None;
-    for attribute in attributes {
-        match attribute {
-            ExpressionAttribute::Name(n) => name.clone_from(n),
-            ExpressionAttribute::Data(d) => data = Some(d),
+/// The big-endian u32 attributes `wanted` of `nested`, each `None` when
+/// absent or short.
+fn u32_attributes<const N: usize>(nested: &[u8], wanted: [u16; N]) -> [Option<u32>; N] {
+    let mut out = [None; N];
+    for (kind, value) in Attributes::new(nested) {
+        if let Some(i) = wanted.iter().position(|w| *w == kind) {
+            out[i] = be_u32(value);
+        }
+    }
+    out
+}
+
+/// One expression from its `NFTA_EXPR_NAME` and `NFTA_EXPR_DATA`; one it
+/// does not follow (or cannot read) is [`Expr::Other`] with its name.
+fn expression_of(attributes: &[u8]) -> Expr {
+    let mut name = "";
+    let mut data_of = None;
+    for (kind, value) in Attributes::new(attributes) {
+        match kind {
+            NFTA_EXPR_NAME => name = cstr(value).unwrap_or(""),
+            NFTA_EXPR_DATA => data_of = Some(value),
             _ => {}
         }
     }
-    let other = |name: &str| Expr::Other(name.to_string());
-    let Some(data) = data else { return other(&name) };
-    match data {
-        Expressions::Payload(attributes) => payload(attributes).unwrap_or_else(|| other("payload")),
-        Expressions::Meta(attributes) => meta(attributes).unwrap_or_else(|| other("meta")),
-        Expressions::Cmp(attributes) => cmp(attributes).unwrap_or_else(|| other("cmp")),
-        Expressions::Bitwise(attributes) => bitwise(attributes).unwrap_or_else(|| other("bitwise")),
-        Expressions::Immediate(attributes) => {
-            immediate(attributes).unwrap_or_else(|| other("immediate"))
-        }
-        Expressions::Lookup(attributes) => lookup(attributes).unwrap_or_else(|| other("lookup")),
-        Expressions::Other { expression_type, attributes } => match expression_type.as_str() {
-            "nat" => nat(attributes).unwrap_or_else(|| other("nat")),
-            "match" | "target" => {
-                compat(expression_type == "match", attributes).unwrap_or_else(|| other(&name))
+    let data_of = data_of.unwrap_or(&[]);
+    // The kernel's attribute numbers of each expression (NFTA_PAYLOAD_*,
+    // NFTA_META_*, ... in nf_tables.h), as `(type, u32)` reads.
+    let nested = |wanted: u16| Attributes::new(data_of).find(|(k, _)| *k == wanted).map(|(_, v)| v);
+    let decoded = match name {
+        // NFTA_PAYLOAD_DREG 1, BASE 2, OFFSET 3, LEN 4, SREG 5 (a write).
+        "payload" => match u32_attributes(data_of, [1, 2, 3, 4, 5]) {
+            [Some(dreg), Some(base), Some(offset), Some(len), None] => {
+                Some(Expr::Payload { base, offset, len, dreg })
             }
-            _ => other(&name),
+            _ => None,
         },
-        _ => other(&name),
-    }
-}
-
-fn payload(attributes: &[Payload]) -> Option<Expr> {
-    let (mut base, mut offset, mut len, mut dreg) = (None, None, None, None);
-    for attribute in attributes {
-        match attribute {
-            Payload::Base(v) => base = Some(*v),
-            Payload::Offset(v) => offset = Some(*v),
-            Payload::Len(v) => len = Some(*v),
-            Payload::DestinationRegister(r) => dreg = Some(u32::from(*r)),
-            // A payload *write* (`SREG`): not a match.
-            Payload::SourceRegister(_) => return None,
-            _ => {}
+        // NFTA_META_DREG 1, KEY 2, SREG 3 (a write).
+        "meta" => match u32_attributes(data_of, [1, 2, 3]) {
+            [Some(dreg), Some(key), None] => Some(Expr::Meta { key, dreg }),
+            _ => None,
+        },
+        // NFTA_CMP_SREG 1, OP 2, DATA 3.
+        "cmp" => match (u32_attributes(data_of, [1, 2]), nested(3).and_then(data)) {
+            ([Some(sreg), Some(op)], Some(Data::Value(data))) => Some(Expr::Cmp { sreg, op, data }),
+            _ => None,
+        },
+        // NFTA_BITWISE_SREG 1, DREG 2, MASK 4, XOR 5, OP 6 (0: mask and xor).
+        "bitwise" => match (
+            u32_attributes(data_of, [1, 2, 6]),
+            nested(4).and_then(data),
+            nested(5).and_then(data),
+        ) {
+            (
+                [Some(sreg), Some(dreg), None | Some(0)],
+                Some(Data::Value(mask)),
+                Some(Data::Value(xor)),
+            ) => Some(Expr::Bitwise { sreg, dreg, mask, xor }),
+            _ => None,
+        },
+        // NFTA_IMMEDIATE_DREG 1, DATA 2.
+        "immediate" => match (u32_attributes(data_of, [1]), nested(2).and_then(data)) {
+            ([Some(dreg)], Some(data)) => Some(Expr::Immediate { dreg, data }),
+            _ => None,
+        },
+        // NFTA_LOOKUP_SET 1, SREG 2, DREG 3, FLAGS 5.
+        "lookup" => match (nested(1).and_then(cstr), u32_attributes(data_of, [2, 3, 5])) {
+            (Some(set), [Some(sreg), dreg, flags]) => {
+                Some(Expr::Lookup { set: set.to_string(), sreg, dreg, flags: flags.unwrap_or(0) })
+            }
+            _ => None,
+        },
+        "nat" => match u32_attributes(
+            data_of,
+            [
+                NFTA_NAT_TYPE,
+                NFTA_NAT_FAMILY,
+                NFTA_NAT_REG_ADDR_MIN,
+                NFTA_NAT_REG_ADDR_MAX,
+                NFTA_NAT_REG_PROTO_MIN,
+                NFTA_NAT_REG_PROTO_MAX,
+                NFTA_NAT_FLAGS,
+            ],
+        ) {
+            [Some(kind), Some(family), addr_min, addr_max, proto_min, proto_max, flags] => {
+                Some(Expr::Nat {
+                    kind,
+                    family,
+                    addr: addr_min.map(|min| (min, addr_max)),
+                    proto: proto_min.map(|min| (min, proto_max)),
+                    flags: flags.unwrap_or(0),
+                })
+            }
+            _ => None,
+        },
+        "match" | "target" => {
+            let is_match = name == "match";
+            let compat_name = nested(NFTA_COMPAT_NAME).and_then(cstr);
+            let [revision] = u32_attributes(data_of, [NFTA_COMPAT_REV]);
+            let revision = revision.unwrap_or(0);
+            let info = nested(NFTA_COMPAT_INFO).unwrap_or(&[]).to_vec();
+            compat_name.map(|n| {
+                let name = n.to_string();
+                if is_match {
+                    Expr::Match { name, revision, info }
+                } else {
+                    Expr::Target { name, revision, info }
+                }
+            })
         }
-    }
-    Some(Expr::Payload { base: base?, offset: offset?, len: len?, dreg: dreg? })
-}
-
-fn meta(attributes: &[Meta]) -> Option<Expr> {
-    let (mut key, mut dreg) = (None, None);
-    for attribute in attributes {
-        match attribute {
-            Meta::Key(k) => key = Some(u32::from(*k)),
-            Meta::DestinationRegister(r) => dreg = Some(u32::from(*r)),
-            Meta::SourceRegister(_) => return None,
-            _ => {}
-        }
-    }
-    Some(Expr::Meta { key: key?, dreg: dreg? })
-}
-
-fn cmp(attributes: &[Cmp]) -> Option<Expr> {
-    let (mut sreg, mut op, mut data) = (None, None, None);
-    for attribute in attributes {
-        match attribute {
-            Cmp::SourceRegister(r) => sreg = Some(u32::from(*r)),
-            Cmp::Op(o) => op = Some(u32::from(*o)),
-            Cmp::Data(DataAttribute::Value(bytes)) => data = Some(bytes.clone()),
-            _ => {}
-        }
-    }
-    Some(Expr::Cmp { sreg: sreg?, op: op?, data: data? })
-}
-
-fn bitwise(attributes: &[Bitwise]) -> Option<Expr> {
-    let (mut sreg, mut dreg, mut mask, mut xor) = (None, None, None, None);
-    for attribute in attributes {
-        match attribute {
-            Bitwise::SourceRegister(r) => sreg = Some(u32::from(*r)),
-            Bitwise::DestinationRegister(r) => dreg = Some(u32::from(*r)),
-            Bitwise::Mask(DataAttribute::Value(bytes)) => mask = Some(bytes.clone()),
-            Bitwise::Xor(DataAttribute::Value(bytes)) => xor = Some(bytes.clone()),
-            // A shift or another operation: not a mask.
-            Bitwise::Op(op) if *op != 0 => return None,
-            _ => {}
-        }
-    }
-    Some(Expr::Bitwise { sreg: sreg?, dreg: dreg?, mask: mask?, xor: xor? })
-}
-
-fn immediate(attributes: &[Immediate]) -> Option<Expr> {
-    let (mut dreg, mut data) = (None, None);
-    for attribute in attributes {
-        match attribute {
-            Immediate::DestinationRegister(r) => dreg = Some(u32::from(*r)),
-            Immediate::Data(d) => data = Data::from_attribute(d),
-            _ => {}
-        }
-    }
-    Some(Expr::Immediate { dreg: dreg?, data: data? })
-}
-
-fn lookup(attributes: &[Lookup]) -> Option<Expr> {
-    let (mut set, mut sreg, mut dreg, mut flags) = (None, None, None, 0);
-    for attribute in attributes {
-        match attribute {
-            Lookup::Set(name) => set = Some(name.clone()),
-            Lookup::SourceRegister(r) => sreg = Some(u32::from(*r)),
-            Lookup::DestinationRegister(r) => dreg = Some(u32::from(*r)),
-            Lookup::Flags(f) => flags = *f,
-            _ => {}
-        }
-    }
-    Some(Expr::Lookup { set: set?, sreg: sreg?, dreg, flags })
-}
-
-fn nat(attributes: &[DefaultNla]) -> Option<Expr> {
-    let (mut kind, mut family, mut flags) = (None, None, 0);
-    let (mut addr_min, mut addr_max, mut proto_min, mut proto_max) = (None, None, None, None);
-    for attribute in attributes {
-        let value = be_u32(&nla_value(attribute));
-        match attribute.kind() {
-            NFTA_NAT_TYPE => kind = value,
-            NFTA_NAT_FAMILY => family = value,
-            NFTA_NAT_REG_ADDR_MIN => addr_min = value,
-            NFTA_NAT_REG_ADDR_MAX => addr_max = value,
-            NFTA_NAT_REG_PROTO_MIN => proto_min = value,
-            NFTA_NAT_REG_PROTO_MAX => proto_max = value,
-            NFTA_NAT_FLAGS => flags = value.unwrap_or(0),
-            _ => {}
-        }
-    }
-    Some(Expr::Nat {
-        kind: kind?,
-        family: family?,
-        addr: addr_min.map(|min| (min, addr_max)),
-        proto: proto_min.map(|min| (min, proto_max)),
-        flags,
-    })
-}
-
-fn compat(is_match: bool, attributes: &[DefaultNla]) -> Option<Expr> {
-    let (mut name, mut revision, mut info) = (None, 0, Vec::new());
-    for attribute in attributes {
-        let value = nla_value(attribute);
-        match attribute.kind() {
-            NFTA_COMPAT_NAME => name = cstr(&value).map(str::to_string),
-            NFTA_COMPAT_REV => revision = be_u32(&value)?,
-            NFTA_COMPAT_INFO => info = value,
-            _ => {}
-        }
-    }
-    let name = name?;
-    Some(if is_match {
-        Expr::Match { name, revision, info }
-    } else {
-        Expr::Target { name, revision, info }
-    })
+        _ => None,
+    };
+    decoded.unwrap_or_else(|| Expr::Other(name.to_string()))
 }
 
 /// Where a register's bytes start, in 4-byte slots (`NFT_REG_1` is slots
