@@ -15,6 +15,10 @@
 
 mod netlink;
 
+pub use netlink::read_family;
+#[cfg(test)]
+pub(crate) use netlink::to_rule as netlink_rule;
+
 use std::net::{IpAddr, SocketAddr};
 
 use super::nf_tables::{Family, NftError, Reader};

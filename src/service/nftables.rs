@@ -16,6 +16,8 @@
 
 mod netlink;
 
+pub use netlink::read_family;
+
 use std::net::{IpAddr, SocketAddr};
 
 use super::nf_tables::{Family, NftError, Reader};

@@ -30,9 +30,9 @@ use std::net::IpAddr;
 
 use super::{port_rule, Parser, Rule};
 use crate::service::nf_tables::{
-    follow, Data, Expr, Family, Field, NftError, NftRule, Reader, Registers, Value, Verdict,
-    NFT_META_L4PROTO, NFT_NAT_DNAT, NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER,
-    REGISTER_NEUTRAL,
+    consistent, follow, Data, Expr, Family, Field, NftError, NftRule, Registers, Source, Value,
+    Verdict, NFT_META_L4PROTO, NFT_NAT_DNAT, NFT_PAYLOAD_NETWORK_HEADER,
+    NFT_PAYLOAD_TRANSPORT_HEADER, REGISTER_NEUTRAL,
 };
 use crate::service::Parsed;
 
@@ -57,8 +57,11 @@ const XT_SCTP_DEST_PORTS: u32 = 0x02;
 /// its `nat` nor its `filter` table has a `KUBE-SERVICES` chain (no
 /// kube-proxy rules in the nf_tables backend: another mode, or the legacy
 /// backend).
-pub(crate) fn read_family(reader: &mut Reader, family: Family) -> Result<Option<Parsed>, NftError> {
-    reader.consistent(|reader| {
+pub fn read_family<S: Source + ?Sized>(
+    source: &mut S,
+    family: Family,
+) -> Result<Option<Parsed>, NftError> {
+    consistent(source, |reader| {
         // Why one chain first: a GET of one chain answers in microseconds,
         // so a node without iptables-mode rules costs no table dump.
         let nat = reader.chain_exists(family, "nat", KUBE_SERVICES)?;

@@ -20,6 +20,12 @@
 //! comments) is decoded here with the kernel's names. Unknown attributes
 //! and expressions are skipped; nothing here panics on any input.
 
+#[cfg(test)]
+mod captures;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLA_TYPE_MASK};
@@ -412,10 +418,60 @@ impl Reader {
     pub fn open() -> Result<Self, NftError> {
         Ok(Reader { socket: CtnetlinkSocket::open()? })
     }
+}
 
+/// Where the readers of kube-proxy's rules get nf_tables objects: the
+/// kernel ([`Reader`]), or objects decoded before ([`Recorded`]: captured
+/// bytes in tests, arbitrary ones in property tests).
+pub trait Source {
     /// The ruleset's generation: it changes with every committed
     /// transaction.
-    pub fn generation(&mut self) -> Result<u32, NftError> {
+    fn generation(&mut self) -> Result<u32, NftError>;
+    /// Whether chain `chain` exists in table `table` of `family` (a missing
+    /// table answers the same as a missing chain: no).
+    fn chain_exists(&mut self, family: Family, table: &str, chain: &str) -> Result<bool, NftError>;
+    /// The sets and maps of table `table`; `None` when there is no such
+    /// table.
+    fn sets(&mut self, family: Family, table: &str) -> Result<Option<Vec<NftSet>>, NftError>;
+    /// The elements of set `set` of table `table`.
+    fn elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+    ) -> Result<Vec<NftElement>, NftError>;
+    /// The rules of table `table` (of its chain `chain` only, when given),
+    /// in the chains `keep` accepts, in the kernel's order.
+    fn rules(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: Option<&str>,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<NftRule>, NftError>;
+}
+
+/// Runs `read` (several dumps) until the ruleset generation is the same
+/// before and after it, at most [`SNAPSHOT_ATTEMPTS`] times: what it
+/// returns then is one consistent state of the rules, never a mix of two.
+pub fn consistent<S: Source + ?Sized, T>(
+    source: &mut S,
+    mut read: impl FnMut(&mut S) -> Result<T, NftError>,
+) -> Result<T, NftError> {
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let before = source.generation()?;
+        let value = read(source)?;
+        if source.generation()? == before {
+            return Ok(value);
+        }
+    }
+    Err(NftError::Changing { attempts: SNAPSHOT_ATTEMPTS })
+}
+
+impl Source for Reader {
+    /// The ruleset's generation: it changes with every committed
+    /// transaction.
+    fn generation(&mut self) -> Result<u32, NftError> {
         let replies = self.socket.request(
             "nf_tables generation",
             NetfilterProtoFamily::Unspec,
@@ -440,12 +496,7 @@ impl Reader {
 
     /// Whether chain `chain` exists in table `table` of `family` (a missing
     /// table answers the same as a missing chain: no).
-    pub fn chain_exists(
-        &mut self,
-        family: Family,
-        table: &str,
-        chain: &str,
-    ) -> Result<bool, NftError> {
+    fn chain_exists(&mut self, family: Family, table: &str, chain: &str) -> Result<bool, NftError> {
         let message = NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![
                 ChainAttribute::Table(table.into()),
@@ -461,7 +512,7 @@ impl Reader {
 
     /// The sets and maps of table `table`; `None` when there is no such
     /// table.
-    pub fn sets(&mut self, family: Family, table: &str) -> Result<Option<Vec<NftSet>>, NftError> {
+    fn sets(&mut self, family: Family, table: &str) -> Result<Option<Vec<NftSet>>, NftError> {
         let message = NfTablesMessage::GetSet(SetMessage {
             attributes: vec![SetAttribute::Table(table.into())],
         });
@@ -497,7 +548,7 @@ impl Reader {
     }
 
     /// The elements of set `set` of table `table`.
-    pub fn elements(
+    fn elements(
         &mut self,
         family: Family,
         table: &str,
@@ -538,7 +589,7 @@ impl Reader {
     /// order. Why `keep`: the chain is read from the raw message first, so
     /// rules of chains nobody looks at (Docker's, a CNI's) are never
     /// decoded.
-    pub fn rules(
+    fn rules(
         &mut self,
         family: Family,
         table: &str,
@@ -576,23 +627,62 @@ impl Reader {
         )?;
         Ok(rules)
     }
+}
 
-    /// Runs `read` (several dumps) until the ruleset generation is the same
-    /// before and after it, at most [`SNAPSHOT_ATTEMPTS`] times: what it
-    /// returns then is one consistent state of the rules, never a mix of
-    /// two.
-    pub fn consistent<T>(
+/// nf_tables objects decoded before, served as a [`Source`]: the captures
+/// of the tests, or arbitrary objects in property tests. A table exists
+/// when it has an entry in `sets`.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// What [`Source::generation`] answers.
+    pub generation: u32,
+    /// The chains that exist: (family, table, chain).
+    pub chains: Vec<(Family, String, String)>,
+    /// The sets per (family, table).
+    pub sets: HashMap<(Family, String), Vec<NftSet>>,
+    /// The elements per (family, table, set).
+    pub elements: HashMap<(Family, String, String), Vec<NftElement>>,
+    /// The rules per (family, table), in order.
+    pub rules: HashMap<(Family, String), Vec<NftRule>>,
+}
+
+impl Source for Recorded {
+    fn generation(&mut self) -> Result<u32, NftError> {
+        Ok(self.generation)
+    }
+
+    fn chain_exists(&mut self, family: Family, table: &str, chain: &str) -> Result<bool, NftError> {
+        Ok(self.chains.iter().any(|(f, t, c)| *f == family && t == table && c == chain))
+    }
+
+    fn sets(&mut self, family: Family, table: &str) -> Result<Option<Vec<NftSet>>, NftError> {
+        Ok(self.sets.get(&(family, table.to_string())).cloned())
+    }
+
+    fn elements(
         &mut self,
-        mut read: impl FnMut(&mut Self) -> Result<T, NftError>,
-    ) -> Result<T, NftError> {
-        for _ in 0..SNAPSHOT_ATTEMPTS {
-            let before = self.generation()?;
-            let value = read(self)?;
-            if self.generation()? == before {
-                return Ok(value);
-            }
-        }
-        Err(NftError::Changing { attempts: SNAPSHOT_ATTEMPTS })
+        family: Family,
+        table: &str,
+        set: &str,
+    ) -> Result<Vec<NftElement>, NftError> {
+        let key = (family, table.to_string(), set.to_string());
+        Ok(self.elements.get(&key).cloned().unwrap_or_default())
+    }
+
+    fn rules(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: Option<&str>,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<NftRule>, NftError> {
+        let all = self.rules.get(&(family, table.to_string()));
+        Ok(all
+            .into_iter()
+            .flatten()
+            .filter(|r| chain.is_none_or(|c| r.chain == c) && keep(&r.chain))
+            .cloned()
+            .collect())
     }
 }
 

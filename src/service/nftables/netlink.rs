@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 
 use super::{build, Element, Found};
 use crate::service::nf_tables::{
-    follow, Data, Expr, Family, NftElement, NftError, NftRule, NftSet, Reader, Registers, Value,
-    Verdict, NFT_NAT_DNAT, NFT_SET_ELEM_INTERVAL_END,
+    consistent, follow, Data, Expr, Family, NftElement, NftError, NftRule, NftSet, Registers,
+    Source, Value, Verdict, NFT_NAT_DNAT, NFT_SET_ELEM_INTERVAL_END,
 };
 use crate::service::{Chains, Parsed, Protocol};
 
@@ -31,8 +31,11 @@ const SERVICE_SETS: [&str; 3] = ["service-ips", "no-endpoint-services", "cluster
 
 /// kube-proxy's table of `family`, read over netlink in one consistent
 /// generation; `None` when the family has no such table.
-pub(crate) fn read_family(reader: &mut Reader, family: Family) -> Result<Option<Parsed>, NftError> {
-    reader.consistent(|reader| {
+pub fn read_family<S: Source + ?Sized>(
+    source: &mut S,
+    family: Family,
+) -> Result<Option<Parsed>, NftError> {
+    consistent(source, |reader| {
         let Some(sets) = reader.sets(family, TABLE)? else { return Ok(None) };
         let sets: HashMap<&str, &NftSet> = sets.iter().map(|s| (s.name.as_str(), s)).collect();
         let rules = reader.rules(family, TABLE, None, &|_| true)?;
