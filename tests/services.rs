@@ -295,6 +295,120 @@ fn lab_lists_kube_dns_with_both_endpoints_in_both_modes() {
     }
 }
 
+/// The lab in both proxy modes and every address family: the rules read
+/// over netlink (the default) give exactly the Services the listing tools
+/// give, kube-dns with its ClusterIP(s) and both endpoints of each family.
+#[test]
+fn labs_of_every_family_read_the_same_over_netlink_and_with_the_tools() {
+    if !common::require_root()
+        || !common::require_tool("nft", "nftables")
+        || !common::require_tool("ip6tables-save", "iptables")
+    {
+        return;
+    }
+    let v4 = ["198.18.2.2:53", "198.18.3.2:53"];
+    let v6 = ["[2001:db8:2::2]:53", "[2001:db8:3::2]:53"];
+    for mode in ["iptables", "nftables"] {
+        for (family, cluster_ips, endpoints) in [
+            ("ipv4", vec!["198.19.0.10"], v4.to_vec()),
+            ("ipv6", vec!["2001:db8::a"], v6.to_vec()),
+            ("dual", vec!["198.19.0.10", "2001:db8::a"], [v4, v6].concat()),
+        ] {
+            let lab =
+                TestLab::up(&["--endpoints", "2", "--ip-family", family, "--proxy-mode", mode]);
+            let node = lab.node_ns();
+            let args = ["services", "--netns", &node, "-o", "json"];
+            let out = common::ctdiag(&args);
+            assert_eq!(out.status.code(), Some(0), "{mode} {family}: {}", common::stderr(&out));
+            let report = common::json(&out);
+            for from in ["netlink", "tools"] {
+                let forced = ctdiag_rules_from(from, &args);
+                assert_eq!(common::json(&forced), report, "{mode} {family}: {from} differs");
+            }
+            let dns = kube_dns_entries(&report);
+            assert_eq!(dns.len(), 2, "{mode} {family}: {report:#}");
+            for entry in dns {
+                assert_eq!(entry["cluster_ips"], serde_json::json!(cluster_ips), "{mode} {family}");
+                assert_eq!(entry["endpoints"], serde_json::json!(endpoints), "{mode} {family}");
+                assert_eq!(entry["proxy_mode"], mode);
+            }
+            let table = common::stdout(&common::ctdiag(&["services", "--netns", &node]));
+            let source =
+                if mode == "iptables" { "netlink (iptables-nft)" } else { "netlink (nftables)" };
+            assert!(table.contains(&format!("from {source} in {node}")), "{table}");
+        }
+    }
+}
+
+/// Without CAP_NET_ADMIN nf_tables refuses the netlink dump: the listing
+/// tools are tried (refused too), and the error says why for both.
+#[test]
+fn without_net_admin_netlink_and_the_tools_are_refused_and_said() {
+    if !common::require_root()
+        || !common::require_tool("nft", "nftables")
+        || !common::require_tool("setpriv", "util-linux")
+    {
+        return;
+    }
+    let ns = Scratch::new("nocap");
+    ns.sh(&format!("nft -f {FIXTURES}/kube-proxy/synthetic-1.33.nft"));
+    let out = common::run(
+        "setpriv",
+        &[
+            "--bounding-set",
+            "-net_admin",
+            "--inh-caps",
+            "-net_admin",
+            common::CTDIAG,
+            "services",
+            "--netns",
+            &ns.name,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("nf_tables refused to list the rules over netlink: CAP_NET_ADMIN is needed"),
+        "{err}"
+    );
+    assert!(err.contains("nft list table ip kube-proxy"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// A rule the netlink reader does not follow (a DNAT to the packet's own
+/// source address): the default falls back to `nft` and says why with -v,
+/// with the same Services; forced to netlink, it is an error.
+#[test]
+fn something_not_followed_over_netlink_is_read_with_nft() {
+    if !common::require_root() || !common::require_tool("nft", "nftables") {
+        return;
+    }
+    let ns = Scratch::new("odd");
+    ns.sh(r#"nft -f - <<'EOF'
+table ip kube-proxy {
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 198.19.0.10 . udp . 53 : goto service-AAAAAAAA-kube-system/kube-dns/udp/dns }
+	}
+	chain service-AAAAAAAA-kube-system/kube-dns/udp/dns {
+		meta l4proto udp dnat to ip saddr : 53
+	}
+}
+EOF"#);
+    let args = ["services", "--netns", &ns.name, "-o", "json", "-v"];
+    let out = common::ctdiag(&args);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("note: nftables mode read with nft, not over netlink: the netlink reader does not follow ip kube-proxy chain service-AAAAAAAA-kube-system/kube-dns/udp/dns"),
+        "{err}"
+    );
+    assert_eq!(common::json(&out), common::json(&ctdiag_rules_from("tools", &args)));
+    let forced = ctdiag_rules_from("netlink", &args);
+    assert_eq!(forced.status.code(), Some(2));
+    assert!(common::stderr(&forced).contains("does not follow"), "{}", common::stderr(&forced));
+}
+
 /// Leftover rules of a second mode: a warning, exit 1.
 #[test]
 fn rules_of_two_modes_are_a_warning() {
