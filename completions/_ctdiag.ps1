@@ -73,6 +73,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Resolver behaviour to imitate')
             [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name')
             [CompletionResult]::new('--stats-netns', '--stats-netns', [CompletionResultType]::ParameterName, 'Read the conntrack counters in this namespace (where DNAT happens: the node''s). Default: the current namespace')
+            [CompletionResult]::new('--slow-ms', '--slow-ms', [CompletionResultType]::ParameterName, 'Warn when 1 % or more of the answered lookups take this long or longer, in milliseconds. Default: a fifth of the resolver timeout the probed namespace''s resolv.conf implies (1000 for the usual 5 s)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')

@@ -614,7 +614,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__probe)
-            opts="-s -c -d -r -t -m -o -q -v -h --server --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --output --color --quiet --verbose --help"
+            opts="-s -c -d -r -t -m -o -q -v -h --server --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --slow-ms --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,11 +669,11 @@ _ctdiag() {
                     return 0
                     ;;
                 --mode)
-                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
                     return 0
                     ;;
                 -m)
-                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
                     return 0
                     ;;
                 --netns)
@@ -681,6 +681,10 @@ _ctdiag() {
                     return 0
                     ;;
                 --stats-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slow-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

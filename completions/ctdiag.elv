@@ -68,6 +68,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --mode 'Resolver behaviour to imitate'
             cand --netns 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name'
             cand --stats-netns 'Read the conntrack counters in this namespace (where DNAT happens: the node''s). Default: the current namespace'
+            cand --slow-ms 'Warn when 1 % or more of the answered lookups take this long or longer, in milliseconds. Default: a fifth of the resolver timeout the probed namespace''s resolv.conf implies (1000 for the usual 5 s)'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'

@@ -58,13 +58,15 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s d -l duration -d
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s r -l rate -d 'Lookups started per second; 0 means as fast as possible' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l concurrency -d 'Lookups in flight at once' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s t -l timeout -d 'How long to wait for each answer, in milliseconds' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s m -l mode -d 'Resolver behaviour to imitate' -r -f -a "parallel\t'glibc/musl default: A and AAAA in one sendmmsg on a fresh connected socket'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s m -l mode -d 'Resolver behaviour to imitate' -r -f -a "parallel\t'glibc\'s default: A and AAAA in one sendmmsg on a fresh connected socket'
 threads\t'Two threads sending on one socket at the same instant (most race-prone)'
 sequential\t'`options single-request`: A, wait for its answer, then AAAA, same socket'
 reopen\t'`options single-request-reopen`: A, then AAAA from a new socket'
-tcp\t'`options use-vc`: both queries over one TCP connection'"
+tcp\t'`options use-vc`: both queries over one TCP connection'
+musl\t'musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected socket, unanswered queries sent again every timeout/attempts'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l netns -d 'Open the probe sockets inside this network namespace (a pod\'s): a path, a PID, or an `ip netns` name' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l stats-netns -d 'Read the conntrack counters in this namespace (where DNAT happens: the node\'s). Default: the current namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l slow-ms -d 'Warn when 1 % or more of the answered lookups take this long or longer, in milliseconds. Default: a fifth of the resolver timeout the probed namespace\'s resolv.conf implies (1000 for the usual 5 s)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"

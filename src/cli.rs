@@ -124,7 +124,7 @@ pub struct ServiceArgs {
 /// Resolver behaviours `ctdiag probe` can imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProbeMode {
-    /// glibc/musl default: A and AAAA in one sendmmsg on a fresh connected socket.
+    /// glibc's default: A and AAAA in one sendmmsg on a fresh connected socket.
     Parallel,
     /// Two threads sending on one socket at the same instant (most race-prone).
     Threads,
@@ -134,6 +134,9 @@ pub enum ProbeMode {
     Reopen,
     /// `options use-vc`: both queries over one TCP connection.
     Tcp,
+    /// musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected
+    /// socket, unanswered queries sent again every timeout/attempts.
+    Musl,
 }
 
 /// `ctdiag probe`.
@@ -180,6 +183,11 @@ pub struct ProbeArgs {
     /// the node's). Default: the current namespace.
     #[arg(long, value_name = "PATH|PID")]
     pub stats_netns: Option<String>,
+    /// Warn when 1 % or more of the answered lookups take this long or
+    /// longer, in milliseconds. Default: a fifth of the resolver timeout
+    /// the probed namespace's resolv.conf implies (1000 for the usual 5 s).
+    #[arg(long, value_name = "MS")]
+    pub slow_ms: Option<u64>,
 }
 
 /// `ctdiag lab`.

@@ -112,7 +112,8 @@ finding_codes! {
     /// conntrack dropped packets during the probe, though every probe was
     /// answered.
     ConntrackDropsElsewhere = "conntrack-drops-elsewhere", "probe", [Warning];
-    /// Lookups were answered only after the resolver's timeout.
+    /// 1 % or more of the answered lookups took --slow-ms or longer, or
+    /// some were answered only after the resolver's timeout.
     SlowAnswers = "slow-answers", "probe", [Warning];
     /// Answers were SERVFAIL, REFUSED, FORMERR or NOTIMP.
     DnsErrorRcodes = "dns-error-rcodes", "probe", [Warning];
