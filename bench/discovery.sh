@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# What finding the kube-dns ClusterIP in the node's kube-proxy rules costs
-# `ctdiag probe` on a node with many Services, next to the tool that lists
-# those rules (iptables-save, nft list table), measured side by side with
-# hyperfine on the same rules. The lab's node gets N extra Services with 3
+# What reading the node's kube-proxy rules costs `ctdiag services` (and
+# `ctdiag probe`'s default server) on a node with many Services, next to
+# the tool that lists those rules (iptables-save, nft list table), measured
+# side by side with hyperfine on the same rules. The lab's node gets N extra Services with 3
 # endpoints each (addresses in 198.18.0.0/15, never contacted), in iptables
 # mode and then in nftables mode. Run as root:
 #   bench/discovery.sh [N]     (default 2000 Services; builds release first)
-# Needs hyperfine (apt-get install hyperfine).
+# Needs hyperfine (apt-get install hyperfine). The listing tool is timed
+# twice: writing to /dev/null (hyperfine's default) and into a pipe, which
+# is what any reader of its output (ctdiag included) makes it do; nft writes
+# its listing in ~150,000 small writes, which cost far more into a pipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/discovery.sh: install hyperfine" >&2; exit 2; }
@@ -67,11 +70,14 @@ measure() {
     echo "== $mode mode: $services Services + kube-dns; kernel $(uname -r), $(nproc) CPUs"
     hyperfine -N -i --warmup 3 --runs 30 --export-markdown "/tmp/ctdiag-bench-discovery-$mode.md" \
         -n "$lister" "ip netns exec $node $lister" \
+        -n "$lister | cat" "sh -c 'ip netns exec $node $lister | cat >/dev/null'" \
+        -n "services -o json" "$bin services --netns $node -o json" \
         -n "probe --server (no discovery)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json --server 198.19.0.10" \
         -n "probe (discovers kube-dns)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json"
     cat "/tmp/ctdiag-bench-discovery-$mode.md"
+    echo "services found: $("$bin" services --netns "$node" -o json | grep -c '"proxy_mode"')"
     "$bin" probe --netns "$client" --stats-netns "$node" --count 1 -q -o json |
         sed -n 's/.*"server_from": "\(.*\)".*/server found: \1/p'
 }

@@ -35,6 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?')
+            [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
+            [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -60,6 +62,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;probe' {
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf')
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to look up (repeat for several; they are used in turn)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Number of lookups (default 200 unless --duration is given)')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Number of lookups (default 200 unless --duration is given)')
@@ -119,6 +124,46 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ctdiag;services' {
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
+            [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'Read the rules in another network namespace (the node''s): a path, a PID, or an `ip netns` name')
+            [CompletionResult]::new('--cluster-dns', '--cluster-dns', [CompletionResultType]::ParameterName, 'IPVS mode has no Service names: the kube-dns ClusterIP. Default: the kubelet''s clusterDNS, else the nameserver pods on this node use')
+            [CompletionResult]::new('--api', '--api', [CompletionResultType]::ParameterName, 'Compare with the API: the output of `kubectl get endpointslices -A -o json` in FILE, or `-` for stdin')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('--kubectl', '--kubectl', [CompletionResultType]::ParameterName, 'Compare with the API by running `kubectl get endpointslices -A -o json` (kubectl on PATH with a usable kubeconfig)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;stale' {
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
+            [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'The node''s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every UDP Service the rules define, including those without endpoints')
+            [CompletionResult]::new('--flush', '--flush', [CompletionResultType]::ParameterName, 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
+            [CompletionResult]::new('--all-entries', '--all-entries', [CompletionResultType]::ParameterName, 'List live entries too (stale ones are always listed; both are always counted)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ctdiag;lab' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
@@ -134,6 +179,8 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
+            [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
+            [CompletionResult]::new('client', 'client', [CompletionResultType]::ParameterValue, 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -143,6 +190,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)')
             [CompletionResult]::new('--dns', '--dns', [CompletionResultType]::ParameterName, 'DNS server run in each endpoint namespace')
             [CompletionResult]::new('--proxy-mode', '--proxy-mode', [CompletionResultType]::ParameterName, 'kube-proxy mode whose rules implement the kube-dns Service on the node')
+            [CompletionResult]::new('--ip-family', '--ip-family', [CompletionResultType]::ParameterName, 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers'' listeners and the pod''s nameservers')
             [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Embedded responder: answer every query this many milliseconds late')
             [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of all queries silently dropped')
             [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)')
@@ -205,11 +253,48 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;responder' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to answer on, UDP and TCP')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)')
             [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Embedded responder: answer every query this many milliseconds late')
             [CompletionResult]::new('--drop-rate', '--drop-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of all queries silently dropped')
             [CompletionResult]::new('--drop-aaaa-rate', '--drop-aaaa-rate', [CompletionResultType]::ParameterName, 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'UDP worker threads')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;lab;fill' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('--flows', '--flows', [CompletionResultType]::ParameterName, 'Number of new entries to create (at most nf_conntrack_max)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Where the flows go')
+            [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Address family of the flows')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Let the entries live this many seconds without traffic (default: the kernel''s UDP timeout for unreplied flows, 30 s)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;lab;client' {
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The socket''s fixed local address')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The DNS server (the kube-dns ClusterIP)')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'File each query''s outcome is appended to (JSON Lines)')
+            [CompletionResult]::new('--hostname', '--hostname', [CompletionResultType]::ParameterName, 'The pod''s name, set as hostname in a new UTS namespace')
+            [CompletionResult]::new('--netns-file', '--netns-file', [CompletionResultType]::ParameterName, 'The lab''s `ip netns` file of the client pod; the client exits once it names another namespace or none')
+            [CompletionResult]::new('--interval-ms', '--interval-ms', [CompletionResultType]::ParameterName, 'Milliseconds between queries')
+            [CompletionResult]::new('--lifetime-s', '--lifetime-s', [CompletionResultType]::ParameterName, 'Exit after this many seconds at the latest')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
@@ -227,6 +312,8 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
+            [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
+            [CompletionResult]::new('client', 'client', [CompletionResultType]::ParameterValue, 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -245,6 +332,12 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;lab;help;responder' {
             break
         }
+        'ctdiag;lab;help;fill' {
+            break
+        }
+        'ctdiag;lab;help;client' {
+            break
+        }
         'ctdiag;lab;help;help' {
             break
         }
@@ -252,6 +345,8 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?')
+            [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
+            [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -265,12 +360,20 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;help;compare' {
             break
         }
+        'ctdiag;help;services' {
+            break
+        }
+        'ctdiag;help;stale' {
+            break
+        }
         'ctdiag;help;lab' {
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
+            [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
+            [CompletionResult]::new('client', 'client', [CompletionResultType]::ParameterValue, 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file')
             break
         }
         'ctdiag;help;lab;up' {
@@ -286,6 +389,12 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;lab;responder' {
+            break
+        }
+        'ctdiag;help;lab;fill' {
+            break
+        }
+        'ctdiag;help;lab;client' {
             break
         }
         'ctdiag;help;help' {

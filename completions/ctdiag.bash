@@ -28,6 +28,12 @@ _ctdiag() {
             ctdiag,probe)
                 cmd="ctdiag__subcmd__probe"
                 ;;
+            ctdiag,services)
+                cmd="ctdiag__subcmd__services"
+                ;;
+            ctdiag,stale)
+                cmd="ctdiag__subcmd__stale"
+                ;;
             ctdiag,stats)
                 cmd="ctdiag__subcmd__stats"
                 ;;
@@ -43,11 +49,23 @@ _ctdiag() {
             ctdiag__subcmd__help,probe)
                 cmd="ctdiag__subcmd__help__subcmd__probe"
                 ;;
+            ctdiag__subcmd__help,services)
+                cmd="ctdiag__subcmd__help__subcmd__services"
+                ;;
+            ctdiag__subcmd__help,stale)
+                cmd="ctdiag__subcmd__help__subcmd__stale"
+                ;;
             ctdiag__subcmd__help,stats)
                 cmd="ctdiag__subcmd__help__subcmd__stats"
                 ;;
+            ctdiag__subcmd__help__subcmd__lab,client)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__client"
+                ;;
             ctdiag__subcmd__help__subcmd__lab,down)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__down"
+                ;;
+            ctdiag__subcmd__help__subcmd__lab,fill)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__fill"
                 ;;
             ctdiag__subcmd__help__subcmd__lab,responder)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__responder"
@@ -61,8 +79,14 @@ _ctdiag() {
             ctdiag__subcmd__help__subcmd__lab,up)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__up"
                 ;;
+            ctdiag__subcmd__lab,client)
+                cmd="ctdiag__subcmd__lab__subcmd__client"
+                ;;
             ctdiag__subcmd__lab,down)
                 cmd="ctdiag__subcmd__lab__subcmd__down"
+                ;;
+            ctdiag__subcmd__lab,fill)
+                cmd="ctdiag__subcmd__lab__subcmd__fill"
                 ;;
             ctdiag__subcmd__lab,help)
                 cmd="ctdiag__subcmd__lab__subcmd__help"
@@ -79,8 +103,14 @@ _ctdiag() {
             ctdiag__subcmd__lab,up)
                 cmd="ctdiag__subcmd__lab__subcmd__up"
                 ;;
+            ctdiag__subcmd__lab__subcmd__help,client)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__client"
+                ;;
             ctdiag__subcmd__lab__subcmd__help,down)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__down"
+                ;;
+            ctdiag__subcmd__lab__subcmd__help,fill)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__fill"
                 ;;
             ctdiag__subcmd__lab__subcmd__help,help)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__help"
@@ -104,7 +134,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare services stale lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,7 +266,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help)
-            opts="stats probe compare lab help"
+            opts="stats probe compare services stale lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,7 +308,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab)
-            opts="up down status scenario responder"
+            opts="up down status scenario responder fill client"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -291,7 +321,35 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__client)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__help__subcmd__lab__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__fill)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -375,6 +433,34 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__help__subcmd__services)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__stale)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -390,12 +476,66 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab)
-            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder help"
+            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__client)
+            opts="-o -q -v -h --bind --server --status --hostname --netns-file --interval-ms --lifetime-s --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hostname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lifetime-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
                     return 0
@@ -449,8 +589,58 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__lab__subcmd__fill)
+            opts="-p -o -q -v -h --prefix --flows --to --family --timeout --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flows)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -W "cluster-ip unrelated" -- "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -W "4 6" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__lab__subcmd__help)
-            opts="up down status scenario responder help"
+            opts="up down status scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -463,7 +653,35 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__client)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__lab__subcmd__help__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__fill)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -594,7 +812,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__scenario)
-            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint"
+            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -682,7 +900,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__up)
-            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
+            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --ip-family --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -706,6 +924,10 @@ _ctdiag() {
                     ;;
                 --proxy-mode)
                     COMPREPLY=($(compgen -W "iptables nftables" -- "${cur}"))
+                    return 0
+                    ;;
+                --ip-family)
+                    COMPREPLY=($(compgen -W "ipv4 ipv6 dual" -- "${cur}"))
                     return 0
                     ;;
                 --delay-ms)
@@ -740,7 +962,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__probe)
-            opts="-s -c -d -r -t -m -o -q -v -h --server --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --slow-ms --output --color --quiet --verbose --help"
+            opts="-s -c -d -r -t -m -o -q -v -h --server --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --slow-ms --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,6 +973,18 @@ _ctdiag() {
                     return 0
                     ;;
                 -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -811,6 +1045,98 @@ _ctdiag() {
                     return 0
                     ;;
                 --slow-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__services)
+            opts="-o -q -v -h --service --cluster-ip --endpoints --netns --cluster-dns --api --kubectl --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__stale)
+            opts="-y -o -q -v -h --service --cluster-ip --endpoints --all --flush --yes --all-entries --netns --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
             cand compare 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
+            cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
+            cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -55,6 +57,9 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;probe'= {
             cand -s 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf'
             cand --server 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node''s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace''s resolv.conf'
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
             cand --name 'Name to look up (repeat for several; they are used in turn)'
             cand -c 'Number of lookups (default 200 unless --duration is given)'
             cand --count 'Number of lookups (default 200 unless --duration is given)'
@@ -112,6 +117,44 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ctdiag;services'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --netns 'Read the rules in another network namespace (the node''s): a path, a PID, or an `ip netns` name'
+            cand --cluster-dns 'IPVS mode has no Service names: the kube-dns ClusterIP. Default: the kubelet''s clusterDNS, else the nameserver pods on this node use'
+            cand --api 'Compare with the API: the output of `kubectl get endpointslices -A -o json` in FILE, or `-` for stdin'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --kubectl 'Compare with the API by running `kubectl get endpointslices -A -o json` (kubectl on PATH with a usable kubeconfig)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;stale'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --netns 'The node''s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --all 'Every UDP Service the rules define, including those without endpoints'
+            cand --flush 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
+            cand -y 'With --flush: delete without asking'
+            cand --yes 'With --flush: delete without asking'
+            cand --all-entries 'List live entries too (stale ones are always listed; both are always counted)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ctdiag;lab'= {
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
@@ -127,6 +170,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;up'= {
@@ -135,6 +180,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --endpoints 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)'
             cand --dns 'DNS server run in each endpoint namespace'
             cand --proxy-mode 'kube-proxy mode whose rules implement the kube-dns Service on the node'
+            cand --ip-family 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers'' listeners and the pod''s nameservers'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
@@ -193,11 +239,46 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ctdiag;lab;responder'= {
-            cand --listen 'Address to answer on, UDP and TCP'
+            cand --listen 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)'
             cand --delay-ms 'Embedded responder: answer every query this many milliseconds late'
             cand --drop-rate 'Embedded responder: share (0 to 1) of all queries silently dropped'
             cand --drop-aaaa-rate 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)'
             cand --threads 'UDP worker threads'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;fill'= {
+            cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand --flows 'Number of new entries to create (at most nf_conntrack_max)'
+            cand --to 'Where the flows go'
+            cand --family 'Address family of the flows'
+            cand --timeout 'Let the entries live this many seconds without traffic (default: the kernel''s UDP timeout for unreplied flows, 30 s)'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;client'= {
+            cand --bind 'The socket''s fixed local address'
+            cand --server 'The DNS server (the kube-dns ClusterIP)'
+            cand --status 'File each query''s outcome is appended to (JSON Lines)'
+            cand --hostname 'The pod''s name, set as hostname in a new UTS namespace'
+            cand --netns-file 'The lab''s `ip netns` file of the client pod; the client exits once it names another namespace or none'
+            cand --interval-ms 'Milliseconds between queries'
+            cand --lifetime-s 'Exit after this many seconds at the latest'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -214,6 +295,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;lab;help;up'= {
@@ -226,12 +309,18 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         }
         &'ctdiag;lab;help;responder'= {
         }
+        &'ctdiag;lab;help;fill'= {
+        }
+        &'ctdiag;lab;help;client'= {
+        }
         &'ctdiag;lab;help;help'= {
         }
         &'ctdiag;help'= {
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
             cand compare 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
+            cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
+            cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -241,12 +330,18 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         }
         &'ctdiag;help;compare'= {
         }
+        &'ctdiag;help;services'= {
+        }
+        &'ctdiag;help;stale'= {
+        }
         &'ctdiag;help;lab'= {
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
         }
         &'ctdiag;help;lab;up'= {
         }
@@ -257,6 +352,10 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;scenario'= {
         }
         &'ctdiag;help;lab;responder'= {
+        }
+        &'ctdiag;help;lab;fill'= {
+        }
+        &'ctdiag;help;lab;client'= {
         }
         &'ctdiag;help;help'= {
         }

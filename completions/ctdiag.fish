@@ -37,6 +37,8 @@ complete -c ctdiag -n "__fish_ctdiag_needs_command" -s V -l version -d 'Print ve
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "compare" -d 'The same probes against a Service\'s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -l netns -d 'Read the counters of another network namespace: a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name' -r
@@ -53,6 +55,9 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s q -l quiet -d 'P
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s s -l server -d 'DNS server to probe, IP or IP:PORT ([IPv6]:PORT). Default: the kube-dns ClusterIP in the node\'s kube-proxy rules, iptables or nftables mode (read in the --stats-netns namespace), else the first nameserver of the probed namespace\'s resolv.conf' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l name -d 'Name to look up (repeat for several; they are used in turn)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s c -l count -d 'Number of lookups (default 200 unless --duration is given)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s d -l duration -d 'Run for this long instead of a count: 30s, 2m, 500ms' -r
@@ -112,27 +117,65 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l netns -d 'Read the rules in another network namespace (the node\'s): a path, a PID, or an `ip netns` name' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l cluster-dns -d 'IPVS mode has no Service names: the kube-dns ClusterIP. Default: the kubelet\'s clusterDNS, else the nameserver pods on this node use' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l api -d 'Compare with the API: the output of `kubectl get endpointslices -A -o json` in FILE, or `-` for stdin' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
 always\t'Always color'
 never\t'Never color'"
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s q -l quiet -d 'Print only findings that need attention (table output)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l kubectl -d 'Compare with the API by running `kubectl get endpointslices -A -o json` (kubectl on PATH with a usable kubeconfig)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l netns -d 'The node\'s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l all -d 'Every UDP Service the rules define, including those without endpoints'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l flush -d 'Delete exactly the stale entries (by reply tuple, zone and the id the scan saw; each acknowledged), then scan again. Asks first on a terminal; without one, needs --yes'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s y -l yes -d 'With --flush: delete without asking'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l all-entries -d 'List live entries too (stale ones are always listed; both are always counted)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and not __fish_seen_subcommand_from up down status scenario responder fill client help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of CoreDNS endpoints behind the kube-dns ClusterIP (1 to 32)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l dns -d 'DNS server run in each endpoint namespace' -r -f -a "embedded\t'ctdiag\'s own responder (hickory-proto), with optional delay and drops'
 dnsmasq\t'dnsmasq, a DNS server nobody here wrote (Debian package dnsmasq-base)'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l proxy-mode -d 'kube-proxy mode whose rules implement the kube-dns Service on the node' -r -f -a "iptables\t'KUBE-SERVICES / KUBE-SVC / KUBE-SEP chains loaded with iptables-restore'
 nftables\t'The `ip kube-proxy` table (service-ips map, numgen vmaps) loaded with nft'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l ip-family -d 'Address families of the kube-dns Service: its ClusterIPs (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6 kube-proxy`), the DNS servers\' listeners and the pod\'s nameservers' -r -f -a "ipv4\t'IPv4 only: ClusterIP 198.19.0.10, endpoints 198.18.(N+1).2'
+ipv6\t'IPv6 only: ClusterIP 2001:db8::a, endpoints 2001:db8:(N+1)::2'
+dual\t'Both (a dual-stack Service), IPv4 first'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
@@ -179,7 +222,7 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l listen -d 'Address to answer on, UDP and TCP (repeat for several, e.g. one per address family)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
@@ -193,19 +236,57 @@ never\t'Never color'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l flows -d 'Number of new entries to create (at most nf_conntrack_max)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l to -d 'Where the flows go' -r -f -a "cluster-ip\t'The kube-dns ClusterIP, port 53: kube-proxy\'s rules DNAT each flow to an endpoint'
+unrelated\t'198.18.250.1:9 ([2001:db8:fa::1]:9), routed to the lab\'s router, which drops it: entries of no Service'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l family -d 'Address family of the flows' -r -f -a "4\t'IPv4'
+6\t'IPv6'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l timeout -d 'Let the entries live this many seconds without traffic (default: the kernel\'s UDP timeout for unreplied flows, 30 s)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from fill" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l bind -d 'The socket\'s fixed local address' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l server -d 'The DNS server (the kube-dns ClusterIP)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l status -d 'File each query\'s outcome is appended to (JSON Lines)' -r -F
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l hostname -d 'The pod\'s name, set as hostname in a new UTS namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l netns-file -d 'The lab\'s `ip netns` file of the client pod; the client exits once it names another namespace or none' -r -F
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l interval-ms -d 'Milliseconds between queries' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l lifetime-s -d 'Exit after this many seconds at the latest' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from client" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare lab help" -f -a "compare" -d 'The same probes against a Service\'s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "compare" -d 'The same probes against a Service\'s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "scenario" -d 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "responder" -d 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'

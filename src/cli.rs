@@ -80,9 +80,46 @@ pub enum Command {
     /// endpoints directly, interleaved, side by side: the DNAT/conntrack
     /// path or one bad endpoint?
     Compare(CompareArgs),
+    /// Every Service port the node's kube-proxy rules define (iptables,
+    /// nftables or IPVS mode): ClusterIPs and endpoints, optionally checked
+    /// against the API's EndpointSlices.
+    Services(ServicesArgs),
+    /// UDP conntrack entries of a Service whose DNAT target is not a current
+    /// endpoint (a dead pod, or never translated); --flush deletes exactly
+    /// those.
+    Stale(StaleArgs),
     /// Build, inspect and tear down a Kubernetes-node lookalike made of
     /// network namespaces, to reproduce the failures ctdiag diagnoses.
     Lab(LabArgs),
+}
+
+/// `ctdiag services`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag services\n  ctdiag services --service kube-dns -o json\n  ctdiag services --netns /run/netns/lab-node -v\n  ctdiag services --kubectl\n  kubectl get endpointslices -A -o json > slices.json; ctdiag services --api slices.json\n\n\
+Exit status: 0 nothing wrong, 1 a finding of severity warning or worse (kube-dns without endpoints, \
+rules of two modes at once, rules that disagree with the API), 2 could not tell."
+)]
+pub struct ServicesArgs {
+    /// Which Service (default: all of them).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Read the rules in another network namespace (the node's): a path,
+    /// a PID, or an `ip netns` name.
+    #[arg(long, value_name = "PATH|PID")]
+    pub netns: Option<String>,
+    /// IPVS mode has no Service names: the kube-dns ClusterIP. Default: the
+    /// kubelet's clusterDNS, else the nameserver pods on this node use.
+    #[arg(long, value_name = "IP")]
+    pub cluster_dns: Option<std::net::IpAddr>,
+    /// Compare with the API: the output of `kubectl get endpointslices -A
+    /// -o json` in FILE, or `-` for stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "kubectl")]
+    pub api: Option<String>,
+    /// Compare with the API by running `kubectl get endpointslices -A -o
+    /// json` (kubectl on PATH with a usable kubeconfig).
+    #[arg(long)]
+    pub kubectl: bool,
 }
 
 /// `ctdiag stats`.
@@ -125,6 +162,42 @@ pub struct ServiceArgs {
     pub endpoints: Vec<String>,
 }
 
+/// `ctdiag stale`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag stale\n  ctdiag stale --service kube-dns --flush\n  ctdiag stale --all -o json\n  ctdiag stale --netns lab-node --cluster-ip 198.19.0.10 --endpoints 198.18.2.2:53 --flush --yes\n\n\
+An entry whose original destination is the ClusterIP:port is live when its reply source (the DNAT target) is a \
+current endpoint, stale (dead-endpoint) when it is not, stale (never-translated) when the reply source is the \
+ClusterIP itself while the Service has endpoints. Exit status: 0 no stale entry remains, 1 stale entries remain \
+(or another problem: no endpoints, an unreachable endpoint), 2 the scan could not complete. Needs CAP_NET_ADMIN."
+)]
+pub struct StaleArgs {
+    /// Which Service (default: kube-dns, every UDP port of it).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Every UDP Service the rules define, including those without
+    /// endpoints.
+    #[arg(long)]
+    pub all: bool,
+    /// Delete exactly the stale entries (by reply tuple, zone and the id
+    /// the scan saw; each acknowledged), then scan again. Asks first on a
+    /// terminal; without one, needs --yes.
+    #[arg(long)]
+    pub flush: bool,
+    /// With --flush: delete without asking.
+    #[arg(short = 'y', long, requires = "flush")]
+    pub yes: bool,
+    /// List live entries too (stale ones are always listed; both are always
+    /// counted).
+    #[arg(long)]
+    pub all_entries: bool,
+    /// The node's network namespace (its conntrack table and kube-proxy
+    /// rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an
+    /// `ip netns` name. Default: the current namespace.
+    #[arg(long, value_name = "PATH|PID|NAME")]
+    pub netns: Option<String>,
+}
+
 /// Resolver behaviours `ctdiag probe` can imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProbeMode {
@@ -153,8 +226,13 @@ pub struct ProbeArgs {
     /// kube-dns ClusterIP in the node's kube-proxy rules, iptables or
     /// nftables mode (read in the --stats-netns namespace), else the first
     /// nameserver of the probed namespace's resolv.conf.
-    #[arg(short, long, value_name = "IP[:PORT]")]
+    #[arg(short, long, value_name = "IP[:PORT]", conflicts_with_all = ["service", "cluster_ip"])]
     pub server: Option<String>,
+    /// Probe a Service's ClusterIP instead of kube-dns: --service SPEC from
+    /// the rules, or --cluster-ip/--endpoints given outright (its endpoints
+    /// are named in the report and the loss remedy).
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Name to look up (repeat for several; they are used in turn).
     #[arg(long = "name", value_name = "NAME")]
     pub names: Vec<String>,
@@ -257,8 +335,9 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  ctdiag lab up\n  ctdiag lab up --prefix demo --endpoints 3 --dns dnsmasq -o json\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab status\n  ctdiag lab down\n\nThe lab is network namespaces only, none connected to the root namespace: \
-PREFIX-node (kube-proxy iptables rules, ClusterIP 198.19.0.10:53), PREFIX-client (a pod at 198.18.1.2 \
-with a pod-like resolv.conf) and PREFIX-dnsN (CoreDNS endpoints at 198.18.(N+1).2). Probe it with \
+PREFIX-node (kube-proxy iptables or nftables rules, ClusterIP 198.19.0.10:53; 2001:db8::a with --ip-family ipv6|dual), \
+PREFIX-client (a pod at 198.18.1.2 and 2001:db8:1::2 with a pod-like resolv.conf), PREFIX-dnsN (CoreDNS endpoints at \
+198.18.(N+1).2 and 2001:db8:(N+1)::2) and PREFIX-router (the node's default gateway, which drops what it gets). Probe it with \
 `ctdiag probe --netns PREFIX-client --stats-netns PREFIX-node`.\n\nThe DNS servers answer \
 kubernetes.default.svc.cluster.local (A 198.19.0.1, AAAA 2001:db8::1) and \
 kube-dns.kube-system.svc.cluster.local (A 198.19.0.10, AAAA 2001:db8::a), authoritatively, over UDP \
@@ -286,6 +365,94 @@ pub enum LabAction {
     /// The embedded DNS responder (started by `lab up` inside an endpoint namespace).
     #[command(hide = true)]
     Responder(LabResponderArgs),
+    /// Create many UDP conntrack entries in the lab node's table, fast: raw
+    /// datagrams from spoofed sources in the client's subnet, to the
+    /// kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated
+    /// address. About 2 s and 63 MB of kernel memory per 250,000 entries.
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  ctdiag lab fill --flows 250000 --to unrelated\n  ctdiag lab fill --flows 50000 --to cluster-ip --timeout 600 -o json\n\n\
+The entries are UNREPLIED and expire after the kernel's UDP timeout (nf_conntrack_udp_timeout, 30 s) \
+unless --timeout gives them longer (an nftables `ct timeout` in the node's `inet ctdiag-fill` table; needs nft). \
+`conntrack -C` in the node's namespace counts them."
+    )]
+    Fill(LabFillArgs),
+    /// A sticky DNS client (started by the stale-endpoint and
+    /// never-translated scenarios inside the client pod): one UDP socket on
+    /// a fixed source port, one query to the ClusterIP per interval, each
+    /// outcome appended to a status file.
+    #[command(hide = true)]
+    Client(LabClientArgs),
+}
+
+/// `ctdiag lab client` (hidden): one sticky DNS client.
+#[derive(Debug, Args)]
+pub struct LabClientArgs {
+    /// The socket's fixed local address.
+    #[arg(long, value_name = "IP:PORT")]
+    pub bind: std::net::SocketAddr,
+    /// The DNS server (the kube-dns ClusterIP).
+    #[arg(long, value_name = "IP:PORT")]
+    pub server: std::net::SocketAddr,
+    /// File each query's outcome is appended to (JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    pub status: std::path::PathBuf,
+    /// The pod's name, set as hostname in a new UTS namespace.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: String,
+    /// The lab's `ip netns` file of the client pod; the client exits once it
+    /// names another namespace or none.
+    #[arg(long, value_name = "PATH")]
+    pub netns_file: std::path::PathBuf,
+    /// Milliseconds between queries.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// Exit after this many seconds at the latest.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub lifetime_s: u64,
+}
+
+/// Where `lab fill` sends its flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabFillTarget {
+    /// The kube-dns ClusterIP, port 53: kube-proxy's rules DNAT each flow to an
+    /// endpoint.
+    ClusterIp,
+    /// 198.18.250.1:9 ([2001:db8:fa::1]:9), routed to the lab's router, which
+    /// drops it: entries of no Service.
+    Unrelated,
+}
+
+/// An address family given as 4 or 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    /// IPv4.
+    #[value(name = "4")]
+    V4,
+    /// IPv6.
+    #[value(name = "6")]
+    V6,
+}
+
+/// `ctdiag lab fill` (hidden).
+#[derive(Debug, Args)]
+pub struct LabFillArgs {
+    /// Which lab.
+    #[command(flatten)]
+    pub lab: LabPrefixArgs,
+    /// Number of new entries to create (at most nf_conntrack_max).
+    #[arg(long, value_name = "N")]
+    pub flows: u32,
+    /// Where the flows go.
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub to: LabFillTarget,
+    /// Address family of the flows.
+    #[arg(long, value_enum, default_value_t = FamilyArg::V4)]
+    pub family: FamilyArg,
+    /// Let the entries live this many seconds without traffic (default: the
+    /// kernel's UDP timeout for unreplied flows, 30 s).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// Which lab.
@@ -314,6 +481,11 @@ pub struct LabUpArgs {
     /// node.
     #[arg(long, value_enum, default_value_t = LabProxyMode::Iptables)]
     pub proxy_mode: LabProxyMode,
+    /// Address families of the kube-dns Service: its ClusterIPs
+    /// (198.19.0.10, 2001:db8::a), the rules (iptables/ip6tables, `ip`/`ip6
+    /// kube-proxy`), the DNS servers' listeners and the pod's nameservers.
+    #[arg(long, value_enum, default_value_t = LabIpFamily::Ipv4)]
+    pub ip_family: LabIpFamily,
     /// How the embedded responders misbehave.
     #[command(flatten)]
     pub behavior: ResponderBehaviorArgs,
@@ -352,6 +524,17 @@ pub enum LabDnsServer {
     Dnsmasq,
 }
 
+/// The lab's Service address families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabIpFamily {
+    /// IPv4 only: ClusterIP 198.19.0.10, endpoints 198.18.(N+1).2.
+    Ipv4,
+    /// IPv6 only: ClusterIP 2001:db8::a, endpoints 2001:db8:(N+1)::2.
+    Ipv6,
+    /// Both (a dual-stack Service), IPv4 first.
+    Dual,
+}
+
 /// The kube-proxy modes the lab can imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LabProxyMode {
@@ -375,14 +558,20 @@ pub enum LabScenarioName {
     Lossy,
     /// Endpoint N is removed from the rules and its pod is gone, but conntrack
     /// entries towards it are kept (as when kube-proxy fails to flush them): a
-    /// client that reuses its source port stays blackholed.
+    /// client that reuses its source port stays blackholed. Starts sticky
+    /// clients first, at least two of them on endpoint N.
     StaleEndpoint,
+    /// kube-dns loses its endpoints and kube-proxy's REJECT rule (kube-proxy
+    /// restarting) while sticky clients retry: their packets leave the node
+    /// untranslated and their entries keep the ClusterIP as reply source;
+    /// the endpoints come back, the clients stay blackholed.
+    NeverTranslated,
 }
 
 /// `ctdiag lab scenario`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint and lossy need the \
+    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n  ctdiag lab scenario never-translated\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint and lossy need the \
 embedded DNS server."
 )]
 pub struct LabScenarioArgs {
@@ -410,9 +599,10 @@ pub struct LabScenarioArgs {
 /// `ctdiag lab responder` (hidden): the embedded DNS server.
 #[derive(Debug, Args)]
 pub struct LabResponderArgs {
-    /// Address to answer on, UDP and TCP.
-    #[arg(long, value_name = "IP:PORT")]
-    pub listen: std::net::SocketAddr,
+    /// Address to answer on, UDP and TCP (repeat for several, e.g. one per
+    /// address family).
+    #[arg(long, value_name = "IP:PORT", required = true)]
+    pub listen: Vec<std::net::SocketAddr>,
     /// How it misbehaves.
     #[command(flatten)]
     pub behavior: ResponderBehaviorArgs,

@@ -149,6 +149,48 @@ finding_codes! {
     CompareClean = "compare-clean", "compare", [Info];
     /// The comparison stopped before its planned end.
     CompareStoppedEarly = "compare-stopped-early", "compare", [Info];
+    /// kube-dns has no endpoints in the node's rules: every lookup through
+    /// its ClusterIP is rejected.
+    KubeDnsNoEndpoints = "kube-dns-no-endpoints", "services", [Critical];
+    /// Service ports other than kube-dns have no endpoints (often normal).
+    ServicesWithoutEndpoints = "services-without-endpoints", "services", [Info];
+    /// Rules of more than one kube-proxy mode define Services at once.
+    MixedProxyModes = "mixed-proxy-modes", "services", [Warning];
+    /// Some kube-proxy rules could not be read and were skipped.
+    RulesSkipped = "rules-skipped", "services", [Info];
+    /// An endpoint in the rules is not ready (or gone) in the API
+    /// (critical for kube-dns).
+    RulesEndpointNotReady = "rules-endpoint-not-ready", "services", [Warning, Critical];
+    /// An endpoint ready in the API is missing from the rules (critical
+    /// for kube-dns).
+    ApiEndpointMissingFromRules = "api-endpoint-missing-from-rules", "services", [Warning, Critical];
+    /// The API has ready endpoints for a Service the rules REJECT
+    /// (critical for kube-dns).
+    ServiceRejectedWithEndpoints = "service-rejected-with-endpoints", "services", [Warning, Critical];
+    /// Objects of the API listing could not be read.
+    ApiObjectsSkipped = "api-objects-skipped", "services", [Info];
+    /// UDP conntrack entries of a Service DNATed to a target that is not an
+    /// endpoint any more: their clients are blackholed.
+    StaleEntries = "stale-entries", "stale", [Critical];
+    /// UDP conntrack entries created while a Service had no endpoints,
+    /// never DNATed, still capturing their clients now that it has some.
+    NeverTranslatedEntries = "never-translated-entries", "stale", [Critical];
+    /// An endpoint in the rules that the node cannot reach (no route,
+    /// neighbour FAILED): its entries are live by the rules and dead in fact.
+    EndpointUnreachable = "endpoint-unreachable", "stale", [Warning];
+    /// A Service has no endpoints in the rules: its clients fail.
+    ServiceNoEndpoints = "service-no-endpoints", "stale", [Critical];
+    /// A flush left stale entries behind.
+    StaleEntriesRemain = "stale-entries-remain", "stale", [Critical];
+    /// A flush deleted every stale entry.
+    StaleEntriesFlushed = "stale-entries-flushed", "stale", [Info];
+    /// No stale entries for a Service.
+    NoStaleEntries = "no-stale-entries", "stale", [Info];
+    /// The kernel did not filter the conntrack dump (CTA_FILTER); ctdiag
+    /// filtered it.
+    KernelFilterUnavailable = "kernel-filter-unavailable", "stale", [Info];
+    /// Dump messages that did not decode were skipped.
+    UndecodableEntries = "undecodable-entries", "stale", [Info];
 }
 
 impl Serialize for FindingCode {

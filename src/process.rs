@@ -171,6 +171,111 @@ pub fn run_bounded(
     Ok(Ran { status, stdout: stdout.unwrap_or_default(), stderr: stderr.unwrap_or_default() })
 }
 
+/// Runs `program args` like [`run_bounded`] (stdin from /dev/null), but
+/// hands each line of stdout to `on_line` as it arrives, so a caller can
+/// parse a long listing while the tool still prints it. The returned
+/// `Ran` has an empty `stdout`. Invalid UTF-8 is replaced, never fatal.
+pub fn run_bounded_lines(
+    program: &str,
+    args: &[&str],
+    deadline: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Result<Ran, RunError> {
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                RunError::NotFound { program: program.to_string() }
+            } else {
+                RunError::Spawn { program: program.to_string(), source }
+            }
+        })?;
+    let pid = child.id() as libc::pid_t;
+    // None = end of stdout; Some(chunk) = more bytes.
+    let (chunks_tx, chunks_rx) = mpsc::channel::<Option<Vec<u8>>>();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if chunks_tx.send(Some(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = chunks_tx.send(None);
+        });
+    } else {
+        let _ = chunks_tx.send(None);
+    }
+    let (err_tx, err_rx) = mpsc::channel::<Vec<u8>>();
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = stderr {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        let _ = err_tx.send(buf);
+    });
+    let mut pending: Vec<u8> = Vec::new();
+    let kill = |child: &mut std::process::Child| {
+        // SAFETY: kill(2) on the process group of our own child.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        RunError::TimedOut {
+            command: format!("{program} {}", args.join(" ")).trim_end().to_string(),
+            after: deadline,
+        }
+    };
+    loop {
+        let left = deadline.saturating_sub(started.elapsed());
+        match chunks_rx.recv_timeout(left) {
+            Ok(Some(chunk)) => {
+                pending.extend_from_slice(&chunk);
+                // Hand over every complete line; keep the rest.
+                if let Some(last) = pending.iter().rposition(|b| *b == b'\n') {
+                    let rest = pending.split_off(last + 1);
+                    for line in String::from_utf8_lossy(&pending).lines() {
+                        on_line(line);
+                    }
+                    pending = rest;
+                }
+            }
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(kill(&mut child)),
+        }
+    }
+    if !pending.is_empty() {
+        on_line(&String::from_utf8_lossy(&pending));
+    }
+    let left = deadline.saturating_sub(started.elapsed());
+    let stderr = match err_rx.recv_timeout(left) {
+        Ok(buf) => buf,
+        Err(_) => return Err(kill(&mut child)),
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < deadline => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            _ => return Err(kill(&mut child)),
+        }
+    };
+    Ok(Ran { status, stdout: Vec::new(), stderr })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +307,34 @@ mod tests {
         assert!(matches!(error, RunError::TimedOut { .. }), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         assert!(error.to_string().contains("did not finish within 300ms"), "{error}");
+    }
+
+    #[test]
+    fn lines_arrive_as_printed_and_a_hang_is_killed() {
+        let mut lines = Vec::new();
+        let ran = run_bounded_lines(
+            "sh",
+            &["-c", "printf 'a\\nb\\n'; sleep 0.1; printf 'c'; echo err >&2; exit 4"],
+            LISTING_DEADLINE,
+            |l| lines.push(l.to_string()),
+        )
+        .unwrap();
+        assert_eq!(lines, ["a", "b", "c"]);
+        assert_eq!((ran.status.code(), ran.stderr_text().as_str()), (Some(4), "err"));
+        let started = Instant::now();
+        let error = run_bounded_lines(
+            "sh",
+            &["-c", "echo x; sleep 30"],
+            Duration::from_millis(300),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(error, RunError::TimedOut { .. }), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(
+            run_bounded_lines("ctdiag-no-such-tool", &[], LISTING_DEADLINE, |_| {}),
+            Err(RunError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -396,7 +396,7 @@ fn down_removes_everything_and_up_rebuilds() {
     assert_success(&down, "lab down");
     let report = json(&down);
     assert_eq!(report["found"], true);
-    assert_eq!(report["removed_namespaces"].as_array().unwrap().len(), 3);
+    assert_eq!(report["removed_namespaces"].as_array().unwrap().len(), 4);
     let namespaces = netns_list();
     assert!(!namespaces.contains(&format!("{}-", lab.prefix)), "{namespaces}");
     assert!(!common::process_running(new_pid as u32), "server {new_pid} survived");

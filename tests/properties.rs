@@ -5,12 +5,12 @@
 //! No root, no network.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ctdiag::dns::resolv::ResolvConf;
 use ctdiag::dns::wire::{classify, QueryType, SentQuery, Verdict};
 use ctdiag::lab::rules::ServiceRules;
-use ctdiag::service::{iptables, nftables, Parsed, Protocol, ProxyMode, Service};
+use ctdiag::service::{api, iptables, ipvs, nftables, Parsed, Protocol, ProxyMode, Service};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::Name;
 use proptest::prelude::*;
@@ -128,8 +128,8 @@ fn label() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9-]{0,8}[a-z0-9]"
 }
 
-/// A Service the lab's rule writer can write: one ClusterIP, 1-3 named
-/// ports of distinct names, 1-4 endpoints.
+/// A Service the lab's rule writer can write: one ClusterIP of either
+/// family, 1-3 named ports of distinct names, 1-4 endpoints of that family.
 fn service_rules() -> impl Strategy<Value = ServiceRules> {
     (
         label(),
@@ -137,21 +137,94 @@ fn service_rules() -> impl Strategy<Value = ServiceRules> {
         any::<[u8; 2]>(),
         prop::collection::btree_map(label(), (select(&["udp", "tcp"][..]), 1u16..), 1..4),
         prop::collection::btree_set((1u8..=254, 1u8..=254), 1..5),
+        any::<bool>(),
     )
-        .prop_map(|(namespace, name, ip, ports, endpoints)| {
+        .prop_map(|(namespace, name, ip, ports, endpoints, ipv6)| {
             let target = 5353;
+            let (cluster_ip, cluster_cidr) = if ipv6 {
+                let ip =
+                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, u16::from(ip[0]), u16::from(ip[1]));
+                (IpAddr::V6(ip), "2001:db8::/40")
+            } else {
+                (IpAddr::V4(Ipv4Addr::new(198, 19, ip[0], ip[1])), "198.18.0.0/16")
+            };
+            let endpoint = |(a, b): (u8, u8)| -> SocketAddr {
+                let ip = if ipv6 {
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, u16::from(a), 0, 0, 0, u16::from(b), 2))
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(198, 18, a, b))
+                };
+                SocketAddr::new(ip, target)
+            };
             ServiceRules {
                 service: format!("{namespace}/{name}"),
-                cluster_ip: Ipv4Addr::new(198, 19, ip[0], ip[1]),
+                cluster_ip,
                 ports: ports.into_iter().map(|(n, (p, port))| (n, p.to_string(), port)).collect(),
-                endpoints: endpoints
-                    .into_iter()
-                    .map(|(a, b)| SocketAddrV4::new(Ipv4Addr::new(198, 18, a, b), target))
-                    .collect(),
-                cluster_cidr: "198.18.0.0/16".into(),
+                endpoints: endpoints.into_iter().map(endpoint).collect(),
+                cluster_cidr: cluster_cidr.into(),
+                reject_without_endpoints: true,
             }
         })
 }
+
+const IPVS_PIECES: &[&str] = &[
+    "TCP  ",
+    "UDP  ",
+    "SCTP ",
+    "FWM  ",
+    "  -> ",
+    "0A60000A:0035 ",
+    "10.96.0.10:53 ",
+    "[2001:0db8:0000:0000:0000:0000:0000:000a]:0035 ",
+    "[::1]:53 ",
+    "rr ",
+    "Masq    ",
+    "1      ",
+    "0          ",
+    "-1 ",
+    "persistent 10800 FFFFFFFF",
+    "\n",
+    ":",
+    "[",
+    "]",
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+];
+
+const API_PIECES: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"items\"",
+    "\"kind\"",
+    "\"EndpointSlice\"",
+    "\"endpoints\"",
+    "\"addresses\"",
+    "\"conditions\"",
+    "\"ready\"",
+    "\"ports\"",
+    "\"port\"",
+    "\"name\"",
+    "\"protocol\"",
+    "\"UDP\"",
+    "53",
+    "70000",
+    "\"198.18.2.2\"",
+    "\"2001:db8::5\"",
+    "null",
+    "true",
+    "false",
+    "\"metadata\"",
+    "\"namespace\"",
+    "\"labels\"",
+    "\"kubernetes.io/service-name\"",
+    "\"addressType\"",
+    "\"IPv4\"",
+    "\"IPv6\"",
+    "\"FQDN\"",
+];
 
 proptest! {
     #[test]
@@ -162,6 +235,20 @@ proptest! {
     #[test]
     fn nftables_parser_never_panics(text in soup(NFT_PIECES)) {
         let _ = nftables::parse(&text);
+    }
+
+    #[test]
+    fn ipvs_parser_never_panics(text in soup(IPVS_PIECES)) {
+        let table = ipvs::parse(&text);
+        // Every real server belongs to a virtual server that was read.
+        prop_assert!(table.virtual_servers.iter().all(|vs| vs.real_servers.len() <= text.matches("->").count()));
+    }
+
+    /// Garbled EndpointSlice listings are an error or skipped objects,
+    /// never a panic.
+    #[test]
+    fn endpointslice_parser_never_panics(text in soup(API_PIECES)) {
+        let _ = api::parse(&text, "property");
     }
 
     /// A real listing with any one line gone still parses, and finds no
@@ -186,8 +273,7 @@ proptest! {
     fn iptables_rules_read_back_as_written(rules in service_rules()) {
         let parsed = iptables::parse(&rules.iptables_restore_input());
         let (namespace, name) = rules.service.split_once('/').unwrap();
-        let mut endpoints: Vec<SocketAddr> =
-            rules.endpoints.iter().map(|e| SocketAddr::V4(*e)).collect();
+        let mut endpoints: Vec<SocketAddr> = rules.endpoints.clone();
         endpoints.sort();
         let mut expected: Vec<Service> = rules
             .ports
@@ -197,7 +283,7 @@ proptest! {
                 name: name.to_string(),
                 port_name: port_name.clone(),
                 protocol: Protocol::parse(protocol).unwrap(),
-                cluster_ips: vec![IpAddr::V4(rules.cluster_ip)],
+                cluster_ips: vec![rules.cluster_ip],
                 port: *port,
                 endpoints: endpoints.clone(),
                 proxy_mode: ProxyMode::Iptables,

@@ -7,13 +7,15 @@ use comfy_table::Cell;
 
 use crate::app::Outcome;
 use crate::cli::{
-    LabAction, LabArgs, LabDnsServer, LabProxyMode, LabScenarioArgs, LabScenarioName, OutputFormat,
-    ResponderBehaviorArgs,
+    FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabIpFamily,
+    LabProxyMode, LabScenarioArgs, LabScenarioName, OutputFormat, ResponderBehaviorArgs,
 };
 use crate::error::Result;
+use crate::lab::fill::{Family, FillConfig, FillReport, FillTarget};
 use crate::lab::responder::ResponderBehavior;
 use crate::lab::{
-    self, DnsServerKind, DownReport, EndpointState, LabConfig, LabInfo, ProxyMode, Scenario,
+    self, DnsServerKind, DownReport, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode,
+    Scenario,
 };
 use crate::render::{emit, json, note, table, Context, Delivery};
 
@@ -35,7 +37,20 @@ fn behavior(args: &ResponderBehaviorArgs) -> ResponderBehavior {
 pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
     if let LabAction::Responder(responder) = &args.action {
         // The responder is a server, not a report: it runs until killed.
-        lab::responder::serve(responder.listen, behavior(&responder.behavior), responder.threads)?;
+        lab::responder::serve(&responder.listen, behavior(&responder.behavior), responder.threads)?;
+        return Ok(Outcome::Clean);
+    }
+    if let LabAction::Client(client) = &args.action {
+        // Like the responder: a long-running process, not a report.
+        lab::client::run(&lab::client::ClientConfig {
+            bind: client.bind,
+            server: client.server,
+            status_file: client.status.clone(),
+            hostname: client.hostname.clone(),
+            netns_file: client.netns_file.clone(),
+            interval: Duration::from_millis(client.interval_ms),
+            lifetime: Duration::from_secs(client.lifetime_s),
+        })?;
         return Ok(Outcome::Clean);
     }
     ctx.no_prometheus("ctdiag lab")?;
@@ -52,6 +67,11 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                 proxy_mode: match up.proxy_mode {
                     LabProxyMode::Iptables => ProxyMode::Iptables,
                     LabProxyMode::Nftables => ProxyMode::Nftables,
+                },
+                ip_family: match up.ip_family {
+                    LabIpFamily::Ipv4 => IpFamily::Ipv4,
+                    LabIpFamily::Ipv6 => IpFamily::Ipv6,
+                    LabIpFamily::Dual => IpFamily::Dual,
                 },
             };
             let info = lab::up(&config)?;
@@ -85,8 +105,74 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
             render_info(ctx, &info)?;
             Ok(Outcome::Clean)
         }
-        LabAction::Responder(_) => Ok(Outcome::Clean),
+        LabAction::Fill(fill_args) => {
+            let report = lab::fill::fill(&fill_config(&fill_args))?;
+            // Fewer entries than asked for is worth a non-zero exit: a test
+            // or a benchmark built on the fill must not go on unaware.
+            let outcome = if report.created < i64::from(report.flows) {
+                Outcome::Problem
+            } else {
+                Outcome::Clean
+            };
+            render_fill(ctx, &report)?;
+            Ok(outcome)
+        }
+        LabAction::Responder(_) | LabAction::Client(_) => Ok(Outcome::Clean),
     }
+}
+
+/// The fill's plain config from its flags.
+fn fill_config(args: &LabFillArgs) -> FillConfig {
+    FillConfig {
+        prefix: args.lab.prefix.clone(),
+        flows: args.flows,
+        target: match args.to {
+            LabFillTarget::ClusterIp => FillTarget::ClusterIp,
+            LabFillTarget::Unrelated => FillTarget::Unrelated,
+        },
+        family: match args.family {
+            FamilyArg::V4 => Family::Ipv4,
+            FamilyArg::V6 => Family::Ipv6,
+        },
+        timeout: args.timeout.map(Duration::from_secs),
+    }
+}
+
+fn render_fill(ctx: &Context, report: &FillReport) -> Result<Delivery> {
+    if ctx.format == OutputFormat::Json {
+        return emit(&json::document(report)?);
+    }
+    let mut t = table::new_table(ctx, &["lab fill", &report.prefix]);
+    let rows: Vec<(&str, String)> = vec![
+        ("node namespace", report.node_namespace.clone()),
+        (
+            "flows",
+            format!(
+                "{} {} to {} ({})",
+                report.flows,
+                report.family.as_str(),
+                report.destination,
+                report.target.as_str()
+            ),
+        ),
+        ("sources", report.sources.clone()),
+        ("datagrams sent", format!("{} in {} round(s)", report.packets_sent, report.rounds)),
+        (
+            "entries (conntrack -C)",
+            format!("{} -> {} ({:+})", report.entries_before, report.entries_after, report.created),
+        ),
+        ("nf_conntrack_max", report.conntrack_max.to_string()),
+        ("entry timeout", format!("{} s without traffic", report.timeout_s)),
+        ("time", format!("{:.0} ms", report.elapsed_ms)),
+    ];
+    for (key, value) in rows {
+        t.add_row(vec![Cell::new(key), Cell::new(value)]);
+    }
+    let mut text = format!("{t}\n");
+    for n in &report.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    emit(&text)
 }
 
 /// Turns the scenario flags into a [`Scenario`]; flags that do not belong
@@ -116,6 +202,19 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
                 Scenario::StaleEndpoint { endpoint }
             })
         }
+        LabScenarioName::NeverTranslated => {
+            let name = "never-translated";
+            if args.endpoint.is_some() {
+                return unexpected("--endpoint", name);
+            }
+            if args.delay_ms.is_some() {
+                return unexpected("--delay-ms", name);
+            }
+            if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
+                return unexpected("--drop-rate/--drop-aaaa-rate", name);
+            }
+            Ok(Scenario::NeverTranslated)
+        }
         LabScenarioName::SlowEndpoint => {
             if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
                 return unexpected("--drop-rate/--drop-aaaa-rate", "slow-endpoint");
@@ -143,8 +242,17 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<Delivery> {
     let mut summary = table::new_table(ctx, &["lab", &info.prefix]);
     let rows: Vec<(&str, String)> = vec![
         ("node namespace", info.namespaces.node.clone()),
-        ("client namespace", format!("{} (198.18.1.2)", info.namespaces.client)),
-        ("kube-dns ClusterIP", format!("{}:{} udp+tcp", info.cluster_ip, info.port)),
+        ("client namespace", format!("{} (198.18.1.2, 2001:db8:1::2)", info.namespaces.client)),
+        ("router namespace", format!("{} ({}, drops all)", info.namespaces.router, lab::ROUTER_IP)),
+        (
+            "kube-dns ClusterIP",
+            format!(
+                "{} port {} udp+tcp ({})",
+                info.cluster_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", "),
+                info.port,
+                info.ip_family.as_str()
+            ),
+        ),
         ("endpoints in the rules", info.endpoints.join(", ")),
         ("rules", format!("kube-proxy {} mode", info.rules_mode.as_str())),
         ("DNS server", info.dns_server.as_str().to_string()),
@@ -177,7 +285,11 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<Delivery> {
         servers.add_row(vec![
             table::num(s.endpoint),
             Cell::new(&s.namespace),
-            Cell::new(&s.address),
+            Cell::new(if s.addresses.is_empty() {
+                s.address.clone()
+            } else {
+                s.addresses.join(", ")
+            }),
             Cell::new(s.kind.as_str()),
             Cell::new(s.pid.map_or("-".to_string(), |p| p.to_string())),
             Cell::new(alive),
@@ -187,6 +299,32 @@ fn render_info(ctx: &Context, info: &LabInfo) -> Result<Delivery> {
         ]);
     }
     let mut text = format!("{summary}\n{servers}\n");
+    if !info.clients.is_empty() {
+        let mut clients = table::new_table(
+            ctx,
+            &["client", "pid", "source", "hostname", "entry to", "alive", "answered", "last query"],
+        );
+        for c in &info.clients {
+            clients.add_row(vec![
+                table::num(c.id),
+                Cell::new(c.pid),
+                Cell::new(&c.source),
+                Cell::new(&c.hostname),
+                Cell::new(&c.entry_reply_src),
+                Cell::new(if c.alive { "yes" } else { "no" }),
+                table::num(format!("{}/{}", c.answered, c.queries)),
+                Cell::new(match c.last_answered {
+                    Some(true) => "answered",
+                    Some(false) => "UNANSWERED",
+                    None => "-",
+                }),
+            ]);
+        }
+        text.push_str(&format!(
+            "sticky clients in {} (one socket each, a query per second):\n{clients}\n",
+            info.namespaces.client
+        ));
+    }
     for scenario in &info.scenarios {
         text.push_str(&format!("scenario {}: {}\n", scenario.name, scenario.summary));
     }

@@ -5,4 +5,6 @@ pub mod args;
 pub mod compare;
 pub mod lab;
 pub mod probe;
+pub mod services;
+pub mod stale;
 pub mod stats;

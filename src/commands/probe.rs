@@ -3,11 +3,12 @@
 //! table or JSON.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{OutputFormat, ProbeArgs, ProbeMode};
 use crate::commands::args::{
-    check_netns_flags, engine_mode, lookup_names, lookup_plan, parse_server, retry_after,
+    check_netns_flags, engine_mode, lookup_names, lookup_plan, parse_server, retry_after, selector,
     slow_threshold,
 };
 use crate::dns::engine::{EngineConfig, Mode};
@@ -19,15 +20,19 @@ use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::netns::Netns;
 use crate::render::{self, Context};
+use crate::service::select::{self, Selector, ServiceSpec};
 use crate::service::{self, ClusterDns, Protocol};
 
-/// Checks every argument, then finds the server: `--server`, else the
-/// kube-dns ClusterIP that `cluster_dns` finds in the node's rules, else
-/// the first nameserver of the probed namespace's resolv.conf. Opens no
-/// socket; `cluster_dns` is called only when `--server` is not given.
+/// Checks every argument, then finds the server: `--server`; else
+/// `--cluster-ip` (its `--endpoints` named in the report); else the
+/// ClusterIP of `--service SPEC`, or of kube-dns, that `cluster_dns` finds
+/// in the node's rules (given the spec when one was asked for: then an
+/// error when it is not there); else the first nameserver of the probed
+/// namespace's resolv.conf. Opens no socket; `cluster_dns` is called only
+/// when neither `--server` nor `--cluster-ip` is given.
 pub fn config(
     args: &ProbeArgs,
-    cluster_dns: impl FnOnce(Protocol) -> Result<Option<ClusterDns>>,
+    cluster_dns: impl FnOnce(Option<&ServiceSpec>, Protocol) -> Result<Option<ClusterDns>>,
 ) -> Result<ProbeConfig> {
     let mode = engine_mode(if args.parallel { ProbeMode::Parallel } else { args.mode });
     let (names, names_text) = lookup_names(&args.names)?;
@@ -54,9 +59,17 @@ pub fn config(
     // is readable, whatever the server; it is only used for reporting.
     let resolver_or_defaults = || resolver_options_or_defaults(&resolv_path);
     let protocol = if mode == Mode::Tcp { Protocol::Tcp } else { Protocol::Udp };
-    let discovered = match &args.server {
-        Some(_) => None,
-        None => cluster_dns(protocol)?,
+    let explicit = args.service.service.is_some() || args.service.cluster_ip.is_some();
+    let selected = if explicit { Some(selector(&args.service, false)?) } else { None };
+    let discovered = match (&args.server, &selected) {
+        (Some(_), _) => None,
+        (None, Some(Selector::Manual(manual))) => Some(ClusterDns {
+            server: SocketAddr::new(manual.cluster_ip, manual.port),
+            source: "--cluster-ip/--endpoints".into(),
+            endpoints: manual.endpoints.clone(),
+        }),
+        (None, Some(Selector::Spec(spec))) => cluster_dns(Some(spec), protocol)?,
+        (None, _) => cluster_dns(None, protocol)?,
     };
     let cluster_endpoints = discovered.as_ref().map(|found| found.endpoints.clone());
     let (server, server_from, resolver) = match (&args.server, discovered) {
@@ -104,10 +117,24 @@ pub fn config(
 /// Validates the arguments, runs, renders.
 pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     ctx.no_prometheus("probe")?;
-    let config = config(&args, |protocol| {
+    let config = config(&args, |spec, protocol| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
         let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        if let Some(spec) = spec {
+            let resolved =
+                select::resolve(&Selector::Spec(spec.clone()), rules_ns.as_ref(), &[protocol])?;
+            let Some((found, ip)) =
+                resolved.services.iter().find_map(|s| s.cluster_ips.first().map(|ip| (s, *ip)))
+            else {
+                return Err(Error::Usage(format!("--service {spec}: no ClusterIP in the rules")));
+            };
+            return Ok(Some(ClusterDns {
+                server: SocketAddr::new(ip, found.port),
+                source: format!("{} ClusterIP, {}", found.port_name_string(), resolved.source),
+                endpoints: found.endpoints.clone(),
+            }));
+        }
         match service::cluster_dns(rules_ns.as_ref(), protocol) {
             Ok(found) => Ok(Some(found)),
             Err(why) => {

@@ -1,12 +1,15 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
-//! a procfs fallback for the counters.
+//! a procfs fallback for the counters; entries, the kernel-side dump filter
+//! and exact deletes for the stale scan.
 
 #[cfg(test)]
 mod captures;
+pub mod entry;
 #[cfg(test)]
 mod lab_tests;
 pub mod procfs;
 pub mod socket;
+pub mod stale;
 pub mod stats;
 pub mod stats_report;
 
@@ -64,6 +67,15 @@ pub enum ConntrackError {
         request: &'static str,
         /// How many attempts were made.
         attempts: u32,
+    },
+    /// A whole exchange (a dump, restarts included) took longer than its
+    /// deadline, even though the kernel kept answering.
+    #[error("the kernel's answer to the {request} request did not finish within {after:?} (it kept coming, too slowly); no partial result is shown: try again when the node is less busy")]
+    Deadline {
+        /// What was asked.
+        request: &'static str,
+        /// The deadline that passed.
+        after: std::time::Duration,
     },
     /// The kernel did not answer within the receive timeout.
     #[error("the kernel did not answer the {request} request within {after:?}; ctnetlink may be stuck or the namespace gone; try again")]

@@ -1,17 +1,21 @@
-//! A ctnetlink socket: one request, its whole (possibly multipart) reply.
+//! A ctnetlink socket: one request, its whole (possibly multipart) reply,
+//! either collected ([`CtnetlinkSocket::dump`]) or streamed message by
+//! message ([`CtnetlinkSocket::dump_each`]) so that memory does not grow
+//! with the conntrack table.
 //!
-//! Messages are built and parsed with `netlink-packet-netfilter`
-//! ([`NetfilterMessage`], [`ConntrackMessage`]); this module adds what the
-//! crate leaves to the caller: sequence and port checks, `NLMSG_DONE` /
-//! `NLMSG_ERROR` handling, `NLM_F_DUMP_INTR` and `ENOBUFS` detection with
-//! retries, and a receive timeout.
+//! Requests are built and, for the collected form, replies parsed with
+//! `netlink-packet-netfilter` ([`NetfilterMessage`], [`ConntrackMessage`]);
+//! this module adds what the crate leaves to the caller: sequence and port
+//! checks, `NLMSG_DONE` / `NLMSG_ERROR` handling, `NLM_F_DUMP_INTR` and
+//! overrun detection with restarts, a receive timeout, and an overall
+//! deadline per exchange.
 //!
 //! The socket lives in the network namespace of the thread that opened it,
 //! for its whole life (see [`crate::netns`]).
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP,
@@ -43,8 +47,27 @@ pub const IPCTNL_MSG_CT_GET_STATS_CPU: u8 = 4;
 /// `IPCTNL_MSG_CT_GET_STATS`: table fill (`CTA_STATS_GLOBAL_*`).
 pub const IPCTNL_MSG_CT_GET_STATS: u8 = 5;
 
+/// `NLMSG_NOOP` (include/uapi/linux/netlink.h).
+const NLMSG_NOOP: u16 = 1;
+/// `NLMSG_ERROR`: an error code, 0 for an acknowledgement.
+const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+const NLMSG_DONE: u16 = 3;
+/// `NLMSG_OVERRUN`: data was lost.
+const NLMSG_OVERRUN: u16 = 4;
+/// Size of `struct nfgenmsg` (family, version, res_id).
+const NFGENMSG_LEN: usize = 4;
+
 /// How long one `recv` may wait before the kernel counts as silent.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a whole request/acknowledgement exchange may take.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a whole dump may take, restarts included. Why an overall
+/// deadline: the receive timeout restarts with every datagram, so a dump
+/// that trickles in (a kernel walking a huge table under heavy load) would
+/// never end by it alone. Why 60 s: a 250,000-entry table dumps in well
+/// under a second here; sixty times that is a sick node, not a slow one.
+pub const DUMP_DEADLINE: Duration = Duration::from_secs(60);
 /// How many times an interrupted or overrun dump is started again before
 /// giving up with [`ConntrackError::DumpInconsistent`].
 pub const DUMP_ATTEMPTS: u32 = 3;
@@ -65,6 +88,59 @@ pub struct Reply {
     pub message: NetfilterMessage,
 }
 
+/// One ctnetlink message of a reply as received, not decoded further: what
+/// a streaming consumer gets, borrowed from the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawMessage<'a> {
+    /// `nlmsg_type`: `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_*`.
+    pub message_type: u16,
+    /// `nlmsg_flags` (`NLM_F_MULTI`, `NLM_F_DUMP_FILTERED`, ...).
+    pub flags: u16,
+    /// `nfgenmsg.nfgen_family`: `AF_INET`, `AF_INET6`, ...
+    pub family: u8,
+    /// `nfgenmsg.res_id` (host order).
+    pub res_id: u16,
+    /// The attributes after the nfgenmsg header.
+    pub attributes: &'a [u8],
+    /// The whole message, netlink header included.
+    pub bytes: &'a [u8],
+}
+
+/// Why a dump starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartReason {
+    /// A message carried `NLM_F_DUMP_INTR`: the table changed in a way that
+    /// makes this walk inconsistent.
+    Interrupted,
+    /// Messages were lost: `ENOBUFS`, `NLMSG_OVERRUN` or a truncated
+    /// datagram.
+    Overrun,
+}
+
+/// What a streaming dump hands its consumer, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpEvent<'a> {
+    /// The dump starts over: everything the consumer took from earlier
+    /// attempts is void and must be discarded.
+    Restart {
+        /// The attempt that starts now (2 for the first restart).
+        attempt: u32,
+        /// Why the previous attempt was abandoned.
+        reason: RestartReason,
+    },
+    /// One message of the current attempt.
+    Message(RawMessage<'a>),
+}
+
+/// How a streamed dump ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpSummary {
+    /// Attempts made (1 when nothing had to be restarted).
+    pub attempts: u32,
+    /// Messages of the complete attempt.
+    pub messages: u64,
+}
+
 /// How the kernel answered a request sent with `NLM_F_ACK`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {
@@ -81,7 +157,11 @@ pub struct CtnetlinkSocket {
     port: u32,
     next_sequence: u32,
     buffer: Vec<u8>,
+    /// The receive timeout asked for (see [`Self::set_recv_timeout`]).
     recv_timeout: Duration,
+    /// What `SO_RCVTIMEO` is set to now: lower than `recv_timeout` near a
+    /// deadline.
+    socket_timeout: Duration,
 }
 
 impl CtnetlinkSocket {
@@ -115,6 +195,7 @@ impl CtnetlinkSocket {
             // a visible share of a whole `ctdiag stats`.
             buffer: Vec::with_capacity(RECV_BUFFER_LEN),
             recv_timeout: RECV_TIMEOUT,
+            socket_timeout: Duration::ZERO,
         };
         opened.set_recv_timeout(RECV_TIMEOUT)?;
         Ok(opened)
@@ -125,11 +206,21 @@ impl CtnetlinkSocket {
     /// forever" to the kernel, so it is raised to 1 ms.
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> Result<(), ConntrackError> {
         let timeout = timeout.max(Duration::from_millis(1));
+        self.set_socket_timeout(timeout)?;
+        self.recv_timeout = timeout;
+        Ok(())
+    }
+
+    fn set_socket_timeout(&mut self, timeout: Duration) -> Result<(), ConntrackError> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        if timeout == self.socket_timeout {
+            return Ok(());
+        }
         let value = TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
         setsockopt(&self.socket, ReceiveTimeout, &value).map_err(|errno| {
             ConntrackError::Socket { op: "setsockopt(SO_RCVTIMEO)", source: io::Error::from(errno) }
         })?;
-        self.recv_timeout = timeout;
+        self.socket_timeout = timeout;
         Ok(())
     }
 
@@ -139,9 +230,9 @@ impl CtnetlinkSocket {
     }
 
     /// Sends `message` with `NLM_F_DUMP` and returns every message of the
-    /// dump, in order. A dump that was interrupted (`NLM_F_DUMP_INTR` on any
-    /// message) or overrun (`ENOBUFS`, `NLMSG_OVERRUN`, a truncated
-    /// datagram) is started again, up to [`DUMP_ATTEMPTS`] times, then
+    /// dump, in order, decoded by `netlink-packet-netfilter`. Built on
+    /// [`Self::dump_each`]: an interrupted or overrun dump is started again
+    /// (what was collected is dropped), up to [`DUMP_ATTEMPTS`] times, then
     /// [`ConntrackError::DumpInconsistent`]: a partial dump is never
     /// returned. `request` names the request in errors.
     pub fn dump(
@@ -150,18 +241,56 @@ impl CtnetlinkSocket {
         family: NetfilterProtoFamily,
         message: ConntrackMessage,
     ) -> Result<Vec<Reply>, ConntrackError> {
-        for _attempt in 0..DUMP_ATTEMPTS {
-            match self.exchange(request, family, &message, NLM_F_DUMP, Expect::Done)? {
-                Exchange::Complete(collector) if !collector.interrupted => {
-                    return Ok(collector.replies)
-                }
-                // Interrupted: the dump ran to NLMSG_DONE, nothing is left
-                // to drain. Overrun: the rest of the old dump may still come.
-                Exchange::Complete(_) => {}
-                Exchange::Overrun => self.drain(),
+        let mut replies = Vec::new();
+        self.dump_each(request, family, &message, DUMP_DEADLINE, |event| match event {
+            DumpEvent::Restart { .. } => {
+                replies.clear();
+                Ok(())
             }
-        }
-        Err(ConntrackError::DumpInconsistent { request, attempts: DUMP_ATTEMPTS })
+            DumpEvent::Message(raw) => {
+                replies.push(decode_reply(request, raw)?);
+                Ok(())
+            }
+        })?;
+        Ok(replies)
+    }
+
+    /// Sends `message` with `NLM_F_DUMP` and hands every message of the
+    /// dump to `on_event` as it arrives, without keeping any. An interrupted
+    /// (`NLM_F_DUMP_INTR`) or overrun (`ENOBUFS`, `NLMSG_OVERRUN`, a
+    /// truncated datagram) dump is started again up to [`DUMP_ATTEMPTS`]
+    /// times; before each new attempt `on_event` gets
+    /// [`DumpEvent::Restart`] and must discard what it took so far. After
+    /// the last attempt: [`ConntrackError::DumpInconsistent`]. The whole
+    /// dump, restarts included, must finish within `deadline`, else
+    /// [`ConntrackError::Deadline`]. An error returned by `on_event` stops
+    /// the dump and is returned (the socket stays usable).
+    pub fn dump_each<F>(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: &ConntrackMessage,
+        deadline: Duration,
+        on_event: F,
+    ) -> Result<DumpSummary, ConntrackError>
+    where
+        F: FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
+    {
+        let recv_timeout = self.recv_timeout;
+        let mut sequence = self.next_sequence;
+        let result = dump_with(
+            self,
+            &mut sequence,
+            request,
+            family,
+            message,
+            Deadline::after(deadline),
+            recv_timeout,
+            on_event,
+        );
+        self.next_sequence = sequence;
+        self.finish_exchange(&result);
+        result
     }
 
     /// Sends `message` with `NLM_F_ACK` (no dump) and returns the messages
@@ -173,9 +302,30 @@ impl CtnetlinkSocket {
         family: NetfilterProtoFamily,
         message: ConntrackMessage,
     ) -> Result<Vec<Reply>, ConntrackError> {
-        match self.exchange(request, family, &message, NLM_F_ACK, Expect::Ack)? {
-            Exchange::Complete(collector) => Ok(collector.replies),
-            Exchange::Overrun => Err(ConntrackError::DumpInconsistent { request, attempts: 1 }),
+        let sequence = self.take_sequence();
+        let bytes = encode_request(family, message, NLM_F_REQUEST | NLM_F_ACK, sequence);
+        let mut replies = Vec::new();
+        let recv_timeout = self.recv_timeout;
+        let result = exchange(
+            self,
+            request,
+            sequence,
+            &bytes,
+            Expect::Ack,
+            Deadline::after(REQUEST_DEADLINE),
+            recv_timeout,
+            &mut |raw| {
+                replies.push(decode_reply(request, raw)?);
+                Ok(())
+            },
+        );
+        self.finish_exchange(&result);
+        match result? {
+            Exchange::Complete { .. } => Ok(replies),
+            Exchange::Overrun => {
+                self.drain();
+                Err(ConntrackError::DumpInconsistent { request, attempts: 1 })
+            }
         }
     }
 
@@ -195,41 +345,26 @@ impl CtnetlinkSocket {
         }
     }
 
-    fn exchange(
-        &mut self,
-        request: &'static str,
-        family: NetfilterProtoFamily,
-        message: &ConntrackMessage,
-        extra_flags: u16,
-        expect: Expect,
-    ) -> Result<Exchange, ConntrackError> {
+    fn take_sequence(&mut self) -> u32 {
         let sequence = self.next_sequence;
         self.next_sequence = self.next_sequence.wrapping_add(1);
-        let bytes = encode_request(family, message.clone(), NLM_F_REQUEST | extra_flags, sequence);
-        let kernel = SocketAddr::new(0, 0);
-        self.socket
-            .send_to(&bytes, &kernel, 0)
-            .map_err(|source| ConntrackError::Socket { op: "send", source })?;
+        sequence
+    }
 
-        let mut collector = ReplyCollector::new(request, sequence, self.port, expect);
-        loop {
-            let length = match self.recv_datagram(request)? {
-                Received::Datagram(length) => length,
-                Received::Overrun => return Ok(Exchange::Overrun),
-                Received::NotFromKernel => continue,
-            };
-            let datagram = self.buffer.get(..length).unwrap_or(&[]);
-            match collector.feed(datagram)? {
-                Progress::More => {}
-                Progress::Complete if collector.overrun => return Ok(Exchange::Overrun),
-                Progress::Complete => return Ok(Exchange::Complete(collector)),
-            }
+    /// After an exchange: the receive timeout goes back to what was asked
+    /// for (a deadline may have lowered it), and an exchange abandoned in
+    /// the middle (an error, a deadline) leaves nothing queued for the next.
+    fn finish_exchange<T>(&mut self, result: &Result<T, ConntrackError>) {
+        if result.is_err() {
+            self.drain();
         }
+        let _ = self.set_socket_timeout(self.recv_timeout);
     }
 
     /// Receives one datagram into `self.buffer`, growing it first when a
     /// peek says the datagram would not fit.
-    fn recv_datagram(&mut self, request: &'static str) -> Result<Received, ConntrackError> {
+    fn recv_datagram(&mut self, wait: Duration) -> Result<Received<'_>, ConntrackError> {
+        self.set_socket_timeout(wait)?;
         loop {
             // Peek with MSG_TRUNC: the return value is the datagram's real
             // size even when it is larger than the buffer.
@@ -240,9 +375,10 @@ impl CtnetlinkSocket {
             };
             let size = match peeked {
                 Ok((size, _)) => size,
-                Err(error) => match classify_recv_error(request, self.recv_timeout, error) {
+                Err(error) => match classify_recv_error(error) {
                     RecvFailure::Retry => continue,
                     RecvFailure::Overrun => return Ok(Received::Overrun),
+                    RecvFailure::TimedOut => return Ok(Received::TimedOut),
                     RecvFailure::Fatal(error) => return Err(error),
                 },
             };
@@ -254,10 +390,11 @@ impl CtnetlinkSocket {
                 // Only the kernel (port 0) answers requests; anything else
                 // is not part of this conversation.
                 Ok((_, from)) if from.port_number() != 0 => Ok(Received::NotFromKernel),
-                Ok((length, _)) => Ok(Received::Datagram(length)),
-                Err(error) => match classify_recv_error(request, self.recv_timeout, error) {
+                Ok((length, _)) => Ok(Received::Datagram(self.buffer.get(..length).unwrap_or(&[]))),
+                Err(error) => match classify_recv_error(error) {
                     RecvFailure::Retry => continue,
                     RecvFailure::Overrun => Ok(Received::Overrun),
+                    RecvFailure::TimedOut => Ok(Received::TimedOut),
                     RecvFailure::Fatal(error) => Err(error),
                 },
             };
@@ -281,36 +418,255 @@ impl CtnetlinkSocket {
     }
 }
 
+/// Anything that streams a dump: the ctnetlink socket, or a stand-in that
+/// replays captured bytes in tests.
+pub trait DumpSource {
+    /// See [`CtnetlinkSocket::dump_each`].
+    fn dump_events(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: &ConntrackMessage,
+        deadline: Duration,
+        on_event: &mut dyn FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
+    ) -> Result<DumpSummary, ConntrackError>;
+}
+
+impl DumpSource for CtnetlinkSocket {
+    fn dump_events(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: &ConntrackMessage,
+        deadline: Duration,
+        on_event: &mut dyn FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
+    ) -> Result<DumpSummary, ConntrackError> {
+        self.dump_each(request, family, message, deadline, on_event)
+    }
+}
+
 impl AsRawFd for CtnetlinkSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
     }
 }
 
-enum Received {
-    Datagram(usize),
+/// Decodes one raw message with `netlink-packet-netfilter`.
+fn decode_reply(request: &'static str, raw: RawMessage<'_>) -> Result<Reply, ConntrackError> {
+    let message = NetlinkMessage::<NetfilterMessage>::deserialize(raw.bytes)
+        .map_err(|error| ConntrackError::Malformed { request, detail: error.to_string() })?;
+    match message.payload {
+        NetlinkPayload::InnerMessage(inner) => Ok(Reply { header: message.header, message: inner }),
+        _ => Err(ConntrackError::Malformed {
+            request,
+            detail: format!("message type {:#06x} is not a ctnetlink message", raw.message_type),
+        }),
+    }
+}
+
+/// One receive, as the exchange sees it.
+#[derive(Debug)]
+pub(crate) enum Received<'a> {
+    /// A datagram from the kernel.
+    Datagram(&'a [u8]),
+    /// Messages were lost (`ENOBUFS`, a truncated datagram).
     Overrun,
+    /// A datagram from another netlink port: not ours.
     NotFromKernel,
+    /// Nothing arrived within the wait.
+    TimedOut,
+}
+
+/// Where an exchange sends its request and receives the reply: the
+/// ctnetlink socket, or a scripted stand-in in the tests.
+pub(crate) trait Transport {
+    /// The netlink port replies are addressed to.
+    fn port(&self) -> u32;
+    /// Sends one request datagram to the kernel.
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ConntrackError>;
+    /// Receives one datagram, waiting at most `wait`.
+    fn recv(&mut self, wait: Duration) -> Result<Received<'_>, ConntrackError>;
+    /// Discards whatever is queued.
+    fn drain(&mut self);
+}
+
+impl Transport for CtnetlinkSocket {
+    fn port(&self) -> u32 {
+        self.port
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ConntrackError> {
+        let kernel = SocketAddr::new(0, 0);
+        self.socket
+            .send_to(bytes, &kernel, 0)
+            .map(|_| ())
+            .map_err(|source| ConntrackError::Socket { op: "send", source })
+    }
+
+    fn recv(&mut self, wait: Duration) -> Result<Received<'_>, ConntrackError> {
+        self.recv_datagram(wait)
+    }
+
+    fn drain(&mut self) {
+        CtnetlinkSocket::drain(self)
+    }
 }
 
 enum RecvFailure {
     Retry,
     Overrun,
+    TimedOut,
     Fatal(ConntrackError),
 }
 
-fn classify_recv_error(request: &'static str, after: Duration, error: io::Error) -> RecvFailure {
+fn classify_recv_error(error: io::Error) -> RecvFailure {
     match error.raw_os_error() {
         Some(libc::EINTR) => RecvFailure::Retry,
         Some(libc::ENOBUFS) => RecvFailure::Overrun,
-        Some(libc::EAGAIN) => RecvFailure::Fatal(ConntrackError::Timeout { request, after }),
+        Some(libc::EAGAIN) => RecvFailure::TimedOut,
         _ => RecvFailure::Fatal(ConntrackError::Socket { op: "recv", source: error }),
     }
 }
 
-enum Exchange {
-    Complete(ReplyCollector),
+/// How one exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// The terminating message arrived; `interrupted` when some message
+    /// carried `NLM_F_DUMP_INTR`.
+    Complete {
+        /// The dump is not consistent.
+        interrupted: bool,
+    },
+    /// Messages were lost; the rest of the reply may still be queued.
     Overrun,
+}
+
+/// When an exchange must be over, and the budget it was given (for the
+/// error message).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    /// The instant.
+    pub(crate) at: Instant,
+    /// The whole budget, as given.
+    pub(crate) budget: Duration,
+}
+
+impl Deadline {
+    /// `budget` from now.
+    pub(crate) fn after(budget: Duration) -> Self {
+        Deadline { at: Instant::now() + budget, budget }
+    }
+}
+
+/// How long the next receive may wait: the receive timeout, or what is
+/// left before `deadline` if that is less; `None` once the deadline passed.
+pub(crate) fn next_wait(
+    now: Instant,
+    deadline: Instant,
+    recv_timeout: Duration,
+) -> Option<Duration> {
+    let left = deadline.checked_duration_since(now)?;
+    if left.is_zero() {
+        return None;
+    }
+    Some(left.min(recv_timeout))
+}
+
+/// Sends one request and feeds every datagram of its reply to `sink`
+/// through a [`ReplyReader`], until the reply is complete, the transport
+/// reports an overrun, or time runs out (the receive timeout for one
+/// datagram, `deadline` for the whole exchange).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn exchange<T: Transport>(
+    transport: &mut T,
+    request: &'static str,
+    sequence: u32,
+    bytes: &[u8],
+    expect: Expect,
+    deadline: Deadline,
+    recv_timeout: Duration,
+    sink: &mut dyn FnMut(RawMessage<'_>) -> Result<(), ConntrackError>,
+) -> Result<Exchange, ConntrackError> {
+    transport.send(bytes)?;
+    let mut reader = ReplyReader::new(request, sequence, transport.port(), expect);
+    loop {
+        let Some(wait) = next_wait(Instant::now(), deadline.at, recv_timeout) else {
+            return Err(ConntrackError::Deadline { request, after: deadline.budget });
+        };
+        let datagram = match transport.recv(wait)? {
+            Received::Datagram(datagram) => datagram,
+            Received::Overrun => return Ok(Exchange::Overrun),
+            Received::NotFromKernel => continue,
+            // Waiting less than the receive timeout means the deadline cut
+            // the wait short.
+            Received::TimedOut if wait < recv_timeout => {
+                return Err(ConntrackError::Deadline { request, after: deadline.budget })
+            }
+            Received::TimedOut => {
+                return Err(ConntrackError::Timeout { request, after: recv_timeout })
+            }
+        };
+        match reader.feed(datagram, sink)? {
+            Progress::More => {}
+            Progress::Complete if reader.overrun => return Ok(Exchange::Overrun),
+            Progress::Complete => {
+                return Ok(Exchange::Complete { interrupted: reader.interrupted })
+            }
+        }
+    }
+}
+
+/// The streaming dump over any transport: see [`CtnetlinkSocket::dump_each`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dump_with<T: Transport, F>(
+    transport: &mut T,
+    next_sequence: &mut u32,
+    request: &'static str,
+    family: NetfilterProtoFamily,
+    message: &ConntrackMessage,
+    deadline: Deadline,
+    recv_timeout: Duration,
+    mut on_event: F,
+) -> Result<DumpSummary, ConntrackError>
+where
+    F: FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
+{
+    for attempt in 1..=DUMP_ATTEMPTS {
+        let sequence = *next_sequence;
+        *next_sequence = next_sequence.wrapping_add(1);
+        let bytes = encode_request(family, message.clone(), NLM_F_REQUEST | NLM_F_DUMP, sequence);
+        let mut messages = 0u64;
+        let outcome = exchange(
+            transport,
+            request,
+            sequence,
+            &bytes,
+            Expect::Done,
+            deadline,
+            recv_timeout,
+            &mut |raw| {
+                messages += 1;
+                on_event(DumpEvent::Message(raw))
+            },
+        )?;
+        let reason = match outcome {
+            Exchange::Complete { interrupted: false } => {
+                return Ok(DumpSummary { attempts: attempt, messages })
+            }
+            // Interrupted: the dump ran to NLMSG_DONE, nothing is left to
+            // drain.
+            Exchange::Complete { interrupted: true } => RestartReason::Interrupted,
+            // Overrun: the rest of the old dump may still come.
+            Exchange::Overrun => {
+                transport.drain();
+                RestartReason::Overrun
+            }
+        };
+        if attempt < DUMP_ATTEMPTS {
+            on_event(DumpEvent::Restart { attempt: attempt + 1, reason })?;
+        }
+    }
+    Err(ConntrackError::DumpInconsistent { request, attempts: DUMP_ATTEMPTS })
 }
 
 /// Builds the bytes of a ctnetlink request: nlmsghdr, nfgenmsg (version 0,
@@ -350,15 +706,145 @@ pub enum Progress {
     Complete,
 }
 
-/// Collects the messages of one reply from the datagrams the socket
-/// receives; the socket-free half of [`CtnetlinkSocket`], so it can be
-/// tested on captured bytes.
+/// Splits the datagrams of one reply into messages and checks them:
+/// sequence number, port, `NLMSG_DONE` / `NLMSG_ERROR`, `NLM_F_DUMP_INTR`,
+/// `NLMSG_OVERRUN`. The socket-free core of [`CtnetlinkSocket`], so it can
+/// be tested on captured bytes. Never panics on any input.
 #[derive(Debug)]
-pub struct ReplyCollector {
+pub struct ReplyReader {
     request: &'static str,
     sequence: u32,
     port: u32,
     expect: Expect,
+    /// Some message carried `NLM_F_DUMP_INTR`: the dump is not consistent.
+    pub interrupted: bool,
+    /// The kernel reported `NLMSG_OVERRUN`: messages were lost.
+    pub overrun: bool,
+    /// Messages skipped because their sequence number belongs to an earlier
+    /// request on the same socket.
+    pub stale: usize,
+}
+
+impl ReplyReader {
+    /// A reader for the reply to request `sequence` sent from `port`.
+    pub fn new(request: &'static str, sequence: u32, port: u32, expect: Expect) -> Self {
+        ReplyReader {
+            request,
+            sequence,
+            port,
+            expect,
+            interrupted: false,
+            overrun: false,
+            stale: 0,
+        }
+    }
+
+    /// Takes in one received datagram (one or more netlink messages) and
+    /// hands each ctnetlink message of this reply to `sink`. Returns
+    /// [`Progress::Complete`] at `NLMSG_DONE` (dump) or at the
+    /// acknowledgement (`Expect::Ack`); an error code from the kernel, bytes
+    /// that do not split into messages, or an error from `sink` are errors.
+    pub fn feed(
+        &mut self,
+        datagram: &[u8],
+        sink: &mut dyn FnMut(RawMessage<'_>) -> Result<(), ConntrackError>,
+    ) -> Result<Progress, ConntrackError> {
+        let mut offset = 0usize;
+        while offset < datagram.len() {
+            let rest = datagram.get(offset..).unwrap_or(&[]);
+            let buffer = NetlinkBuffer::new_checked(rest)
+                .map_err(|error| self.malformed(format!("at byte {offset}: {error}")))?;
+            let length = buffer.length() as usize;
+            let bytes = rest.get(..length).unwrap_or(rest);
+            let payload = bytes.get(16..).unwrap_or(&[]);
+            let (message_type, flags) = (buffer.message_type(), buffer.flags());
+            let (sequence, port) = (buffer.sequence_number(), buffer.port_number());
+            // Messages are 4-byte aligned within a datagram (NLMSG_ALIGN).
+            offset = offset.saturating_add(length.saturating_add(3) & !3);
+
+            if sequence != self.sequence {
+                // Left over from an abandoned earlier request on this socket.
+                self.stale += 1;
+                continue;
+            }
+            if port != self.port {
+                return Err(self.malformed(format!(
+                    "message for port {port} on the socket of port {}",
+                    self.port
+                )));
+            }
+            if flags & NLM_F_DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            match message_type {
+                NLMSG_NOOP => {}
+                NLMSG_ERROR => {
+                    let code = error_code(payload).ok_or_else(|| {
+                        self.malformed("NLMSG_ERROR shorter than its error code".into())
+                    })?;
+                    if code != 0 {
+                        return Err(kernel_error(self.request, code));
+                    }
+                    if self.expect == Expect::Ack {
+                        return Ok(Progress::Complete);
+                    }
+                    return Err(
+                        self.malformed("an acknowledgement where a dump was expected".into())
+                    );
+                }
+                NLMSG_DONE => {
+                    // The kernel puts an int after the header; 0 unless the
+                    // dump itself failed.
+                    let code = error_code(payload).unwrap_or(0);
+                    if code != 0 {
+                        return Err(kernel_error(self.request, code));
+                    }
+                    if self.expect == Expect::Done {
+                        return Ok(Progress::Complete);
+                    }
+                    return Err(
+                        self.malformed("NLMSG_DONE where an acknowledgement was due".into())
+                    );
+                }
+                NLMSG_OVERRUN => self.overrun = true,
+                _ => {
+                    let Some(nfgenmsg) = payload.get(..NFGENMSG_LEN) else {
+                        return Err(self.malformed(format!(
+                            "message type {message_type:#06x} shorter than its nfgenmsg header"
+                        )));
+                    };
+                    sink(RawMessage {
+                        message_type,
+                        flags,
+                        family: nfgenmsg[0],
+                        res_id: u16::from_be_bytes([nfgenmsg[2], nfgenmsg[3]]),
+                        attributes: payload.get(NFGENMSG_LEN..).unwrap_or(&[]),
+                        bytes,
+                    })?;
+                }
+            }
+        }
+        Ok(Progress::More)
+    }
+
+    fn malformed(&self, detail: String) -> ConntrackError {
+        ConntrackError::Malformed { request: self.request, detail }
+    }
+}
+
+/// The `int error` at the start of an `NLMSG_ERROR` / `NLMSG_DONE` payload
+/// (host order).
+fn error_code(payload: &[u8]) -> Option<i32> {
+    let bytes: [u8; 4] = payload.get(..4)?.try_into().ok()?;
+    Some(i32::from_ne_bytes(bytes))
+}
+
+/// Collects the messages of one reply, decoded by `netlink-packet-netfilter`:
+/// a [`ReplyReader`] whose sink keeps every message. For replies that are
+/// small by nature (statistics, acknowledgements).
+#[derive(Debug)]
+pub struct ReplyCollector {
+    reader: ReplyReader,
     /// The messages received so far, in order.
     pub replies: Vec<Reply>,
     /// Some message carried `NLM_F_DUMP_INTR`: the dump is not consistent.
@@ -374,10 +860,7 @@ impl ReplyCollector {
     /// A collector for the reply to request `sequence` sent from `port`.
     pub fn new(request: &'static str, sequence: u32, port: u32, expect: Expect) -> Self {
         ReplyCollector {
-            request,
-            sequence,
-            port,
-            expect,
+            reader: ReplyReader::new(request, sequence, port, expect),
             replies: Vec::new(),
             interrupted: false,
             overrun: false,
@@ -385,71 +868,19 @@ impl ReplyCollector {
         }
     }
 
-    /// Takes in one received datagram (one or more netlink messages).
-    /// Returns [`Progress::Complete`] at `NLMSG_DONE` (dump) or at the
-    /// acknowledgement (`Expect::Ack`); an error code from the kernel, or
-    /// bytes that do not decode, are errors.
+    /// Takes in one received datagram; see [`ReplyReader::feed`]. Messages
+    /// that `netlink-packet-netfilter` cannot decode are errors.
     pub fn feed(&mut self, datagram: &[u8]) -> Result<Progress, ConntrackError> {
-        let mut offset = 0;
-        while offset < datagram.len() {
-            let rest = datagram.get(offset..).unwrap_or(&[]);
-            let length = NetlinkBuffer::new_checked(rest)
-                .map_err(|error| self.malformed(format!("at byte {offset}: {error}")))?
-                .length() as usize;
-            let bytes = rest.get(..length).unwrap_or(rest);
-            let message = NetlinkMessage::<NetfilterMessage>::deserialize(bytes)
-                .map_err(|error| self.malformed(format!("at byte {offset}: {error}")))?;
-            // Messages are 4-byte aligned within a datagram (NLMSG_ALIGN).
-            offset = offset.saturating_add(length.saturating_add(3) & !3);
-
-            if message.header.sequence_number != self.sequence {
-                // Left over from an abandoned earlier request on this socket.
-                self.stale += 1;
-                continue;
-            }
-            if message.header.port_number != self.port {
-                return Err(self.malformed(format!(
-                    "message for port {} on the socket of port {}",
-                    message.header.port_number, self.port
-                )));
-            }
-            if message.header.flags & NLM_F_DUMP_INTR != 0 {
-                self.interrupted = true;
-            }
-            match message.payload {
-                NetlinkPayload::InnerMessage(inner) => {
-                    self.replies.push(Reply { header: message.header, message: inner })
-                }
-                NetlinkPayload::Done(done) => {
-                    if done.code != 0 {
-                        return Err(kernel_error(self.request, done.code));
-                    }
-                    if self.expect == Expect::Done {
-                        return Ok(Progress::Complete);
-                    }
-                    return Err(
-                        self.malformed("NLMSG_DONE where an acknowledgement was due".into())
-                    );
-                }
-                NetlinkPayload::Error(error) => match error.code {
-                    Some(code) => return Err(kernel_error(self.request, code.get())),
-                    None if self.expect == Expect::Ack => return Ok(Progress::Complete),
-                    None => {
-                        return Err(
-                            self.malformed("an acknowledgement where a dump was expected".into())
-                        )
-                    }
-                },
-                NetlinkPayload::Overrun(_) => self.overrun = true,
-                NetlinkPayload::Noop => {}
-                _ => {}
-            }
-        }
-        Ok(Progress::More)
-    }
-
-    fn malformed(&self, detail: String) -> ConntrackError {
-        ConntrackError::Malformed { request: self.request, detail }
+        let request = self.reader.request;
+        let replies = &mut self.replies;
+        let progress = self.reader.feed(datagram, &mut |raw| {
+            replies.push(decode_reply(request, raw)?);
+            Ok(())
+        });
+        self.interrupted = self.reader.interrupted;
+        self.overrun = self.reader.overrun;
+        self.stale = self.reader.stale;
+        progress
     }
 }
 
@@ -631,15 +1062,57 @@ mod tests {
     #[test]
     fn a_silent_kernel_is_a_timeout() {
         // Nothing was sent, so nothing will come: the receive must give up
-        // with the typed error instead of hanging.
+        // instead of hanging.
         let mut socket = CtnetlinkSocket::open().unwrap();
+        let started = Instant::now();
+        assert!(matches!(socket.recv(Duration::from_millis(20)).unwrap(), Received::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Through an exchange: the receive timeout names itself ...
         socket.set_recv_timeout(Duration::from_millis(20)).unwrap();
-        let error = match socket.recv_datagram("silence") {
-            Err(error) => error,
-            Ok(_) => panic!("received something without asking"),
-        };
+        let error = exchange(
+            &mut Silent(&mut socket),
+            "silence",
+            1,
+            &[],
+            Expect::Done,
+            Deadline::after(Duration::from_secs(5)),
+            Duration::from_millis(20),
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
         assert!(matches!(error, ConntrackError::Timeout { request: "silence", .. }), "{error:?}");
         assert!(error.to_string().contains("20ms"), "{error}");
+        // ... and a deadline shorter than the receive timeout cuts the wait.
+        let started = Instant::now();
+        let error = exchange(
+            &mut Silent(&mut socket),
+            "silence",
+            1,
+            &[],
+            Expect::Done,
+            Deadline::after(Duration::from_millis(50)),
+            Duration::from_secs(5),
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(matches!(error, ConntrackError::Deadline { request: "silence", .. }), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    /// The real socket, but sending nothing.
+    struct Silent<'a>(&'a mut CtnetlinkSocket);
+
+    impl Transport for Silent<'_> {
+        fn port(&self) -> u32 {
+            self.0.port()
+        }
+        fn send(&mut self, _: &[u8]) -> Result<(), ConntrackError> {
+            Ok(())
+        }
+        fn recv(&mut self, wait: Duration) -> Result<Received<'_>, ConntrackError> {
+            self.0.recv_datagram(wait)
+        }
+        fn drain(&mut self) {}
     }
 
     #[test]
@@ -651,5 +1124,252 @@ mod tests {
         assert!(matches!(kernel_error("x", -libc::EOPNOTSUPP), ConntrackError::Unavailable(_)));
         let busy = kernel_error("x", -libc::EBUSY);
         assert!(matches!(busy, ConntrackError::Kernel { errno: libc::EBUSY, .. }), "{busy:?}");
+    }
+
+    #[test]
+    fn next_wait_is_capped_by_the_deadline() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(next_wait(now, now + 10 * second, second), Some(second));
+        assert_eq!(next_wait(now, now + second / 4, second), Some(second / 4));
+        assert_eq!(next_wait(now, now, second), None);
+        assert_eq!(next_wait(now + second, now, second), None);
+    }
+
+    /// One scripted receive.
+    #[derive(Clone)]
+    enum Step {
+        Datagram(Vec<u8>),
+        Overrun,
+    }
+
+    /// A kernel stand-in that answers each request with the next script,
+    /// rewriting the sequence numbers of captured datagrams to the
+    /// request's (as the kernel echoes them); after the scripts run out it
+    /// trickles `trickle` forever, one datagram per `pace`.
+    struct Scripted {
+        port: u32,
+        scripts: std::collections::VecDeque<Vec<Step>>,
+        current: std::collections::VecDeque<Step>,
+        sequence: u32,
+        buffer: Vec<u8>,
+        requests: usize,
+        drained: usize,
+        trickle: Option<(Vec<u8>, Duration)>,
+    }
+
+    impl Scripted {
+        fn new(port: u32, scripts: Vec<Vec<Step>>) -> Self {
+            Scripted {
+                port,
+                scripts: scripts.into(),
+                current: Default::default(),
+                sequence: 0,
+                buffer: Vec::new(),
+                requests: 0,
+                drained: 0,
+                trickle: None,
+            }
+        }
+    }
+
+    /// Writes `sequence` into every message of `datagram`.
+    fn with_sequence(datagram: &[u8], sequence: u32) -> Vec<u8> {
+        let mut bytes = datagram.to_vec();
+        let mut offset = 0;
+        while offset + 16 <= bytes.len() {
+            let length = u32::from_ne_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+            bytes[offset + 8..offset + 12].copy_from_slice(&sequence.to_ne_bytes());
+            offset += (length + 3) & !3;
+            if length == 0 {
+                break;
+            }
+        }
+        bytes
+    }
+
+    impl Transport for Scripted {
+        fn port(&self) -> u32 {
+            self.port
+        }
+        fn send(&mut self, bytes: &[u8]) -> Result<(), ConntrackError> {
+            self.sequence = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
+            self.requests += 1;
+            self.current = self.scripts.pop_front().unwrap_or_default().into();
+            Ok(())
+        }
+        fn recv(&mut self, wait: Duration) -> Result<Received<'_>, ConntrackError> {
+            match self.current.pop_front() {
+                Some(Step::Datagram(bytes)) => {
+                    self.buffer = with_sequence(&bytes, self.sequence);
+                    Ok(Received::Datagram(&self.buffer))
+                }
+                Some(Step::Overrun) => Ok(Received::Overrun),
+                None => match &self.trickle {
+                    Some((bytes, pace)) if *pace <= wait => {
+                        std::thread::sleep(*pace);
+                        self.buffer = with_sequence(bytes, self.sequence);
+                        Ok(Received::Datagram(&self.buffer))
+                    }
+                    _ => {
+                        std::thread::sleep(wait);
+                        Ok(Received::TimedOut)
+                    }
+                },
+            }
+        }
+        fn drain(&mut self) {
+            self.drained += 1;
+            self.current.clear();
+        }
+    }
+
+    fn entries_dump() -> Vec<Step> {
+        vec![
+            Step::Datagram(ENTRIES_FILTERED_DATAGRAM.to_vec()),
+            Step::Datagram(ENTRIES_FILTERED_DONE.to_vec()),
+        ]
+    }
+
+    fn interrupted_dump() -> Vec<Step> {
+        // Derived from the capture: NLM_F_DUMP_INTR on entry 2.
+        let mut datagram = ENTRIES_FILTERED_DATAGRAM;
+        datagram[ENTRIES_FILTERED_MESSAGE2_FLAGS] |= NLM_F_DUMP_INTR as u8;
+        vec![Step::Datagram(datagram.to_vec()), Step::Datagram(ENTRIES_FILTERED_DONE.to_vec())]
+    }
+
+    /// Runs a streaming dump over `transport`, recording what the consumer
+    /// saw: `M` per message, `R<attempt>` per restart.
+    fn stream(
+        transport: &mut Scripted,
+        deadline: Duration,
+    ) -> (Result<DumpSummary, ConntrackError>, Vec<String>) {
+        let mut seen = Vec::new();
+        let mut sequence = 7;
+        let result = dump_with(
+            transport,
+            &mut sequence,
+            "test dump",
+            NetfilterProtoFamily::IPv4,
+            &ConntrackMessage::Get(vec![]),
+            Deadline::after(deadline),
+            Duration::from_secs(1),
+            |event| {
+                seen.push(match event {
+                    DumpEvent::Restart { attempt, .. } => format!("R{attempt}"),
+                    DumpEvent::Message(raw) => {
+                        assert_eq!(raw.family, 2);
+                        "M".to_string()
+                    }
+                });
+                Ok(())
+            },
+        );
+        (result, seen)
+    }
+
+    #[test]
+    fn a_clean_streamed_dump_hands_over_each_entry_once() {
+        let mut transport = Scripted::new(ENTRIES_FILTERED_PORT, vec![entries_dump()]);
+        let (result, seen) = stream(&mut transport, Duration::from_secs(5));
+        assert_eq!(result.unwrap(), DumpSummary { attempts: 1, messages: 2 });
+        assert_eq!(seen, ["M", "M"]);
+    }
+
+    #[test]
+    fn an_interrupted_dump_restarts_and_the_consumer_is_told_to_reset() {
+        let mut transport =
+            Scripted::new(ENTRIES_FILTERED_PORT, vec![interrupted_dump(), entries_dump()]);
+        let (result, seen) = stream(&mut transport, Duration::from_secs(5));
+        assert_eq!(result.unwrap(), DumpSummary { attempts: 2, messages: 2 });
+        // The first attempt's two entries, then the reset, then the new ones.
+        assert_eq!(seen, ["M", "M", "R2", "M", "M"]);
+        assert_eq!(transport.requests, 2);
+    }
+
+    #[test]
+    fn an_overrun_dump_is_drained_and_restarted() {
+        // NLMSG_OVERRUN (type 4) from the kernel, derived from the DONE
+        // capture by changing its type.
+        let mut overrun_message = ENTRIES_FILTERED_DONE;
+        overrun_message[4] = 4;
+        let truncated = vec![Step::Datagram(ENTRIES_FILTERED_DATAGRAM.to_vec()), Step::Overrun];
+        let overrun = vec![
+            Step::Datagram(overrun_message.to_vec()),
+            Step::Datagram(ENTRIES_FILTERED_DATAGRAM.to_vec()),
+            Step::Datagram(ENTRIES_FILTERED_DONE.to_vec()),
+        ];
+        let mut transport =
+            Scripted::new(ENTRIES_FILTERED_PORT, vec![truncated, overrun, entries_dump()]);
+        let (result, seen) = stream(&mut transport, Duration::from_secs(5));
+        assert_eq!(result.unwrap().attempts, 3);
+        assert_eq!(seen, ["M", "M", "R2", "M", "M", "R3", "M", "M"]);
+        assert_eq!(transport.drained, 2);
+    }
+
+    #[test]
+    fn a_dump_that_never_completes_gives_up_with_a_typed_error() {
+        let mut transport = Scripted::new(
+            ENTRIES_FILTERED_PORT,
+            vec![interrupted_dump(), interrupted_dump(), interrupted_dump(), entries_dump()],
+        );
+        let (result, seen) = stream(&mut transport, Duration::from_secs(5));
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, ConntrackError::DumpInconsistent { attempts: DUMP_ATTEMPTS, .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("no partial result"), "{error}");
+        assert_eq!(transport.requests, DUMP_ATTEMPTS as usize);
+        // Every attempt's entries were announced void before the next one.
+        assert_eq!(seen, ["M", "M", "R2", "M", "M", "R3", "M", "M"]);
+    }
+
+    #[test]
+    fn a_trickling_dump_ends_at_the_deadline() {
+        // Entries keep coming, each well within the receive timeout, and
+        // NLMSG_DONE never does.
+        let mut transport = Scripted::new(ENTRIES_FILTERED_PORT, vec![vec![]]);
+        transport.trickle = Some((ENTRIES_FILTERED_DATAGRAM.to_vec(), Duration::from_millis(10)));
+        let started = Instant::now();
+        let (result, seen) = stream(&mut transport, Duration::from_millis(200));
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, ConntrackError::Deadline { request: "test dump", .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("200ms"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(seen.len() > 2, "entries did trickle in: {seen:?}");
+    }
+
+    #[test]
+    fn a_consumer_error_stops_the_dump() {
+        let mut transport = Scripted::new(ENTRIES_FILTERED_PORT, vec![entries_dump()]);
+        let mut sequence = 1;
+        let error = dump_with(
+            &mut transport,
+            &mut sequence,
+            "test dump",
+            NetfilterProtoFamily::IPv4,
+            &ConntrackMessage::Get(vec![]),
+            Deadline::after(Duration::from_secs(5)),
+            Duration::from_secs(1),
+            |_| Err(ConntrackError::Malformed { request: "test dump", detail: "stop".into() }),
+        )
+        .unwrap_err();
+        assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
+        assert_eq!(transport.requests, 1);
+    }
+
+    #[test]
+    fn an_error_at_dump_start_is_the_kernels() {
+        // The kernel refuses a dump request with NLMSG_ERROR (here EPERM,
+        // the capture of an unprivileged dump).
+        let mut transport =
+            Scripted::new(EPERM_PORT, vec![vec![Step::Datagram(EPERM_DATAGRAM.to_vec())]]);
+        let (result, seen) = stream(&mut transport, Duration::from_secs(5));
+        assert!(matches!(result, Err(ConntrackError::PermissionDenied { .. })), "{result:?}");
+        assert!(seen.is_empty());
     }
 }

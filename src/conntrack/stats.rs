@@ -261,6 +261,18 @@ pub fn read_stats_on(socket: &mut CtnetlinkSocket) -> Result<StatsSnapshot, Conn
     })
 }
 
+/// The table fill only (`IPCTNL_MSG_CT_GET_STATS`) on an open socket: one
+/// small request, which also tells whether ctnetlink answers at all
+/// (`PermissionDenied` without CAP_NET_ADMIN).
+pub fn read_fill_on(socket: &mut CtnetlinkSocket) -> Result<GlobalStats, ConntrackError> {
+    let replies = socket.request(
+        REQUEST_STATS,
+        NetfilterProtoFamily::Unspec,
+        stats_request(IPCTNL_MSG_CT_GET_STATS),
+    )?;
+    decode_global_replies(&replies)
+}
+
 /// A statistics request: no attributes, family `AF_UNSPEC`.
 fn stats_request(message_type: u8) -> ConntrackMessage {
     ConntrackMessage::Other { message_type, attributes: Vec::new() }

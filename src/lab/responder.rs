@@ -218,36 +218,57 @@ impl Ord for Delayed {
 /// Most TCP connections served at once; more are closed at accept.
 const MAX_TCP_CONNECTIONS: usize = 512;
 
-/// Binds UDP and TCP on `listen` and serves until the process is killed.
-/// Returns only on a setup error.
-pub fn serve(listen: SocketAddr, behavior: ResponderBehavior, udp_threads: usize) -> Result<()> {
+/// Binds UDP and TCP on every address of `listen` and serves until the
+/// process is killed. Returns only on a setup error.
+pub fn serve(listen: &[SocketAddr], behavior: ResponderBehavior, udp_threads: usize) -> Result<()> {
     behavior.validate()?;
-    let bind_err = |proto: &str, e: std::io::Error| {
+    if listen.is_empty() {
+        return Err(Error::Usage("--listen: give at least one IP:PORT".into()));
+    }
+    let bind_err = |proto: &str, addr: SocketAddr, e: std::io::Error| {
         Error::Runtime(format!(
-            "cannot bind {proto} {listen}: {e} (is another DNS server running there?)"
+            "cannot bind {proto} {addr}: {e} (is another DNS server running there?)"
         ))
     };
-    let udp = UdpSocket::bind(listen).map_err(|e| bind_err("UDP", e))?;
-    let tcp = TcpListener::bind(listen).map_err(|e| bind_err("TCP", e))?;
-
-    // Why a separate sender thread for delayed answers: sleeping in the
-    // receive threads would cap the rate at threads/delay queries per second.
-    let delayed_tx = if behavior.delay.is_zero() {
-        None
-    } else {
-        let (tx, rx) = mpsc::channel::<Delayed>();
-        let socket = udp.try_clone().map_err(|e| bind_err("UDP", e))?;
-        std::thread::spawn(move || send_delayed(socket, rx));
-        Some(tx)
-    };
-
-    for index in 0..udp_threads.max(1) {
-        let socket = udp.try_clone().map_err(|e| bind_err("UDP", e))?;
-        let delayed_tx = delayed_tx.clone();
-        std::thread::spawn(move || serve_udp(socket, behavior, delayed_tx, index as u64));
+    // Bind everything first, so that a failure leaves nothing half-served.
+    let mut sockets = Vec::new();
+    for addr in listen {
+        let udp = UdpSocket::bind(addr).map_err(|e| bind_err("UDP", *addr, e))?;
+        let tcp = TcpListener::bind(addr).map_err(|e| bind_err("TCP", *addr, e))?;
+        sockets.push((*addr, udp, tcp));
     }
-
     let open_connections = Arc::new(AtomicUsize::new(0));
+    let mut accept_loops = Vec::new();
+    for (addr, udp, tcp) in sockets {
+        // Why a separate sender thread for delayed answers: sleeping in the
+        // receive threads would cap the rate at threads/delay queries per
+        // second.
+        let delayed_tx = if behavior.delay.is_zero() {
+            None
+        } else {
+            let (tx, rx) = mpsc::channel::<Delayed>();
+            let socket = udp.try_clone().map_err(|e| bind_err("UDP", addr, e))?;
+            std::thread::spawn(move || send_delayed(socket, rx));
+            Some(tx)
+        };
+        for index in 0..udp_threads.max(1) {
+            let socket = udp.try_clone().map_err(|e| bind_err("UDP", addr, e))?;
+            let delayed_tx = delayed_tx.clone();
+            std::thread::spawn(move || serve_udp(socket, behavior, delayed_tx, index as u64));
+        }
+        let open_connections = Arc::clone(&open_connections);
+        accept_loops.push(std::thread::spawn(move || accept_tcp(tcp, behavior, &open_connections)));
+    }
+    for handle in accept_loops {
+        // The accept loops never return; a panicked one ends the server.
+        let _ = handle.join();
+    }
+    Err(Error::Runtime("the DNS responder's TCP accept loop ended".into()))
+}
+
+/// Accepts TCP connections on `tcp` forever, one thread each, at most
+/// [`MAX_TCP_CONNECTIONS`] at once over all listeners.
+fn accept_tcp(tcp: TcpListener, behavior: ResponderBehavior, open_connections: &Arc<AtomicUsize>) {
     let mut salt = 1000u64;
     loop {
         let stream = match tcp.accept() {
@@ -259,7 +280,7 @@ pub fn serve(listen: SocketAddr, behavior: ResponderBehavior, udp_threads: usize
             continue;
         }
         salt += 1;
-        let open_connections = Arc::clone(&open_connections);
+        let open_connections = Arc::clone(open_connections);
         std::thread::spawn(move || {
             serve_tcp(stream, behavior, salt);
             open_connections.fetch_sub(1, Ordering::SeqCst);

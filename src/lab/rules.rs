@@ -4,22 +4,46 @@
 //! builds), with chain names hashed the way kube-proxy hashes them.
 
 use std::fmt::Write as _;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
-/// A ClusterIP Service with one or more ports, as kube-proxy sees it.
+/// A ClusterIP Service with one or more ports in one address family, as
+/// kube-proxy sees it (a dual-stack Service is one of these per family).
 #[derive(Debug, Clone)]
 pub struct ServiceRules {
     /// `namespace/name`, e.g. `kube-system/kube-dns`.
     pub service: String,
-    /// The ClusterIP.
-    pub cluster_ip: std::net::Ipv4Addr,
+    /// The ClusterIP of this family.
+    pub cluster_ip: IpAddr,
     /// The ports: (port name, protocol `udp`/`tcp`, port).
     pub ports: Vec<(String, String, u16)>,
-    /// Endpoints in the order kube-proxy writes them (IP:target port; the
-    /// lab's target port is the service port).
-    pub endpoints: Vec<SocketAddrV4>,
-    /// kube-proxy's `--cluster-cidr`: traffic from outside it is masqueraded.
+    /// Endpoints in the order kube-proxy writes them (IP:target port, of the
+    /// ClusterIP's family; the lab's target port is the service port).
+    pub endpoints: Vec<SocketAddr>,
+    /// kube-proxy's `--cluster-cidr` of this family: traffic from outside
+    /// it is masqueraded.
     pub cluster_cidr: String,
+    /// Whether a port without endpoints gets kube-proxy's REJECT (the
+    /// filter table's `has no endpoints` rule, or an element of
+    /// `no-endpoint-services`). kube-proxy always writes it; it is missing
+    /// while kube-proxy restarts, and then a packet to the ClusterIP is
+    /// routed on untranslated instead of rejected.
+    pub reject_without_endpoints: bool,
+}
+
+impl ServiceRules {
+    /// Whether the rules are for IPv6 (ip6tables, `table ip6 kube-proxy`).
+    pub fn is_ipv6(&self) -> bool {
+        self.cluster_ip.is_ipv6()
+    }
+
+    /// `/32` or `/128`: a host prefix of the family.
+    fn host_prefix(&self) -> &'static str {
+        if self.is_ipv6() {
+            "/128"
+        } else {
+            "/32"
+        }
+    }
 }
 
 /// `KUBE-SVC-` + the first 16 characters of base32(sha256(servicePortName +
@@ -70,11 +94,15 @@ fn hash_prefix(input: &str, len: usize) -> String {
 }
 
 impl ServiceRules {
-    /// The `iptables-restore` input for the nat table: the base chains
-    /// kube-proxy creates, the jumps from PREROUTING/OUTPUT/POSTROUTING, and
-    /// the Service's KUBE-SVC/KUBE-SEP chains (newer format: the endpoint in
-    /// the KUBE-SVC rule comment).
+    /// The `iptables-restore` (or, for IPv6, `ip6tables-restore`) input for
+    /// the nat and filter tables: the base chains kube-proxy creates, the
+    /// jumps from PREROUTING/OUTPUT/POSTROUTING, and the Service's
+    /// KUBE-SVC/KUBE-SEP chains (newer format: the endpoint in the KUBE-SVC
+    /// rule comment). A port without endpoints has no nat rules at all,
+    /// only the filter table's REJECT (unless `reject_without_endpoints` is
+    /// off), as kube-proxy writes it.
     pub fn iptables_restore_input(&self) -> String {
+        let host = self.host_prefix();
         let mut chains = vec![
             "KUBE-SERVICES".to_string(),
             "KUBE-NODEPORTS".to_string(),
@@ -95,16 +123,27 @@ impl ServiceRules {
                 .to_string(),
         ];
         let mut service_rules = Vec::new();
+        let mut reject_rules = Vec::new();
+        let unreachable =
+            if self.is_ipv6() { "icmp6-port-unreachable" } else { "icmp-port-unreachable" };
         for (port_name, protocol, port) in &self.ports {
             let spn = format!("{}:{}", self.service, port_name);
+            let cip = self.cluster_ip;
+            if self.endpoints.is_empty() {
+                if self.reject_without_endpoints {
+                    reject_rules.push(format!(
+                        r#"-A KUBE-SERVICES -d {cip}{host} -p {protocol} -m comment --comment "{spn} has no endpoints" -m {protocol} --dport {port} -j REJECT --reject-with {unreachable}"#
+                    ));
+                }
+                continue;
+            }
             let svc_chain = service_chain_name(&spn, protocol);
             chains.push(svc_chain.clone());
-            let cip = self.cluster_ip;
             service_rules.push(format!(
-                r#"-A KUBE-SERVICES -d {cip}/32 -p {protocol} -m comment --comment "{spn} cluster IP" -m {protocol} --dport {port} -j {svc_chain}"#
+                r#"-A KUBE-SERVICES -d {cip}{host} -p {protocol} -m comment --comment "{spn} cluster IP" -m {protocol} --dport {port} -j {svc_chain}"#
             ));
             rules.push(format!(
-                r#"-A {svc_chain} ! -s {cidr} -d {cip}/32 -p {protocol} -m comment --comment "{spn} cluster IP" -m {protocol} --dport {port} -j KUBE-MARK-MASQ"#,
+                r#"-A {svc_chain} ! -s {cidr} -d {cip}{host} -p {protocol} -m comment --comment "{spn} cluster IP" -m {protocol} --dport {port} -j KUBE-MARK-MASQ"#,
                 cidr = self.cluster_cidr
             ));
             let n = self.endpoints.len();
@@ -126,7 +165,7 @@ impl ServiceRules {
                 let _ = write!(rule, " -j {sep_chain}");
                 rules.push(rule);
                 sep_rules.push(format!(
-                    r#"-A {sep_chain} -s {ip}/32 -m comment --comment "{spn}" -j KUBE-MARK-MASQ"#,
+                    r#"-A {sep_chain} -s {ip}{host} -m comment --comment "{spn}" -j KUBE-MARK-MASQ"#,
                     ip = endpoint.ip()
                 ));
                 sep_rules.push(format!(
@@ -151,6 +190,23 @@ impl ServiceRules {
             let _ = writeln!(out, "{rule}");
         }
         out.push_str("COMMIT\n");
+        // The filter table is always written, so that a sync with endpoints
+        // removes an earlier REJECT.
+        out.push_str("*filter\n");
+        for chain in ["INPUT", "FORWARD", "OUTPUT"] {
+            let _ = writeln!(out, ":{chain} ACCEPT [0:0]");
+        }
+        out.push_str(":KUBE-SERVICES - [0:0]\n");
+        for hook in ["FORWARD", "OUTPUT"] {
+            let _ = writeln!(
+                out,
+                r#"-A {hook} -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#
+            );
+        }
+        for rule in &reject_rules {
+            let _ = writeln!(out, "{rule}");
+        }
+        out.push_str("COMMIT\n");
         out
     }
 }
@@ -164,56 +220,58 @@ impl ServiceRules {
     /// `no-endpoint-services` (with its name in the comment), as kube-proxy
     /// writes it.
     pub fn nft_input(&self) -> String {
-        const T: &str = "ip kube-proxy";
+        let (t, ip, addr_type) = if self.is_ipv6() {
+            ("ip6 kube-proxy", "ip6", "ipv6_addr")
+        } else {
+            ("ip kube-proxy", "ip", "ipv4_addr")
+        };
         let mut chains = Vec::new();
         let mut rules = Vec::new();
         for (port_name, protocol, port) in &self.ports {
             let svc = nft_service_chain_name(&self.service, protocol, port_name);
             let cip = self.cluster_ip;
             if self.endpoints.is_empty() {
-                rules.push(format!(
-                    r#"add element {T} no-endpoint-services {{ {cip} . {protocol} . {port} comment "{}:{port_name}" : goto reject-chain }}"#,
-                    self.service
-                ));
+                if self.reject_without_endpoints {
+                    rules.push(format!(
+                        r#"add element {t} no-endpoint-services {{ {cip} . {protocol} . {port} comment "{}:{port_name}" : goto reject-chain }}"#,
+                        self.service
+                    ));
+                }
                 continue;
             }
             chains.push(svc.clone());
             rules.push(format!(
-                "add rule {T} {svc} ip daddr {cip} {protocol} dport {port} ip saddr != {} jump mark-for-masquerade",
+                "add rule {t} {svc} {ip} daddr {cip} {protocol} dport {port} {ip} saddr != {} jump mark-for-masquerade",
                 self.cluster_cidr
             ));
             let mut vmap = Vec::new();
             for (i, endpoint) in self.endpoints.iter().enumerate() {
-                let ep_chain = nft_endpoint_chain_name(
-                    &self.service,
-                    protocol,
-                    port_name,
-                    std::net::SocketAddr::V4(*endpoint),
-                );
+                let ep_chain =
+                    nft_endpoint_chain_name(&self.service, protocol, port_name, *endpoint);
                 chains.push(ep_chain.clone());
                 vmap.push(format!("{i} : goto {ep_chain}"));
                 rules.push(format!(
-                    "add rule {T} {ep_chain} ip saddr {} jump mark-for-masquerade",
+                    "add rule {t} {ep_chain} {ip} saddr {} jump mark-for-masquerade",
                     endpoint.ip()
                 ));
                 rules.push(format!(
-                    "add rule {T} {ep_chain} meta l4proto {protocol} dnat to {endpoint}"
+                    "add rule {t} {ep_chain} meta l4proto {protocol} dnat to {endpoint}"
                 ));
             }
             rules.push(format!(
-                "add rule {T} {svc} numgen random mod {} vmap {{ {} }}",
+                "add rule {t} {svc} numgen random mod {} vmap {{ {} }}",
                 self.endpoints.len(),
                 vmap.join(" , ")
             ));
             rules.push(format!(
-                "add element {T} service-ips {{ {cip} . {protocol} . {port} : goto {svc} }}"
+                "add element {t} service-ips {{ {cip} . {protocol} . {port} : goto {svc} }}"
             ));
         }
         let mut out = String::new();
         // Why add, delete, add: `delete` fails on a table that does not
         // exist, and the whole file is one transaction either way.
-        let table = format!(r#"add table {T} {{ comment "rules for kube-proxy" ; }}"#);
-        for line in [table.as_str(), &format!("delete table {T}"), table.as_str()] {
+        let table = format!(r#"add table {t} {{ comment "rules for kube-proxy" ; }}"#);
+        for line in [table.as_str(), &format!("delete table {t}"), table.as_str()] {
             let _ = writeln!(out, "{line}");
         }
         let base = [
@@ -232,28 +290,32 @@ impl ServiceRules {
             "add rule {T} nat-postrouting jump masquerading",
             "add chain {T} reject-chain { comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }",
             "add rule {T} reject-chain reject",
-            "add map {T} service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }",
-            "add map {T} no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }",
+            "add map {T} service-ips { type {A} . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }",
+            "add map {T} no-endpoint-services { type {A} . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }",
             "add chain {T} endpoints-check",
-            "add rule {T} endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+            "add rule {T} endpoints-check {IP} daddr . meta l4proto . th dport vmap @no-endpoint-services",
             "add chain {T} filter-forward { type filter hook forward priority -110 ; }",
             "add rule {T} filter-forward ct state new jump endpoints-check",
             "add chain {T} filter-output { type filter hook output priority -110 ; }",
             "add rule {T} filter-output ct state new jump endpoints-check",
-            "add rule {T} services ip daddr . meta l4proto . th dport vmap @service-ips",
-            "add set {T} cluster-ips { type ipv4_addr ; comment \"Active ClusterIPs\" ; }",
+            "add rule {T} services {IP} daddr . meta l4proto . th dport vmap @service-ips",
+            "add set {T} cluster-ips { type {A} ; comment \"Active ClusterIPs\" ; }",
         ];
         for line in base {
-            let _ = writeln!(out, "{}", line.replace("{T}", T));
+            let _ = writeln!(
+                out,
+                "{}",
+                line.replace("{T}", t).replace("{A}", addr_type).replace("{IP}", ip)
+            );
         }
         // Every chain exists before a rule names it.
         for chain in &chains {
-            let _ = writeln!(out, "add chain {T} {chain}");
+            let _ = writeln!(out, "add chain {t} {chain}");
         }
         for rule in &rules {
             let _ = writeln!(out, "{rule}");
         }
-        let _ = writeln!(out, "add element {T} cluster-ips {{ {} }}", self.cluster_ip);
+        let _ = writeln!(out, "add element {t} cluster-ips {{ {} }}", self.cluster_ip);
         out
     }
 }
@@ -458,6 +520,49 @@ mod tests {
         assert!(!none.contains("add chain ip kube-proxy service-"), "{none}");
     }
 
+    /// The IPv6 generator and the iptables-save parser agree: the v6
+    /// ClusterIP, its endpoints, and a Service without endpoints (REJECT
+    /// only, or nothing at all while kube-proxy restarts).
+    #[test]
+    fn ipv6_and_no_endpoint_rules_parse_back() {
+        use crate::service::{find, iptables::parse, Protocol, KUBE_DNS};
+        let endpoints: Vec<std::net::SocketAddr> =
+            vec!["[2001:db8:2::2]:53".parse().unwrap(), "[2001:db8:3::2]:53".parse().unwrap()];
+        let rules =
+            crate::lab::kube_dns_rules_for("2001:db8::a".parse().unwrap(), &endpoints, true);
+        let text = rules.iptables_restore_input();
+        assert!(text.contains("-d 2001:db8::a/128 -p udp"), "{text}");
+        assert!(text.contains("-s 2001:db8:2::2/128"), "{text}");
+        assert!(text.contains("! -s 2001:db8::/40"), "{text}");
+        let parsed = parse(&text);
+        assert_eq!(parsed.skipped, Vec::<String>::new());
+        let dns = find(&parsed.services, KUBE_DNS, Protocol::Udp).expect("kube-dns udp");
+        assert_eq!(dns.cluster_ips, ["2001:db8::a".parse::<IpAddr>().unwrap()]);
+        assert_eq!(dns.endpoints, endpoints);
+
+        let nft = rules.nft_input();
+        assert!(nft.contains("add table ip6 kube-proxy"), "{nft}");
+        assert!(nft.contains("type ipv6_addr . inet_proto . inet_service : verdict"), "{nft}");
+        assert!(nft.contains("dnat to [2001:db8:3::2]:53"), "{nft}");
+        assert!(
+            nft.contains("ip6 daddr 2001:db8::a udp dport 53 ip6 saddr != 2001:db8::/40"),
+            "{nft}"
+        );
+
+        let none = crate::lab::kube_dns_rules_for("2001:db8::a".parse().unwrap(), &[], true);
+        let text = none.iptables_restore_input();
+        assert!(text.contains(r#"-A KUBE-SERVICES -d 2001:db8::a/128 -p udp -m comment --comment "kube-system/kube-dns:dns has no endpoints" -m udp --dport 53 -j REJECT --reject-with icmp6-port-unreachable"#), "{text}");
+        assert!(!text.contains("KUBE-SVC-"), "{text}");
+        let dns = find(&parse(&text).services, KUBE_DNS, Protocol::Udp).cloned().expect("kube-dns");
+        assert!(dns.endpoints.is_empty());
+
+        let restarting = crate::lab::kube_dns_rules_for("198.19.0.10".parse().unwrap(), &[], false);
+        let text = restarting.iptables_restore_input();
+        assert!(!text.contains("REJECT") && !text.contains("198.19.0.10"), "{text}");
+        let nft = restarting.nft_input();
+        assert!(!nft.contains("add element ip kube-proxy no-endpoint-services"), "{nft}");
+    }
+
     #[test]
     fn probabilities_as_kube_proxy_prints_them() {
         assert_eq!(probability(2), "0.5000000000");
@@ -477,6 +582,7 @@ mod tests {
                 "198.18.4.2:53".parse().unwrap(),
             ],
             cluster_cidr: "198.18.0.0/16".into(),
+            reject_without_endpoints: true,
         };
         let text = rules.iptables_restore_input();
         let svc = service_chain_name("kube-system/kube-dns:dns", "udp");
@@ -497,5 +603,6 @@ mod tests {
             "-A KUBE-SERVICES -d 198.19.0.10/32 -p udp -m comment --comment \"kube-system/kube-dns:dns cluster IP\" -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU"
         ));
         assert!(text.starts_with("*nat\n") && text.ends_with("COMMIT\n"));
+        assert!(!text.contains("REJECT"), "{text}");
     }
 }

@@ -18,7 +18,8 @@ use crate::process::{run_bounded, RunError};
 fn package_of(program: &str) -> &'static str {
     match program {
         "ip" => "iproute2",
-        "iptables" | "iptables-restore" | "iptables-save" => "iptables",
+        "iptables" | "iptables-restore" | "iptables-save" | "ip6tables-restore" => "iptables",
+        "nft" => "nftables",
         "dnsmasq" => "dnsmasq-base",
         "conntrack" => "conntrack",
         _ => "the package that provides it",
@@ -218,17 +219,18 @@ pub fn pids_in_netns(netns: &str) -> Vec<u32> {
 /// the new server may be the one that failed to bind.
 pub fn wait_listening(
     netns: &str,
-    addr: std::net::SocketAddrV4,
+    addr: std::net::SocketAddr,
     pid: u32,
     timeout: Duration,
 ) -> Result<bool> {
     let deadline = Instant::now() + timeout;
+    let (udp_table, tcp_table) = if addr.is_ipv6() { ("udp6", "tcp6") } else { ("udp", "tcp") };
     loop {
         if !alive_in_netns(pid, netns) {
             return Ok(false);
         }
-        let udp = bound_socket_inodes(pid, "udp", addr, None);
-        let tcp = bound_socket_inodes(pid, "tcp", addr, Some(TCP_LISTEN));
+        let udp = bound_socket_inodes(pid, udp_table, addr, None);
+        let tcp = bound_socket_inodes(pid, tcp_table, addr, Some(TCP_LISTEN));
         let owned = socket_inodes_of(pid);
         if udp.iter().any(|i| owned.contains(i)) && tcp.iter().any(|i| owned.contains(i)) {
             return Ok(true);
@@ -244,12 +246,12 @@ pub fn wait_listening(
 const TCP_LISTEN: u8 = 0x0A;
 
 /// Inodes of the sockets bound to `addr` in `/proc/PID/net/{table}` (the
-/// table of the process's network namespace), optionally only those in
-/// state `state`.
+/// table of the process's network namespace: `udp`, `tcp`, `udp6`,
+/// `tcp6`), optionally only those in state `state`.
 fn bound_socket_inodes(
     pid: u32,
     table: &str,
-    addr: std::net::SocketAddrV4,
+    addr: std::net::SocketAddr,
     state: Option<u8>,
 ) -> Vec<u64> {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
@@ -264,17 +266,36 @@ fn bound_socket_inodes(
         .collect()
 }
 
-/// `local_address`, `st` and `inode` of one line of /proc/net/{udp,tcp}:
-/// `0: 020312C6:0035 00000000:0000 07 ... 0 12345 ...`. The address is the
-/// network-order IPv4 word printed as a host-order hex number.
-fn parse_socket_line(line: &str) -> Option<(std::net::SocketAddrV4, u8, u64)> {
+/// The address of /proc/net/{udp,tcp}{,6}'s `local_address` column: the
+/// address's 32-bit words in network order, each printed as a host-order
+/// hex number (8 digits for IPv4, 4 x 8 for IPv6).
+fn parse_proc_address(hex: &str) -> Option<std::net::IpAddr> {
+    let word = |i: usize| -> Option<[u8; 4]> {
+        Some(u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?.to_ne_bytes())
+    };
+    match hex.len() {
+        8 => Some(std::net::Ipv4Addr::from(word(0)?).into()),
+        32 => {
+            let mut octets = [0u8; 16];
+            for i in 0..4 {
+                octets[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            Some(std::net::Ipv6Addr::from(octets).into())
+        }
+        _ => None,
+    }
+}
+
+/// `local_address`, `st` and `inode` of one line of /proc/net/{udp,tcp}{,6}:
+/// `0: 020312C6:0035 00000000:0000 07 ... 0 12345 ...`.
+fn parse_socket_line(line: &str) -> Option<(std::net::SocketAddr, u8, u64)> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     let (ip, port) = fields.get(1)?.split_once(':')?;
-    let ip = std::net::Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes());
+    let ip = parse_proc_address(ip)?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let st = u8::from_str_radix(fields.get(3)?, 16).ok()?;
     let inode = fields.get(9)?.parse().ok()?;
-    Some((std::net::SocketAddrV4::new(ip, port), st, inode))
+    Some((std::net::SocketAddr::new(ip, port), st, inode))
 }
 
 /// Inodes of the sockets the process `pid` has open (`socket:[N]` links in
@@ -302,6 +323,11 @@ mod tests {
         let (local, st, inode) = parse_socket_line(udp).unwrap();
         if cfg!(target_endian = "little") {
             assert_eq!(local, "198.18.3.2:53".parse().unwrap());
+            // [2001:db8:3::2]:53 as /proc/net/udp6 prints it on x86_64.
+            let udp6 = "   5: B80D0120000003000000000002000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0";
+            let (local, st, inode) = parse_socket_line(udp6).unwrap();
+            assert_eq!(local, "[2001:db8:3::2]:53".parse().unwrap());
+            assert_eq!((st, inode), (7, 4242));
         }
         assert_eq!((st, inode), (7, 91234));
         assert_eq!(parse_socket_line("  sl  local_address rem_address   st"), None);
@@ -314,8 +340,7 @@ mod tests {
         let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let pid = std::process::id();
         let owned = socket_inodes_of(pid);
-        let std::net::SocketAddr::V4(u) = udp.local_addr().unwrap() else { unreachable!() };
-        let std::net::SocketAddr::V4(t) = tcp.local_addr().unwrap() else { unreachable!() };
+        let (u, t) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
         let udp_inodes = bound_socket_inodes(pid, "udp", u, None);
         let tcp_inodes = bound_socket_inodes(pid, "tcp", t, Some(TCP_LISTEN));
         assert!(udp_inodes.iter().any(|i| owned.contains(i)), "{udp_inodes:?} {owned:?}");

@@ -5,6 +5,8 @@ pub mod compare;
 pub mod json;
 pub mod probe;
 pub mod prometheus;
+pub mod services;
+pub mod stale;
 pub mod stats;
 pub mod table;
 

@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
-use crate::process::{listing_deadline, run_bounded, RunError};
+use crate::process::{listing_deadline, run_bounded_lines, RunError};
 
 /// The options of one `-A CHAIN ...` rule that matter here. Negated options
 /// (`! -d ...`) are left out: they never define a ClusterIP or endpoint.
@@ -124,6 +124,7 @@ fn host_address(text: &str) -> Option<IpAddr> {
 }
 
 /// One ClusterIP (or no-endpoints REJECT) rule, before the merge.
+#[derive(Debug)]
 struct PortRule {
     key: Key,
     ip: IpAddr,
@@ -168,48 +169,74 @@ fn port_rule(rule: &Rule, suffix: &str) -> std::result::Result<Option<PortRule>,
 /// output. Rules that are not kube-proxy's are ignored; kube-proxy rules
 /// that cannot be read are listed in `skipped`, never fatal.
 pub fn parse(text: &str) -> Parsed {
-    let mut skipped = Vec::new();
-    let mut cluster_rules = Vec::new();
-    let mut no_endpoint_rules = Vec::new();
-    // Only jumps to KUBE-SVC/SVL/SEP chains are kept.
-    let mut chains = Chains::default();
-    let mut table = String::new();
-    for (index, line) in text.lines().enumerate() {
+    let mut parser = Parser::default();
+    for line in text.lines() {
+        parser.line(line);
+    }
+    parser.finish()
+}
+
+/// The iptables-save parser, fed one line at a time (so it can read a
+/// listing while the tool still prints it).
+#[derive(Debug, Default)]
+pub(crate) struct Parser {
+    skipped: Vec<String>,
+    cluster_rules: Vec<PortRule>,
+    no_endpoint_rules: Vec<PortRule>,
+    /// Only jumps to KUBE-SVC/SVL/SEP chains are kept.
+    chains: Chains,
+    table: String,
+    number: usize,
+    /// Whether a `KUBE-SERVICES` chain was seen (kube-proxy's rules are
+    /// here).
+    pub(crate) saw_kube_services: bool,
+}
+
+impl Parser {
+    /// Reads the next line of the listing.
+    pub(crate) fn line(&mut self, line: &str) {
+        self.number += 1;
+        let number = self.number;
         let line = line.trim();
         if let Some(name) = line.strip_prefix('*') {
-            table = name.to_string();
-            continue;
+            self.table = name.to_string();
+            return;
         }
         if line == "COMMIT" {
-            table.clear();
-            continue;
+            self.table.clear();
+            return;
         }
         // Why the cheap check first: real dumps carry thousands of Docker,
         // CNI and firewall rules that are none of our business.
         if !line.starts_with("-A ") || !line.contains("KUBE-") {
-            continue;
+            if line.starts_with(":KUBE-SERVICES ") {
+                self.saw_kube_services = true;
+            }
+            return;
         }
-        let number = index + 1;
         let Some(rule) = tokenize(line).as_deref().and_then(parse_rule) else {
-            skipped.push(format!("line {number}: cannot split the rule (unclosed quote?)"));
-            continue;
+            self.skipped.push(format!("line {number}: cannot split the rule (unclosed quote?)"));
+            return;
         };
-        match table.as_str() {
+        if rule.chain == "KUBE-SERVICES" {
+            self.saw_kube_services = true;
+        }
+        match self.table.as_str() {
             "nat" => {
                 if rule.chain == "KUBE-SERVICES" {
                     match port_rule(&rule, " cluster IP") {
-                        Ok(Some(r)) => cluster_rules.push(r),
+                        Ok(Some(r)) => self.cluster_rules.push(r),
                         Ok(None) => {}
-                        Err(why) => skipped.push(format!("line {number}: {why}")),
+                        Err(why) => self.skipped.push(format!("line {number}: {why}")),
                     }
                 } else if rule.chain.starts_with("KUBE-SEP-")
                     && rule.target.as_deref() == Some("DNAT")
                 {
                     match rule.to_destination.as_deref().map(str::parse::<SocketAddr>) {
                         Some(Ok(addr)) => {
-                            chains.dnat.entry(rule.chain.clone()).or_default().push(addr);
+                            self.chains.dnat.entry(rule.chain.clone()).or_default().push(addr);
                         }
-                        _ => skipped.push(format!(
+                        _ => self.skipped.push(format!(
                             "line {number}: DNAT in {} has no IP:PORT --to-destination",
                             rule.chain
                         )),
@@ -219,30 +246,38 @@ pub fn parse(text: &str) -> Parsed {
                     if ["KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-"].iter().any(|p| target.starts_with(p))
                         && rule.chain != "KUBE-SERVICES"
                     {
-                        chains.jumps.entry(rule.chain.clone()).or_default().push(target.clone());
+                        self.chains
+                            .jumps
+                            .entry(rule.chain.clone())
+                            .or_default()
+                            .push(target.clone());
                     }
                 }
             }
             "filter" if rule.chain == "KUBE-SERVICES" => {
                 match port_rule(&rule, " has no endpoints") {
-                    Ok(Some(r)) => no_endpoint_rules.push(r),
+                    Ok(Some(r)) => self.no_endpoint_rules.push(r),
                     Ok(None) => {}
-                    Err(why) => skipped.push(format!("line {number}: {why}")),
+                    Err(why) => self.skipped.push(format!("line {number}: {why}")),
                 }
             }
             _ => {}
         }
     }
 
-    let mut builder = Builder::default();
-    for r in &cluster_rules {
-        let endpoints = r.chain.as_deref().map(|c| chains.endpoints_from(c)).unwrap_or_default();
-        builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
+    /// The Services of everything read.
+    pub(crate) fn finish(self) -> Parsed {
+        let mut builder = Builder::default();
+        for r in &self.cluster_rules {
+            let endpoints =
+                r.chain.as_deref().map(|c| self.chains.endpoints_from(c)).unwrap_or_default();
+            builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
+        }
+        for r in &self.no_endpoint_rules {
+            builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
+        }
+        Parsed { services: builder.finish(), skipped: self.skipped }
     }
-    for r in &no_endpoint_rules {
-        builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
-    }
-    Parsed { services: builder.finish(), skipped }
 }
 
 /// The save tools to try per address family, in order: the system's
@@ -254,57 +289,91 @@ const SAVE_TOOLS: [&[&str]; 2] = [
 ];
 
 /// Runs the save tools inside `netns` (the current namespace when `None`)
-/// and parses what they print. For each address family the first tool
-/// whose output holds `KUBE-SERVICES` counts. An error only when no IPv4
-/// tool could run at all (not installed, or not root).
+/// and parses what they print, IPv4 and IPv6 at once. For each family the
+/// first tool whose output holds `KUBE-SERVICES` counts. Why the whole
+/// listing and not `-t nat` and `-t filter`: with the nf_tables backend
+/// every run fetches the whole ruleset, so two runs cost twice one. Why
+/// parse while the tool prints: on a big node the parse then ends with the
+/// listing instead of after it. An error only when no IPv4 tool could run
+/// at all (not installed, or not root).
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
     run_in(netns, || {
-        let mut text = String::new();
-        let mut tools = Vec::new();
-        let mut failures = Vec::new();
-        for (family, candidates) in SAVE_TOOLS.iter().enumerate() {
-            let mut ran_any = false;
-            for tool in candidates.iter() {
-                match run_bounded(tool, &[], None, listing_deadline()) {
-                    Ok(out) if out.status.success() => {
-                        ran_any = true;
-                        let stdout = out.stdout_text();
-                        if stdout.contains("KUBE-SERVICES") {
-                            text.push_str(&stdout);
-                            text.push('\n');
-                            tools.push(tool.to_string());
-                            break;
-                        }
-                    }
-                    Ok(out) => {
-                        failures.push(format!("{tool}: {} {}", out.status, out.stderr_text()))
-                    }
-                    Err(RunError::NotFound { .. }) => {}
-                    // A hung listing tool is reported, never waited on; the
-                    // other tools of the family are not tried (they share
-                    // the kernel that made this one hang).
-                    Err(e @ RunError::TimedOut { .. }) => {
-                        return Err(Error::Command {
-                            command: tool.to_string(),
-                            detail: e.to_string(),
-                        })
-                    }
-                    Err(e) => failures.push(e.to_string()),
+        let (v4, v6) = std::thread::scope(|scope| {
+            let v6 = scope.spawn(|| save_family(SAVE_TOOLS[1]));
+            let v4 = save_family(SAVE_TOOLS[0]);
+            let v6 = v6.join().unwrap_or_else(|_| {
+                Err(Error::Runtime("the ip6tables-save thread panicked".into()))
+            });
+            (v4, v6)
+        });
+        let v4 = v4?;
+        if !v4.ran_any {
+            return Err(Error::Command {
+                command: SAVE_TOOLS[0].join(" / "),
+                detail: if v4.failures.is_empty() {
+                    "not installed (the iptables package provides it)".into()
+                } else {
+                    format!("{} (reading the rules needs root)", v4.failures.join("; "))
+                },
+            });
+        }
+        let mut parsed = v4.parsed;
+        let mut tools: Vec<String> = v4.tool.into_iter().collect();
+        // IPv6 is optional: a node without ip6tables still has IPv4 rules.
+        if let Ok(v6) = v6 {
+            let mut builder = Builder::default();
+            for s in parsed.services.drain(..).chain(v6.parsed.services) {
+                let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
+                for ip in &s.cluster_ips {
+                    builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
                 }
             }
-            if family == 0 && !ran_any {
-                return Err(Error::Command {
-                    command: candidates.join(" / "),
-                    detail: if failures.is_empty() {
-                        "not installed (the iptables package provides it)".into()
-                    } else {
-                        format!("{} (reading the rules needs root)", failures.join("; "))
-                    },
-                });
-            }
+            parsed.services = builder.finish();
+            parsed.skipped.extend(v6.parsed.skipped);
+            tools.extend(v6.tool);
         }
-        Ok(Discovery { parsed: parse(&text), tools, notes: Vec::new() })
+        Ok(Discovery { parsed, tools, ..Discovery::default() })
     })?
+}
+
+/// What one address family's save tools gave.
+struct Family {
+    parsed: Parsed,
+    /// The tool whose listing held kube-proxy's rules.
+    tool: Option<String>,
+    ran_any: bool,
+    failures: Vec<String>,
+}
+
+/// The Services in the listing of the first of `candidates` that holds
+/// `KUBE-SERVICES`. An error only when one hung: the other tools of the
+/// family are not tried then (they share the kernel that made this one
+/// hang).
+fn save_family(candidates: &[&str]) -> Result<Family> {
+    let mut family =
+        Family { parsed: Parsed::default(), tool: None, ran_any: false, failures: Vec::new() };
+    for tool in candidates {
+        let mut parser = Parser::default();
+        match run_bounded_lines(tool, &[], listing_deadline(), |line| parser.line(line)) {
+            Ok(out) if out.status.success() => {
+                family.ran_any = true;
+                if parser.saw_kube_services {
+                    family.parsed = parser.finish();
+                    family.tool = Some(tool.to_string());
+                    return Ok(family);
+                }
+            }
+            Ok(out) => {
+                family.failures.push(format!("{tool}: {} {}", out.status, out.stderr_text()))
+            }
+            Err(RunError::NotFound { .. }) => {}
+            Err(e @ RunError::TimedOut { .. }) => {
+                return Err(Error::Command { command: tool.to_string(), detail: e.to_string() })
+            }
+            Err(e) => family.failures.push(e.to_string()),
+        }
+    }
+    Ok(family)
 }
 
 #[cfg(test)]

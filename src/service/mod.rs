@@ -1,11 +1,17 @@
 //! Kubernetes Services as the node's kube-proxy rules define them: which
 //! ClusterIP and port, and which endpoints the DNAT rules send traffic to.
 //!
-//! kube-proxy's iptables mode (`iptables-save`) and nftables mode (`nft list
-//! table ip kube-proxy`) are read; IPVS mode is not.
+//! kube-proxy's iptables mode (`iptables-save`), nftables mode (`nft list
+//! table ip kube-proxy`) and IPVS mode (`/proc/net/ip_vs` with the
+//! addresses of `kube-ipvs0`) are read. [`report`] builds `ctdiag
+//! services`' report, [`api`] checks the rules against the API's
+//! EndpointSlices.
 
+pub mod api;
 pub mod iptables;
+pub mod ipvs;
 pub mod nftables;
+pub mod report;
 pub mod select;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -145,59 +151,113 @@ pub struct Parsed {
 }
 
 /// The kube-proxy rules of a namespace, and where they were read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Discovery {
     /// The Services found.
     pub parsed: Parsed,
     /// The tools whose output held kube-proxy rules, e.g. `iptables-save`,
-    /// `nft`.
+    /// `nft`, `/proc/net/ip_vs`.
     pub tools: Vec<String>,
-    /// Why one of the modes could not be read (the other was), e.g. a
+    /// Why one of the modes could not be read (another was), e.g. a
     /// listing tool that hung or is not installed.
     pub notes: Vec<String>,
+    /// How many Service ports each mode's rules define, before merging
+    /// (more than one mode here means leftover rules of another mode).
+    pub per_mode: BTreeMap<ProxyMode, usize>,
+    /// In IPVS mode, which ClusterIP was taken for kube-dns and how.
+    pub ipvs_kube_dns: Option<ipvs::DnsMatch>,
 }
 
 /// Reads kube-proxy's rules in `netns` (the current namespace when `None`)
-/// in both modes it may run in, iptables and nftables, and merges what they
-/// define. An error only when neither `iptables-save` nor `nft` could run.
+/// in every mode it may run in: iptables, nftables and IPVS, and merges
+/// what they define. An error only when neither `iptables-save` nor `nft`
+/// could run and IPVS is not loaded.
 pub fn discover(netns: Option<&crate::netns::Netns>) -> crate::error::Result<Discovery> {
+    discover_with(netns, &ipvs::ClusterDnsHint::default())
+}
+
+/// [`discover`], with a hint for naming kube-dns in IPVS mode.
+pub fn discover_with(
+    netns: Option<&crate::netns::Netns>,
+    hint: &ipvs::ClusterDnsHint,
+) -> crate::error::Result<Discovery> {
+    use crate::error::Error;
     // Why in parallel: on a big node each listing takes a noticeable
     // fraction of a second, and they do not depend on each other.
-    let (from_iptables, from_nft) = std::thread::scope(|scope| {
+    let panicked = |mode: &str| Error::Runtime(format!("reading the {mode} rules panicked"));
+    let (from_iptables, from_nft, from_ipvs) = std::thread::scope(|scope| {
         let nft = scope.spawn(|| nftables::read(netns));
+        let ipvs = scope.spawn(|| ipvs::read(netns, hint));
         let iptables = iptables::read(netns);
-        let nft = nft.join().unwrap_or_else(|_| {
-            Err(crate::error::Error::Runtime("reading the nftables rules panicked".into()))
-        });
-        (iptables, nft)
+        let nft = nft.join().unwrap_or_else(|_| Err(panicked("nftables")));
+        let ipvs = ipvs.join().unwrap_or_else(|_| Err(panicked("IPVS")));
+        (iptables, nft, ipvs)
     });
     let mut notes = Vec::new();
-    let (iptables, nft) = match (from_iptables, from_nft) {
-        (Err(e), Err(_)) => return Err(e),
-        (a, b) => {
-            for (mode, result) in [("iptables", &a), ("nftables", &b)] {
-                if let Err(e) = result {
-                    notes.push(format!("{mode} mode not read: {e}"));
-                }
-            }
-            (a.ok(), b.ok())
+    let ipvs_found = from_ipvs.as_ref().is_ok_and(|r| !r.tools.is_empty());
+    if let (Err(a), Err(b), false) = (&from_iptables, &from_nft, ipvs_found) {
+        let ipvs_why = match &from_ipvs {
+            Err(e) => format!("IPVS mode: {e}"),
+            Ok(_) => "IPVS mode: not loaded (no /proc/net/ip_vs)".into(),
+        };
+        return Err(Error::Command {
+            command: "iptables-save / nft / IPVS".into(),
+            detail: format!("iptables mode: {a}; nftables mode: {b}; {ipvs_why}"),
+        });
+    }
+    for (mode, error) in [
+        ("iptables", from_iptables.as_ref().err()),
+        ("nftables", from_nft.as_ref().err()),
+        ("IPVS", from_ipvs.as_ref().err()),
+    ] {
+        if let Some(e) = error {
+            notes.push(format!("{mode} mode not read: {e}"));
         }
-    };
-    let mut builder = Builder::default();
+    }
+    let mut services = Vec::new();
     let mut skipped = Vec::new();
     let mut tools = Vec::new();
-    for found in [iptables, nft].into_iter().flatten() {
-        for s in found.parsed.services {
-            let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-            for ip in &s.cluster_ips {
-                // Repeated endpoints are dropped by `finish`.
-                builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
-            }
+    let mut per_mode = BTreeMap::new();
+    // Why no merge across modes: each mode's parser has merged its address
+    // families already; when two modes define the same Service (leftover
+    // rules), each keeps its own entry, so nobody mistakes one mode's
+    // endpoints for the other's.
+    for found in [from_iptables.ok(), from_nft.ok()].into_iter().flatten() {
+        for s in &found.parsed.services {
+            *per_mode.entry(s.proxy_mode).or_insert(0) += 1;
         }
+        services.extend(found.parsed.services);
         skipped.extend(found.parsed.skipped);
         tools.extend(found.tools);
+        notes.extend(found.notes);
     }
-    Ok(Discovery { parsed: Parsed { services: builder.finish(), skipped }, tools, notes })
+    let mut ipvs_kube_dns = None;
+    if let Ok(read) = from_ipvs {
+        if !read.services.is_empty() {
+            per_mode.insert(ProxyMode::Ipvs, read.services.len());
+        }
+        // IPVS Services have no names to merge by: each virtual server is
+        // its own entry.
+        services.extend(read.services);
+        skipped.extend(read.skipped);
+        tools.extend(read.tools);
+        notes.extend(read.notes);
+        ipvs_kube_dns = read.kube_dns;
+    }
+    services.sort_by(|a, b| {
+        (&a.namespace, &a.name, &a.port_name, a.protocol, a.port, &a.cluster_ips, a.proxy_mode).cmp(
+            &(
+                &b.namespace,
+                &b.name,
+                &b.port_name,
+                b.protocol,
+                b.port,
+                &b.cluster_ips,
+                b.proxy_mode,
+            ),
+        )
+    });
+    Ok(Discovery { parsed: Parsed { services, skipped }, tools, notes, per_mode, ipvs_kube_dns })
 }
 
 /// The cluster DNS Service found in the node's kube-proxy rules.
@@ -231,7 +291,7 @@ pub fn cluster_dns(
             format!(" ({})", discovery.notes.join("; "))
         };
         return Err(format!(
-            "no {}/{} {} ClusterIP in the kube-proxy rules (iptables or nftables mode) of {place}{notes}",
+            "no {}/{} {} ClusterIP in the kube-proxy rules (iptables, nftables or IPVS mode) of {place}{notes}",
             KUBE_DNS.0,
             KUBE_DNS.1,
             protocol.as_str()

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
-use crate::process::{listing_deadline, run_bounded, RunError};
+use crate::process::{listing_deadline, run_bounded_lines, RunError};
 
 /// A block of the listing the parser is inside.
 #[derive(Debug)]
@@ -41,7 +41,8 @@ struct Element {
     protocol: Protocol,
     port: u16,
     comment: Option<String>,
-    chain: String,
+    /// The chain of a `goto`/`jump` verdict; `None` for `drop`, `reject`.
+    chain: Option<String>,
 }
 
 /// The names nft may print for the ports kube-proxy's Services commonly use,
@@ -94,8 +95,9 @@ fn parse_element(text: &str) -> std::result::Result<Element, String> {
         Protocol::parse(protocol).ok_or_else(|| format!("element {text:?}: bad protocol"))?;
     let port = port_number(port).ok_or_else(|| format!("element {text:?}: bad port"))?;
     let chain = match verdict.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["goto" | "jump", chain] => unquote(chain).to_string(),
-        _ => return Err(format!("element {text:?}: verdict is not goto/jump CHAIN")),
+        ["goto" | "jump", chain] => Some(unquote(chain).to_string()),
+        ["drop" | "reject" | "accept" | "return" | "continue"] => None,
+        _ => return Err(format!("element {text:?}: verdict is not goto/jump CHAIN or drop")),
     };
     Ok(Element { ip, protocol, port, comment, chain })
 }
@@ -162,129 +164,171 @@ fn dnat_targets(rule: &str) -> Option<std::result::Result<Vec<SocketAddr>, Strin
 /// list ruleset`: other tables are ignored). Elements and rules that cannot
 /// be read are listed in `skipped`, never fatal.
 pub fn parse(text: &str) -> Parsed {
-    let mut skipped = Vec::new();
-    let mut chains = Chains::default();
-    let mut service_ips = Vec::new();
-    let mut no_endpoints = Vec::new();
-    let mut stack: Vec<Block> = Vec::new();
-    // A map's `elements = { ... }` may span thousands of lines: the map,
-    // the text so far, its first line and how many braces are still open.
-    // Why the count: rescanning the growing text for its closing brace on
-    // every line would be quadratic.
-    let mut pending: Option<(String, String, usize, usize)> = None;
-    for (index, raw) in text.lines().enumerate() {
-        let number = index + 1;
+    let mut parser = Parser::default();
+    for line in text.lines() {
+        parser.line(line);
+    }
+    parser.finish()
+}
+
+/// The `nft list` parser, fed one line at a time (so it can read a
+/// listing while `nft` still prints it).
+#[derive(Debug, Default)]
+pub(crate) struct Parser {
+    skipped: Vec<String>,
+    chains: Chains,
+    found: Found,
+    stack: Vec<Block>,
+    /// A map's `elements = { ... }` may span thousands of lines: the map,
+    /// the text so far, its first line and how many braces are still open.
+    /// Why the count: rescanning the growing text for its closing brace on
+    /// every line would be quadratic.
+    pending: Option<(String, String, usize, usize)>,
+    number: usize,
+}
+
+impl Parser {
+    /// Reads the next line of the listing.
+    pub(crate) fn line(&mut self, raw: &str) {
+        self.number += 1;
+        let number = self.number;
         let line = raw.trim();
-        if let Some((map, mut buffer, start, open)) = pending.take() {
+        if let Some((map, mut buffer, start, open)) = self.pending.take() {
             buffer.push(' ');
             buffer.push_str(line);
             let open = (open + line.matches('{').count()).checked_sub(line.matches('}').count());
             match open {
                 Some(0) | None => match braced(&buffer) {
-                    Some(body) => collect_elements(
-                        &map,
-                        body,
-                        start,
-                        &mut service_ips,
-                        &mut no_endpoints,
-                        &mut skipped,
-                    ),
-                    None => skipped
+                    Some(body) => {
+                        collect_elements(&map, body, start, &mut self.found, &mut self.skipped)
+                    }
+                    None => self
+                        .skipped
                         .push(format!("line {start}: the elements of map {map} are malformed")),
                 },
-                Some(open) => pending = Some((map, buffer, start, open)),
+                Some(open) => self.pending = Some((map, buffer, start, open)),
             }
-            continue;
+            return;
         }
         if line.is_empty() || line.starts_with('#') {
-            continue;
+            return;
         }
         if line == "}" {
-            stack.pop();
-            continue;
+            self.stack.pop();
+            return;
         }
-        let ours = matches!(stack.first(), Some(Block::Table { ours: true }));
-        if let Some(Block::Map(map)) = stack.last() {
+        let ours = matches!(self.stack.first(), Some(Block::Table { ours: true }));
+        if let Some(Block::Map(map)) = self.stack.last() {
             if ours && line.starts_with("elements = {") {
                 match braced(line) {
-                    Some(body) => collect_elements(
-                        map,
-                        body,
-                        number,
-                        &mut service_ips,
-                        &mut no_endpoints,
-                        &mut skipped,
-                    ),
+                    Some(body) => {
+                        collect_elements(map, body, number, &mut self.found, &mut self.skipped)
+                    }
                     None => {
                         let open =
                             line.matches('{').count().saturating_sub(line.matches('}').count());
-                        pending = Some((map.clone(), line.to_string(), number, open));
+                        self.pending = Some((map.clone(), line.to_string(), number, open));
                     }
                 }
             }
-            continue;
+            return;
         }
         if let Some(head) = line.strip_suffix('{') {
             let words: Vec<&str> = head.split_whitespace().collect();
-            stack.push(match words.as_slice() {
+            self.stack.push(match words.as_slice() {
                 ["table", family, name] => Block::Table {
                     ours: matches!(*family, "ip" | "ip6") && unquote(name) == "kube-proxy",
                 },
-                ["map", name] => Block::Map(unquote(name).to_string()),
+                // Sets hold elements the same way (`cluster-ips`).
+                ["map" | "set", name] => Block::Map(unquote(name).to_string()),
                 ["chain", name] => Block::Chain(unquote(name).to_string()),
                 _ => Block::Other,
             });
-            continue;
+            return;
         }
-        let Some(Block::Chain(chain)) = stack.last() else { continue };
+        let Some(Block::Chain(chain)) = self.stack.last() else { return };
         if !ours {
-            continue;
+            return;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         for pair in words.windows(2) {
             if matches!(pair[0], "goto" | "jump") {
                 let target = unquote(pair[1].trim_end_matches([',', '}'])).to_string();
-                chains.jumps.entry(chain.clone()).or_default().push(target);
+                self.chains.jumps.entry(chain.clone()).or_default().push(target);
             }
         }
         match dnat_targets(line) {
-            Some(Ok(targets)) => chains.dnat.entry(chain.clone()).or_default().extend(targets),
-            Some(Err(why)) => skipped.push(format!("line {number}: {why}")),
+            Some(Ok(targets)) => self.chains.dnat.entry(chain.clone()).or_default().extend(targets),
+            Some(Err(why)) => self.skipped.push(format!("line {number}: {why}")),
             None => {}
         }
     }
-    if let Some((map, _, start, _)) = pending {
-        skipped.push(format!("line {start}: the elements of map {map} never close"));
-    }
 
-    let mut builder = Builder::default();
-    for (element, number) in &service_ips {
-        if !(element.chain.starts_with("service-") || element.chain.starts_with("local-")) {
-            continue; // external, load-balancer or firewall traffic
+    /// The Services of everything read.
+    pub(crate) fn finish(self) -> Parsed {
+        let Parser { mut skipped, chains, found, pending, .. } = self;
+        if let Some((map, _, start, _)) = pending {
+            skipped.push(format!("line {start}: the elements of map {map} never close"));
         }
-        match chain_service(&element.chain) {
-            Some(key) if key.3 == element.protocol => {
-                let endpoints = chains.endpoints_from(&element.chain);
-                builder.add(&key, element.ip, element.port, endpoints, ProxyMode::Nftables);
+
+        let mut builder = Builder::default();
+        for (element, number) in &found.service_ips {
+            let Some(chain) = element.chain.as_deref() else {
+                skipped.push(format!(
+                    "line {number}: service-ips element for {} has no chain",
+                    element.ip
+                ));
+                continue;
+            };
+            if !(chain.starts_with("service-") || chain.starts_with("local-")) {
+                continue; // external, load-balancer or firewall traffic
             }
-            _ => skipped.push(format!(
-                "line {number}: chain {} does not name a Service port",
-                element.chain
-            )),
-        }
-    }
-    for (element, number) in &no_endpoints {
-        match element.comment.as_deref().and_then(|c| comment_service(c, element.protocol)) {
-            Some(key) => {
-                builder.add(&key, element.ip, element.port, Vec::new(), ProxyMode::Nftables)
+            match chain_service(chain) {
+                Some(key) if key.3 == element.protocol => {
+                    let endpoints = chains.endpoints_from(chain);
+                    builder.add(&key, element.ip, element.port, endpoints, ProxyMode::Nftables);
+                }
+                _ => skipped
+                    .push(format!("line {number}: chain {chain} does not name a Service port")),
             }
-            None => skipped.push(format!(
-                "line {number}: no-endpoint-services element for {} has no ns/name comment",
-                element.ip
-            )),
         }
+        for (element, number) in &found.no_endpoints {
+            // Why: external and load-balancer IPs without (local) endpoints
+            // are in this map too. The cluster-ips set names the ClusterIPs;
+            // without it (older kube-proxy), a ClusterIP is the one that goes
+            // to the reject chain, never a plain `drop`.
+            let cluster_ip = if found.cluster_ips.is_empty() {
+                element.chain.is_some()
+            } else {
+                found.cluster_ips.contains(&element.ip)
+            };
+            if !cluster_ip {
+                continue;
+            }
+            match element.comment.as_deref().and_then(|c| comment_service(c, element.protocol)) {
+                Some(key) => {
+                    builder.add(&key, element.ip, element.port, Vec::new(), ProxyMode::Nftables)
+                }
+                None => skipped.push(format!(
+                    "line {number}: no-endpoint-services element for {} has no ns/name comment",
+                    element.ip
+                )),
+            }
+        }
+        Parsed { services: builder.finish(), skipped }
     }
-    Parsed { services: builder.finish(), skipped }
+}
+
+/// The elements of the maps and sets that define Services.
+#[derive(Debug, Default)]
+struct Found {
+    /// `service-ips` elements, with their line.
+    service_ips: Vec<(Element, usize)>,
+    /// `no-endpoint-services` elements, with their line.
+    no_endpoints: Vec<(Element, usize)>,
+    /// The `cluster-ips` set (kube-proxy >= 1.31): which addresses are
+    /// ClusterIPs, as opposed to external and load-balancer IPs.
+    cluster_ips: Vec<IpAddr>,
 }
 
 /// Reads the elements of the maps that define Services.
@@ -292,13 +336,22 @@ fn collect_elements(
     map: &str,
     body: &str,
     number: usize,
-    service_ips: &mut Vec<(Element, usize)>,
-    no_endpoints: &mut Vec<(Element, usize)>,
+    found: &mut Found,
     skipped: &mut Vec<String>,
 ) {
+    if map == "cluster-ips" {
+        for text in body.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match text.parse::<IpAddr>() {
+                Ok(ip) => found.cluster_ips.push(ip),
+                Err(_) => skipped
+                    .push(format!("line {number}: set cluster-ips: {text:?} is not an address")),
+            }
+        }
+        return;
+    }
     let target = match map {
-        "service-ips" => service_ips,
-        "no-endpoint-services" => no_endpoints,
+        "service-ips" => &mut found.service_ips,
+        "no-endpoint-services" => &mut found.no_endpoints,
         _ => return,
     };
     for text in body.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -310,24 +363,50 @@ fn collect_elements(
 }
 
 /// Lists kube-proxy's `ip` and `ip6` tables inside `netns` (the current
-/// namespace when `None`) with `nft` and parses them. A missing table is
-/// not an error; an error only when `nft` cannot run or is refused.
+/// namespace when `None`) with `nft` and parses them, both families at
+/// once. Why `nft list table` and not `nft list tables` first: listing one
+/// table that does not exist answers ENOENT in milliseconds, while `list
+/// tables` fetches the whole ruleset (on an iptables-nft node with many
+/// Services that is as slow as `iptables-save`). A missing table is not an
+/// error; an error only when `nft` cannot run or is refused.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
     run_in(netns, || {
-        let mut text = String::new();
-        let mut failures = Vec::new();
-        for family in ["ip", "ip6"] {
+        // Why parse while nft prints: on a big node the parse then ends
+        // with the listing instead of after it.
+        let list = |family: &'static str| {
+            let mut parser = Parser::default();
             let args = ["list", "table", family, "kube-proxy"];
-            match run_bounded("nft", &args, None, listing_deadline()) {
-                Ok(out) if out.status.success() => {
-                    text.push_str(&out.stdout_text());
-                    text.push('\n');
+            run_bounded_lines("nft", &args, listing_deadline(), |line| parser.line(line))
+                .map(|ran| (ran, parser))
+        };
+        let (v4, v6) = std::thread::scope(|scope| {
+            let v6 = scope.spawn(|| list("ip6"));
+            let v4 = list("ip");
+            (v4, v6.join().unwrap_or_else(|_| Ok((failed_run(), Parser::default()))))
+        });
+        let mut builder = Builder::default();
+        let mut skipped = Vec::new();
+        let mut read_any = false;
+        let mut failures = Vec::new();
+        for (family, result) in [("ip", v4), ("ip6", v6)] {
+            match result {
+                Ok((out, parser)) if out.status.success() => {
+                    read_any = true;
+                    let parsed = parser.finish();
+                    for s in parsed.services {
+                        let key =
+                            (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
+                        for ip in &s.cluster_ips {
+                            builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
+                        }
+                    }
+                    skipped.extend(parsed.skipped);
                 }
-                Ok(out) => {
+                Ok((out, _)) => {
                     let stderr = out.stderr_text();
                     // Why: nft says ENOENT for a table that does not exist.
                     if !stderr.contains("No such file or directory") {
-                        failures.push(format!("nft {}: {stderr}", args.join(" ")));
+                        failures.push(format!("nft list table {family} kube-proxy: {stderr}"));
                     }
                 }
                 Err(RunError::NotFound { .. }) => {
@@ -337,10 +416,9 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
                     })
                 }
                 // A hung nft is as good as none: say so, never wait on.
-                Err(e @ RunError::TimedOut { .. }) => {
+                Err(e) => {
                     return Err(Error::Command { command: "nft".into(), detail: e.to_string() })
                 }
-                Err(e) => failures.push(e.to_string()),
             }
         }
         if failures.len() == 2 {
@@ -349,9 +427,20 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
                 detail: format!("{} (reading the rules needs root)", failures.join("; ")),
             });
         }
-        let tools = if text.trim().is_empty() { Vec::new() } else { vec!["nft".to_string()] };
-        Ok(Discovery { parsed: parse(&text), tools, notes: Vec::new() })
+        let tools = if read_any { vec!["nft".to_string()] } else { Vec::new() };
+        let parsed = Parsed { services: builder.finish(), skipped };
+        Ok(Discovery { parsed, tools, notes: failures, ..Discovery::default() })
     })?
+}
+
+/// A stand-in result for a listing thread that panicked.
+fn failed_run() -> crate::process::Ran {
+    use std::os::unix::process::ExitStatusExt;
+    crate::process::Ran {
+        status: std::process::ExitStatus::from_raw(1 << 8),
+        stdout: Vec::new(),
+        stderr: b"the listing thread panicked".to_vec(),
+    }
 }
 
 #[cfg(test)]
@@ -460,7 +549,8 @@ mod tests {
         assert!(parse_element("198.19.0.80 . tcp : goto x").is_err());
         assert!(parse_element("198.19.0.80 . icmp . 1 : goto x").is_err());
         assert!(parse_element("198.19.0.80 . tcp . 0 : goto x").is_err());
-        assert!(parse_element("198.19.0.80 . tcp . 80 : drop").is_err());
+        assert_eq!(parse_element("198.19.0.80 . tcp . 80 : drop").unwrap().chain, None);
+        assert!(parse_element("198.19.0.80 . tcp . 80 : queue").is_err());
         assert_eq!(
             chain_service("service-ULMVA6XW-ns1/svc1/tcp/p80"),
             Some(("ns1".into(), "svc1".into(), "p80".into(), Protocol::Tcp))

@@ -6,7 +6,10 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use super::{discover, Protocol, ProxyMode, Service, KUBE_DNS};
+use std::collections::BTreeMap;
+
+use super::ipvs::{ClusterDnsHint, DnsMatch};
+use super::{discover_with, Protocol, ProxyMode, Service, KUBE_DNS};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 
@@ -191,6 +194,11 @@ pub struct Resolved {
     pub skipped: Vec<String>,
     /// Remarks: a mode that could not be read, and similar.
     pub notes: Vec<String>,
+    /// How many Service ports each mode's rules define (empty for
+    /// `--cluster-ip`).
+    pub per_mode: BTreeMap<ProxyMode, usize>,
+    /// In IPVS mode, which ClusterIP was taken for kube-dns and how.
+    pub ipvs_kube_dns: Option<DnsMatch>,
 }
 
 /// What `--cluster-ip`/`--endpoints` do, for error messages.
@@ -205,6 +213,19 @@ pub fn resolve(
     netns: Option<&Netns>,
     protocols: &[Protocol],
 ) -> Result<Resolved> {
+    resolve_with(selector, netns, protocols, &ClusterDnsHint::default())
+}
+
+/// How many Services an error lists before "and N more".
+const LISTED_IN_ERRORS: usize = 40;
+
+/// [`resolve`], with a hint for naming kube-dns in IPVS mode.
+pub fn resolve_with(
+    selector: &Selector,
+    netns: Option<&Netns>,
+    protocols: &[Protocol],
+    hint: &ClusterDnsHint,
+) -> Result<Resolved> {
     if let Selector::Manual(manual) = selector {
         let protocols = if protocols.is_empty() {
             vec![Protocol::Udp, Protocol::Tcp]
@@ -216,10 +237,12 @@ pub fn resolve(
             source: "--cluster-ip/--endpoints".into(),
             skipped: Vec::new(),
             notes: Vec::new(),
+            per_mode: BTreeMap::new(),
+            ipvs_kube_dns: None,
         });
     }
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery = discover(netns).map_err(|e| {
+    let discovery = discover_with(netns, hint).map_err(|e| {
         Error::Usage(format!("cannot read kube-proxy's rules in {place}: {e}; {MANUAL_HINT}"))
     })?;
     if discovery.parsed.services.is_empty() {
@@ -229,7 +252,7 @@ pub fn resolve(
             format!(" ({})", discovery.notes.join("; "))
         };
         return Err(Error::Usage(format!(
-            "no kube-proxy rules in {place}: checked iptables mode (iptables-save, ip6tables-save and their -nft/-legacy variants: nat KUBE-SERVICES) and nftables mode (nft list table ip|ip6 kube-proxy){notes}; run on the node (or --netns with the node's namespace), or {MANUAL_HINT}"
+            "no kube-proxy rules in {place}: checked iptables mode (iptables-save, ip6tables-save and their -nft/-legacy variants: nat KUBE-SERVICES), nftables mode (nft list table ip|ip6 kube-proxy) and IPVS mode (/proc/net/ip_vs, kube-ipvs0){notes}; run on the node (or --netns with the node's namespace), or {MANUAL_HINT}"
         )));
     }
     let of_protocol: Vec<&Service> = discovery
@@ -246,7 +269,14 @@ pub fn resolve(
         _ => of_protocol.iter().map(|s| (*s).clone()).collect(),
     };
     if services.is_empty() {
-        let found: Vec<String> = of_protocol.iter().map(|s| describe(s)).collect();
+        let mut found: Vec<String> =
+            of_protocol.iter().take(LISTED_IN_ERRORS).map(|s| describe(s)).collect();
+        if of_protocol.len() > LISTED_IN_ERRORS {
+            found.push(format!(
+                "and {} more (`ctdiag services` lists them all)",
+                of_protocol.len() - LISTED_IN_ERRORS
+            ));
+        }
         let wanted = match selector {
             Selector::Spec(spec) => format!("no {protocol_words}Service {spec}"),
             _ => format!("no {protocol_words}Service"),
@@ -265,6 +295,8 @@ pub fn resolve(
         source: format!("{} in {place}", discovery.tools.join(", ")),
         skipped: discovery.parsed.skipped,
         notes: discovery.notes,
+        per_mode: discovery.per_mode,
+        ipvs_kube_dns: discovery.ipvs_kube_dns,
     })
 }
 

@@ -1,0 +1,162 @@
+//! `ctdiag stale`: arguments -> validated [`StaleConfig`] -> the scan (and,
+//! with `--flush`, the confirmed flush) -> table, JSON or Prometheus text.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::cli::{OutputFormat, StaleArgs};
+use crate::commands::args::selector;
+use crate::conntrack::stale::{self, StaleConfig, StaleReport};
+use crate::error::{Error, Result};
+use crate::findings::Outcome;
+use crate::render::{self, Context};
+
+/// Checks the arguments before anything is read. `terminal`: whether
+/// stdin is a terminal to ask on. A `--flush` that could not ask and was
+/// not told `--yes` is refused here, before anything is scanned or deleted.
+pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
+    let selector = selector(&args.service, args.all)?;
+    if args.netns.as_deref() == Some("") {
+        return Err(Error::Usage("--netns needs a path, a PID or a name".into()));
+    }
+    if args.flush && !args.yes && !terminal {
+        return Err(Error::Usage(
+            "--flush without --yes asks before deleting, and there is no terminal to ask on; nothing was deleted. Run without --flush to see the stale entries, then add --yes to delete them".into(),
+        ));
+    }
+    Ok(StaleConfig {
+        selector,
+        netns: args.netns.clone(),
+        flush: args.flush,
+        all_entries: args.all_entries,
+        command: command_line(args),
+    })
+}
+
+/// The command that selects the same Services in the same namespace
+/// (without `--flush`), for remedies.
+fn command_line(args: &StaleArgs) -> String {
+    let mut parts = vec!["ctdiag".to_string(), "stale".to_string()];
+    let mut push = |flag: &str, value: Option<&str>| {
+        parts.push(flag.to_string());
+        if let Some(value) = value {
+            parts.push(shell_word(value));
+        }
+    };
+    if let Some(netns) = &args.netns {
+        push("--netns", Some(netns));
+    }
+    if args.all {
+        push("--all", None);
+    }
+    if let Some(service) = &args.service.service {
+        push("--service", Some(service));
+    }
+    if let Some(cluster_ip) = &args.service.cluster_ip {
+        push("--cluster-ip", Some(cluster_ip));
+        push("--endpoints", Some(&args.service.endpoints.join(",")));
+    }
+    parts.join(" ")
+}
+
+/// `text` as one shell word.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:,[]@%+=".contains(&b));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Shows the stale entries on stderr and asks on the terminal whether to
+/// delete them.
+fn ask(ctx: &Context, report: &StaleReport) -> bool {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{}", render::stale::candidates(ctx, report));
+    let _ = write!(err, "Delete these {} stale conntrack entries? [y/N] ", report.stale_count);
+    let _ = err.flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Validates the arguments, scans (and flushes), renders.
+pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
+    let config = config(&args, std::io::stdin().is_terminal())?;
+    let yes = args.yes;
+    let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
+    // Decided before rendering: a closed pipe does not change it.
+    let verdict = Outcome::from_findings(&report.findings);
+    let text = match ctx.format {
+        OutputFormat::Table => render::stale::table(ctx, &report),
+        OutputFormat::Json => render::json::document(&report)?,
+        OutputFormat::Prometheus => render::stale::prometheus(&report),
+    };
+    render::emit(&text)?;
+    Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ServiceArgs;
+    use crate::service::select::Selector;
+
+    fn args() -> StaleArgs {
+        StaleArgs {
+            service: ServiceArgs::default(),
+            all: false,
+            flush: false,
+            yes: false,
+            all_entries: false,
+            netns: None,
+        }
+    }
+
+    #[test]
+    fn a_flush_that_cannot_ask_is_refused_before_anything_runs() {
+        let flush = StaleArgs { flush: true, ..args() };
+        let error = config(&flush, false).unwrap_err();
+        assert!(matches!(error, Error::Usage(_)), "{error:?}");
+        assert!(error.to_string().contains("--yes"), "{error}");
+        assert!(config(&flush, true).unwrap().flush);
+        assert!(config(&StaleArgs { yes: true, ..flush }, false).unwrap().flush);
+    }
+
+    #[test]
+    fn the_remedy_command_selects_the_same_services() {
+        let manual = StaleArgs {
+            netns: Some("lab node".into()),
+            service: ServiceArgs {
+                service: None,
+                cluster_ip: Some("198.19.0.10".into()),
+                endpoints: vec!["198.18.2.2:53".into(), "198.18.3.2:53".into()],
+            },
+            ..args()
+        };
+        let config = config(&manual, false).unwrap();
+        assert_eq!(
+            config.command,
+            "ctdiag stale --netns 'lab node' --cluster-ip 198.19.0.10 --endpoints 198.18.2.2:53,198.18.3.2:53"
+        );
+        assert!(matches!(config.selector, Selector::Manual(_)));
+        let all = StaleArgs { all: true, ..args() };
+        assert_eq!(super::config(&all, false).unwrap().command, "ctdiag stale --all");
+        assert_eq!(super::config(&args(), false).unwrap().command, "ctdiag stale");
+    }
+
+    #[test]
+    fn bad_selections_are_usage_errors() {
+        let both = StaleArgs {
+            all: true,
+            service: ServiceArgs { service: Some("kube-dns".into()), ..ServiceArgs::default() },
+            ..args()
+        };
+        assert!(matches!(config(&both, false), Err(Error::Usage(_))));
+        let empty_netns = StaleArgs { netns: Some(String::new()), ..args() };
+        assert!(matches!(config(&empty_netns, false), Err(Error::Usage(_))));
+    }
+}

@@ -1,0 +1,246 @@
+//! Rendering of `ctdiag stale` reports: the table, the list shown before a
+//! flush asks, and Prometheus text.
+
+use std::fmt::Write as _;
+
+use comfy_table::Cell;
+
+use crate::conntrack::stale::{EntryReport, ServiceReport, StaleReport};
+use crate::render::table::{findings, new_table, num};
+use crate::render::Context;
+
+/// Rows listed per Service in the table unless `-v`.
+const ROWS_SHOWN: usize = 50;
+/// Entries shown per Service before a flush asks, unless `-v` (the count
+/// asked about is always the whole number).
+const CANDIDATES_SHOWN: usize = 200;
+
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn client_text(entry: &EntryReport) -> String {
+    match &entry.client {
+        Some(client) => match &client.hostname {
+            Some(host) => format!("{} ({host})", client.netns),
+            None => client.netns.clone(),
+        },
+        None => "-".to_string(),
+    }
+}
+
+/// The entries of one Service as a table (at most `limit` rows).
+fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize) -> String {
+    let mut table = new_table(
+        ctx,
+        &["client", "pod", "reply from", "state", "expires s", "zone", "mark", "id", "verdict"],
+    );
+    // Addresses must not wrap mid-way: a wide table beats a broken one.
+    table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    for entry in entries.iter().take(limit) {
+        let verdict = entry.reason.unwrap_or("live");
+        table.add_row(vec![
+            Cell::new(&entry.src),
+            Cell::new(client_text(entry)),
+            Cell::new(&entry.reply_src),
+            Cell::new(entry.state),
+            num(or_dash(entry.expires_s)),
+            num(entry.zone),
+            num(or_dash(entry.mark)),
+            num(or_dash(entry.id)),
+            Cell::new(verdict),
+        ]);
+    }
+    let mut text = format!("{table}\n");
+    if entries.len() > limit {
+        let _ = writeln!(
+            text,
+            "... and {} more (-v lists every one; -o json too)",
+            entries.len() - limit
+        );
+    }
+    text
+}
+
+fn service_heading(service: &ServiceReport) -> String {
+    format!(
+        "{} {}:{} udp ({} rules), endpoints: {}",
+        service.service,
+        service.cluster_ip,
+        service.port,
+        service.proxy_mode.as_str(),
+        if service.endpoints.is_empty() {
+            "none".to_string()
+        } else {
+            service.endpoints.join(", ")
+        }
+    )
+}
+
+/// The report for people: per Service its entries, a summary per DNAT
+/// target and the flush outcome, then the findings.
+pub fn table(ctx: &Context, report: &StaleReport) -> String {
+    let mut out = String::new();
+    if !ctx.quiet {
+        let place = report.netns.as_deref().unwrap_or("the current namespace");
+        let _ = writeln!(
+            out,
+            "conntrack of {place}: {} entries in the table; Services from {}; kernel-side filter: {}",
+            or_dash(report.table_entries),
+            report.source,
+            if report.kernel_filter { "yes" } else { "no (filtered by ctdiag)" },
+        );
+        for service in &report.services {
+            let _ = writeln!(out, "\n{}", service_heading(service));
+            let _ = writeln!(
+                out,
+                "scanned {} entries: {} stale, {} live",
+                service.scanned, service.stale_count, service.live_count
+            );
+            let listed: Vec<&EntryReport> = service.entries.iter().collect();
+            if !listed.is_empty() {
+                let limit = if ctx.verbose > 0 { usize::MAX } else { ROWS_SHOWN };
+                out.push_str(&entries_table(ctx, &listed, limit));
+            }
+            let mut targets =
+                new_table(ctx, &["DNAT target", "in the rules", "entries", "stale", "reachable"]);
+            for target in &service.by_target {
+                targets.add_row(vec![
+                    Cell::new(&target.target),
+                    Cell::new(if target.in_rules { "yes" } else { "NO" }),
+                    num(target.entries),
+                    num(target.stale),
+                    Cell::new(match (&target.unreachable, target.in_rules) {
+                        (Some(why), _) => format!("NO: {why}"),
+                        (None, true) => "yes".to_string(),
+                        (None, false) => "-".to_string(),
+                    }),
+                ]);
+            }
+            if !service.by_target.is_empty() {
+                let _ = writeln!(out, "{targets}");
+            }
+            if let Some(flush) = &service.flush {
+                let _ = writeln!(
+                    out,
+                    "flush: {}deleted {}, already gone {}, failed {}; stale after the flush: {}",
+                    if flush.declined { "declined at the prompt; " } else { "" },
+                    flush.deleted,
+                    flush.already_gone,
+                    flush.failed,
+                    flush.remaining
+                );
+            }
+        }
+        if ctx.verbose > 0 {
+            for note in &report.notes {
+                let _ = writeln!(out, "note: {note}");
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&findings(ctx, &report.findings));
+    out
+}
+
+/// What a flush would delete, shown before it asks.
+pub fn candidates(ctx: &Context, report: &StaleReport) -> String {
+    let mut out = String::new();
+    for service in &report.services {
+        let stale: Vec<&EntryReport> = service.entries.iter().filter(|e| e.stale).collect();
+        if stale.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{}", service_heading(service));
+        let limit = if ctx.verbose > 0 { usize::MAX } else { CANDIDATES_SHOWN };
+        out.push_str(&entries_table(ctx, &stale, limit));
+    }
+    out
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+pub fn label(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+}
+
+/// How a per-Service gauge is read from its report.
+type Metric = fn(&ServiceReport) -> u64;
+
+/// Prometheus text exposition: per Service the stale and live entry counts,
+/// the entries scanned, and the findings.
+pub fn prometheus(report: &StaleReport) -> String {
+    let mut out = String::new();
+    let labels = |s: &ServiceReport| {
+        format!(
+            "service=\"{}\",cluster_ip=\"{}\",port=\"{}\"",
+            label(&s.service),
+            label(&s.cluster_ip.to_string()),
+            s.port
+        )
+    };
+    let metrics: [(&str, &str, Metric); 3] = [
+        (
+            "ctdiag_stale_conntrack_entries",
+            "UDP conntrack entries of a Service whose DNAT target is not a current endpoint (or never translated).",
+            |s| s.stale_count,
+        ),
+        (
+            "ctdiag_live_conntrack_entries",
+            "UDP conntrack entries of a Service that are not stale.",
+            |s| s.live_count,
+        ),
+        (
+            "ctdiag_stale_scanned_entries",
+            "Conntrack entries the kernel returned to the scan of a Service.",
+            |s| s.scanned,
+        ),
+    ];
+    for (name, help, value) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for service in &report.services {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(service), value(service));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ctdiag_stale_kernel_filter Whether the kernel filtered the conntrack dump (CTA_FILTER)."
+    );
+    let _ = writeln!(out, "# TYPE ctdiag_stale_kernel_filter gauge");
+    let _ = writeln!(out, "ctdiag_stale_kernel_filter {}", u8::from(report.kernel_filter));
+    if let Some(flush) = &report.flush {
+        let _ = writeln!(
+            out,
+            "# HELP ctdiag_stale_flushed_entries Stale entries deleted by this run's flush."
+        );
+        let _ = writeln!(out, "# TYPE ctdiag_stale_flushed_entries gauge");
+        let _ = writeln!(out, "ctdiag_stale_flushed_entries {}", flush.deleted);
+    }
+    let _ = writeln!(out, "# HELP ctdiag_finding A finding of ctdiag stale (1 while it holds).");
+    let _ = writeln!(out, "# TYPE ctdiag_finding gauge");
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &report.findings {
+        // One sample per label set: a code can hold for several Services.
+        if seen.insert((f.code, f.severity)) {
+            let _ = writeln!(
+                out,
+                "ctdiag_finding{{code=\"{}\",severity=\"{}\"}} 1",
+                f.code,
+                f.severity.as_str()
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(label("two\nlines"), r"two\nlines");
+        assert_eq!(label("kube-system/kube-dns:dns"), "kube-system/kube-dns:dns");
+    }
+}

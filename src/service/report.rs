@@ -1,0 +1,213 @@
+//! The `ctdiag services` report: every Service port the node's rules
+//! define, what was skipped, and findings, optionally checked against the
+//! API's EndpointSlices. Built from a plain [`ServicesConfig`].
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::api::{self, ApiCheck, ApiSource};
+use super::ipvs::ClusterDnsHint;
+use super::select::{resolve_with, Selector};
+use super::{ProxyMode, Service, KUBE_DNS};
+use crate::error::Result;
+use crate::findings::{Finding, FindingCode, Severity};
+use crate::netns::Netns;
+
+/// Validated `ctdiag services` settings.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    /// Which Service ports.
+    pub selector: Selector,
+    /// The node's namespace (`--netns`), where the rules are read.
+    pub netns: Option<String>,
+    /// `--cluster-dns`: the kube-dns ClusterIP, for IPVS mode.
+    pub cluster_dns: Option<IpAddr>,
+    /// `--api` / `--kubectl`: the API to compare with.
+    pub api: Option<ApiSource>,
+}
+
+/// What `ctdiag services` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicesReport {
+    /// The Service ports, sorted (the `-o json` contract is this list).
+    pub services: Vec<Service>,
+    /// Where they came from (`iptables-save in NODE`, ...).
+    pub source: String,
+    /// The namespace the rules were read in (`--netns`).
+    pub netns: Option<String>,
+    /// How many Service ports each mode's rules define.
+    pub per_mode: BTreeMap<ProxyMode, usize>,
+    /// In IPVS mode: how kube-dns was recognised.
+    pub kube_dns_from: Option<String>,
+    /// Rules that were skipped and why.
+    pub skipped: Vec<String>,
+    /// Remarks: a mode that could not be read, and similar.
+    pub notes: Vec<String>,
+    /// The API cross-check, when asked for.
+    pub api: Option<ApiCheck>,
+    /// What is wrong, or worth knowing.
+    pub findings: Vec<Finding>,
+}
+
+/// How many items a finding's evidence names before "and N more".
+const EVIDENCE_ITEMS: usize = 12;
+
+/// Reads the rules (and the API when asked) and builds the report.
+pub fn build(config: &ServicesConfig) -> Result<ServicesReport> {
+    let netns = config.netns.as_deref().map(Netns::open).transpose()?;
+    // Read the API first: a bad --api file is a usage error, found before
+    // the node's rules are listed.
+    let api_text = config.api.as_ref().map(ApiSource::read).transpose()?;
+    let api_state =
+        api_text.map(|(text, from)| api::parse(&text, &from).map(|s| (s, from))).transpose()?;
+    let hint = ClusterDnsHint { cluster_dns: config.cluster_dns };
+    let resolved = resolve_with(&config.selector, netns.as_ref(), &[], &hint)?;
+    let mut findings = rule_findings(&resolved.services, &resolved.per_mode, &resolved.skipped);
+    let api = api_state.map(|(state, from)| {
+        let (check, api_findings) = api::cross_check(&resolved.services, &state, &from);
+        findings.extend(api_findings);
+        check
+    });
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    Ok(ServicesReport {
+        services: resolved.services,
+        source: resolved.source,
+        netns: config.netns.clone(),
+        per_mode: resolved.per_mode,
+        kube_dns_from: resolved.ipvs_kube_dns.map(|m| format!("{} ({})", m.ip, m.how)),
+        skipped: resolved.skipped,
+        notes: resolved.notes,
+        api,
+        findings,
+    })
+}
+
+fn list(items: &[String]) -> String {
+    let mut text = items.iter().take(EVIDENCE_ITEMS).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > EVIDENCE_ITEMS {
+        text.push_str(&format!(", and {} more", items.len() - EVIDENCE_ITEMS));
+    }
+    text
+}
+
+/// Findings from the rules alone.
+pub fn rule_findings(
+    services: &[Service],
+    per_mode: &BTreeMap<ProxyMode, usize>,
+    skipped: &[String],
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let is_dns = |s: &Service| s.namespace == KUBE_DNS.0 && s.name == KUBE_DNS.1;
+    let dns_empty: Vec<String> = services
+        .iter()
+        .filter(|s| is_dns(s) && s.endpoints.is_empty() && s.port == 53)
+        .map(|s| {
+            format!(
+                "{} ({} {}:{})",
+                s.port_name_string(),
+                s.protocol.as_str(),
+                s.cluster_ips.first().map_or("?".into(), |ip| ip.to_string()),
+                s.port
+            )
+        })
+        .collect();
+    if !dns_empty.is_empty() {
+        findings.push(Finding::new(
+            Severity::Critical,
+            FindingCode::KubeDnsNoEndpoints,
+            "kube-dns has no endpoints in this node's rules: every DNS lookup through its ClusterIP is rejected",
+            format!("no endpoints: {}", dns_empty.join(", ")),
+            "Check the CoreDNS pods (`kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide`) and whether kube-proxy on this node sees them (`ctdiag services --kubectl` compares with the API)",
+        ));
+    }
+    let others: Vec<String> = services
+        .iter()
+        .filter(|s| !is_dns(s) && s.endpoints.is_empty())
+        .map(|s| format!("{} ({} {})", s.port_name_string(), s.protocol.as_str(), s.port))
+        .collect();
+    if !others.is_empty() {
+        findings.push(Finding::new(
+            Severity::Info,
+            FindingCode::ServicesWithoutEndpoints,
+            format!("{} other Service port(s) have no endpoints: connections to them are rejected", others.len()),
+            list(&others),
+            "Often intended (scaled to zero, no ready pods); `--kubectl` or `--api FILE` tells whether the API agrees",
+        ));
+    }
+    if per_mode.len() > 1 {
+        let modes: Vec<String> =
+            per_mode.iter().map(|(mode, n)| format!("{} {n}", mode.as_str())).collect();
+        findings.push(Finding::new(
+            Severity::Warning,
+            FindingCode::MixedProxyModes,
+            "Rules of more than one kube-proxy mode define Services on this node: leftovers of a mode switch still DNAT traffic",
+            format!("Service ports per mode: {}", modes.join(", ")),
+            "Find the mode kube-proxy runs in (its --proxy-mode / config `mode`), then remove the other mode's rules: `kube-proxy --cleanup` run with the old mode's settings, or delete the `KUBE-*` chains / the kube-proxy nftables table / the IPVS virtual servers by hand",
+        ));
+    }
+    if !skipped.is_empty() {
+        findings.push(Finding::new(
+            Severity::Info,
+            FindingCode::RulesSkipped,
+            format!("{} kube-proxy rule(s) were not used (`-v` lists them)", skipped.len()),
+            list(skipped),
+            "Nothing to do unless a Service you expect is missing: then look at these rules",
+        ));
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Protocol;
+
+    fn svc(ns: &str, name: &str, endpoints: &[&str], mode: ProxyMode) -> Service {
+        Service {
+            namespace: ns.into(),
+            name: name.into(),
+            port_name: "dns".into(),
+            protocol: Protocol::Udp,
+            cluster_ips: vec!["198.19.0.10".parse().unwrap()],
+            port: 53,
+            endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+            proxy_mode: mode,
+        }
+    }
+
+    #[test]
+    fn each_rule_finding_from_its_cause() {
+        let healthy = [svc("kube-system", "kube-dns", &["198.18.2.2:53"], ProxyMode::Iptables)];
+        let one_mode = BTreeMap::from([(ProxyMode::Iptables, 1)]);
+        assert_eq!(rule_findings(&healthy, &one_mode, &[]), Vec::new());
+
+        let dead = [
+            svc("kube-system", "kube-dns", &[], ProxyMode::Iptables),
+            svc("default", "idle", &[], ProxyMode::Iptables),
+        ];
+        let findings = rule_findings(&dead, &one_mode, &["line 3: x".into()]);
+        let codes: Vec<(FindingCode, Severity)> =
+            findings.iter().map(|f| (f.code, f.severity)).collect();
+        assert_eq!(
+            codes,
+            [
+                (FindingCode::KubeDnsNoEndpoints, Severity::Critical),
+                (FindingCode::ServicesWithoutEndpoints, Severity::Info),
+                (FindingCode::RulesSkipped, Severity::Info),
+            ]
+        );
+        assert!(
+            findings[0].evidence.contains("kube-system/kube-dns:dns (udp 198.19.0.10:53)"),
+            "{}",
+            findings[0].evidence
+        );
+
+        let two_modes = BTreeMap::from([(ProxyMode::Iptables, 1), (ProxyMode::Nftables, 3)]);
+        let findings = rule_findings(&healthy, &two_modes, &[]);
+        assert_eq!(findings[0].code, FindingCode::MixedProxyModes);
+        assert_eq!(findings[0].severity, Severity::Warning);
+        assert_eq!(findings[0].evidence, "Service ports per mode: iptables 1, nftables 3");
+    }
+}

@@ -1,0 +1,584 @@
+//! `ctdiag services` through the real binary: rule dumps of real clusters
+//! loaded into scratch namespaces and read back, the lab in both proxy
+//! modes, the API cross-check, probe's Service flags, and bad input.
+//!
+//! Network rule: nothing here sends a packet except `probe` inside a lab.
+//! The real dumps carry their clusters' addresses (10.x, 172.30.x, ...):
+//! they are only loaded as rules into namespaces that have no interface
+//! but a downed loopback, so no packet ever matches them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::TestLab;
+use serde_json::Value;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// A scratch network namespace, deleted on drop.
+struct Scratch {
+    name: String,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let name = format!("{}-{tag}", common::unique_prefix());
+        common::assert_success(&common::run("ip", &["netns", "add", &name]), "ip netns add");
+        Scratch { name }
+    }
+
+    /// Runs a shell command line inside the namespace (for `< file` and
+    /// pipes), bounded like every harness command.
+    fn sh(&self, script: &str) {
+        let out = common::exec(&self.name, &["sh", "-c", script]);
+        common::assert_success(&out, script);
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = common::run("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// A directory of fake tools, removed on drop.
+struct FakeBin {
+    dir: PathBuf,
+}
+
+impl FakeBin {
+    fn new(tag: &str) -> FakeBin {
+        let dir = std::env::temp_dir().join(format!("ctdiag-{}-{tag}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        FakeBin { dir }
+    }
+
+    fn script(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn link(&self, name: &str, target: &str) {
+        std::os::unix::fs::symlink(target, self.dir.join(name)).unwrap();
+    }
+
+    fn path(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+impl Drop for FakeBin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `ctdiag ARGS` with PATH set to `path`.
+fn ctdiag_with_path(path: &str, args: &[&str]) -> Output {
+    let path_var = format!("PATH={path}");
+    let mut full = vec![path_var.as_str(), common::CTDIAG];
+    full.extend_from_slice(args);
+    common::run("/usr/bin/env", &full)
+}
+
+/// The services JSON without `proxy_mode` (the expected files are shared
+/// between modes), after checking every entry's mode.
+fn without_mode(mut value: Value, mode: &str) -> Value {
+    for s in value.as_array_mut().expect("a JSON array") {
+        let object = s.as_object_mut().unwrap();
+        let keys: Vec<&String> = object.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "cluster_ips",
+                "endpoints",
+                "name",
+                "namespace",
+                "port",
+                "port_name",
+                "protocol",
+                "proxy_mode"
+            ],
+            "exactly the contract's fields"
+        );
+        assert_eq!(object.remove("proxy_mode").unwrap(), mode);
+    }
+    value
+}
+
+fn expected(file: &str) -> Value {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("kube-proxy").join(file)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every ClusterIP the report names is in the kernel's own listing.
+fn cluster_ips_in(listing: &str, report: &Value) {
+    for s in report.as_array().unwrap() {
+        for ip in s["cluster_ips"].as_array().unwrap() {
+            let ip = ip.as_str().unwrap();
+            assert!(listing.contains(ip), "{ip} is not in the kernel's listing");
+        }
+    }
+}
+
+/// Rule dumps of real clusters (see tests/fixtures/kube-proxy/README.md),
+/// loaded with the tools kube-proxy uses and read back through the binary:
+/// every Service port with the right ClusterIPs and endpoints, nothing
+/// extra, in the mode they were written in.
+#[test]
+fn real_rule_dumps_read_back_through_the_binary() {
+    if !common::require_root()
+        || !common::require_tool("iptables-restore", "iptables")
+        || !common::require_tool("nft", "nftables")
+        || !common::require_tool("nfacct", "nfacct")
+    {
+        return;
+    }
+    let dir = format!("{FIXTURES}/kube-proxy");
+    // (fixture, how to load it, expected file, mode, exit status)
+    let cases: &[(&str, String, &str, &str, i32)] = &[
+        (
+            "eks-1.10-hello",
+            format!("iptables-restore < {dir}/eks-1.10-hello.iptables"),
+            "eks-1.10-hello.expected.json",
+            "iptables",
+            0,
+        ),
+        (
+            "kubeadm-no-dns",
+            format!("iptables-restore < {dir}/kubeadm-1.11-no-dns-endpoints.iptables"),
+            "kubeadm-1.11-no-dns-endpoints.expected.json",
+            "iptables",
+            1,
+        ),
+        (
+            // Weave's rules match ipsets that exist only on that node.
+            "kubeadm-weave",
+            format!("grep -v -- --match-set {dir}/kubeadm-1.11-weave.iptables | iptables-restore"),
+            "kubeadm-1.11-weave.expected.json",
+            "iptables",
+            0,
+        ),
+        (
+            // kube-proxy creates its nfacct counters before its rules.
+            "kp-iptables",
+            format!("nfacct add ct_state_invalid_dropped_pkts && nfacct add localhost_nps_accepted_pkts && iptables-restore < {dir}/kube-proxy-iptables-test.iptables"),
+            "kube-proxy-test.expected.json",
+            "iptables",
+            0,
+        ),
+        (
+            // The test's dump is sorted by object; kube-proxy's own
+            // transaction adds chains, sets and maps before rules.
+            "kp-nft",
+            format!("{{ grep -E '^add (table|chain|set|map) ' {dir}/kube-proxy-nftables-test.nft; grep -vE '^add (table|chain|set|map) ' {dir}/kube-proxy-nftables-test.nft; }} | nft -f -"),
+            "kube-proxy-test.expected.json",
+            "nftables",
+            0,
+        ),
+        (
+            "synthetic-1.28",
+            format!("iptables-restore < {dir}/synthetic-1.28.iptables && ip6tables-restore < {dir}/synthetic-1.28.ip6tables"),
+            "synthetic-1.28.expected.json",
+            "iptables",
+            0,
+        ),
+        (
+            "synthetic-1.33",
+            format!("nft -f {dir}/synthetic-1.33.nft"),
+            "synthetic-1.33.expected.json",
+            "nftables",
+            0,
+        ),
+    ];
+    for (tag, load, expected_file, mode, status) in cases {
+        let ns = Scratch::new(tag);
+        ns.sh(load);
+        let out = common::ctdiag(&["services", "-o", "json", "--netns", &ns.name]);
+        assert_eq!(out.status.code(), Some(*status), "{tag}: {}", common::stderr(&out));
+        let report = common::json(&out);
+        let listing = if *mode == "iptables" {
+            common::stdout(&common::exec(&ns.name, &["iptables-save"]))
+                + &common::stdout(&common::exec(&ns.name, &["ip6tables-save"]))
+        } else {
+            common::stdout(&common::exec(&ns.name, &["nft", "list", "ruleset"]))
+        };
+        cluster_ips_in(&listing, &report);
+        assert_eq!(without_mode(report, mode), expected(expected_file), "{tag}");
+    }
+}
+
+/// The kubeadm node whose kube-dns had no endpoints: the critical finding,
+/// in the table and (with -o json) on stderr, and exit 1.
+#[test]
+fn kube_dns_without_endpoints_is_critical() {
+    if !common::require_root() || !common::require_tool("iptables-restore", "iptables") {
+        return;
+    }
+    let ns = Scratch::new("nodns");
+    ns.sh(&format!(
+        "iptables-restore < {FIXTURES}/kube-proxy/kubeadm-1.11-no-dns-endpoints.iptables"
+    ));
+    let table = common::ctdiag(&["services", "--netns", &ns.name, "--service", "kube-dns"]);
+    assert_eq!(table.status.code(), Some(1), "{}", common::stderr(&table));
+    let text = common::stdout(&table);
+    assert!(text.contains("CRITICAL") && text.contains("[kube-dns-no-endpoints]"), "{text}");
+    assert!(text.contains("none (REJECT)"), "{text}");
+    let json = common::ctdiag(&["services", "--netns", &ns.name, "-o", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    assert!(common::stderr(&json).contains("[kube-dns-no-endpoints]"), "{}", common::stderr(&json));
+    assert_eq!(common::json(&json).as_array().unwrap().len(), 3);
+}
+
+fn kube_dns_entries(report: &Value) -> Vec<&Value> {
+    report.as_array().unwrap().iter().filter(|s| s["name"] == "kube-dns").collect()
+}
+
+#[test]
+fn lab_lists_kube_dns_with_both_endpoints_in_both_modes() {
+    if !common::require_root() {
+        return;
+    }
+    for mode in ["iptables", "nftables"] {
+        let lab = TestLab::up(&["--proxy-mode", mode]);
+        let out = common::ctdiag(&["services", "--netns", &lab.node_ns(), "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}", common::stderr(&out));
+        let report = common::json(&out);
+        let dns = kube_dns_entries(&report);
+        assert_eq!(dns.len(), 2, "{mode}: {report:#}");
+        for (entry, (port_name, protocol)) in dns.iter().zip([("dns", "udp"), ("dns-tcp", "tcp")]) {
+            assert_eq!(entry["port_name"], port_name);
+            assert_eq!(entry["protocol"], protocol);
+            assert_eq!(entry["cluster_ips"], serde_json::json!([lab.cluster_ip()]));
+            assert_eq!(entry["port"], 53);
+            assert_eq!(entry["endpoints"], serde_json::json!(lab.endpoints()), "{mode}");
+            assert_eq!(entry["proxy_mode"], mode);
+        }
+        // The table names the same.
+        let table = common::ctdiag(&["services", "--netns", &lab.node_ns()]);
+        let text = common::stdout(&table);
+        assert!(text.contains("198.18.2.2:53, 198.18.3.2:53") && text.contains(mode), "{text}");
+    }
+}
+
+/// Leftover rules of a second mode: a warning, exit 1.
+#[test]
+fn rules_of_two_modes_are_a_warning() {
+    if !common::require_root() || !common::require_tool("nft", "nftables") {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let load = common::exec(
+        &lab.node_ns(),
+        &["nft", "-f", &format!("{FIXTURES}/kube-proxy/synthetic-1.33.nft")],
+    );
+    common::assert_success(&load, "nft -f");
+    let out = common::ctdiag(&["services", "--netns", &lab.node_ns()]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("WARNING") && text.contains("[mixed-proxy-modes]"), "{text}");
+    assert!(text.contains("iptables 2, nftables"), "{text}");
+}
+
+#[test]
+fn unknown_service_lists_the_services_found() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let out = common::ctdiag(&["services", "--netns", &lab.node_ns(), "--service", "default/nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(err.contains("no Service default/nope"), "{err}");
+    assert!(
+        err.contains("kube-system/kube-dns:dns (udp 53)")
+            && err.contains("kube-system/kube-dns:dns-tcp (tcp 53)"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn no_rules_names_the_modes_checked_and_the_flags() {
+    if !common::require_root() {
+        return;
+    }
+    let ns = Scratch::new("empty");
+    let out = common::ctdiag(&["services", "--netns", &ns.name]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    for needle in [
+        "no kube-proxy rules",
+        "iptables mode",
+        "nftables mode",
+        "IPVS mode",
+        "--cluster-ip",
+        "--endpoints",
+    ] {
+        assert!(err.contains(needle), "lacks {needle:?}: {err}");
+    }
+}
+
+/// PATH tricks: with no listing tool at all the error names each; with
+/// only `nft`, nftables mode is read and the missing iptables-save is
+/// named with -v.
+#[test]
+fn missing_listing_tools_are_named() {
+    if !common::require_root() || !common::require_tool("nft", "nftables") {
+        return;
+    }
+    let lab = TestLab::up(&["--proxy-mode", "nftables"]);
+    let empty = FakeBin::new("nobin");
+    let out = ctdiag_with_path(&empty.path(), &["services", "--netns", &lab.node_ns()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("iptables-save")
+            && err.contains("not installed (the iptables package provides it)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nft") && err.contains("not installed (the nftables package provides it)"),
+        "{err}"
+    );
+    assert!(err.contains("--cluster-ip"), "{err}");
+
+    let only_nft = FakeBin::new("onlynft");
+    let nft = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nft")).find(|f| f.is_file()))
+        .unwrap();
+    only_nft.link("nft", nft.to_str().unwrap());
+    let out = ctdiag_with_path(&only_nft.path(), &["services", "--netns", &lab.node_ns(), "-v"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("note: iptables mode not read") && text.contains("not installed"),
+        "{text}"
+    );
+    assert!(text.contains("198.18.2.2:53, 198.18.3.2:53"), "{text}");
+}
+
+/// `--cluster-ip/--endpoints` need no rules and no root.
+#[test]
+fn a_service_given_on_the_command_line() {
+    let out = common::ctdiag(&[
+        "services",
+        "--cluster-ip",
+        "198.19.0.10",
+        "--endpoints",
+        "198.18.3.2:53,198.18.2.2",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let report = common::json(&out);
+    let entries = report.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for entry in entries {
+        assert_eq!(entry["proxy_mode"], "manual");
+        assert_eq!(entry["endpoints"], serde_json::json!(["198.18.2.2:53", "198.18.3.2:53"]));
+    }
+    for (args, needle) in [
+        (&["services", "--endpoints", "198.18.2.2:53"][..], "--cluster-ip"),
+        (&["services", "--cluster-ip", "nope", "--endpoints", "198.18.2.2"][..], "--cluster-ip"),
+        (&["services", "--service", "web"][..], "NAMESPACE/NAME"),
+        (
+            &[
+                "services",
+                "--api",
+                "/nonexistent/slices.json",
+                "--cluster-ip",
+                "198.19.0.10",
+                "--endpoints",
+                "198.18.2.2",
+            ][..],
+            "/nonexistent/slices.json",
+        ),
+        (&["services", "-o", "prometheus"][..], "Prometheus"),
+    ] {
+        let out = common::ctdiag(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(common::stderr(&out).contains(needle), "{args:?}: {}", common::stderr(&out));
+    }
+}
+
+/// EndpointSlices as kubectl prints them for the lab's kube-dns: one
+/// endpoint `ready` as the test says, the other ready.
+fn lab_slices(second_ready: bool, extra_item: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"List","metadata":{{"resourceVersion":""}},"items":[{{
+  "addressType":"IPv4","apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",
+  "metadata":{{"name":"kube-dns-x1","namespace":"kube-system","labels":{{"kubernetes.io/service-name":"kube-dns"}}}},
+  "ports":[{{"name":"dns","port":53,"protocol":"UDP"}},{{"name":"dns-tcp","port":53,"protocol":"TCP"}}],
+  "endpoints":[
+    {{"addresses":["198.18.2.2"],"conditions":{{"ready":true,"serving":true,"terminating":false}}}},
+    {{"addresses":["198.18.3.2"],"conditions":{{"ready":{second_ready},"serving":{second_ready},"terminating":{terminating}}}}}]}}{extra_item}]}}"#,
+        terminating = !second_ready
+    )
+}
+
+#[test]
+fn the_api_cross_check_from_a_file_stdin_and_kubectl() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let node = lab.node_ns();
+    let files = FakeBin::new("api");
+    let agree = files.dir.join("agree.json");
+    std::fs::write(&agree, lab_slices(true, "")).unwrap();
+    let out = common::ctdiag(&["services", "--netns", &node, "--api", agree.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    assert!(
+        common::stdout(&out).contains("2 Service port(s) compared"),
+        "{}",
+        common::stdout(&out)
+    );
+
+    // Endpoint 2 is terminating in the API but still in the rules.
+    let lags = files.dir.join("lags.json");
+    std::fs::write(
+        &lags,
+        lab_slices(
+            false,
+            r#",{"kind":"EndpointSlice","metadata":{"namespace":"default","name":"garbled"}}"#,
+        ),
+    )
+    .unwrap();
+    let out =
+        common::ctdiag(&["services", "--netns", &node, "--api", lags.to_str().unwrap(), "-v"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = common::stdout(&out);
+    assert!(text.contains("CRITICAL") && text.contains("[rules-endpoint-not-ready]"), "{text}");
+    assert!(text.contains("kube-system/kube-dns:dns -> 198.18.3.2:53 (terminating)"), "{text}");
+    // The garbled object is named, not fatal.
+    assert!(
+        text.contains(
+            "skipped (API): EndpointSlice default/garbled: no kubernetes.io/service-name label"
+        ),
+        "{text}"
+    );
+
+    // The same through stdin and through a kubectl on PATH.
+    let fake = FakeBin::new("kubectl");
+    fake.script(
+        "kubectl",
+        &format!("[ \"$*\" = 'get endpointslices -A -o json' ] || exit 9; cat {}", lags.display()),
+    );
+    let path = format!("{}:{}", fake.path(), std::env::var("PATH").unwrap_or_default());
+    let out = ctdiag_with_path(&path, &["services", "--netns", &node, "--kubectl", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("[rules-endpoint-not-ready]"),
+        "{}",
+        common::stderr(&out)
+    );
+    let out = common::run(
+        "sh",
+        &[
+            "-c",
+            &format!("{} services --netns {node} --api - < {}", common::CTDIAG, lags.display()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+
+    // kubectl that fails (no kubeconfig): a clear error, exit 2.
+    let broken = FakeBin::new("kubectl-broken");
+    broken.script("kubectl", "echo 'error: no configuration has been provided' >&2; exit 1");
+    let path = format!("{}:{}", broken.path(), std::env::var("PATH").unwrap_or_default());
+    let out = ctdiag_with_path(&path, &["services", "--netns", &node, "--kubectl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("kubeconfig") && common::stderr(&out).contains("--api FILE"),
+        "{}",
+        common::stderr(&out)
+    );
+
+    // Not JSON at all: a usage error that says what to give.
+    let junk = files.dir.join("junk.json");
+    std::fs::write(&junk, "<html>").unwrap();
+    let out = common::ctdiag(&["services", "--netns", &node, "--api", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("kubectl get endpointslices -A -o json"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+/// probe: the ClusterIP from --cluster-ip is the server and --endpoints
+/// are the report's cluster_endpoints; --service names a Service from the
+/// rules; --server still works and conflicts with both.
+#[test]
+fn probe_takes_a_service() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let base = [
+        "probe",
+        "--netns",
+        &lab.client_ns(),
+        "--stats-netns",
+        &lab.node_ns(),
+        "--count",
+        "20",
+        "-o",
+        "json",
+    ];
+    let mut manual = base.to_vec();
+    manual.extend_from_slice(&[
+        "--cluster-ip",
+        "198.19.0.10:53",
+        "--endpoints",
+        "198.18.2.2:53,198.18.3.2:53",
+    ]);
+    let out = common::ctdiag(&manual);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let report = common::json(&out);
+    assert_eq!(report["server"], "198.19.0.10:53");
+    assert_eq!(report["server_from"], "--cluster-ip/--endpoints");
+    assert_eq!(report["cluster_endpoints"], serde_json::json!(["198.18.2.2:53", "198.18.3.2:53"]));
+    assert_eq!(report["lost"], 0);
+
+    let mut by_spec = base.to_vec();
+    by_spec.extend_from_slice(&["--service", "kube-system/kube-dns:dns"]);
+    let out = common::ctdiag(&by_spec);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let report = common::json(&out);
+    assert_eq!(report["server"], "198.19.0.10:53");
+    assert!(
+        report["server_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("kube-system/kube-dns:dns ClusterIP, iptables-save in"),
+        "{report:#}"
+    );
+
+    let mut missing = base.to_vec();
+    missing.extend_from_slice(&["--service", "default/nope"]);
+    let out = common::ctdiag(&missing);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("Services found: kube-system/kube-dns:dns"),
+        "{}",
+        common::stderr(&out)
+    );
+
+    let mut both = base.to_vec();
+    both.extend_from_slice(&[
+        "--server",
+        "198.18.2.2",
+        "--cluster-ip",
+        "198.19.0.10",
+        "--endpoints",
+        "198.18.2.2",
+    ]);
+    let out = common::ctdiag(&both);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("cannot be used with"), "{}", common::stderr(&out));
+}
