@@ -228,6 +228,71 @@ fn conntrack_effect_of_the_real_resolvers_matches_the_modes() {
     );
 }
 
+/// musl's resend schedule, seen on the real resolver and on the musl mode:
+/// with both endpoints answering 3 s late and the pod's resolv.conf
+/// defaults (timeout 5 s, attempts 2), musl sends its pair at once and
+/// again 2.5 s later (`timeout / attempts`), and takes the late answers.
+#[test]
+fn musl_resends_after_timeout_over_attempts_as_the_musl_mode_does() {
+    if !common::require_root()
+        || !common::require_tool("strace", "strace")
+        || !common::require_tool("musl-gcc", "musl-tools")
+    {
+        return;
+    }
+    let mut lab = TestLab::up(&[]);
+    for endpoint in ["1", "2"] {
+        lab.scenario("slow-endpoint", &["--endpoint", endpoint, "--delay-ms", "3000"]);
+    }
+    let client = lab.client_ns();
+    let musl = musl_lookup();
+    let out = common::exec(
+        &client,
+        &["strace", "-f", "-ttt", "-e", "trace=sendto", &musl.to_string_lossy(), NAME, "1"],
+    );
+    common::assert_success(&out, "musl lookup under strace");
+    let trace = common::stderr(&out);
+    let times: Vec<f64> = trace
+        .lines()
+        .filter(|l| l.contains("sendto(") && l.contains("198.19.0.10"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.parse::<f64>().ok()))
+        .collect();
+    assert_eq!(times.len(), 4, "the pair, then the pair again:\n{trace}");
+    let at = |i: usize| times[i] - times[0];
+    assert!(at(1) < 0.1, "the pair leaves together:\n{trace}");
+    for i in [2, 3] {
+        assert!(
+            (2.4..2.8).contains(&at(i)),
+            "resent at timeout/attempts = 2.5 s: {:.3}\n{trace}",
+            at(i)
+        );
+    }
+    let _ = std::fs::remove_dir_all(musl.parent().unwrap());
+    let out = common::ctdiag(&[
+        "probe",
+        "--netns",
+        &client,
+        "--stats-netns",
+        &lab.node_ns(),
+        "--mode",
+        "musl",
+        "--count",
+        "2",
+        "--timeout",
+        "5000",
+        "-o",
+        "json",
+    ]);
+    let report = common::json(&out);
+    assert_eq!(report["lost"], 0, "{report:#}");
+    assert_eq!(
+        report["retransmitted"], 4,
+        "each query of each lookup once more at 2.5 s: {report:#}"
+    );
+    let p50 = report["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((3000.0..3500.0).contains(&p50), "answered by the first copies, 3 s late: {report:#}");
+}
+
 /// A loopback DNS server that ignores the first copy of every query and
 /// answers the second: what a lossy path looks like to a resolver that
 /// sends again.
