@@ -179,6 +179,13 @@ impl From<ConntrackError> for NftError {
     fn from(error: ConntrackError) -> Self {
         match error {
             ConntrackError::PermissionDenied { .. } => NftError::Refused,
+            // Why not the text: ctnetlink's says to load nf_conntrack_netlink.
+            ConntrackError::Unavailable(why) if why.starts_with("the kernel does not support") => {
+                NftError::Unavailable(
+                    "the kernel answered EOPNOTSUPP: no nf_tables (module not loaded, or not built)"
+                        .into(),
+                )
+            }
             ConntrackError::Unavailable(why) => NftError::Unavailable(why),
             ConntrackError::Malformed { request, detail } => {
                 NftError::Decode { what: request, detail }
@@ -558,7 +565,7 @@ impl Source for Reader {
             attributes: vec![SetElementList::Table(table.into()), SetElementList::Set(set.into())],
         });
         let mut elements = Vec::new();
-        self.socket.dump_each(
+        let result = self.socket.dump_each(
             "nf_tables set element dump",
             family.proto(),
             &message,
@@ -580,8 +587,14 @@ impl Source for Reader {
                 }
                 Ok(())
             },
-        )?;
-        Ok(elements)
+        );
+        match result {
+            Ok(_) => Ok(elements),
+            // The set went away since the set dump: the generation moved,
+            // and `consistent` reads again.
+            Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) => Ok(Vec::new()),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// The rules of table `table` (of its chain `chain` only, when given:
@@ -602,7 +615,7 @@ impl Source for Reader {
         }
         let message = NfTablesMessage::GetRule(RuleMessage { attributes });
         let mut rules = Vec::new();
-        self.socket.dump_each(
+        let result = self.socket.dump_each(
             "nf_tables rule dump",
             family.proto(),
             &message,
@@ -624,8 +637,16 @@ impl Source for Reader {
                 }
                 Ok(())
             },
-        )?;
-        Ok(rules)
+        );
+        match result {
+            Ok(_) => Ok(rules),
+            // The chain went away since it was looked up: the generation
+            // moved, and `consistent` reads again.
+            Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) if chain.is_some() => {
+                Ok(Vec::new())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 }
 
