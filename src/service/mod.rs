@@ -221,8 +221,9 @@ pub(crate) fn merge_families(parts: impl IntoIterator<Item = Parsed>) -> Parsed 
 pub struct Discovery {
     /// The Services found.
     pub parsed: Parsed,
-    /// The tools whose output held kube-proxy rules, e.g. `iptables-save`,
-    /// `nft`, `/proc/net/ip_vs`.
+    /// Where kube-proxy rules were found: `netlink (iptables-nft)`,
+    /// `netlink (nftables)`, or the tools whose output held them, e.g.
+    /// `iptables-save`, `iptables-legacy-save`, `nft`, `/proc/net/ip_vs`.
     pub tools: Vec<String>,
     /// Why one of the modes could not be read (another was), e.g. a
     /// listing tool that hung or is not installed.
