@@ -351,13 +351,14 @@ const LEGACY_SAVE: [&str; 2] = ["iptables-legacy-save", "ip6tables-legacy-save"]
 /// calling thread's namespace: `/proc/net/ip_tables_names` (or
 /// `ip6_tables_names`) lists each table some `iptables-legacy` call
 /// created there; the file is absent when the module is not even loaded.
-fn legacy_tables(family: Family) -> bool {
+fn legacy_tables(family: Family) -> Vec<String> {
     let file = match family {
         Family::Ip => "ip_tables_names",
         Family::Ip6 => "ip6_tables_names",
     };
     std::fs::read_to_string(crate::netns::proc_net_dir().join(file))
-        .is_ok_and(|names| !names.trim().is_empty())
+        .map(|names| names.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Reads kube-proxy's iptables-nft rules over netlink inside `netns`, both
@@ -387,8 +388,18 @@ pub fn read_netlink(netns: Option<&Netns>) -> Result<std::result::Result<Discove
                     if tools.is_empty() {
                         tools.push(NETLINK_SOURCE.to_string());
                     }
+                    // Both backends in use: kube-proxy's rules were taken
+                    // from nf_tables; say so, since the other may be its.
+                    let legacy_names = legacy_tables(family);
+                    if !legacy_names.is_empty() {
+                        notes.push(format!(
+                            "{} iptables rules were read from nf_tables (iptables-nft), but legacy (x_tables) tables exist too ({}): if kube-proxy runs iptables-legacy, `{legacy}` lists its rules",
+                            family.as_str(),
+                            legacy_names.join(", ")
+                        ));
+                    }
                 }
-                None if legacy_tables(family) => {
+                None if !legacy_tables(family).is_empty() => {
                     let read = save_family(&[legacy])?;
                     match read.tool {
                         Some(tool) => {
@@ -625,6 +636,19 @@ mod tests {
             expected(include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.expected.json"))
         );
         assert_eq!(read_tools(Some(&netns)).unwrap().parsed, discovery.parsed);
+
+        // Both backends: the nf_tables rules are read, the legacy tables
+        // are named in a note.
+        let both = crate::testutil::NamespaceGuard::create("svc-both");
+        both.exec(&["iptables-restore", &format!("{dir}/synthetic-1.28.iptables")]);
+        both.exec(&["iptables-legacy", "-t", "nat", "-L", "-n"]);
+        let discovery = read_netlink(Some(&Netns::open(&both.name).unwrap())).unwrap().unwrap();
+        assert_eq!(discovery.tools, [NETLINK_SOURCE]);
+        assert!(
+            discovery.notes.iter().any(|n| n.contains("legacy (x_tables) tables exist too (nat)")),
+            "{:?}",
+            discovery.notes
+        );
     }
 
     #[test]
