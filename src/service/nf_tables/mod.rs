@@ -8,17 +8,23 @@
 //! table), the sets of a table (`NFT_MSG_GETSET`), the elements of a named
 //! or anonymous set (`NFT_MSG_GETSETELEM`), one chain (`NFT_MSG_GETCHAIN`)
 //! and the ruleset generation (`NFT_MSG_GETGEN`). Several dumps make one
-//! reading, so [`Reader::consistent`] reads the generation before and
-//! after and starts over when the ruleset changed in between (as `nft`
-//! does); each dump on its own restarts on `NLM_F_DUMP_INTR` (the socket
-//! code of [`crate::conntrack::socket`] is shared for that).
+//! reading, so [`consistent`] reads the generation before and after and
+//! starts over when the ruleset changed in between (as `nft` does); each
+//! dump on its own restarts on `NLM_F_DUMP_INTR` (the socket code of
+//! [`crate::conntrack::socket`] is shared for that). The readers of both
+//! proxy modes take their objects from a [`Source`]: the kernel, or
+//! [`Recorded`] objects in tests.
 //!
-//! Messages are decoded with `netlink-packet-netfilter`'s nftables types
-//! (rules, sets, set elements, the `cmp`, `payload`, `meta`, `bitwise`,
-//! `immediate` and `lookup` expressions); what the crate leaves as raw
-//! attributes (`nat`, the xtables compat `match` and `target`, userdata
-//! comments) is decoded here with the kernel's names. Unknown attributes
-//! and expressions are skipped; nothing here panics on any input.
+//! Requests are built with `netlink-packet-netfilter`'s nftables types, and
+//! the generation and set messages decoded with them. Rule and set element
+//! messages, the large ones, are walked here instead ([`Attributes`],
+//! kernel attribute names `NFTA_*`): the crate's decoders for them format
+//! the whole attribute buffer with `{:?}` for every nested attribute they
+//! read (an eager `format!` in each error context), which made a
+//! 2,000-Service rule dump take 1.5 s to decode (BENCHMARKS.md). What the
+//! crate leaves raw anyway (`nat`, the xtables compat `match` and
+//! `target`, userdata comments) is decoded here too. Unknown attributes and
+//! expressions are skipped; nothing here panics on any input.
 
 #[cfg(test)]
 mod captures;
@@ -32,7 +38,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLA_TYPE_MASK};
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, GenAttribute, GenMessage, NfTablesMessage, RuleAttribute,
     RuleMessage, SetAttribute, SetElementList, SetElementMessage, SetMessage,
-    Verdict as CrateVerdict, VerdictAttribute,
+    Verdict as CrateVerdict,
 };
 use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 
@@ -221,17 +227,10 @@ const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 
 impl Verdict {
-    fn from_attributes(attributes: &[VerdictAttribute]) -> Option<Verdict> {
-        let mut code = None;
-        let mut chain = None;
-        for attribute in attributes {
-            match attribute {
-                VerdictAttribute::Code(c) => code = Some(*c),
-                VerdictAttribute::Chain(c) => chain = Some(c.clone()),
-                _ => {}
-            }
-        }
-        Some(match code? {
+    /// The verdict of `NFTA_VERDICT_CODE` and, for a jump or goto,
+    /// `NFTA_VERDICT_CHAIN` (the codes as the crate names them).
+    fn from_code(code: u32, chain: Option<String>) -> Option<Verdict> {
+        Some(match CrateVerdict::from(code) {
             CrateVerdict::Continue => Verdict::Continue,
             CrateVerdict::Return => Verdict::Return,
             CrateVerdict::Jump => Verdict::Jump(chain?),
@@ -834,19 +833,15 @@ fn data(nested: &[u8]) -> Option<Data> {
         match kind {
             NFTA_DATA_VALUE => return Some(Data::Value(value.to_vec())),
             NFTA_DATA_VERDICT => {
-                let mut verdict = Vec::new();
+                let (mut code, mut chain) = (None, None);
                 for (kind, value) in Attributes::new(value) {
                     match kind {
-                        NFTA_VERDICT_CODE => {
-                            verdict.push(VerdictAttribute::Code(CrateVerdict::from(be_u32(value)?)))
-                        }
-                        NFTA_VERDICT_CHAIN => {
-                            verdict.push(VerdictAttribute::Chain(cstr(value)?.to_string()))
-                        }
+                        NFTA_VERDICT_CODE => code = Some(be_u32(value)?),
+                        NFTA_VERDICT_CHAIN => chain = Some(cstr(value)?.to_string()),
                         _ => {}
                     }
                 }
-                return Verdict::from_attributes(&verdict).map(Data::Verdict);
+                return Verdict::from_code(code?, chain).map(Data::Verdict);
             }
             _ => {}
         }
