@@ -619,23 +619,7 @@ impl Source for Reader {
             family.proto(),
             &message,
             DUMP_DEADLINE,
-            |event| {
-                match event {
-                    DumpEvent::Restart { .. } => rules.clear(),
-                    DumpEvent::Message(raw) => {
-                        if raw.message_type != message_type(NFT_MSG_NEWRULE) {
-                            return Err(unexpected("nf_tables rule dump", raw.message_type));
-                        }
-                        if raw_rule_chain(raw.attributes).is_some_and(|chain| !keep(chain)) {
-                            return Ok(());
-                        }
-                        rules.push(decode_rule(raw.attributes).map_err(|detail| {
-                            ConntrackError::Malformed { request: "nf_tables rule dump", detail }
-                        })?);
-                    }
-                }
-                Ok(())
-            },
+            rule_consumer(&mut rules, keep),
         );
         match result {
             Ok(_) => Ok(rules),
@@ -646,6 +630,32 @@ impl Source for Reader {
             }
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+/// What a rule dump's events do: each `NFT_MSG_NEWRULE` of a kept chain is
+/// decoded into `rules`; a restart (`NLM_F_DUMP_INTR`, an overrun) empties
+/// it, so a restarted dump never leaves rules of the abandoned attempt.
+pub(crate) fn rule_consumer<'a>(
+    rules: &'a mut Vec<NftRule>,
+    keep: &'a dyn Fn(&str) -> bool,
+) -> impl FnMut(DumpEvent<'_>) -> Result<(), ConntrackError> + 'a {
+    move |event| {
+        match event {
+            DumpEvent::Restart { .. } => rules.clear(),
+            DumpEvent::Message(raw) => {
+                if raw.message_type != message_type(NFT_MSG_NEWRULE) {
+                    return Err(unexpected("nf_tables rule dump", raw.message_type));
+                }
+                if raw_rule_chain(raw.attributes).is_some_and(|chain| !keep(chain)) {
+                    return Ok(());
+                }
+                rules.push(decode_rule(raw.attributes).map_err(|detail| {
+                    ConntrackError::Malformed { request: "nf_tables rule dump", detail }
+                })?);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -509,3 +509,79 @@ mod properties {
         }
     }
 }
+
+/// The shared dump loop of the socket code, driven by the captured rule
+/// dump: the first attempt carries `NLM_F_DUMP_INTR` on its first rule, so
+/// the dump is made again, and what the rule consumer keeps is the second
+/// attempt's rules only (no rule of the abandoned attempt, none twice).
+#[test]
+fn an_interrupted_rule_dump_restarts_and_keeps_one_attempt() {
+    use crate::conntrack::socket::{dump_with, Deadline, Received, Transport};
+    use netlink_packet_core::NLM_F_DUMP_INTR;
+    use std::time::Duration;
+
+    struct Replay {
+        attempts: Vec<Vec<Vec<u8>>>,
+        queue: Vec<Vec<u8>>,
+        buffer: Vec<u8>,
+        sequence: u32,
+        sent: usize,
+    }
+    impl Transport for Replay {
+        fn port(&self) -> u32 {
+            PORT_7
+        }
+        fn send(&mut self, bytes: &[u8]) -> Result<(), ConntrackError> {
+            self.sequence = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
+            self.queue = self.attempts.remove(0);
+            self.queue.reverse();
+            self.sent += 1;
+            Ok(())
+        }
+        fn recv(&mut self, _: Duration) -> Result<Received<'_>, ConntrackError> {
+            let Some(mut datagram) = self.queue.pop() else { return Ok(Received::TimedOut) };
+            // The kernel echoes the request's sequence number.
+            let mut at = 0;
+            while at + 16 <= datagram.len() {
+                let len = u32::from_ne_bytes(datagram[at..at + 4].try_into().unwrap()) as usize;
+                datagram[at + 8..at + 12].copy_from_slice(&self.sequence.to_ne_bytes());
+                at += (len + 3) & !3;
+            }
+            self.buffer = datagram;
+            Ok(Received::Datagram(&self.buffer))
+        }
+        fn drain(&mut self) {}
+    }
+
+    let done = SETS_DONE_FOR_RULES(PORT_7);
+    let mut interrupted = NFT_RULES_DATAGRAM.to_vec();
+    // nlmsg_flags of the first message (bytes 6-7).
+    interrupted[6] |= NLM_F_DUMP_INTR as u8;
+    let mut transport = Replay {
+        attempts: vec![vec![interrupted, done.clone()], vec![NFT_RULES_DATAGRAM.to_vec(), done]],
+        queue: Vec::new(),
+        buffer: Vec::new(),
+        sequence: 0,
+        sent: 0,
+    };
+    let mut rules = Vec::new();
+    let keep = |_: &str| true;
+    let message = NfTablesMessage::GetRule(RuleMessage {
+        attributes: vec![RuleAttribute::Table("kube-proxy".into())],
+    });
+    let summary = dump_with(
+        &mut transport,
+        &mut 1,
+        "nf_tables rule dump",
+        NetfilterProtoFamily::IPv4,
+        &message,
+        Deadline::after(Duration::from_secs(5)),
+        Duration::from_secs(1),
+        rule_consumer(&mut rules, &keep),
+    )
+    .unwrap();
+    assert_eq!((summary.attempts, transport.sent), (2, 2));
+    let chains: Vec<&str> = rules.iter().map(|r| r.chain.as_str()).collect();
+    assert_eq!(chains.len(), 3, "{chains:?}");
+    assert_eq!(chains[0], "reject-chain");
+}
