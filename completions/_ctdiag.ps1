@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
             [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
             [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -122,6 +123,29 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --flush: delete without asking')
             [CompletionResult]::new('--all-entries', '--all-entries', [CompletionResultType]::ParameterName, 'List live entries too (stale ones are always listed; both are always counted)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;doctor' {
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
+            [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'The node''s network namespace (conntrack, kube-proxy rules, node-local DNS): a path, a PID, or an `ip netns` name. Default: the current one')
+            [CompletionResult]::new('--probe-netns', '--probe-netns', [CompletionResultType]::ParameterName, 'Start the comparison''s lookups in this namespace (a pod''s). Default: the node''s')
+            [CompletionResult]::new('--pods', '--pods', [CompletionResultType]::ParameterName, 'Look only at these pod network namespaces in the resolver check (comma-separated or repeated). Default: every namespace in use on the node')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'The time budget of the whole run: 15s, 30s, 1m')
+            [CompletionResult]::new('--api', '--api', [CompletionResultType]::ParameterName, 'Compare the rules with the API: `kubectl get endpointslices -A -o json` output in FILE, or `-` for stdin')
+            [CompletionResult]::new('--node-local-dns', '--node-local-dns', [CompletionResultType]::ParameterName, 'The address node-local DNS (NodeLocal DNSCache) listens on')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Scan every UDP Service for stale entries, not only the DNS Service')
+            [CompletionResult]::new('--npd', '--npd', [CompletionResultType]::ParameterName, 'node-problem-detector custom-plugin mode: exactly one line of at most 80 characters naming the worst finding; exit 0 OK, 1 NonOK, 2 Unknown')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
@@ -312,6 +336,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
             [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
             [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -326,6 +351,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;stale' {
+            break
+        }
+        'ctdiag;help;doctor' {
             break
         }
         'ctdiag;help;lab' {

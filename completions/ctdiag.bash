@@ -16,6 +16,9 @@ _ctdiag() {
             ",$1")
                 cmd="ctdiag"
                 ;;
+            ctdiag,doctor)
+                cmd="ctdiag__subcmd__doctor"
+                ;;
             ctdiag,help)
                 cmd="ctdiag__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _ctdiag() {
                 ;;
             ctdiag,stats)
                 cmd="ctdiag__subcmd__stats"
+                ;;
+            ctdiag__subcmd__help,doctor)
+                cmd="ctdiag__subcmd__help__subcmd__doctor"
                 ;;
             ctdiag__subcmd__help,help)
                 cmd="ctdiag__subcmd__help__subcmd__help"
@@ -128,7 +134,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe services stale lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe services stale doctor lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,9 +159,85 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ctdiag__subcmd__help)
-            opts="stats probe services stale lab help"
+        ctdiag__subcmd__doctor)
+            opts="-o -q -v -h --service --cluster-ip --endpoints --all --netns --probe-netns --pods --budget --api --node-local-dns --npd --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pods)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-local-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help)
+            opts="stats probe services stale doctor lab help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -33,6 +33,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
             cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+            cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -115,6 +116,28 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand -y 'With --flush: delete without asking'
             cand --yes 'With --flush: delete without asking'
             cand --all-entries 'List live entries too (stale ones are always listed; both are always counted)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;doctor'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --netns 'The node''s network namespace (conntrack, kube-proxy rules, node-local DNS): a path, a PID, or an `ip netns` name. Default: the current one'
+            cand --probe-netns 'Start the comparison''s lookups in this namespace (a pod''s). Default: the node''s'
+            cand --pods 'Look only at these pod network namespaces in the resolver check (comma-separated or repeated). Default: every namespace in use on the node'
+            cand --budget 'The time budget of the whole run: 15s, 30s, 1m'
+            cand --api 'Compare the rules with the API: `kubectl get endpointslices -A -o json` output in FILE, or `-` for stdin'
+            cand --node-local-dns 'The address node-local DNS (NodeLocal DNSCache) listens on'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --all 'Scan every UDP Service for stale entries, not only the DNS Service'
+            cand --npd 'node-problem-detector custom-plugin mode: exactly one line of at most 80 characters naming the worst finding; exit 0 OK, 1 NonOK, 2 Unknown'
             cand -q 'Print only findings that need attention (table output)'
             cand --quiet 'Print only findings that need attention (table output)'
             cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
@@ -287,6 +310,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
             cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+            cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -297,6 +321,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;services'= {
         }
         &'ctdiag;help;stale'= {
+        }
+        &'ctdiag;help;doctor'= {
         }
         &'ctdiag;help;lab'= {
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'

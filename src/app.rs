@@ -23,6 +23,7 @@ pub fn run() -> Result<Outcome> {
         Command::Probe(args) => commands::probe::execute(args, &ctx),
         Command::Services(args) => commands::services::execute(args, &ctx),
         Command::Stale(args) => commands::stale::execute(args, &ctx),
+        Command::Doctor(args) => commands::doctor::execute(args, &ctx),
         Command::Lab(args) => commands::lab::execute(args, &ctx),
     }
 }

@@ -84,9 +84,65 @@ pub enum Command {
     /// endpoint (a dead pod, or never translated); --flush deletes exactly
     /// those.
     Stale(StaleArgs),
+    /// Every check in one run, within a time budget: conntrack counters now,
+    /// the DNS Service in the rules, stale entries, ClusterIP against each
+    /// endpoint, the pods' resolvers, node-local DNS and NFQUEUE; one
+    /// verdict table (node-problem-detector plugin with --npd).
+    Doctor(DoctorArgs),
     /// Build, inspect and tear down a Kubernetes-node lookalike made of
     /// network namespaces, to reproduce the failures ctdiag diagnoses.
     Lab(LabArgs),
+}
+
+/// `ctdiag doctor`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag doctor\n  ctdiag doctor --budget 30s -o json\n  ctdiag doctor --netns lab-node --probe-netns lab-client --pods lab-client\n  kubectl get endpointslices -A -o json > slices.json; ctdiag doctor --api slices.json\n  ctdiag doctor --npd   # node-problem-detector custom plugin (deploy/)\n\n\
+Checks, each on its own thread with its share of the budget (one that cannot run, fails or overruns \
+is `unknown` with the reason; the others still run): conntrack (counters sampled over an interval, \
+table fill, kernel counters), kube-dns (proxy mode, the Service in the rules, endpoints, --api), \
+stale (a scan only: doctor never deletes; the remedy names `ctdiag stale --flush`), compare (a few \
+lookups to the ClusterIP and to each endpoint, addresses from the rules or the flags only), \
+resolvers (every pod network namespace: resolv.conf and C library), dns-path (node-local DNS, \
+NOTRACK, NFQUEUE; looked at, never probed).\n\n\
+Exit status: 0 nothing wrong, 1 a check found a warning or worse, 2 no check could run. With \
+--npd: 0 OK, 1 NonOK, 2 Unknown (also when a check could not run and none found a problem), and \
+exactly one line of at most 80 characters on stdout."
+)]
+pub struct DoctorArgs {
+    /// The DNS Service (default: kube-dns from the node's rules).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Scan every UDP Service for stale entries, not only the DNS Service.
+    #[arg(long)]
+    pub all: bool,
+    /// The node's network namespace (conntrack, kube-proxy rules, node-local
+    /// DNS): a path, a PID, or an `ip netns` name. Default: the current one.
+    #[arg(long, value_name = "PATH|PID|NAME")]
+    pub netns: Option<String>,
+    /// Start the comparison's lookups in this namespace (a pod's). Default:
+    /// the node's.
+    #[arg(long, value_name = "PATH|PID|NAME")]
+    pub probe_netns: Option<String>,
+    /// Look only at these pod network namespaces in the resolver check
+    /// (comma-separated or repeated). Default: every namespace in use on
+    /// the node.
+    #[arg(long, value_name = "NETNS,...", value_delimiter = ',')]
+    pub pods: Vec<String>,
+    /// The time budget of the whole run: 15s, 30s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub budget: String,
+    /// Compare the rules with the API: `kubectl get endpointslices -A -o
+    /// json` output in FILE, or `-` for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub api: Option<String>,
+    /// The address node-local DNS (NodeLocal DNSCache) listens on.
+    #[arg(long, value_name = "IP", default_value = "169.254.20.10")]
+    pub node_local_dns: std::net::IpAddr,
+    /// node-problem-detector custom-plugin mode: exactly one line of at most
+    /// 80 characters naming the worst finding; exit 0 OK, 1 NonOK, 2 Unknown.
+    #[arg(long)]
+    pub npd: bool,
 }
 
 /// `ctdiag services`.

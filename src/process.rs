@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a listing tool (`iptables-save`, `nft list`, `ipvsadm`) may
@@ -26,6 +26,53 @@ pub fn listing_deadline() -> Duration {
         .and_then(|text| text.trim().parse::<u64>().ok())
         .filter(|ms| (1..=600_000).contains(ms))
         .map_or(LISTING_DEADLINE, Duration::from_millis)
+}
+
+/// The instant no external command may outlive, process-wide (see
+/// [`DeadlineCap`]).
+static CAP: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// While alive, every command started through [`run_bounded`] or
+/// [`run_bounded_lines`] (by this thread or any other) is killed at `until`
+/// at the latest, whatever deadline its caller gave. Why: `ctdiag doctor`
+/// runs checks in threads within a time budget and gives up on a check that
+/// overruns; a listing tool that check started (a hung `nft`) must not
+/// outlive the budget, nor the process. Dropping the guard restores the
+/// cap that was in force before.
+#[derive(Debug)]
+pub struct DeadlineCap {
+    previous: Option<Instant>,
+}
+
+impl DeadlineCap {
+    /// Caps every command's deadline at `until` (an earlier cap in force
+    /// stays when it is earlier).
+    pub fn until(until: Instant) -> Self {
+        let mut cap = CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = *cap;
+        *cap = Some(previous.map_or(until, |p| p.min(until)));
+        DeadlineCap { previous }
+    }
+}
+
+impl Drop for DeadlineCap {
+    fn drop(&mut self) {
+        *CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.previous;
+    }
+}
+
+/// `deadline` from now, shortened to the [`DeadlineCap`] in force.
+fn capped(deadline: Duration) -> Duration {
+    let cap = *CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    capped_at(deadline, cap, Instant::now())
+}
+
+/// `deadline` from `now`, ending no later than `cap`.
+fn capped_at(deadline: Duration, cap: Option<Instant>, now: Instant) -> Duration {
+    match cap {
+        Some(until) => deadline.min(until.saturating_duration_since(now)),
+        None => deadline,
+    }
 }
 
 /// What a command printed and how it ended.
@@ -88,6 +135,7 @@ pub fn run_bounded(
     input: Option<&[u8]>,
     deadline: Duration,
 ) -> Result<Ran, RunError> {
+    let deadline = capped(deadline);
     let started = Instant::now();
     let mut command = Command::new(program);
     command
@@ -181,6 +229,7 @@ pub fn run_bounded_lines(
     deadline: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<Ran, RunError> {
+    let deadline = capped(deadline);
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
@@ -335,6 +384,16 @@ mod tests {
             run_bounded_lines("ctdiag-no-such-tool", &[], LISTING_DEADLINE, |_| {}),
             Err(RunError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_cap_shortens_a_deadline_and_never_lengthens_it() {
+        let now = Instant::now();
+        let ten = Duration::from_secs(10);
+        assert_eq!(capped_at(ten, None, now), ten);
+        assert_eq!(capped_at(ten, Some(now + Duration::from_secs(2)), now), Duration::from_secs(2));
+        assert_eq!(capped_at(ten, Some(now + Duration::from_secs(60)), now), ten);
+        assert_eq!(capped_at(ten, Some(now - Duration::from_secs(1)), now), Duration::ZERO);
     }
 
     #[test]

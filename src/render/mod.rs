@@ -1,6 +1,7 @@
 //! Rendering of reports: one file per output format, all taking the same
 //! report structs. Progress goes to stderr, and only on a terminal.
 
+pub mod doctor;
 pub mod json;
 pub mod probe;
 pub mod services;
