@@ -70,6 +70,9 @@ _ctdiag() {
             ctdiag__subcmd__help__subcmd__lab,responder)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__responder"
                 ;;
+            ctdiag__subcmd__help__subcmd__lab,run)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__run"
+                ;;
             ctdiag__subcmd__help__subcmd__lab,scenario)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__scenario"
                 ;;
@@ -94,6 +97,9 @@ _ctdiag() {
             ctdiag__subcmd__lab,responder)
                 cmd="ctdiag__subcmd__lab__subcmd__responder"
                 ;;
+            ctdiag__subcmd__lab,run)
+                cmd="ctdiag__subcmd__lab__subcmd__run"
+                ;;
             ctdiag__subcmd__lab,scenario)
                 cmd="ctdiag__subcmd__lab__subcmd__scenario"
                 ;;
@@ -117,6 +123,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__lab__subcmd__help,responder)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__responder"
+                ;;
+            ctdiag__subcmd__lab__subcmd__help,run)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__run"
                 ;;
             ctdiag__subcmd__lab__subcmd__help,scenario)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__scenario"
@@ -264,7 +273,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab)
-            opts="up down status scenario responder fill client"
+            opts="up down status run scenario responder fill client"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -320,6 +329,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab__subcmd__responder)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -432,7 +455,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab)
-            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder fill client help"
+            opts="-o -q -v -h --output --color --quiet --verbose --help up down status run scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -596,7 +619,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__help)
-            opts="up down status scenario responder fill client help"
+            opts="up down status run scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +702,20 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__lab__subcmd__help__subcmd__scenario)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -746,6 +783,52 @@ _ctdiag() {
                     ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__run)
+            opts="-p -o -q -v -h --prefix --proxy-mode --budget --scenarios --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-mode)
+                    COMPREPLY=($(compgen -W "iptables nftables" -- "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scenarios)
+                    COMPREPLY=($(compgen -W "healthy parallel-clash dead-endpoint slow-endpoint stale-entries full-table" -- "${cur}"))
                     return 0
                     ;;
                 --output)

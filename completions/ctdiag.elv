@@ -158,6 +158,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand run 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
@@ -200,6 +201,22 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;status'= {
             cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
             cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;run'= {
+            cand -p 'Name prefix of the lab''s namespaces (a lab with this prefix is rebuilt, then removed)'
+            cand --prefix 'Name prefix of the lab''s namespaces (a lab with this prefix is rebuilt, then removed)'
+            cand --proxy-mode 'kube-proxy mode of the lab''s rules'
+            cand --budget 'doctor''s time budget per scenario'
+            cand --scenarios 'Which scenarios, in order (comma-separated). Default: all of them'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -283,6 +300,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand run 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
@@ -294,6 +312,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;help;down'= {
         }
         &'ctdiag;lab;help;status'= {
+        }
+        &'ctdiag;lab;help;run'= {
         }
         &'ctdiag;lab;help;scenario'= {
         }
@@ -328,6 +348,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand run 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
@@ -338,6 +359,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;down'= {
         }
         &'ctdiag;help;lab;status'= {
+        }
+        &'ctdiag;help;lab;run'= {
         }
         &'ctdiag;help;lab;scenario'= {
         }
