@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?')
             [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
             [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)')
@@ -79,10 +80,43 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Resolver behaviour to imitate')
             [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name')
             [CompletionResult]::new('--stats-netns', '--stats-netns', [CompletionResultType]::ParameterName, 'Read the conntrack counters in this namespace (where DNAT happens: the node''s). Default: the current namespace')
+            [CompletionResult]::new('--slow-ms', '--slow-ms', [CompletionResultType]::ParameterName, 'Warn when 1 % or more of the answered lookups take this long or longer, in milliseconds. Default: a fifth of the resolver timeout the probed namespace''s resolv.conf implies (1000 for the usual 5 s)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
             [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'Shorthand for --mode parallel')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;compare' {
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to look up (repeat for several; they are used in turn)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Lookups per target and mode (default 200 unless --duration is given)')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Lookups per target and mode (default 200 unless --duration is given)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Run for this long in all (every target and mode share it): 30s, 2m')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run for this long in all (every target and mode share it): 30s, 2m')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Lookups started per second; 0 means as fast as possible')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Lookups started per second; 0 means as fast as possible')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Lookups in flight at once')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'How long to wait for each answer, in milliseconds')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for each answer, in milliseconds')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Resolver behaviour to imitate')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Resolver behaviour to imitate')
+            [CompletionResult]::new('--modes', '--modes', [CompletionResultType]::ParameterName, 'Repeat the comparison for each of these resolver modes (comma-separated) and say which resolv.conf option makes the loss go away: parallel (glibc), sequential (single-request), reopen (single-request-reopen), tcp (use-vc), musl, threads')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'How many rounds each target''s lookups are cut into (interleaving)')
+            [CompletionResult]::new('--slow-ms', '--slow-ms', [CompletionResultType]::ParameterName, 'Slow-answer threshold in milliseconds. Default: a fifth of the resolver timeout the probed namespace''s resolv.conf implies')
+            [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name')
+            [CompletionResult]::new('--stats-netns', '--stats-netns', [CompletionResultType]::ParameterName, 'Read the node''s kube-proxy rules and conntrack counters in this namespace (where DNAT happens). Default: the current namespace')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
@@ -356,6 +390,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;help' {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?')
             [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
             [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)')
@@ -367,6 +402,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;probe' {
+            break
+        }
+        'ctdiag;help;compare' {
             break
         }
         'ctdiag;help;services' {

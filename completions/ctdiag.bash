@@ -16,6 +16,9 @@ _ctdiag() {
             ",$1")
                 cmd="ctdiag"
                 ;;
+            ctdiag,compare)
+                cmd="ctdiag__subcmd__compare"
+                ;;
             ctdiag,doctor)
                 cmd="ctdiag__subcmd__doctor"
                 ;;
@@ -36,6 +39,9 @@ _ctdiag() {
                 ;;
             ctdiag,stats)
                 cmd="ctdiag__subcmd__stats"
+                ;;
+            ctdiag__subcmd__help,compare)
+                cmd="ctdiag__subcmd__help__subcmd__compare"
                 ;;
             ctdiag__subcmd__help,doctor)
                 cmd="ctdiag__subcmd__help__subcmd__doctor"
@@ -143,12 +149,118 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe services stale doctor lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare services stale doctor lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__compare)
+            opts="-c -d -r -t -m -o -q -v -h --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --modes --rounds --slow-ms --netns --stats-netns --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
+                    return 0
+                    ;;
+                --modes)
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slow-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
                     return 0
@@ -231,8 +343,22 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help)
-            opts="stats probe services stale doctor lab help"
+            opts="stats probe compare services stale doctor lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1001,7 +1127,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__probe)
-            opts="-s -c -d -r -t -m -o -q -v -h --server --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --output --color --quiet --verbose --help"
+            opts="-s -c -d -r -t -m -o -q -v -h --server --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --parallel --netns --stats-netns --slow-ms --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1068,11 +1194,11 @@ _ctdiag() {
                     return 0
                     ;;
                 --mode)
-                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
                     return 0
                     ;;
                 -m)
-                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "parallel threads sequential reopen tcp musl" -- "${cur}"))
                     return 0
                     ;;
                 --netns)
@@ -1080,6 +1206,10 @@ _ctdiag() {
                     return 0
                     ;;
                 --stats-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slow-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --version 'Print version'
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+            cand compare 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
             cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
@@ -74,10 +75,42 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --mode 'Resolver behaviour to imitate'
             cand --netns 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name'
             cand --stats-netns 'Read the conntrack counters in this namespace (where DNAT happens: the node''s). Default: the current namespace'
+            cand --slow-ms 'Warn when 1 % or more of the answered lookups take this long or longer, in milliseconds. Default: a fifth of the resolver timeout the probed namespace''s resolv.conf implies (1000 for the usual 5 s)'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
             cand --parallel 'Shorthand for --mode parallel'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;compare'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --name 'Name to look up (repeat for several; they are used in turn)'
+            cand -c 'Lookups per target and mode (default 200 unless --duration is given)'
+            cand --count 'Lookups per target and mode (default 200 unless --duration is given)'
+            cand -d 'Run for this long in all (every target and mode share it): 30s, 2m'
+            cand --duration 'Run for this long in all (every target and mode share it): 30s, 2m'
+            cand -r 'Lookups started per second; 0 means as fast as possible'
+            cand --rate 'Lookups started per second; 0 means as fast as possible'
+            cand --concurrency 'Lookups in flight at once'
+            cand -t 'How long to wait for each answer, in milliseconds'
+            cand --timeout 'How long to wait for each answer, in milliseconds'
+            cand -m 'Resolver behaviour to imitate'
+            cand --mode 'Resolver behaviour to imitate'
+            cand --modes 'Repeat the comparison for each of these resolver modes (comma-separated) and say which resolv.conf option makes the loss go away: parallel (glibc), sequential (single-request), reopen (single-request-reopen), tcp (use-vc), musl, threads'
+            cand --rounds 'How many rounds each target''s lookups are cut into (interleaving)'
+            cand --slow-ms 'Slow-answer threshold in milliseconds. Default: a fifth of the resolver timeout the probed namespace''s resolv.conf implies'
+            cand --netns 'Open the probe sockets inside this network namespace (a pod''s): a path, a PID, or an `ip netns` name'
+            cand --stats-netns 'Read the node''s kube-proxy rules and conntrack counters in this namespace (where DNAT happens). Default: the current namespace'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
             cand -q 'Print only findings that need attention (table output)'
             cand --quiet 'Print only findings that need attention (table output)'
             cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
@@ -328,6 +361,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help'= {
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+            cand compare 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
             cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
@@ -337,6 +371,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;stats'= {
         }
         &'ctdiag;help;probe'= {
+        }
+        &'ctdiag;help;compare'= {
         }
         &'ctdiag;help;services'= {
         }

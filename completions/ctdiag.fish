@@ -36,6 +36,7 @@ complete -c ctdiag -n "__fish_ctdiag_needs_command" -s h -l help -d 'Print help 
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -s V -l version -d 'Print version'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "compare" -d 'The same probes against a Service\'s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
 complete -c ctdiag -n "__fish_ctdiag_needs_command" -f -a "doctor" -d 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods\' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
@@ -64,13 +65,15 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s d -l duration -d
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s r -l rate -d 'Lookups started per second; 0 means as fast as possible' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l concurrency -d 'Lookups in flight at once' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s t -l timeout -d 'How long to wait for each answer, in milliseconds' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s m -l mode -d 'Resolver behaviour to imitate' -r -f -a "parallel\t'glibc/musl default: A and AAAA in one sendmmsg on a fresh connected socket'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s m -l mode -d 'Resolver behaviour to imitate' -r -f -a "parallel\t'glibc\'s default: A and AAAA in one sendmmsg on a fresh connected socket'
 threads\t'Two threads sending on one socket at the same instant (most race-prone)'
 sequential\t'`options single-request`: A, wait for its answer, then AAAA, same socket'
 reopen\t'`options single-request-reopen`: A, then AAAA from a new socket'
-tcp\t'`options use-vc`: both queries over one TCP connection'"
+tcp\t'`options use-vc`: both queries over one TCP connection'
+musl\t'musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected socket, unanswered queries sent again every timeout/attempts'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l netns -d 'Open the probe sockets inside this network namespace (a pod\'s): a path, a PID, or an `ip netns` name' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l stats-netns -d 'Read the conntrack counters in this namespace (where DNAT happens: the node\'s). Default: the current namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l slow-ms -d 'Warn when 1 % or more of the answered lookups take this long or longer, in milliseconds. Default: a fifth of the resolver timeout the probed namespace\'s resolv.conf implies (1000 for the usual 5 s)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
@@ -81,6 +84,40 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -l parallel -d 'Sho
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l name -d 'Name to look up (repeat for several; they are used in turn)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s c -l count -d 'Lookups per target and mode (default 200 unless --duration is given)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s d -l duration -d 'Run for this long in all (every target and mode share it): 30s, 2m' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s r -l rate -d 'Lookups started per second; 0 means as fast as possible' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l concurrency -d 'Lookups in flight at once' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s t -l timeout -d 'How long to wait for each answer, in milliseconds' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s m -l mode -d 'Resolver behaviour to imitate' -r -f -a "parallel\t'glibc\'s default: A and AAAA in one sendmmsg on a fresh connected socket'
+threads\t'Two threads sending on one socket at the same instant (most race-prone)'
+sequential\t'`options single-request`: A, wait for its answer, then AAAA, same socket'
+reopen\t'`options single-request-reopen`: A, then AAAA from a new socket'
+tcp\t'`options use-vc`: both queries over one TCP connection'
+musl\t'musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected socket, unanswered queries sent again every timeout/attempts'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l modes -d 'Repeat the comparison for each of these resolver modes (comma-separated) and say which resolv.conf option makes the loss go away: parallel (glibc), sequential (single-request), reopen (single-request-reopen), tcp (use-vc), musl, threads' -r -f -a "parallel\t'glibc\'s default: A and AAAA in one sendmmsg on a fresh connected socket'
+threads\t'Two threads sending on one socket at the same instant (most race-prone)'
+sequential\t'`options single-request`: A, wait for its answer, then AAAA, same socket'
+reopen\t'`options single-request-reopen`: A, then AAAA from a new socket'
+tcp\t'`options use-vc`: both queries over one TCP connection'
+musl\t'musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected socket, unanswered queries sent again every timeout/attempts'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l rounds -d 'How many rounds each target\'s lookups are cut into (interleaving)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l slow-ms -d 'Slow-answer threshold in milliseconds. Default: a fifth of the resolver timeout the probed namespace\'s resolv.conf implies' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l netns -d 'Open the probe sockets inside this network namespace (a pod\'s): a path, a PID, or an `ip netns` name' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l stats-netns -d 'Read the node\'s kube-proxy rules and conntrack counters in this namespace (where DNAT happens). Default: the current namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON object (JSON Lines for streams such as `--watch`)'
+prometheus\t'Prometheus text exposition format (metrics commands only)'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
+always\t'Always color'
+never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s q -l quiet -d 'Print only findings that need attention (table output)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l service -d 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand services" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
@@ -281,13 +318,14 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "fill" -d 'Create many UDP conntrack entries in the lab node\'s table, fast: raw datagrams from spoofed sources in the client\'s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "client" -d 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "doctor" -d 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods\' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe services stale doctor lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "stats" -d 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "probe" -d 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "compare" -d 'The same probes against a Service\'s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "services" -d 'Every Service port the node\'s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API\'s EndpointSlices'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "stale" -d 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "doctor" -d 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods\' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "lab" -d 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and not __fish_seen_subcommand_from stats probe compare services stale doctor lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show the lab\'s namespaces, addresses, rules and whether each DNS server is alive'

@@ -21,6 +21,7 @@ pub fn run() -> Result<Outcome> {
     match cli.command {
         Command::Stats(args) => commands::stats::execute(args, &ctx),
         Command::Probe(args) => commands::probe::execute(args, &ctx),
+        Command::Compare(args) => commands::compare::execute(args, &ctx),
         Command::Services(args) => commands::services::execute(args, &ctx),
         Command::Stale(args) => commands::stale::execute(args, &ctx),
         Command::Doctor(args) => commands::doctor::execute(args, &ctx),

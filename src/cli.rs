@@ -76,6 +76,10 @@ pub enum Command {
     /// Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh
     /// socket), loss and latency, and the conntrack counters they moved.
     Probe(ProbeArgs),
+    /// The same probes against a Service's ClusterIP and against each of its
+    /// endpoints directly, interleaved, side by side: the DNAT/conntrack
+    /// path or one bad endpoint?
+    Compare(CompareArgs),
     /// Every Service port the node's kube-proxy rules define (iptables,
     /// nftables or IPVS mode): ClusterIPs and endpoints, optionally checked
     /// against the API's EndpointSlices.
@@ -253,7 +257,7 @@ pub struct StaleArgs {
 /// Resolver behaviours `ctdiag probe` can imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProbeMode {
-    /// glibc/musl default: A and AAAA in one sendmmsg on a fresh connected socket.
+    /// glibc's default: A and AAAA in one sendmmsg on a fresh connected socket.
     Parallel,
     /// Two threads sending on one socket at the same instant (most race-prone).
     Threads,
@@ -263,6 +267,9 @@ pub enum ProbeMode {
     Reopen,
     /// `options use-vc`: both queries over one TCP connection.
     Tcp,
+    /// musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected
+    /// socket, unanswered queries sent again every timeout/attempts.
+    Musl,
 }
 
 /// `ctdiag probe`.
@@ -312,6 +319,70 @@ pub struct ProbeArgs {
     pub netns: Option<String>,
     /// Read the conntrack counters in this namespace (where DNAT happens:
     /// the node's). Default: the current namespace.
+    #[arg(long, value_name = "PATH|PID")]
+    pub stats_netns: Option<String>,
+    /// Warn when 1 % or more of the answered lookups take this long or
+    /// longer, in milliseconds. Default: a fifth of the resolver timeout
+    /// the probed namespace's resolv.conf implies (1000 for the usual 5 s).
+    #[arg(long, value_name = "MS")]
+    pub slow_ms: Option<u64>,
+}
+
+/// `ctdiag compare`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag compare --netns /run/netns/pod --stats-netns /run/netns/node\n  ctdiag compare --service kube-dns --count 500 --modes parallel,sequential,reopen,tcp,musl\n  ctdiag compare --cluster-ip 10.96.0.10 --endpoints 10.244.1.5:53,10.244.2.7:53 -o json\n\n\
+Each target (the ClusterIP, then every endpoint) gets --count lookups per mode, in --rounds rounds: \
+a batch to every target in turn, so load and time hit all alike. The conntrack counters of \
+--stats-netns are read around each batch.\n\n\
+Exit status: 0 nothing wrong, 1 a finding of severity warning or worse (a dead, lossy or slow \
+endpoint, loss through the ClusterIP, loss everywhere), 2 could not tell."
+)]
+pub struct CompareArgs {
+    /// Which Service (default kube-dns, from the node's rules in
+    /// --stats-netns, else the current namespace).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Name to look up (repeat for several; they are used in turn).
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Lookups per target and mode (default 200 unless --duration is given).
+    #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration")]
+    pub count: Option<u64>,
+    /// Run for this long in all (every target and mode share it): 30s, 2m.
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Lookups started per second; 0 means as fast as possible.
+    #[arg(short, long, value_name = "LOOKUPS_PER_S", default_value_t = 200.0)]
+    pub rate: f64,
+    /// Lookups in flight at once.
+    #[arg(long, value_name = "K", default_value_t = 32)]
+    pub concurrency: usize,
+    /// How long to wait for each answer, in milliseconds.
+    #[arg(short, long, value_name = "MS", default_value_t = 2000)]
+    pub timeout: u64,
+    /// Resolver behaviour to imitate.
+    #[arg(short, long, value_enum, default_value_t = ProbeMode::Parallel, conflicts_with = "modes")]
+    pub mode: ProbeMode,
+    /// Repeat the comparison for each of these resolver modes
+    /// (comma-separated) and say which resolv.conf option makes the loss go
+    /// away: parallel (glibc), sequential (single-request), reopen
+    /// (single-request-reopen), tcp (use-vc), musl, threads.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "MODE,...")]
+    pub modes: Vec<ProbeMode>,
+    /// How many rounds each target's lookups are cut into (interleaving).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub rounds: u32,
+    /// Slow-answer threshold in milliseconds. Default: a fifth of the
+    /// resolver timeout the probed namespace's resolv.conf implies.
+    #[arg(long, value_name = "MS")]
+    pub slow_ms: Option<u64>,
+    /// Open the probe sockets inside this network namespace (a pod's):
+    /// a path, a PID, or an `ip netns` name.
+    #[arg(long, value_name = "PATH|PID")]
+    pub netns: Option<String>,
+    /// Read the node's kube-proxy rules and conntrack counters in this
+    /// namespace (where DNAT happens). Default: the current namespace.
     #[arg(long, value_name = "PATH|PID")]
     pub stats_netns: Option<String>,
 }

@@ -112,7 +112,8 @@ finding_codes! {
     /// conntrack dropped packets during the probe, though every probe was
     /// answered.
     ConntrackDropsElsewhere = "conntrack-drops-elsewhere", "probe", [Warning];
-    /// Lookups were answered only after the resolver's timeout.
+    /// 1 % or more of the answered lookups took --slow-ms or longer, or
+    /// some were answered only after the resolver's timeout.
     SlowAnswers = "slow-answers", "probe", [Warning];
     /// Answers were SERVFAIL, REFUSED, FORMERR or NOTIMP.
     DnsErrorRcodes = "dns-error-rcodes", "probe", [Warning];
@@ -124,6 +125,30 @@ finding_codes! {
     ConntrackCountersUnavailable = "conntrack-counters-unavailable", "probe", [Info];
     /// The probe stopped before its planned end.
     StoppedEarly = "stopped-early", "probe", [Info];
+    /// An endpoint probed directly answered no query at all.
+    EndpointDead = "endpoint-dead", "compare", [Critical];
+    /// An endpoint probed directly lost some queries while others answered
+    /// (critical above 1 % of its queries).
+    EndpointLossy = "endpoint-lossy", "compare", [Warning, Critical];
+    /// An endpoint's p99 is far above its peers', or many of its lookups
+    /// are slower than --slow-ms.
+    EndpointSlow = "endpoint-slow", "compare", [Warning];
+    /// Queries are lost through the ClusterIP while every endpoint probed
+    /// directly answers everything: the DNAT/conntrack path.
+    ClusterIpPathLoss = "cluster-ip-path-loss", "compare", [Warning, Critical];
+    /// Lookups through the ClusterIP are slow while no endpoint is.
+    ClusterIpPathSlow = "cluster-ip-path-slow", "compare", [Warning];
+    /// Queries are lost at every target: upstream or the node's network.
+    LossEverywhere = "loss-everywhere", "compare", [Warning, Critical];
+    /// The Service has no endpoints in the rules: nothing to compare.
+    CompareNoEndpoints = "compare-no-endpoints", "compare", [Critical];
+    /// With several modes: which resolv.conf option made the loss through
+    /// the ClusterIP go away, or that none did.
+    ResolverWorkaround = "resolver-workaround", "compare", [Info];
+    /// Every target answered every query and none was slow.
+    CompareClean = "compare-clean", "compare", [Info];
+    /// The comparison stopped before its planned end.
+    CompareStoppedEarly = "compare-stopped-early", "compare", [Info];
     /// kube-dns has no endpoints in the node's rules: every lookup through
     /// its ClusterIP is rejected.
     KubeDnsNoEndpoints = "kube-dns-no-endpoints", "services", [Critical];

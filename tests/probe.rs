@@ -56,6 +56,8 @@ fn bad_input_is_a_usage_error_with_a_clear_message() {
         (&["--server", "127.0.0.1", "--netns", "/nonexistent/ns"], "does not exist"),
         (&["--server", "127.0.0.1", "--mode", "bogus"], "bogus"),
         (&["--server", "127.0.0.1", "--count", "5", "--duration", "1s"], "cannot be used"),
+        (&["--server", "127.0.0.1", "--slow-ms", "0"], "--slow-ms 0"),
+        (&["--server", "127.0.0.1", "--slow-ms", "3000"], "above --timeout 2000"),
         (&["--server", "127.0.0.1", "-o", "prometheus"], "Prometheus"),
     ];
     for (args, expected) in cases {
@@ -271,7 +273,7 @@ fn every_mode_answers_in_a_healthy_lab() {
         return;
     }
     let lab = TestLab::up(&[]);
-    for mode in ["parallel", "sequential", "reopen", "tcp"] {
+    for mode in ["parallel", "sequential", "reopen", "tcp", "musl"] {
         let before = common::conntrack_s(&lab.node_ns());
         let (out, report) = probe_in_lab(&lab, &["--mode", mode, "--count", "200", "--rate", "0"]);
         let after = common::conntrack_s(&lab.node_ns());
@@ -294,6 +296,49 @@ fn every_mode_answers_in_a_healthy_lab() {
     let (out, report) = probe_in_lab(&lab, &["--parallel", "--count", "20"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(report["mode"], "parallel");
+}
+
+/// A slow endpoint behind the ClusterIP: nothing is lost, yet the lookups
+/// it answers are slower than --slow-ms, so the run warns with the share
+/// and the percentiles (exit 1); with a threshold above the delay it does
+/// not.
+#[test]
+fn slow_answers_are_a_warning_with_the_share() {
+    if !common::require_root() {
+        return;
+    }
+    let mut lab = TestLab::up(&[]);
+    lab.scenario("slow-endpoint", &["--endpoint", "2", "--delay-ms", "300"]);
+    let args = ["--count", "40", "--rate", "0", "--timeout", "1000"];
+    let mut slow = args.to_vec();
+    slow.extend(["--slow-ms", "200"]);
+    let (out, report) = probe_in_lab(&lab, &slow);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(u(&report, "lost"), 0, "{report:#}");
+    let slow_lookups = u(&report, "slow_lookups");
+    // DNAT sends about half the lookups to the slow endpoint: all 40 one
+    // way has odds of 2^-39.
+    assert!(slow_lookups > 0 && slow_lookups < 40, "{report:#}");
+    assert_eq!(report["slow_ms"], 200);
+    assert_eq!(report["slow_from"], "--slow-ms");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "slow-answers")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(finding["severity"], "warning");
+    let summary = finding["summary"].as_str().unwrap();
+    assert!(summary.starts_with(&format!("{slow_lookups} of 40 answered lookups")), "{summary}");
+    assert!(finding["evidence"].as_str().unwrap().contains("p99 3"), "{finding:#}");
+    let mut relaxed = args.to_vec();
+    relaxed.extend(["--slow-ms", "800"]);
+    let (out, report) = probe_in_lab(&lab, &relaxed);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(u(&report, "slow_lookups"), 0);
+    // The default: a fifth of the pod resolv.conf's 5 s timeout.
+    let (_, report) = probe_in_lab(&lab, &["--count", "5"]);
+    assert_eq!(report["slow_ms"], 1000, "{report:#}");
 }
 
 #[test]

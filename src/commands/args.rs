@@ -3,10 +3,137 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::cli::ServiceArgs;
-use crate::dns::probe::MAX_RUN;
+use hickory_proto::rr::Name;
+
+use crate::cli::{ProbeMode, ServiceArgs};
+use crate::dns::engine::Mode;
+use crate::dns::probe::{
+    ResolverOptions, DEFAULT_COUNT, DEFAULT_NAME, MAX_CONCURRENCY, MAX_COUNT, MAX_RATE, MAX_RUN,
+    MAX_TIMEOUT_MS, SLOW_FRACTION_OF_RESOLVER_TIMEOUT,
+};
+use crate::dns::wire::parse_name;
 use crate::error::{Error, Result};
 use crate::service::select::{ManualService, Selector, ServiceSpec};
+
+/// The engine's mode for a `--mode` value.
+pub fn engine_mode(mode: ProbeMode) -> Mode {
+    match mode {
+        ProbeMode::Parallel => Mode::Parallel,
+        ProbeMode::Threads => Mode::Threads,
+        ProbeMode::Sequential => Mode::Sequential,
+        ProbeMode::Reopen => Mode::Reopen,
+        ProbeMode::Tcp => Mode::Tcp,
+        ProbeMode::Musl => Mode::Musl,
+    }
+}
+
+/// The `--name` values checked (the default name when none is given), and
+/// as typed.
+pub fn lookup_names(names: &[String]) -> Result<(Vec<Name>, Vec<String>)> {
+    let text: Vec<String> =
+        if names.is_empty() { vec![DEFAULT_NAME.to_string()] } else { names.to_vec() };
+    let parsed = text.iter().map(|n| parse_name(n)).collect::<Result<_>>()?;
+    Ok((parsed, text))
+}
+
+/// How many lookups, for how long, how fast and how patient: checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LookupPlan {
+    /// `--count` (the default count when neither it nor `--duration` is given).
+    pub count: Option<u64>,
+    /// `--duration`.
+    pub duration: Option<Duration>,
+    /// `--timeout`.
+    pub timeout: Duration,
+}
+
+/// Checks `--count`, `--duration`, `--rate`, `--concurrency` and
+/// `--timeout` (clap already refuses `--count` with `--duration`).
+pub fn lookup_plan(
+    count: Option<u64>,
+    duration: Option<&str>,
+    rate: f64,
+    concurrency: usize,
+    timeout_ms: u64,
+) -> Result<LookupPlan> {
+    match count {
+        Some(0) => return Err(Error::Usage("--count 0: give at least one lookup".into())),
+        Some(n) if n > MAX_COUNT => {
+            return Err(Error::Usage(format!("--count {n}: at most {MAX_COUNT} lookups per run")))
+        }
+        _ => {}
+    }
+    let duration = duration.map(parse_duration).transpose()?;
+    let count = match (count, duration) {
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) => Some(DEFAULT_COUNT),
+    };
+    if !rate.is_finite() || !(0.0..=MAX_RATE).contains(&rate) {
+        return Err(Error::Usage(format!(
+            "--rate {rate}: give lookups per second between 0 and {MAX_RATE} (0 = as fast as possible)"
+        )));
+    }
+    if concurrency == 0 || concurrency > MAX_CONCURRENCY {
+        return Err(Error::Usage(format!(
+            "--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY} lookups in flight"
+        )));
+    }
+    if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+        return Err(Error::Usage(format!(
+            "--timeout {timeout_ms}: give 1 to {MAX_TIMEOUT_MS} milliseconds"
+        )));
+    }
+    Ok(LookupPlan { count, duration, timeout: Duration::from_millis(timeout_ms) })
+}
+
+/// Refuses an empty `--netns ""` and the like.
+pub fn check_netns_flags(flags: &[(&str, &Option<String>)]) -> Result<()> {
+    for (flag, spec) in flags {
+        if spec.as_deref() == Some("") {
+            return Err(Error::Usage(format!("{flag} needs a path, a PID or a name")));
+        }
+    }
+    Ok(())
+}
+
+/// The `--slow-ms` threshold and where it came from: the flag, or a fifth
+/// of the resolver's timeout. Why a fifth: in-cluster DNS answers in
+/// milliseconds, so an answer that takes a fifth of the time the resolver
+/// waits before it retries is far outside normal yet well before the
+/// resolver gives up (1 s of the usual 5 s); the lab's slow endpoint
+/// (1.5 s) is above it.
+pub fn slow_threshold(
+    slow_ms: Option<u64>,
+    resolver: &ResolverOptions,
+    timeout: Duration,
+) -> Result<(Duration, String)> {
+    match slow_ms {
+        Some(0) => Err(Error::Usage("--slow-ms 0: give a threshold of 1 ms or more".into())),
+        Some(ms) if u128::from(ms) > timeout.as_millis() => Err(Error::Usage(format!(
+            "--slow-ms {ms} is above --timeout {}: no answered lookup can be that slow; raise --timeout or lower --slow-ms",
+            timeout.as_millis()
+        ))),
+        Some(ms) => Ok((Duration::from_millis(ms), "--slow-ms".into())),
+        None => {
+            let ms = u64::from(resolver.timeout_s) * 1000 / SLOW_FRACTION_OF_RESOLVER_TIMEOUT;
+            Ok((
+                Duration::from_millis(ms),
+                format!(
+                    "1/{SLOW_FRACTION_OF_RESOLVER_TIMEOUT} of the resolver's {} s timeout ({})",
+                    resolver.timeout_s, resolver.source
+                ),
+            ))
+        }
+    }
+}
+
+/// How often musl sends unanswered queries again: its `timeout /
+/// attempts`, with `--timeout` as the timeout and the resolv.conf's
+/// `attempts`. `None` for every other mode.
+pub fn retry_after(mode: Mode, timeout: Duration, resolver: &ResolverOptions) -> Option<Duration> {
+    (mode == Mode::Musl).then(|| timeout / resolver.attempts.max(1))
+}
 
 /// The Service selection the flags ask for: `--cluster-ip`/`--endpoints`
 /// (named by `--service` when both are given), `--all`, `--service SPEC`,

@@ -2,6 +2,7 @@
 //! report -> rendered output and exit status.
 
 pub mod args;
+pub mod compare;
 pub mod doctor;
 pub mod lab;
 pub mod probe;

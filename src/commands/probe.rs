@@ -6,17 +6,16 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
-
 use crate::cli::{OutputFormat, ProbeArgs, ProbeMode};
-use crate::commands::args::{parse_duration, parse_server, selector};
+use crate::commands::args::{
+    check_netns_flags, engine_mode, lookup_names, lookup_plan, parse_server, retry_after, selector,
+    slow_threshold,
+};
 use crate::dns::engine::{EngineConfig, Mode};
 use crate::dns::probe::{
-    self, resolver_options, resolver_options_or_defaults, ProbeConfig, DEFAULT_COUNT, DEFAULT_NAME,
-    MAX_CONCURRENCY, MAX_COUNT, MAX_LINGER, MAX_RATE, MAX_RUN, MAX_TIMEOUT_MS,
+    self, resolver_options, resolver_options_or_defaults, ProbeConfig, MAX_LINGER, MAX_RUN,
 };
 use crate::dns::resolv::{resolv_conf_path, ResolvConf};
-use crate::dns::wire::parse_name;
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::netns::Netns;
@@ -35,37 +34,16 @@ pub fn config(
     args: &ProbeArgs,
     cluster_dns: impl FnOnce(Option<&ServiceSpec>, Protocol) -> Result<Option<ClusterDns>>,
 ) -> Result<ProbeConfig> {
-    let mode = if args.parallel { ProbeMode::Parallel } else { args.mode };
-    let mode = match mode {
-        ProbeMode::Parallel => Mode::Parallel,
-        ProbeMode::Threads => Mode::Threads,
-        ProbeMode::Sequential => Mode::Sequential,
-        ProbeMode::Reopen => Mode::Reopen,
-        ProbeMode::Tcp => Mode::Tcp,
-    };
-    let names_text: Vec<String> =
-        if args.names.is_empty() { vec![DEFAULT_NAME.to_string()] } else { args.names.clone() };
-    let names: Vec<Name> = names_text.iter().map(|n| parse_name(n)).collect::<Result<_>>()?;
-    match args.count {
-        Some(0) => return Err(Error::Usage("--count 0: give at least one lookup".into())),
-        Some(n) if n > MAX_COUNT => {
-            return Err(Error::Usage(format!("--count {n}: at most {MAX_COUNT} lookups per run")))
-        }
-        _ => {}
-    }
-    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    let count = match (args.count, duration) {
-        (Some(n), _) => Some(n),
-        (None, Some(_)) => None,
-        (None, None) => Some(DEFAULT_COUNT),
-    };
-    if !args.rate.is_finite() || args.rate < 0.0 || args.rate > MAX_RATE {
-        return Err(Error::Usage(format!(
-            "--rate {}: give lookups per second between 0 and {MAX_RATE} (0 = as fast as possible)",
-            args.rate
-        )));
-    }
-    if let (Some(n), true) = (count, args.rate > 0.0) {
+    let mode = engine_mode(if args.parallel { ProbeMode::Parallel } else { args.mode });
+    let (names, names_text) = lookup_names(&args.names)?;
+    let plan = lookup_plan(
+        args.count,
+        args.duration.as_deref(),
+        args.rate,
+        args.concurrency,
+        args.timeout,
+    )?;
+    if let (Some(n), true) = (plan.count, args.rate > 0.0) {
         let needed = n as f64 / args.rate;
         if needed > MAX_RUN.as_secs_f64() {
             return Err(Error::Usage(format!(
@@ -75,23 +53,7 @@ pub fn config(
             )));
         }
     }
-    if args.concurrency == 0 || args.concurrency > MAX_CONCURRENCY {
-        return Err(Error::Usage(format!(
-            "--concurrency {}: give 1 to {MAX_CONCURRENCY} lookups in flight",
-            args.concurrency
-        )));
-    }
-    if args.timeout == 0 || args.timeout > MAX_TIMEOUT_MS {
-        return Err(Error::Usage(format!(
-            "--timeout {}: give 1 to {MAX_TIMEOUT_MS} milliseconds",
-            args.timeout
-        )));
-    }
-    for (flag, spec) in [("--netns", &args.netns), ("--stats-netns", &args.stats_netns)] {
-        if spec.as_deref() == Some("") {
-            return Err(Error::Usage(format!("{flag} needs a path, a PID or a name")));
-        }
-    }
+    check_netns_flags(&[("--netns", &args.netns), ("--stats-netns", &args.stats_netns)])?;
     let resolv_path = resolv_conf_path(args.netns.as_deref());
     // The resolver's timeout comes from the namespace's file whenever it
     // is readable, whatever the server; it is only used for reporting.
@@ -125,21 +87,24 @@ pub fn config(
             (server, format!("{}", resolv_path.display()), resolver_options(&conf, &resolv_path))
         }
     };
-    let timeout = Duration::from_millis(args.timeout);
+    let (slow_after, slow_from) = slow_threshold(args.slow_ms, &resolver, plan.timeout)?;
     Ok(ProbeConfig {
         engine: EngineConfig {
             server,
             names,
             mode,
-            count,
-            duration,
+            count: plan.count,
+            duration: plan.duration,
             rate: args.rate,
             concurrency: args.concurrency,
-            timeout,
-            linger: timeout.min(MAX_LINGER),
+            timeout: plan.timeout,
+            linger: plan.timeout.min(MAX_LINGER),
             max_run: MAX_RUN,
-            slow_after: Duration::from_secs(u64::from(resolver.timeout_s)),
+            slow_after,
+            resolver_timeout: Duration::from_secs(u64::from(resolver.timeout_s)),
+            retry_after: retry_after(mode, plan.timeout, &resolver),
         },
+        slow_from,
         server_from,
         names: names_text,
         netns: args.netns.clone(),
@@ -207,6 +172,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::args::parse_duration;
 
     #[test]
     fn server_forms() {

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// glibc/musl default: both queries in one `sendmmsg(2)` on a fresh
+    /// glibc's default: both queries in one `sendmmsg(2)` on a fresh
     /// connected UDP socket.
     Parallel,
     /// Two threads send one query each on the same socket at the same
@@ -48,6 +48,12 @@ pub enum Mode {
     Reopen,
     /// `options use-vc`: one TCP connection, both queries length-prefixed.
     Tcp,
+    /// musl's stub resolver (Alpine): a fresh socket bound to port 0 and
+    /// never connected, A then AAAA in two `sendto(2)` calls back to back,
+    /// unanswered queries sent again every [`EngineConfig::retry_after`]
+    /// (musl: `timeout / attempts`) until the timeout. No ICMP error
+    /// reaches an unconnected socket, so a refused query waits its timeout.
+    Musl,
 }
 
 impl Mode {
@@ -59,6 +65,7 @@ impl Mode {
             Mode::Sequential => "sequential",
             Mode::Reopen => "reopen",
             Mode::Tcp => "tcp",
+            Mode::Musl => "musl",
         }
     }
 }
@@ -88,8 +95,16 @@ pub struct EngineConfig {
     /// Hard cap on the time spent starting lookups.
     pub max_run: Duration,
     /// A fully answered lookup this slow or slower counts in
-    /// [`EngineResult::slow_lookups`] (the resolver's timeout).
+    /// [`EngineResult::slow_lookups`] (`--slow-ms`).
     pub slow_after: Duration,
+    /// A fully answered lookup this slow or slower counts in
+    /// [`EngineResult::beyond_resolver_timeout`]: the resolver would have
+    /// given up on it (its `options timeout:`).
+    pub resolver_timeout: Duration,
+    /// [`Mode::Musl`]: queries still unanswered this long after they were
+    /// (last) sent are sent again on the same socket; other modes never
+    /// resend. `None`: no resending.
+    pub retry_after: Option<Duration>,
 }
 
 /// Packets that arrived but were not taken as answers.
@@ -163,6 +178,12 @@ pub struct EngineResult {
     /// Fully answered lookups whose last answer came `slow_after` or more
     /// after their start (counted exactly, not from the histogram).
     pub slow_lookups: u64,
+    /// Fully answered lookups whose last answer came `resolver_timeout` or
+    /// more after their start (counted exactly).
+    pub beyond_resolver_timeout: u64,
+    /// Queries sent again because they were still unanswered after
+    /// `retry_after` ([`Mode::Musl`]); not part of `by_type[].sent`.
+    pub retransmitted: u64,
     /// Wall time from the first lookup to the end of the run.
     pub elapsed: Duration,
     /// Whether the hard run-time cap stopped the run.
@@ -232,6 +253,8 @@ impl EngineResult {
         s.late += o.late;
         self.latency.merge(&other.latency);
         self.slow_lookups += other.slow_lookups;
+        self.beyond_resolver_timeout += other.beyond_resolver_timeout;
+        self.retransmitted += other.retransmitted;
         self.elapsed += other.elapsed;
         self.capped |= other.capped;
         self.interrupted |= other.interrupted;
@@ -312,6 +335,8 @@ struct Lookup {
     last_answer: Option<Instant>,
     /// Set once the lookup is accounted; the socket stays open until then.
     linger_until: Option<Instant>,
+    /// [`Mode::Musl`]: when the queries still unanswered are sent again.
+    retry_at: Option<Instant>,
 }
 
 /// What one received packet meant for a lookup.
@@ -331,6 +356,7 @@ impl Lookup {
             started,
             last_answer: None,
             linger_until: None,
+            retry_at: None,
         }
     }
 
@@ -459,14 +485,54 @@ impl Lookup {
             return Some(until);
         }
         let connecting = matches!(&self.conn, Some(Conn::Tcp(t)) if !t.connected);
-        self.queries
+        let expiry = self
+            .queries
             .iter()
             .filter_map(|slot| match slot.state {
                 QueryState::Pending { sent_at } => Some(sent_at + timeout),
                 QueryState::Unsent if connecting => Some(self.started + timeout),
                 _ => None,
             })
-            .min()
+            .min();
+        match (expiry, self.retry_at) {
+            (Some(expiry), Some(retry)) => Some(expiry.min(retry)),
+            (expiry, _) => expiry,
+        }
+    }
+
+    /// [`Mode::Musl`]: once `retry_at` has come, sends every query still
+    /// pending again (same bytes, same ID, same socket), as musl does every
+    /// `timeout / attempts`; not after a query's own deadline (musl stops
+    /// resending when its timeout has run out).
+    fn resend_due(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        retry_after: Duration,
+        server: SocketAddr,
+        result: &mut EngineResult,
+    ) {
+        let Some(retry_at) = self.retry_at else { return };
+        if now < retry_at {
+            return;
+        }
+        let Some(Conn::Udp(socket)) = &self.conn else {
+            self.retry_at = None;
+            return;
+        };
+        let socket = Arc::clone(socket);
+        for slot in &mut self.queries {
+            if let QueryState::Pending { sent_at } = slot.state {
+                if now < sent_at + timeout {
+                    // Why a failed resend is not a loss: musl ignores the
+                    // result of sendto; the query still waits its timeout.
+                    let _ = socket.send_to(&slot.bytes, server);
+                    result.retransmitted += 1;
+                }
+            }
+        }
+        let pending = self.queries.iter().any(|q| matches!(q.state, QueryState::Pending { .. }));
+        self.retry_at = pending.then_some(now + retry_after);
     }
 }
 
@@ -681,10 +747,12 @@ fn socket_budget(config: &EngineConfig) -> Result<SocketUse> {
     })
 }
 
-/// A fresh non-blocking UDP socket connected to `server`. The outer error:
-/// no socket could be made at all (e.g. the open-file limit); the inner
-/// one: a connect failure that counts against the lookup (e.g. no route).
-fn fresh_udp(server: SocketAddr) -> io::Result<io::Result<UdpSocket>> {
+/// A fresh non-blocking UDP socket bound to a free port, connected to
+/// `server` unless `connect` is false (musl never connects its socket).
+/// The outer error: no socket could be made at all (e.g. the open-file
+/// limit); the inner one: a connect failure that counts against the lookup
+/// (e.g. no route).
+fn fresh_udp(server: SocketAddr, connect: bool) -> io::Result<io::Result<UdpSocket>> {
     let bind: SocketAddr = if server.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
     } else {
@@ -692,6 +760,9 @@ fn fresh_udp(server: SocketAddr) -> io::Result<io::Result<UdpSocket>> {
     };
     let socket = UdpSocket::bind(bind)?;
     socket.set_nonblocking(true)?;
+    if !connect {
+        return Ok(Ok(socket));
+    }
     Ok(socket.connect(server).map(|()| socket))
 }
 
@@ -834,7 +905,7 @@ impl<'a> Engine<'a> {
     /// lookup (a connect failure).
     fn open_udp(&mut self) -> Result<io::Result<UdpSocket>> {
         loop {
-            match fresh_udp(self.config.server) {
+            match fresh_udp(self.config.server, self.config.mode != Mode::Musl) {
                 Ok(outcome) => {
                     if outcome.is_ok() {
                         self.opened();
@@ -1023,7 +1094,7 @@ impl<'a> Engine<'a> {
         self.result.by_type[0].sent += 1;
         self.result.by_type[1].sent += 1;
         match self.config.mode {
-            Mode::Parallel | Mode::Threads | Mode::Sequential | Mode::Reopen => {
+            Mode::Parallel | Mode::Threads | Mode::Sequential | Mode::Reopen | Mode::Musl => {
                 match self.open_udp()? {
                     Err(e) => lookup.fail_open_queries(failure_of(&e)),
                     Ok(socket) => {
@@ -1032,6 +1103,10 @@ impl<'a> Engine<'a> {
                         match self.config.mode {
                             Mode::Parallel => send_parallel(&mut lookup, &socket),
                             Mode::Threads => self.send_threads(&mut lookup, &socket)?,
+                            Mode::Musl => {
+                                send_musl(&mut lookup, &socket, self.config.server);
+                                lookup.retry_at = self.config.retry_after.map(|after| now + after);
+                            }
                             _ => send_one(&mut lookup, 0, &socket),
                         }
                     }
@@ -1141,6 +1216,9 @@ impl<'a> Engine<'a> {
                 }
                 continue;
             }
+            if let Some(retry_after) = self.config.retry_after {
+                lookup.resend_due(now, timeout, retry_after, self.config.server, &mut self.result);
+            }
             lookup.expire(now, timeout);
             // single-request(-reopen): the AAAA query follows once the A
             // query is done.
@@ -1158,7 +1236,7 @@ impl<'a> Engine<'a> {
                 index += 1;
                 continue;
             }
-            account(lookup, self.config.slow_after, &mut self.result);
+            account(lookup, self.config.slow_after, self.config.resolver_timeout, &mut self.result);
             progress(self.result.lookups);
             let any_timed_out =
                 lookup.queries.iter().any(|q| q.state == QueryState::Failed(Failure::TimedOut));
@@ -1269,6 +1347,19 @@ fn send_parallel(lookup: &mut Lookup, socket: &UdpSocket) {
     }
 }
 
+/// musl: A, then AAAA, each in its own `sendto(2)` on the unconnected
+/// socket, back to back.
+fn send_musl(lookup: &mut Lookup, socket: &UdpSocket, server: SocketAddr) {
+    for slot in &mut lookup.queries {
+        let outcome = socket.send_to(&slot.bytes, server);
+        let at = Instant::now();
+        slot.state = match outcome {
+            Ok(_) => QueryState::Pending { sent_at: at },
+            Err(e) => QueryState::Failed(failure_of(&e)),
+        };
+    }
+}
+
 fn send_one(lookup: &mut Lookup, index: usize, socket: &UdpSocket) {
     let outcome = socket.send(&lookup.queries[index].bytes);
     let at = Instant::now();
@@ -1362,7 +1453,12 @@ fn service_tcp(
 }
 
 /// Adds a finished lookup to the totals.
-fn account(lookup: &Lookup, slow_after: Duration, result: &mut EngineResult) {
+fn account(
+    lookup: &Lookup,
+    slow_after: Duration,
+    resolver_timeout: Duration,
+    result: &mut EngineResult,
+) {
     result.lookups += 1;
     let mut lost = 0;
     for (index, slot) in lookup.queries.iter().enumerate() {
@@ -1384,6 +1480,9 @@ fn account(lookup: &Lookup, slow_after: Duration, result: &mut EngineResult) {
                 if latency >= slow_after {
                     result.slow_lookups += 1;
                 }
+                if latency >= resolver_timeout {
+                    result.beyond_resolver_timeout += 1;
+                }
             }
         }
         1 => result.one_lost_lookups += 1,
@@ -1398,6 +1497,7 @@ mod tests {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
 
     const SERVER: &str = "127.0.0.1:53";
+    const FIVE_S: Duration = Duration::from_secs(5);
 
     fn lookup() -> Lookup {
         let name = parse_name("kubernetes.default.svc.cluster.local").unwrap();
@@ -1448,7 +1548,7 @@ mod tests {
         let packet = answer(9, QueryType::AAAA);
         assert_eq!(l.on_packet(&packet, server, server, later, &mut r), PacketEffect::Stray);
         assert_eq!(r.stray.late, 1);
-        account(&l, Duration::from_secs(5), &mut r);
+        account(&l, FIVE_S, FIVE_S, &mut r);
         assert_eq!((r.both_lost_lookups, r.timed_out, r.lost()), (1, 2, 2));
     }
 
@@ -1487,10 +1587,11 @@ mod tests {
             l.on_packet(&answer(7, QueryType::A), server, server, a, &mut r);
             l.on_packet(&answer(9, QueryType::AAAA), server, server, aaaa, &mut r);
             assert!(l.finished());
-            account(&l, slow_after, &mut r);
+            account(&l, slow_after, Duration::from_millis(400), &mut r);
         }
         assert_eq!(r.latency.len(), 4);
         assert_eq!(r.slow_lookups, 2, "300 ms and 500 ms are at or above 300 ms");
+        assert_eq!(r.beyond_resolver_timeout, 1, "500 ms only is at or above 400 ms");
         assert_eq!(r.latency.max_us(), Some(500_000), "the last answer ends a lookup");
         assert_eq!(r.latency.min_us(), Some(2_000));
     }
@@ -1503,14 +1604,14 @@ mod tests {
         let at = l.started + Duration::from_millis(3);
         l.on_packet(&answer(7, QueryType::A), server, server, at, &mut answered);
         l.on_packet(&answer(9, QueryType::AAAA), server, server, at, &mut answered);
-        account(&l, Duration::from_secs(5), &mut answered);
+        account(&l, FIVE_S, FIVE_S, &mut answered);
         answered.by_type = [TypeCounts { sent: 1, answered: 1, lost: 0 }; 2];
         answered.elapsed = Duration::from_secs(1);
         let mut lost = EngineResult::default();
         let mut l = lookup();
         l.expire(Instant::now() + Duration::from_secs(10), Duration::from_secs(1));
         l.on_packet(&answer(7, QueryType::A), server, server, Instant::now(), &mut lost);
-        account(&l, Duration::from_secs(5), &mut lost);
+        account(&l, FIVE_S, FIVE_S, &mut lost);
         lost.by_type[0].sent = 1;
         lost.by_type[1].sent = 1;
         lost.elapsed = Duration::from_secs(2);
@@ -1535,7 +1636,7 @@ mod tests {
         l.on_packet(&answer(7, QueryType::A), server, server, now, &mut r);
         l.expire(now + Duration::from_secs(3), Duration::from_secs(2));
         assert!(l.finished());
-        account(&l, Duration::from_secs(5), &mut r);
+        account(&l, FIVE_S, FIVE_S, &mut r);
         assert_eq!(r.one_lost_lookups, 1);
         assert_eq!(r.by_type[1].lost, 1);
         assert_eq!(r.by_type[0].lost, 0);

@@ -1,5 +1,6 @@
 //! DNS: queries and answers with hickory-proto, the probe engine, resolv.conf.
 
+pub mod compare;
 pub mod engine;
 pub mod histogram;
 pub mod pods;

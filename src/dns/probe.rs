@@ -38,6 +38,11 @@ pub const MAX_TIMEOUT_MS: u64 = 60_000;
 /// How long a socket with a timed-out query stays open to count late
 /// answers, at most.
 pub const MAX_LINGER: Duration = Duration::from_secs(1);
+/// The default `--slow-ms` is the resolver's timeout divided by this.
+pub const SLOW_FRACTION_OF_RESOLVER_TIMEOUT: u64 = 5;
+/// `slow-answers` warns when at least this share (percent) of the
+/// answered lookups are slow.
+pub const SLOW_SHARE_PERCENT: f64 = 1.0;
 /// Upper bounds (ms) of the latency histogram buckets; the last bucket is
 /// open.
 pub const HISTOGRAM_BOUNDS_MS: &[f64] =
@@ -59,6 +64,8 @@ pub struct ProbeConfig {
     pub stats_netns: Option<String>,
     /// The resolver's timeout and attempts (from resolv.conf or glibc's defaults).
     pub resolver: ResolverOptions,
+    /// Where the slow-answer threshold (`engine.slow_after`) came from.
+    pub slow_from: String,
     /// The endpoints behind the server when it is the kube-dns ClusterIP
     /// found in the rules; `None` for a server from elsewhere.
     pub cluster_endpoints: Option<Vec<SocketAddr>>,
@@ -136,7 +143,8 @@ pub struct ConntrackDelta {
 }
 
 impl ConntrackDelta {
-    fn from_counters(delta: &Counters) -> Self {
+    /// The four counters out of a delta of all counters.
+    pub(crate) fn from_counters(delta: &Counters) -> Self {
         ConntrackDelta {
             insert_failed: delta.get(CTA_STATS_INSERT_FAILED),
             drop: delta.get(CTA_STATS_DROP),
@@ -203,6 +211,17 @@ pub struct ProbeReport {
     /// Lookups that would have made the resolver wait its timeout: a query
     /// lost, or an answer slower than the timeout.
     pub resolver_timeout_lookups: u64,
+    /// The slow-answer threshold, ms (`--slow-ms`).
+    pub slow_ms: u64,
+    /// Where `slow_ms` came from: `--slow-ms`, or a fifth of the resolver's
+    /// timeout.
+    pub slow_from: String,
+    /// Fully answered lookups that took `slow_ms` or longer (counted
+    /// exactly).
+    pub slow_lookups: u64,
+    /// Queries sent again because they were unanswered (`musl` mode:
+    /// every timeout/attempts); not counted in `queries_sent`.
+    pub retransmitted: u64,
     /// `--timeout` used, ms.
     pub timeout_ms: u64,
     /// Wall time of the run, seconds.
@@ -263,8 +282,8 @@ pub fn build_report(
     delta: std::result::Result<ConntrackDelta, String>,
 ) -> ProbeReport {
     let (latency, histogram) = latency_summary(&result.latency);
-    let slow = result.slow_lookups;
-    let resolver_timeout_lookups = result.one_lost_lookups + result.both_lost_lookups + slow;
+    let resolver_timeout_lookups =
+        result.one_lost_lookups + result.both_lost_lookups + result.beyond_resolver_timeout;
     let seconds = result.elapsed.as_secs_f64();
     let stats_place = config.stats_netns.as_deref().unwrap_or("the current namespace");
     let (conntrack_delta, conntrack_note) = match delta {
@@ -306,6 +325,10 @@ pub fn build_report(
         latency_histogram: histogram,
         resolver: config.resolver.clone(),
         resolver_timeout_lookups,
+        slow_ms: config.engine.slow_after.as_millis() as u64,
+        slow_from: config.slow_from.clone(),
+        slow_lookups: result.slow_lookups,
+        retransmitted: result.retransmitted,
         timeout_ms: config.engine.timeout.as_millis() as u64,
         duration_s: (seconds * 1000.0).round() / 1000.0,
         answered_per_s: if seconds > 0.0 {
@@ -320,7 +343,7 @@ pub fn build_report(
         verdict: String::new(),
         findings: Vec::new(),
     };
-    report.findings = analyze(&report, slow, result);
+    report.findings = analyze(&report, result);
     report.verdict = report
         .findings
         .first()
@@ -332,7 +355,7 @@ pub fn build_report(
 const RACE_REMEDY: &str = "Avoid sending A and AAAA from one socket at once: add `options single-request-reopen` (glibc) to the pods' dnsConfig, run NodeLocal DNSCache, or use TCP (`use-vc`); kernels >= 5.6 resolve most clashes, so upgrade old nodes";
 
 /// The findings, most severe first.
-fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Finding> {
+fn analyze(report: &ProbeReport, result: &EngineResult) -> Vec<Finding> {
     let mut findings = Vec::new();
     if report.cluster_endpoints.as_ref().is_some_and(Vec::is_empty) {
         findings.push(Finding::new(
@@ -465,17 +488,8 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
             "Watch the counters (`ctdiag stats --watch 1`) and look for the table filling up or other parallel-query clients",
         ));
     }
-    if slow > 0 {
-        findings.push(Finding::new(
-            Severity::Warning,
-            FindingCode::SlowAnswers,
-            format!(
-                "{slow} lookups were answered only after the resolver's {} s timeout",
-                report.resolver.timeout_s
-            ),
-            format!("latency max {} ms", report.latency_ms.max.unwrap_or(0.0)),
-            "Check the DNS server's load and upstreams",
-        ));
+    if let Some(slow) = slow_answers(report, result) {
+        findings.push(slow);
     }
     let errors: u64 = report
         .rcodes
@@ -537,7 +551,59 @@ fn analyze(report: &ProbeReport, slow: u64, result: &EngineResult) -> Vec<Findin
     findings
 }
 
-fn read_counters(stats_ns: Option<&Netns>) -> std::result::Result<Counters, String> {
+/// The `slow-answers` warning: 1 % or more of the answered lookups took
+/// `--slow-ms` or longer, or any took longer than the resolver's timeout.
+fn slow_answers(report: &ProbeReport, result: &EngineResult) -> Option<Finding> {
+    let answered = result.latency.len();
+    let beyond = result.beyond_resolver_timeout;
+    let share = percent(report.slow_lookups, answered);
+    if report.slow_lookups == 0 || (share < SLOW_SHARE_PERCENT && beyond == 0) {
+        return None;
+    }
+    let remedy = match report.cluster_endpoints.as_deref() {
+        Some(eps) if !eps.is_empty() => format!(
+            "Find the slow endpoint: `ctdiag compare` probes the ClusterIP and each endpoint ({}) side by side; then check that CoreDNS pod's load, its upstream forwarders and its cache",
+            eps.join(", ")
+        ),
+        _ => "Find which server is slow (`ctdiag compare --cluster-ip IP --endpoints IP:PORT,...` or `ctdiag probe --server` on each); check its load, upstream forwarders and cache".to_string(),
+    };
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::SlowAnswers,
+        format!(
+            "{} of {answered} answered lookups ({share:.1}%) took {} ms or longer",
+            report.slow_lookups, report.slow_ms
+        ),
+        format!(
+            "latency ms p50 {}, p90 {}, p99 {}, max {}; threshold {} ms ({}); {beyond} lookups answered only after the resolver's {} s timeout (the resolver would have retried or given up)",
+            ms_text(report.latency_ms.p50),
+            ms_text(report.latency_ms.p90),
+            ms_text(report.latency_ms.p99),
+            ms_text(report.latency_ms.max),
+            report.slow_ms,
+            report.slow_from,
+            report.resolver.timeout_s
+        ),
+        remedy,
+    ))
+}
+
+/// `part` as a percentage of `whole` (0 when `whole` is 0).
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// A latency in ms for a sentence, `-` when there is none.
+pub fn ms_text(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.3}"))
+}
+
+/// The summed conntrack counters of `stats_ns`, or why not.
+pub(crate) fn read_counters(stats_ns: Option<&Netns>) -> std::result::Result<Counters, String> {
     match run_in(stats_ns, read_stats) {
         Ok(Ok(snapshot)) => Ok(snapshot.total()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -632,8 +698,11 @@ mod finding_tests {
                 timeout: Duration::from_secs(2),
                 linger: Duration::from_secs(1),
                 max_run: MAX_RUN,
-                slow_after: Duration::from_secs(5),
+                slow_after: Duration::from_secs(1),
+                resolver_timeout: Duration::from_secs(5),
+                retry_after: None,
             },
+            slow_from: "1/5 of the resolver's 5 s timeout (glibc defaults)".into(),
             server_from: "kube-system/kube-dns:dns ClusterIP (iptables-save in node)".into(),
             names: vec![DEFAULT_NAME.into()],
             netns: None,
@@ -767,10 +836,24 @@ mod finding_tests {
             Severity::Warning,
         ));
         let mut slow = clean();
+        for _ in 0..3 {
+            slow.latency.record_us(1_500_000);
+        }
         slow.slow_lookups = 3;
+        cases.push((
+            "3 % slower than --slow-ms",
+            config(None),
+            slow,
+            quiet(),
+            FindingCode::SlowAnswers,
+            Severity::Warning,
+        ));
+        let mut slow = clean();
+        slow.slow_lookups = 1;
+        slow.beyond_resolver_timeout = 1;
         slow.latency.record_us(5_500_000);
         cases.push((
-            "slower than the resolver timeout",
+            "one answer after the resolver timeout",
             config(None),
             slow,
             quiet(),
@@ -872,6 +955,39 @@ mod finding_tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn slow_answers_need_a_share_and_say_the_percentiles() {
+        let mut few = clean();
+        few.latency.record_us(1_500_000);
+        few.slow_lookups = 1;
+        let report = build_report(&config(None), &few, Ok(delta(0, 0, 0)));
+        assert!(
+            report.findings.iter().all(|f| f.code != FindingCode::SlowAnswers),
+            "1 of 101 is under 1 %: {:?}",
+            report.findings
+        );
+        assert_eq!((report.slow_lookups, report.slow_ms), (1, 1000));
+        let mut many = clean();
+        for _ in 0..10 {
+            many.latency.record_us(1_500_000);
+        }
+        many.slow_lookups = 10;
+        let eps = vec!["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()];
+        let report = build_report(&config(Some(eps)), &many, Ok(delta(0, 0, 0)));
+        let slow = report.findings.iter().find(|f| f.code == FindingCode::SlowAnswers).unwrap();
+        assert!(
+            slow.summary.starts_with("10 of 110 answered lookups (9.1%) took 1000 ms"),
+            "{slow:?}"
+        );
+        assert!(
+            slow.evidence.contains("p99 1500.") && slow.evidence.contains("max 1500.000"),
+            "{slow:?}"
+        );
+        assert!(slow.evidence.contains("0 lookups answered only after"), "{slow:?}");
+        assert!(slow.remedy.contains("ctdiag compare") && slow.remedy.contains("198.18.3.2:53"));
+        assert_eq!(report.resolver_timeout_lookups, 0, "1.5 s is within the 5 s timeout");
     }
 
     #[test]

@@ -267,6 +267,8 @@ fn race_load(
         linger: Duration::from_millis(500),
         max_run: limit,
         slow_after: Duration::from_secs(5),
+        resolver_timeout: Duration::from_secs(5),
+        retry_after: None,
     };
     std::thread::Builder::new()
         .name("lab-run-race".into())

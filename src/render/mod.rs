@@ -1,9 +1,11 @@
 //! Rendering of reports: one file per output format, all taking the same
 //! report structs. Progress goes to stderr, and only on a terminal.
 
+pub mod compare;
 pub mod doctor;
 pub mod json;
 pub mod probe;
+pub mod prometheus;
 pub mod services;
 pub mod stale;
 pub mod stats;

@@ -93,14 +93,18 @@ pub fn table(ctx: &Context, report: &ProbeReport) -> String {
             num(report.resolver_timeout_lookups),
         ]);
         let _ = writeln!(out, "{t}");
-        let mut t =
-            new_table(ctx, &["latency ms", "p50", "p90", "p99", "max", "answered/s", "run s"]);
+        let slow_header = format!("≥ {} ms", report.slow_ms);
+        let mut t = new_table(
+            ctx,
+            &["latency ms", "p50", "p90", "p99", "max", &slow_header, "answered/s", "run s"],
+        );
         t.add_row(vec![
             Cell::new("lookup"),
             ms(report.latency_ms.p50),
             ms(report.latency_ms.p90),
             ms(report.latency_ms.p99),
             ms(report.latency_ms.max),
+            num(report.slow_lookups),
             num(format!("{:.1}", report.answered_per_s)),
             num(format!("{:.3}", report.duration_s)),
         ]);
@@ -116,12 +120,17 @@ pub fn table(ctx: &Context, report: &ProbeReport) -> String {
         let rcodes: Vec<String> = report.rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             out,
-            "rcodes: {}   ICMP errors: {}   timed out: {}   send errors: {}   stray packets: {}",
+            "rcodes: {}   ICMP errors: {}   timed out: {}   send errors: {}   stray packets: {}{}",
             if rcodes.is_empty() { "-".to_string() } else { rcodes.join(", ") },
             report.refused,
             report.timed_out,
             report.send_errors,
             report.stray.total(),
+            if report.mode == crate::dns::engine::Mode::Musl {
+                format!("   sent again: {}", report.retransmitted)
+            } else {
+                String::new()
+            },
         );
         match &report.conntrack_delta {
             Some(d) => {

@@ -1,0 +1,253 @@
+//! `ctdiag compare`: arguments -> validated [`CompareConfig`] (the Service
+//! from `--cluster-ip/--endpoints` or the node's kube-proxy rules) ->
+//! report -> table, JSON or Prometheus text.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+
+use crate::cli::{CompareArgs, OutputFormat};
+use crate::commands::args::{
+    check_netns_flags, engine_mode, lookup_names, lookup_plan, retry_after, selector,
+    slow_threshold,
+};
+use crate::dns::compare::{self, CompareConfig, ModePlan, Role, Target, MAX_ROUNDS};
+use crate::dns::engine::{EngineConfig, Mode};
+use crate::dns::probe::{resolver_options_or_defaults, MAX_LINGER, MAX_RUN};
+use crate::dns::resolv::resolv_conf_path;
+use crate::error::{Error, Result};
+use crate::findings::Outcome;
+use crate::netns::Netns;
+use crate::render::{self, Context};
+use crate::service::select::{self, Resolved, Selector};
+use crate::service::{Protocol, Service};
+
+/// Checks every argument, then finds the Service's ClusterIP and endpoints
+/// for each protocol the modes need through `resolve` (the node's rules;
+/// called once, with the protocols). Opens no socket.
+pub fn config(
+    args: &CompareArgs,
+    resolve: impl FnOnce(&Selector, &[Protocol]) -> Result<Resolved>,
+) -> Result<CompareConfig> {
+    let mut modes: Vec<Mode> = Vec::new();
+    let asked = if args.modes.is_empty() { vec![args.mode] } else { args.modes.clone() };
+    for mode in asked.into_iter().map(engine_mode) {
+        // A mode named twice is compared once.
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    let (names, names_text) = lookup_names(&args.names)?;
+    let plan = lookup_plan(
+        args.count,
+        args.duration.as_deref(),
+        args.rate,
+        args.concurrency,
+        args.timeout,
+    )?;
+    if args.rounds == 0 || args.rounds > MAX_ROUNDS {
+        return Err(Error::Usage(format!(
+            "--rounds {}: give 1 to {MAX_ROUNDS} rounds",
+            args.rounds
+        )));
+    }
+    check_netns_flags(&[("--netns", &args.netns), ("--stats-netns", &args.stats_netns)])?;
+    let selector = selector(&args.service, false)?;
+    let mut protocols = Vec::new();
+    for mode in &modes {
+        let protocol = protocol_of(*mode);
+        if !protocols.contains(&protocol) {
+            protocols.push(protocol);
+        }
+    }
+    let resolved = resolve(&selector, &protocols)?;
+    let mut plans = Vec::new();
+    for mode in &modes {
+        let service = service_port(&resolved, &selector, protocol_of(*mode))?;
+        plans.push(ModePlan {
+            mode: *mode,
+            service_port: service.port_name_string(),
+            targets: targets_of(service)?,
+        });
+    }
+    let Some(first) = plans.first() else {
+        return Err(Error::Usage("--modes: give at least one mode".into()));
+    };
+    let cluster_ip = first.targets[0].address;
+    let endpoints: Vec<SocketAddr> = first.targets[1..].iter().map(|t| t.address).collect();
+    let targets_per_mode: usize = plans.iter().map(|p| p.targets.len()).sum();
+    if let (Some(n), true) = (plan.count, args.rate > 0.0) {
+        let needed = n as f64 * targets_per_mode as f64 / args.rate;
+        if needed > MAX_RUN.as_secs_f64() {
+            return Err(Error::Usage(format!(
+                "--count {n} for {targets_per_mode} targets at --rate {} takes {needed:.0} s, more than the {} s limit per run; raise --rate or lower --count",
+                args.rate,
+                MAX_RUN.as_secs()
+            )));
+        }
+    }
+    let rounds = match plan.count {
+        // Never more rounds than lookups: each round gets at least one.
+        Some(n) => args.rounds.min(u32::try_from(n).unwrap_or(u32::MAX)),
+        None => args.rounds,
+    };
+    let resolv_path = resolv_conf_path(args.netns.as_deref());
+    let resolver = resolver_options_or_defaults(&resolv_path);
+    let (slow_after, slow_from) = slow_threshold(args.slow_ms, &resolver, plan.timeout)?;
+    let service_name = match &selector {
+        Selector::Manual(manual) => {
+            manual.spec.as_ref().map_or_else(|| cluster_ip.to_string(), ToString::to_string)
+        }
+        Selector::Spec(spec) => spec.to_string(),
+        Selector::All => first.service_port.clone(),
+    };
+    Ok(CompareConfig {
+        service: service_name,
+        service_from: resolved.source.clone(),
+        cluster_ip,
+        endpoints,
+        engine: EngineConfig {
+            server: cluster_ip,
+            names,
+            mode: first.mode,
+            count: plan.count,
+            duration: plan.duration,
+            rate: args.rate,
+            concurrency: args.concurrency,
+            timeout: plan.timeout,
+            linger: plan.timeout.min(MAX_LINGER),
+            max_run: MAX_RUN,
+            slow_after,
+            resolver_timeout: std::time::Duration::from_secs(u64::from(resolver.timeout_s)),
+            retry_after: retry_after(Mode::Musl, plan.timeout, &resolver),
+        },
+        plans,
+        count: plan.count,
+        duration: plan.duration,
+        rounds,
+        names: names_text,
+        netns: args.netns.clone(),
+        stats_netns: args.stats_netns.clone(),
+        resolver,
+        slow_from,
+    })
+}
+
+/// The transport a mode's lookups use.
+fn protocol_of(mode: Mode) -> Protocol {
+    if mode == Mode::Tcp {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    }
+}
+
+/// The one Service port of `protocol` among those resolved: the only one,
+/// else the DNS-looking one (`dns`/`dns-tcp` or port 53); an error that
+/// lists them when that does not decide.
+fn service_port<'a>(
+    resolved: &'a Resolved,
+    selector: &Selector,
+    protocol: Protocol,
+) -> Result<&'a Service> {
+    let of_protocol: Vec<&Service> =
+        resolved.services.iter().filter(|s| s.protocol == protocol).collect();
+    let dns_like = |s: &&&Service| s.port_name == "dns" || s.port_name == "dns-tcp" || s.port == 53;
+    match of_protocol.as_slice() {
+        [] => Err(Error::Usage(format!(
+            "no {} port of {} in {}{}",
+            protocol.as_str().to_uppercase(),
+            describe(selector),
+            resolved.source,
+            if protocol == Protocol::Tcp {
+                "; leave tcp out of --modes, or name a Service with a TCP port"
+            } else {
+                "; compare needs a UDP port (add tcp to --modes only next to a UDP mode when the Service has both)"
+            }
+        ))),
+        [one] => Ok(one),
+        several => match several.iter().filter(dns_like).collect::<Vec<_>>().as_slice() {
+            [one] => Ok(one),
+            _ => Err(Error::Usage(format!(
+                "{} has several {} ports ({}); name one: --service NAMESPACE/NAME:PORT",
+                describe(selector),
+                protocol.as_str().to_uppercase(),
+                several
+                    .iter()
+                    .map(|s| format!("{} {}", s.port_name_string(), s.port))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        },
+    }
+}
+
+fn describe(selector: &Selector) -> String {
+    match selector {
+        Selector::Spec(spec) => spec.to_string(),
+        Selector::Manual(manual) => format!("{}:{}", manual.cluster_ip, manual.port),
+        Selector::All => "the Services".into(),
+    }
+}
+
+/// The ClusterIP (IPv4 first on a dual-stack Service) and the endpoints of
+/// its address family.
+fn targets_of(service: &Service) -> Result<Vec<Target>> {
+    let Some(ip) = service.cluster_ips.first() else {
+        return Err(Error::Usage(format!(
+            "{} has no ClusterIP in the rules",
+            service.port_name_string()
+        )));
+    };
+    let mut targets =
+        vec![Target { address: SocketAddr::new(*ip, service.port), role: Role::ClusterIp }];
+    targets.extend(
+        service
+            .endpoints
+            .iter()
+            .filter(|e| e.is_ipv4() == ip.is_ipv4())
+            .map(|e| Target { address: *e, role: Role::Endpoint }),
+    );
+    Ok(targets)
+}
+
+/// Validates the arguments, runs, renders.
+pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
+    let config = config(&args, |selector, protocols| {
+        // The node's rules live where DNAT happens: the --stats-netns
+        // namespace, else this one.
+        let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        let resolved = select::resolve(selector, rules_ns.as_ref(), protocols)?;
+        if ctx.verbose > 0 {
+            for line in resolved.notes.iter().chain(&resolved.skipped) {
+                render::note(ctx, &format!("ctdiag: {line}"));
+            }
+        }
+        Ok(resolved)
+    })?;
+    crate::interrupt::install();
+    let total: u64 = config
+        .count
+        .map_or(0, |n| n * config.plans.iter().map(|p| p.targets.len() as u64).sum::<u64>());
+    let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
+        .then(|| render::probe::progress_bar((total > 0).then_some(total), config.duration));
+    let progress = |done: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    };
+    let outcome = compare::run(&config, &crate::interrupt::STOP, &progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = outcome?;
+    // Decided before rendering: a reader that closed the pipe does not
+    // change what was found.
+    let verdict = Outcome::from_findings(&report.findings);
+    let text = match ctx.format {
+        OutputFormat::Json => render::json::document(&report)?,
+        OutputFormat::Prometheus => render::compare::prometheus(&report),
+        OutputFormat::Table => render::compare::table(ctx, &report),
+    };
+    render::emit(&text)?;
+    Ok(verdict)
+}

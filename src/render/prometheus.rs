@@ -1,0 +1,100 @@
+//! Prometheus text exposition helpers: metric families with HELP and TYPE
+//! lines, label values escaped as the format requires.
+
+use std::fmt::Write as _;
+
+/// Escapes a label value: backslash, double quote and newline, as the text
+/// format requires.
+pub fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes HELP text: backslash and newline.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A number as the text format writes it (`NaN`, `+Inf`, `-Inf` spelled out).
+pub fn value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// One metric family: its HELP and TYPE lines, then its samples.
+#[derive(Debug)]
+pub struct Family {
+    name: String,
+    help: String,
+    kind: &'static str,
+    samples: Vec<(Vec<(String, String)>, f64)>,
+}
+
+impl Family {
+    /// A gauge family.
+    pub fn gauge(name: &str, help: &str) -> Self {
+        Family { name: name.into(), help: help.into(), kind: "gauge", samples: Vec::new() }
+    }
+
+    /// Adds a sample with its labels.
+    pub fn sample(&mut self, labels: &[(&str, &str)], v: f64) {
+        self.samples
+            .push((labels.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(), v));
+    }
+
+    /// Appends the family to `out` (nothing when it has no sample).
+    pub fn write(&self, out: &mut String) {
+        if self.samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {} {}", self.name, escape_help(&self.help));
+        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+        for (labels, v) in &self.samples {
+            let labels: Vec<String> =
+                labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
+            let labels =
+                if labels.is_empty() { String::new() } else { format!("{{{}}}", labels.join(",")) };
+            let _ = writeln!(out, "{}{labels} {}", self.name, value(*v));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_help_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("x\ny"), "x\\ny");
+        let mut f = Family::gauge("ctdiag_x_seconds", "Line one\\two");
+        f.sample(&[("target", "q\"")], 0.5);
+        f.sample(&[], f64::NAN);
+        let mut out = String::new();
+        f.write(&mut out);
+        assert_eq!(
+            out,
+            "# HELP ctdiag_x_seconds Line one\\\\two\n# TYPE ctdiag_x_seconds gauge\nctdiag_x_seconds{target=\"q\\\"\"} 0.5\nctdiag_x_seconds NaN\n"
+        );
+        let mut empty = String::new();
+        Family::gauge("ctdiag_y", "none").write(&mut empty);
+        assert!(empty.is_empty());
+    }
+}

@@ -1,0 +1,383 @@
+//! Resolver fidelity: the probe modes against the real stub resolvers.
+//! glibc (`getent ahosts NAME.`) and musl (tests/resolvers/lookup.c, built
+//! with `musl-gcc -static` into a temp dir) run in a lab's client pod; strace
+//! shows how each sends its pair of queries, and the node's conntrack
+//! (`conntrack -S`, `conntrack -L`) shows what each does to it, next to
+//! `ctdiag probe --mode parallel` and `--mode musl`.
+//!
+//! Network rule: the real resolvers run inside the lab's client namespace,
+//! whose resolv.conf names the lab's ClusterIP; the loopback test sets
+//! `--server` to its own responder.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestLab;
+use hickory_proto::op::{Message, MessageType, OpCode};
+use serde_json::Value;
+
+/// The name every resolver looks up; the trailing dot keeps the pod's
+/// search list (ndots:5) out of it.
+const NAME: &str = "kubernetes.default.svc.cluster.local.";
+
+/// Builds tests/resolvers/lookup.c with musl-gcc into a fresh temp dir.
+fn musl_lookup() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ctdiag-musl-{}", common::unique_prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resolvers/lookup.c");
+    let binary = dir.join("lookup");
+    let out = common::run(
+        "musl-gcc",
+        &["-static", "-O2", "-o", &binary.to_string_lossy(), &source.to_string_lossy()],
+    );
+    common::assert_success(&out, "musl-gcc lookup.c");
+    binary
+}
+
+/// `strace -f -e trace=network CMD` in `ns`: the trace (stderr).
+fn strace_in(ns: &str, cmd: &[&str]) -> String {
+    let mut full = vec!["strace", "-f", "-e", "trace=network"];
+    full.extend_from_slice(cmd);
+    let out = common::exec(ns, &full);
+    common::assert_success(&out, &format!("strace {cmd:?}"));
+    common::stderr(&out)
+}
+
+/// The trace lines that concern DNS to the ClusterIP (port 53).
+fn dns_lines(trace: &str) -> Vec<&str> {
+    trace
+        .lines()
+        .filter(|l| l.contains("198.19.0.10") && l.contains("htons(53)") || l.contains("sendmmsg("))
+        .collect()
+}
+
+#[test]
+fn glibc_and_musl_send_their_pair_as_the_matching_modes_do() {
+    if !common::require_root()
+        || !common::require_tool("strace", "strace")
+        || !common::require_tool("musl-gcc", "musl-tools")
+        || !common::require_tool("getent", "libc-bin")
+    {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let client = lab.client_ns();
+    let musl = musl_lookup();
+    let ctdiag = |mode: &str| {
+        strace_in(
+            &client,
+            &[
+                common::CTDIAG,
+                "probe",
+                "--server",
+                "198.19.0.10",
+                "--mode",
+                mode,
+                "--count",
+                "1",
+                "-o",
+                "json",
+            ],
+        )
+    };
+    // glibc: a connected socket, both queries in one sendmmsg.
+    for (who, trace) in [
+        ("getent (glibc)", strace_in(&client, &["getent", "ahosts", NAME])),
+        ("--mode parallel", ctdiag("parallel")),
+    ] {
+        let lines = dns_lines(&trace);
+        assert!(lines.iter().any(|l| l.starts_with("connect(")), "{who}: no connect:\n{trace}");
+        let mmsg: Vec<&&str> = lines.iter().filter(|l| l.starts_with("sendmmsg(")).collect();
+        assert_eq!(mmsg.len(), 1, "{who}: one sendmmsg:\n{trace}");
+        assert!(mmsg[0].trim_end().ends_with("= 2"), "{who}: two messages in it: {}", mmsg[0]);
+        assert!(!lines.iter().any(|l| l.starts_with("sendto(")), "{who}: no sendto:\n{trace}");
+    }
+    // musl: a socket bound to port 0, never connected, two sendto.
+    let musl_trace = strace_in(&client, &[&musl.to_string_lossy(), NAME, "1"]);
+    for (who, trace) in [("musl getaddrinfo", musl_trace), ("--mode musl", ctdiag("musl"))] {
+        let lines = dns_lines(&trace);
+        assert!(
+            trace.lines().any(|l| l.starts_with("bind(") && l.contains("sin_port=htons(0)")),
+            "{who}: no bind to port 0:\n{trace}"
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("connect(")), "{who}: connected:\n{trace}");
+        assert!(!lines.iter().any(|l| l.starts_with("sendmmsg(")), "{who}: sendmmsg:\n{trace}");
+        let sendto = lines.iter().filter(|l| l.starts_with("sendto(")).count();
+        assert_eq!(sendto, 2, "{who}: two sendto to the ClusterIP:\n{trace}");
+    }
+    let _ = std::fs::remove_dir_all(musl.parent().unwrap());
+}
+
+/// What a batch of lookups did to the node's conntrack.
+#[derive(Debug)]
+struct Effect {
+    insert_failed: u64,
+    drop: u64,
+    clash_resolve: u64,
+    /// UDP entries towards the ClusterIP's port 53 after the batch (the
+    /// table was flushed before it).
+    entries: u64,
+}
+
+/// Flushes the node's table, runs `batch`, and reads the counters and the
+/// entries it left.
+fn effect(lab: &TestLab, batch: impl FnOnce()) -> Effect {
+    let node = lab.node_ns();
+    common::assert_success(&lab.in_node(&["conntrack", "-F"]), "conntrack -F");
+    let before = common::conntrack_s(&node);
+    batch();
+    let after = common::conntrack_s(&node);
+    let delta = |c: &str| common::kernel::total(&after, c) - common::kernel::total(&before, c);
+    let listed = lab.in_node(&[
+        "conntrack",
+        "-L",
+        "-p",
+        "udp",
+        "--orig-dst",
+        "198.19.0.10",
+        "--dport",
+        "53",
+    ]);
+    common::assert_success(&listed, "conntrack -L");
+    Effect {
+        insert_failed: delta("insert_failed"),
+        drop: delta("drop"),
+        clash_resolve: delta("clash_resolve"),
+        entries: common::stdout(&listed).lines().filter(|l| l.starts_with("udp")).count() as u64,
+    }
+}
+
+fn probe_batch(lab: &TestLab, mode: &str, count: u64) {
+    let (client, node) = (lab.client_ns(), lab.node_ns());
+    let count = count.to_string();
+    let out = common::ctdiag(&[
+        "probe",
+        "--netns",
+        &client,
+        "--stats-netns",
+        &node,
+        "--server",
+        "198.19.0.10",
+        "--mode",
+        mode,
+        "--count",
+        &count,
+        "--rate",
+        "0",
+        "--concurrency",
+        "1",
+        "-o",
+        "json",
+    ]);
+    let report: Value = common::json(&out);
+    assert_eq!(report["lost"], 0, "{mode}: {report:#}");
+}
+
+/// Real glibc, real musl and the matching probe modes, one lookup at a
+/// time as a resolver makes them: each lookup is one conntrack entry, and
+/// none of them races (the issue author's 2000-lookup runs: clash_resolve
+/// +0 for all four). `--mode threads` is the positive control: its queries
+/// do race, so the counter is shown to move.
+#[test]
+fn conntrack_effect_of_the_real_resolvers_matches_the_modes() {
+    if !common::require_root()
+        || !common::require_tool("musl-gcc", "musl-tools")
+        || !common::require_tool("getent", "libc-bin")
+    {
+        return;
+    }
+    const N: u64 = 150;
+    let lab = TestLab::up(&[]);
+    let musl = musl_lookup();
+    let glibc = effect(&lab, || {
+        let script = format!("i=0; while [ $i -lt {N} ]; do getent ahosts {NAME} >/dev/null || exit 1; i=$((i+1)); done");
+        common::assert_success(&lab.in_client(&["sh", "-c", &script]), "getent loop");
+    });
+    let parallel = effect(&lab, || probe_batch(&lab, "parallel", N));
+    let musl_real = effect(&lab, || {
+        let out = lab.in_client(&[&musl.to_string_lossy(), NAME, &N.to_string()]);
+        common::assert_success(&out, "musl lookups");
+        assert_eq!(common::stdout(&out).trim(), format!("lookups {N} both {N} failed 0"));
+    });
+    let musl_mode = effect(&lab, || probe_batch(&lab, "musl", N));
+    let threads = effect(&lab, || probe_batch(&lab, "threads", N));
+    let _ = std::fs::remove_dir_all(musl.parent().unwrap());
+    eprintln!("glibc {glibc:?}\nparallel {parallel:?}\nmusl {musl_real:?}\n--mode musl {musl_mode:?}\nthreads {threads:?}");
+    for (who, e) in [
+        ("glibc", &glibc),
+        ("parallel", &parallel),
+        ("musl", &musl_real),
+        ("--mode musl", &musl_mode),
+    ] {
+        assert_eq!((e.insert_failed, e.drop, e.clash_resolve), (0, 0, 0), "{who}: {e:?}");
+        // One fresh socket per lookup: one entry each (a source port
+        // picked twice by chance merges two).
+        assert!(e.entries <= N && e.entries >= N * 9 / 10, "{who}: {e:?}");
+    }
+    assert!(threads.clash_resolve > 0, "threads mode races (the counter moves): {threads:?}");
+    assert_eq!(
+        threads.insert_failed + threads.drop,
+        0,
+        "this kernel resolves the clashes: {threads:?}"
+    );
+}
+
+/// musl's resend schedule, seen on the real resolver and on the musl mode:
+/// with both endpoints answering 3 s late and the pod's resolv.conf
+/// defaults (timeout 5 s, attempts 2), musl sends its pair at once and
+/// again 2.5 s later (`timeout / attempts`), and takes the late answers.
+#[test]
+fn musl_resends_after_timeout_over_attempts_as_the_musl_mode_does() {
+    if !common::require_root()
+        || !common::require_tool("strace", "strace")
+        || !common::require_tool("musl-gcc", "musl-tools")
+    {
+        return;
+    }
+    let mut lab = TestLab::up(&[]);
+    for endpoint in ["1", "2"] {
+        lab.scenario("slow-endpoint", &["--endpoint", endpoint, "--delay-ms", "3000"]);
+    }
+    let client = lab.client_ns();
+    let musl = musl_lookup();
+    let out = common::exec(
+        &client,
+        &["strace", "-f", "-ttt", "-e", "trace=sendto", &musl.to_string_lossy(), NAME, "1"],
+    );
+    common::assert_success(&out, "musl lookup under strace");
+    let trace = common::stderr(&out);
+    let times: Vec<f64> = trace
+        .lines()
+        .filter(|l| l.contains("sendto(") && l.contains("198.19.0.10"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.parse::<f64>().ok()))
+        .collect();
+    assert_eq!(times.len(), 4, "the pair, then the pair again:\n{trace}");
+    let at = |i: usize| times[i] - times[0];
+    assert!(at(1) < 0.1, "the pair leaves together:\n{trace}");
+    for i in [2, 3] {
+        assert!(
+            (2.4..2.8).contains(&at(i)),
+            "resent at timeout/attempts = 2.5 s: {:.3}\n{trace}",
+            at(i)
+        );
+    }
+    let _ = std::fs::remove_dir_all(musl.parent().unwrap());
+    let out = common::ctdiag(&[
+        "probe",
+        "--netns",
+        &client,
+        "--stats-netns",
+        &lab.node_ns(),
+        "--mode",
+        "musl",
+        "--count",
+        "2",
+        "--timeout",
+        "5000",
+        "-o",
+        "json",
+    ]);
+    let report = common::json(&out);
+    assert_eq!(report["lost"], 0, "{report:#}");
+    assert_eq!(
+        report["retransmitted"], 4,
+        "each query of each lookup once more at 2.5 s: {report:#}"
+    );
+    let p50 = report["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((3000.0..3500.0).contains(&p50), "answered by the first copies, 3 s late: {report:#}");
+}
+
+/// A loopback DNS server that ignores the first copy of every query and
+/// answers the second: what a lossy path looks like to a resolver that
+/// sends again.
+struct SecondCopyResponder {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SecondCopyResponder {
+    fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let address = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut seen: HashSet<(SocketAddr, u16)> = HashSet::new();
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((len, peer)) = socket.recv_from(&mut buf) else { continue };
+                let Ok(query) = Message::from_vec(&buf[..len]) else { continue };
+                let id = query.metadata.id;
+                if seen.insert((peer, id)) {
+                    continue;
+                }
+                let mut reply = Message::new(id, MessageType::Response, OpCode::Query);
+                if let Some(q) = query.queries.first() {
+                    reply.add_query(q.clone());
+                }
+                let _ = socket.send_to(&reply.to_vec().unwrap(), peer);
+            }
+        });
+        SecondCopyResponder { address, stop, handle: Some(handle) }
+    }
+}
+
+impl Drop for SecondCopyResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// musl mode sends unanswered queries again every timeout/attempts and
+/// counts the answers to the second copy; parallel mode, which never
+/// sends again (glibc waits its timeout, then moves on), loses them.
+#[test]
+fn musl_mode_sends_again_and_is_answered() {
+    let responder = SecondCopyResponder::start();
+    let server = responder.address.to_string();
+    let run = |mode: &str| {
+        let out = common::ctdiag(&[
+            "probe",
+            "--server",
+            &server,
+            "--mode",
+            mode,
+            "--count",
+            "10",
+            "--timeout",
+            "600",
+            "--rate",
+            "0",
+            "-o",
+            "json",
+        ]);
+        common::json(&out)
+    };
+    let musl = run("musl");
+    if musl["resolver"]["attempts"] == 1 {
+        // `attempts:1` here: musl sends once and waits the whole timeout.
+        assert_eq!((musl["lost"].as_u64(), musl["retransmitted"].as_u64()), (Some(20), Some(0)));
+        return;
+    }
+    assert_eq!((musl["lookups"].as_u64(), musl["lost"].as_u64()), (Some(10), Some(0)), "{musl:#}");
+    assert_eq!(musl["retransmitted"], 20, "each query sent once more: {musl:#}");
+    assert_eq!(musl["queries_sent"], 20, "resends are counted apart: {musl:#}");
+    // The answer comes after the resend: timeout/attempts, attempts from
+    // this namespace's resolv.conf (2 to 5): 120 to 300 ms.
+    let p50 = musl["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((120.0..400.0).contains(&p50), "{musl:#}");
+    let parallel = run("parallel");
+    assert_eq!(parallel["lost"], 20, "{parallel:#}");
+    assert_eq!(parallel["retransmitted"], 0, "{parallel:#}");
+}
