@@ -31,6 +31,25 @@ pub fn listing_deadline() -> Duration {
 /// The instant no external command may outlive, process-wide (see
 /// [`DeadlineCap`]).
 static CAP: Mutex<Option<Instant>> = Mutex::new(None);
+/// Process groups of the commands running now (through [`run_bounded`] or
+/// [`run_bounded_lines`]).
+static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// Records a running command's process group until dropped.
+struct Registered(libc::pid_t);
+
+impl Registered {
+    fn new(pid: libc::pid_t) -> Self {
+        RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pid);
+        Registered(pid)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|p| *p != self.0);
+    }
+}
 
 /// While alive, every command started through [`run_bounded`] or
 /// [`run_bounded_lines`] (by this thread or any other) is killed at `until`
@@ -56,8 +75,19 @@ impl DeadlineCap {
 }
 
 impl Drop for DeadlineCap {
+    /// Restores the previous cap and kills every command still running:
+    /// the work that started them has been given up, and a command must not
+    /// outlive the budget (nor the process, which may exit right after).
     fn drop(&mut self) {
         *CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.previous;
+        let running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        for pid in running {
+            // SAFETY: kill(2) on the process group of a child of ours that
+            // has not been reaped (it is unregistered only after its wait).
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -152,6 +182,7 @@ pub fn run_bounded(
         }
     })?;
     let pid = child.id() as libc::pid_t;
+    let _registered = Registered::new(pid);
     let (done_tx, done_rx) = mpsc::channel::<(u8, Vec<u8>)>();
     // Why threads per pipe: a tool that fills one pipe while we block on the
     // other would deadlock; each reader ends at EOF or when the group dies.
@@ -246,6 +277,7 @@ pub fn run_bounded_lines(
             }
         })?;
     let pid = child.id() as libc::pid_t;
+    let _registered = Registered::new(pid);
     // None = end of stdout; Some(chunk) = more bytes.
     let (chunks_tx, chunks_rx) = mpsc::channel::<Option<Vec<u8>>>();
     if let Some(mut stdout) = child.stdout.take() {

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::doctor::{DoctorReport, Progress, Status};
 use crate::findings::Finding;
+use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table};
 use crate::render::Context;
 
@@ -122,60 +123,50 @@ pub fn npd_error(error: &crate::Error) -> String {
     one_line(&format!("unknown: {error}"))
 }
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label(value: &str) -> String {
-    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
-}
-
 /// Prometheus text exposition: per check its status (one series per
-/// status, 1 for the current one) and duration, the findings, and the run.
+/// status, 1 for the current one) and duration, the findings by check, the
+/// verdict and the run's time.
 pub fn prometheus(report: &DoctorReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP ctdiag_doctor_check_status Whether a doctor check has this status (1) or not (0)."
+    const STATUSES: [Status; 4] = [Status::Ok, Status::Unknown, Status::Warning, Status::Critical];
+    let mut status = Family::gauge(
+        "ctdiag_doctor_check_status",
+        "Whether a doctor check ended with this status (1) or not (0).",
     );
-    let _ = writeln!(out, "# TYPE ctdiag_doctor_check_status gauge");
+    let mut duration =
+        Family::gauge("ctdiag_doctor_check_duration_seconds", "How long a doctor check took.");
     for check in &report.checks {
-        for status in [Status::Ok, Status::Unknown, Status::Warning, Status::Critical] {
-            let _ = writeln!(
-                out,
-                "ctdiag_doctor_check_status{{check=\"{}\",status=\"{}\"}} {}",
-                label(&check.check),
-                status.as_str(),
-                u8::from(check.status == status)
+        for s in STATUSES {
+            status.sample(
+                &[("check", &check.check), ("status", s.as_str())],
+                f64::from(u8::from(check.status == s)),
             );
         }
+        duration.sample(&[("check", &check.check)], check.duration_s);
     }
-    let _ =
-        writeln!(out, "# HELP ctdiag_doctor_check_duration_seconds How long a doctor check took.");
-    let _ = writeln!(out, "# TYPE ctdiag_doctor_check_duration_seconds gauge");
-    for check in &report.checks {
-        let _ = writeln!(
-            out,
-            "ctdiag_doctor_check_duration_seconds{{check=\"{}\"}} {}",
-            label(&check.check),
-            check.duration_s
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ctdiag_doctor_finding A finding of ctdiag doctor (1 while it holds)."
+    let mut findings = Family::gauge(
+        "ctdiag_doctor_findings",
+        "Findings of the last ctdiag doctor run by check, code and severity (how many).",
     );
-    let _ = writeln!(out, "# TYPE ctdiag_doctor_finding gauge");
+    let mut counted: std::collections::BTreeMap<(&str, &str, &str), u32> = Default::default();
     for f in &report.findings {
-        let _ = writeln!(
-            out,
-            "ctdiag_doctor_finding{{check=\"{}\",code=\"{}\",severity=\"{}\"}} 1",
-            label(&f.check),
-            f.finding.code,
-            f.finding.severity.as_str()
-        );
+        *counted
+            .entry((f.check.as_str(), f.finding.code.as_str(), f.finding.severity.as_str()))
+            .or_insert(0) += 1;
     }
-    let _ = writeln!(out, "# HELP ctdiag_doctor_duration_seconds How long the doctor run took.");
-    let _ = writeln!(out, "# TYPE ctdiag_doctor_duration_seconds gauge");
-    let _ = writeln!(out, "ctdiag_doctor_duration_seconds {}", report.duration_s);
-    out
+    for ((check, code, severity), n) in counted {
+        findings.sample(&[("check", check), ("code", code), ("severity", severity)], f64::from(n));
+    }
+    let mut verdict = Family::gauge(
+        "ctdiag_doctor_verdict",
+        "Whether the last ctdiag doctor run's verdict is this status (1) or not (0).",
+    );
+    for s in STATUSES {
+        verdict.sample(&[("status", s.as_str())], f64::from(u8::from(report.verdict == s)));
+    }
+    let mut run =
+        Family::gauge("ctdiag_doctor_run_seconds", "Wall time of the last ctdiag doctor run.");
+    run.sample(&[], report.duration_s);
+    prometheus::write_all(&[&status, &duration, &findings, &verdict, &run])
 }
 
 #[cfg(test)]
