@@ -133,7 +133,7 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
                 t.address,
                 t.lost,
                 t.queries_sent,
-                t.latency_ms.p90.map_or("-".to_string(), |ms| format!("{ms:.0} ms"))
+                t.latency_ms.p90.map_or("-".to_string(), |ms| format!("{ms:.1} ms"))
             )
         })
         .collect();

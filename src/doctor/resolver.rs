@@ -296,4 +296,37 @@ mod tests {
         assert!(text.contains("single-request (musl) x1"), "{text}");
         assert!(evidence(&PodScan::default()).starts_with("no container"));
     }
+
+    /// Every code `doctor` declares, at every declared severity, comes out
+    /// of the analyses on some input here.
+    #[test]
+    fn every_doctor_code_is_produced_by_a_case() {
+        use crate::doctor::dns_path::{self, DnsPath, Listener};
+        use crate::kernel::Kernel;
+        let mut produced: Vec<Finding> = Vec::new();
+        let mut huge = fixture_pod("glibc");
+        huge.resolv_conf = RootFile::Truncated { text: String::new(), size: 1 << 20 };
+        produced.extend(analyze(&scan(vec![huge, fixture_pod("musl")])));
+        let address: std::net::IpAddr = "169.254.20.10".parse().unwrap();
+        let mut path = DnsPath {
+            node_local_dns: Some(address),
+            listeners: vec![Listener { protocol: "udp".into(), address }],
+            ..DnsPath::default()
+        };
+        path.rules.nfqueue_dns.push("-A FORWARD -j NFQUEUE".into());
+        for release in ["5.15.0", "6.18.0"] {
+            produced.extend(dns_path::analyze(&path, &Kernel::from_release(release)));
+        }
+        for code in FindingCode::ALL.iter().filter(|c| c.command() == "doctor") {
+            for severity in code.severities() {
+                assert!(
+                    produced.iter().any(|f| f.code == *code && f.severity == *severity),
+                    "no case produces {code} as {severity:?}"
+                );
+            }
+        }
+        for f in &produced {
+            assert!(f.code.severities().contains(&f.severity), "{f:?}");
+        }
+    }
 }
