@@ -2,12 +2,11 @@
 //! yields its finding (through `lab run`), `--npd` prints one short line
 //! with node-problem-detector's exit statuses, the budget holds when a
 //! check hangs (a `nft` that never returns, a DNS server that never
-//! answers), node-local DNS and NFQUEUE rules are seen, and `lab run`
-//! leaves nothing behind, also when interrupted.
+//! answers), node-local DNS and NFQUEUE rules are seen (`lab run` is in
+//! tests/lab_run.rs).
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::TestLab;
@@ -334,103 +333,4 @@ fn node_local_dns_and_nfqueue_rules_are_seen_without_a_packet_sent_to_them() {
     // Looked at, never probed: the listener's address saw no conntrack entry.
     let entries = common::stdout(&lab.in_node(&["conntrack", "-L", "-d", "198.18.253.10"]));
     assert!(!entries.contains("198.18.253.10"), "{entries}");
-}
-
-#[test]
-fn lab_run_finds_each_failure_and_leaves_nothing_behind() {
-    if !common::require_root() {
-        return;
-    }
-    let prefix = common::unique_prefix();
-    let out = common::ctdiag(&["lab", "run", "--prefix", &prefix, "--budget", "10s", "-o", "json"]);
-    let report = common::json(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}\n{}", common::stderr(&out));
-    let scenarios = report["scenarios"].as_array().unwrap();
-    let names: Vec<&str> = scenarios.iter().map(|s| s["scenario"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "healthy",
-            "parallel-clash",
-            "dead-endpoint",
-            "slow-endpoint",
-            "stale-entries",
-            "full-table"
-        ]
-    );
-    for scenario in scenarios {
-        let name = scenario["scenario"].as_str().unwrap();
-        assert_eq!(scenario["passed"], true, "{scenario:#}");
-        assert_eq!(scenario["unrelated"], serde_json::json!([]), "{name}");
-        let doctor = &scenario["doctor"];
-        let found = codes(doctor, false);
-        match name {
-            "healthy" => {
-                assert!(codes(doctor, true).is_empty(), "{doctor:#}");
-                assert_eq!(doctor["verdict"], "ok");
-            }
-            _ => {
-                let expected: Vec<String> = scenario["expected"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| c.as_str().unwrap().to_string())
-                    .collect();
-                assert!(found.iter().any(|c| expected.contains(c)), "{name}: {found:?}");
-            }
-        }
-    }
-    assert_eq!(report["torn_down"], true);
-    assert_leftovers_gone(&prefix);
-}
-
-fn assert_leftovers_gone(prefix: &str) {
-    let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
-        .unwrap_or_default();
-    let ours: Vec<&String> =
-        namespaces.iter().filter(|n| n.starts_with(&format!("{prefix}-"))).collect();
-    assert!(ours.is_empty(), "namespaces left: {ours:?}");
-    assert!(!Path::new("/run/ctdiag/lab").join(prefix).exists(), "state left");
-    for netns in ["node", "client"] {
-        assert!(!Path::new("/etc/netns").join(format!("{prefix}-{netns}")).exists());
-    }
-    // Sticky clients and responders name the lab's state directory or
-    // addresses in their command lines.
-    assert_eq!(process_with(&format!("/run/ctdiag/lab/{prefix}/")), None, "a lab process survived");
-}
-
-#[test]
-fn lab_run_interrupted_tears_everything_down() {
-    if !common::require_root() {
-        return;
-    }
-    let prefix = common::unique_prefix();
-    let running = common::spawn(
-        common::CTDIAG,
-        &[
-            "lab",
-            "run",
-            "--prefix",
-            &prefix,
-            "--budget",
-            "10s",
-            "--scenarios",
-            "stale-entries,healthy",
-        ],
-    );
-    // Interrupt once the stale-entries scenario is set up (its sticky
-    // clients run) and doctor is at work.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let client = format!("/run/ctdiag/lab/{prefix}/");
-    while process_with(&client).is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(process_with(&client).is_some(), "the scenario never started its sticky clients");
-    std::thread::sleep(Duration::from_millis(1500));
-    running.signal(libc::SIGINT);
-    let out = running.wait_bounded(Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(2), "{}{}", common::stdout(&out), common::stderr(&out));
-    assert!(common::stdout(&out).contains("interrupted"), "{}", common::stdout(&out));
-    assert_leftovers_gone(&prefix);
 }
