@@ -15,7 +15,7 @@ the conntrack insert race between parallel A and AAAA queries, stale UDP conntra
 pointing at a dead CoreDNS pod, a full conntrack table, a dead or slow kube-dns endpoint.\n\n\
 Exit status: 0 ran and found nothing wrong, 1 found a problem (a finding of severity warning \
 or worse), 2 could not tell (usage error, missing privilege, runtime error).",
-    after_help = "Try it anywhere: `ctdiag lab up` builds a Kubernetes-node lookalike out of network namespaces."
+    after_help = "Try it anywhere: `ctdiag lab run` builds a Kubernetes-node lookalike out of network namespaces, puts it through each failure and shows what `ctdiag doctor` finds."
 )]
 pub struct Cli {
     /// Options every command takes.
