@@ -334,3 +334,70 @@ fn node_local_dns_and_nfqueue_rules_are_seen_without_a_packet_sent_to_them() {
     let entries = common::stdout(&lab.in_node(&["conntrack", "-L", "-d", "198.18.253.10"]));
     assert!(!entries.contains("198.18.253.10"), "{entries}");
 }
+
+/// An EndpointSlice list as kubectl prints it: kube-dns's `dns` (UDP) and
+/// `dns-tcp` ports with the lab's two endpoints, the second `ready`
+/// as given.
+fn slices(second_ready: bool) -> String {
+    let endpoint = |ip: &str, ready: bool| {
+        serde_json::json!({
+            "addresses": [ip],
+            "conditions": { "ready": ready, "serving": ready, "terminating": !ready }
+        })
+    };
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [{
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "addressType": "IPv4",
+            "metadata": {
+                "name": "kube-dns-abcde",
+                "namespace": "kube-system",
+                "labels": { "kubernetes.io/service-name": "kube-dns" }
+            },
+            "ports": [
+                { "name": "dns", "port": 53, "protocol": "UDP" },
+                { "name": "dns-tcp", "port": 53, "protocol": "TCP" }
+            ],
+            "endpoints": [endpoint("198.18.2.2", true), endpoint("198.18.3.2", second_ready)]
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn the_rules_are_checked_against_the_api_with_api() {
+    if !common::require_root() {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let (node, client) = (lab.node_ns(), lab.client_ns());
+    let file = std::env::temp_dir().join(format!("ctdiag-slices-{}.json", lab.prefix));
+    for (second_ready, expected) in [(true, None), (false, Some("rules-endpoint-not-ready"))] {
+        std::fs::write(&file, slices(second_ready)).unwrap();
+        let path = file.display().to_string();
+        let out = common::ctdiag(&doctor_args(
+            &lab,
+            &node,
+            &client,
+            &["--api", &path, "--budget", "5s", "-o", "json"],
+        ));
+        let report = common::json(&out);
+        let kube_dns = check(&report, "kube-dns");
+        assert_eq!(kube_dns["data"]["api"]["slices"], 1, "{kube_dns:#}");
+        assert!(kube_dns["evidence"].as_str().unwrap().contains("API ("), "{kube_dns:#}");
+        match expected {
+            None => assert_eq!(kube_dns["status"], "ok", "{kube_dns:#}"),
+            Some(code) => {
+                // kube-dns in the rules with an endpoint the API no longer
+                // has ready: critical.
+                assert_eq!(kube_dns["status"], "critical", "{kube_dns:#}");
+                assert_eq!(out.status.code(), Some(1));
+                assert!(codes(&report, true).contains(&code.to_string()), "{report:#}");
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+}
