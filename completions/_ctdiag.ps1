@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?')
             [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
             [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -164,6 +165,29 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ctdiag;doctor' {
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)')
+            [CompletionResult]::new('--cluster-ip', '--cluster-ip', [CompletionResultType]::ParameterName, 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints')
+            [CompletionResult]::new('--endpoints', '--endpoints', [CompletionResultType]::ParameterName, 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)')
+            [CompletionResult]::new('--netns', '--netns', [CompletionResultType]::ParameterName, 'The node''s network namespace (conntrack, kube-proxy rules, node-local DNS): a path, a PID, or an `ip netns` name. Default: the current one')
+            [CompletionResult]::new('--probe-netns', '--probe-netns', [CompletionResultType]::ParameterName, 'Start the comparison''s lookups in this namespace (a pod''s). Default: the node''s')
+            [CompletionResult]::new('--pods', '--pods', [CompletionResultType]::ParameterName, 'Look only at these pod network namespaces in the resolver check (comma-separated or repeated). Default: every namespace in use on the node')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'The time budget of the whole run: 15s, 30s, 1m')
+            [CompletionResult]::new('--api', '--api', [CompletionResultType]::ParameterName, 'Compare the rules with the API: `kubectl get endpointslices -A -o json` output in FILE, or `-` for stdin')
+            [CompletionResult]::new('--node-local-dns', '--node-local-dns', [CompletionResultType]::ParameterName, 'The address node-local DNS (NodeLocal DNSCache) listens on')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Scan every UDP Service for stale entries, not only the DNS Service')
+            [CompletionResult]::new('--npd', '--npd', [CompletionResultType]::ParameterName, 'node-problem-detector custom-plugin mode: exactly one line of at most 80 characters naming the worst finding; exit 0 OK, 1 NonOK, 2 Unknown')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ctdiag;lab' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
@@ -177,6 +201,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)')
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
@@ -222,6 +247,23 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;lab;status' {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only findings that need attention (table output)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain more: notes, sources, per-step detail. Repeat for more')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ctdiag;lab;run' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (a lab with this prefix is rebuilt, then removed)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Name prefix of the lab''s namespaces (a lab with this prefix is rebuilt, then removed)')
+            [CompletionResult]::new('--proxy-mode', '--proxy-mode', [CompletionResultType]::ParameterName, 'kube-proxy mode of the lab''s rules')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'doctor''s time budget per scenario')
+            [CompletionResult]::new('--scenarios', '--scenarios', [CompletionResultType]::ParameterName, 'Which scenarios, in order (comma-separated). Default: all of them')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color the output (NO_COLOR in the environment means never for `auto`)')
@@ -310,6 +352,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)')
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
@@ -324,6 +367,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;lab;help;status' {
+            break
+        }
+        'ctdiag;lab;help;run' {
             break
         }
         'ctdiag;lab;help;scenario' {
@@ -347,6 +393,7 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?')
             [CompletionResult]::new('services', 'services', [CompletionResultType]::ParameterValue, 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices')
             [CompletionResult]::new('stale', 'stale', [CompletionResultType]::ParameterValue, 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -366,10 +413,14 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
         'ctdiag;help;stale' {
             break
         }
+        'ctdiag;help;doctor' {
+            break
+        }
         'ctdiag;help;lab' {
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)')
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)')
             [CompletionResult]::new('scenario', 'scenario', [CompletionResultType]::ParameterValue, 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab')
             [CompletionResult]::new('responder', 'responder', [CompletionResultType]::ParameterValue, 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)')
             [CompletionResult]::new('fill', 'fill', [CompletionResultType]::ParameterValue, 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries')
@@ -383,6 +434,9 @@ Register-ArgumentCompleter -Native -CommandName 'ctdiag' -ScriptBlock {
             break
         }
         'ctdiag;help;lab;status' {
+            break
+        }
+        'ctdiag;help;lab;run' {
             break
         }
         'ctdiag;help;lab;scenario' {

@@ -19,6 +19,9 @@ _ctdiag() {
             ctdiag,compare)
                 cmd="ctdiag__subcmd__compare"
                 ;;
+            ctdiag,doctor)
+                cmd="ctdiag__subcmd__doctor"
+                ;;
             ctdiag,help)
                 cmd="ctdiag__subcmd__help"
                 ;;
@@ -39,6 +42,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__help,compare)
                 cmd="ctdiag__subcmd__help__subcmd__compare"
+                ;;
+            ctdiag__subcmd__help,doctor)
+                cmd="ctdiag__subcmd__help__subcmd__doctor"
                 ;;
             ctdiag__subcmd__help,help)
                 cmd="ctdiag__subcmd__help__subcmd__help"
@@ -70,6 +76,9 @@ _ctdiag() {
             ctdiag__subcmd__help__subcmd__lab,responder)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__responder"
                 ;;
+            ctdiag__subcmd__help__subcmd__lab,run)
+                cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__run"
+                ;;
             ctdiag__subcmd__help__subcmd__lab,scenario)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__scenario"
                 ;;
@@ -93,6 +102,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__lab,responder)
                 cmd="ctdiag__subcmd__lab__subcmd__responder"
+                ;;
+            ctdiag__subcmd__lab,run)
+                cmd="ctdiag__subcmd__lab__subcmd__run"
                 ;;
             ctdiag__subcmd__lab,scenario)
                 cmd="ctdiag__subcmd__lab__subcmd__scenario"
@@ -118,6 +130,9 @@ _ctdiag() {
             ctdiag__subcmd__lab__subcmd__help,responder)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__responder"
                 ;;
+            ctdiag__subcmd__lab__subcmd__help,run)
+                cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__run"
+                ;;
             ctdiag__subcmd__lab__subcmd__help,scenario)
                 cmd="ctdiag__subcmd__lab__subcmd__help__subcmd__scenario"
                 ;;
@@ -134,7 +149,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare services stale lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare services stale doctor lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,8 +280,70 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__doctor)
+            opts="-o -q -v -h --service --cluster-ip --endpoints --all --netns --probe-netns --pods --budget --api --node-local-dns --npd --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pods)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-local-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__help)
-            opts="stats probe compare services stale lab help"
+            opts="stats probe compare services stale doctor lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +357,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -308,7 +399,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab)
-            opts="up down status scenario responder fill client"
+            opts="up down status run scenario responder fill client"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,6 +455,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__lab__subcmd__responder)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__lab__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -476,7 +581,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab)
-            opts="-o -q -v -h --output --color --quiet --verbose --help up down status scenario responder fill client help"
+            opts="-o -q -v -h --output --color --quiet --verbose --help up down status run scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -640,7 +745,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__help)
-            opts="up down status scenario responder fill client help"
+            opts="up down status run scenario responder fill client help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,6 +828,20 @@ _ctdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ctdiag__subcmd__lab__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ctdiag__subcmd__lab__subcmd__help__subcmd__scenario)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -790,6 +909,52 @@ _ctdiag() {
                     ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__lab__subcmd__run)
+            opts="-p -o -q -v -h --prefix --proxy-mode --budget --scenarios --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-mode)
+                    COMPREPLY=($(compgen -W "iptables nftables" -- "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scenarios)
+                    COMPREPLY=($(compgen -W "healthy parallel-clash dead-endpoint slow-endpoint stale-entries full-table" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -34,6 +34,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand compare 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
             cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+            cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -155,6 +156,28 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ctdiag;doctor'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --netns 'The node''s network namespace (conntrack, kube-proxy rules, node-local DNS): a path, a PID, or an `ip netns` name. Default: the current one'
+            cand --probe-netns 'Start the comparison''s lookups in this namespace (a pod''s). Default: the node''s'
+            cand --pods 'Look only at these pod network namespaces in the resolver check (comma-separated or repeated). Default: every namespace in use on the node'
+            cand --budget 'The time budget of the whole run: 15s, 30s, 1m'
+            cand --api 'Compare the rules with the API: `kubectl get endpointslices -A -o json` output in FILE, or `-` for stdin'
+            cand --node-local-dns 'The address node-local DNS (NodeLocal DNSCache) listens on'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand --all 'Scan every UDP Service for stale entries, not only the DNS Service'
+            cand --npd 'node-problem-detector custom-plugin mode: exactly one line of at most 80 characters naming the worst finding; exit 0 OK, 1 NonOK, 2 Unknown'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ctdiag;lab'= {
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
@@ -168,6 +191,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand run 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
@@ -210,6 +234,22 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;status'= {
             cand -p 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
             cand --prefix 'Name prefix of the lab''s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ctdiag;lab;run'= {
+            cand -p 'Name prefix of the lab''s namespaces (a lab with this prefix is rebuilt, then removed)'
+            cand --prefix 'Name prefix of the lab''s namespaces (a lab with this prefix is rebuilt, then removed)'
+            cand --proxy-mode 'kube-proxy mode of the lab''s rules'
+            cand --budget 'doctor''s time budget per scenario'
+            cand --scenarios 'Which scenarios, in order (comma-separated). Default: all of them'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
@@ -293,6 +333,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand run 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
@@ -304,6 +345,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;lab;help;down'= {
         }
         &'ctdiag;lab;help;status'= {
+        }
+        &'ctdiag;lab;help;run'= {
         }
         &'ctdiag;lab;help;scenario'= {
         }
@@ -321,6 +364,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand compare 'The same probes against a Service''s ClusterIP and against each of its endpoints directly, interleaved, side by side: the DNAT/conntrack path or one bad endpoint?'
             cand services 'Every Service port the node''s kube-proxy rules define (iptables, nftables or IPVS mode): ClusterIPs and endpoints, optionally checked against the API''s EndpointSlices'
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
+            cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -334,10 +378,13 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         }
         &'ctdiag;help;stale'= {
         }
+        &'ctdiag;help;doctor'= {
+        }
         &'ctdiag;help;lab'= {
             cand up 'Build the lab (idempotent: an existing lab with the prefix is torn down and rebuilt)'
             cand down 'Tear the lab down: DNS servers, namespaces, /etc/netns files, state (idempotent)'
             cand status 'Show the lab''s namespaces, addresses, rules and whether each DNS server is alive'
+            cand run 'Build a lab, put it through each failure in turn (parallel clash, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
             cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
@@ -348,6 +395,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;down'= {
         }
         &'ctdiag;help;lab;status'= {
+        }
+        &'ctdiag;help;lab;run'= {
         }
         &'ctdiag;help;lab;scenario'= {
         }

@@ -24,6 +24,7 @@ pub fn run() -> Result<Outcome> {
         Command::Compare(args) => commands::compare::execute(args, &ctx),
         Command::Services(args) => commands::services::execute(args, &ctx),
         Command::Stale(args) => commands::stale::execute(args, &ctx),
+        Command::Doctor(args) => commands::doctor::execute(args, &ctx),
         Command::Lab(args) => commands::lab::execute(args, &ctx),
     }
 }

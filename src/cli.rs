@@ -15,7 +15,7 @@ the conntrack insert race between parallel A and AAAA queries, stale UDP conntra
 pointing at a dead CoreDNS pod, a full conntrack table, a dead or slow kube-dns endpoint.\n\n\
 Exit status: 0 ran and found nothing wrong, 1 found a problem (a finding of severity warning \
 or worse), 2 could not tell (usage error, missing privilege, runtime error).",
-    after_help = "Try it anywhere: `ctdiag lab up` builds a Kubernetes-node lookalike out of network namespaces."
+    after_help = "Try it anywhere: `ctdiag lab run` builds a Kubernetes-node lookalike out of network namespaces, puts it through each failure and shows what `ctdiag doctor` finds."
 )]
 pub struct Cli {
     /// Options every command takes.
@@ -88,9 +88,65 @@ pub enum Command {
     /// endpoint (a dead pod, or never translated); --flush deletes exactly
     /// those.
     Stale(StaleArgs),
+    /// Every check in one run, within a time budget: conntrack counters now,
+    /// the DNS Service in the rules, stale entries, ClusterIP against each
+    /// endpoint, the pods' resolvers, node-local DNS and NFQUEUE; one
+    /// verdict table (node-problem-detector plugin with --npd).
+    Doctor(DoctorArgs),
     /// Build, inspect and tear down a Kubernetes-node lookalike made of
     /// network namespaces, to reproduce the failures ctdiag diagnoses.
     Lab(LabArgs),
+}
+
+/// `ctdiag doctor`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag doctor\n  ctdiag doctor --budget 30s -o json\n  ctdiag doctor --netns lab-node --probe-netns lab-client --pods lab-client\n  kubectl get endpointslices -A -o json > slices.json; ctdiag doctor --api slices.json\n  ctdiag doctor --npd   # node-problem-detector custom plugin (deploy/)\n\n\
+Checks, each on its own thread with its share of the budget (one that cannot run, fails or overruns \
+is `unknown` with the reason; the others still run): conntrack (counters sampled over an interval, \
+table fill, kernel counters), kube-dns (proxy mode, the Service in the rules, endpoints, --api), \
+stale (a scan only: doctor never deletes; the remedy names `ctdiag stale --flush`), compare (a few \
+lookups to the ClusterIP and to each endpoint, addresses from the rules or the flags only), \
+resolvers (every pod network namespace: resolv.conf and C library), dns-path (node-local DNS, \
+NOTRACK, NFQUEUE; looked at, never probed).\n\n\
+Exit status: 0 nothing wrong, 1 a check found a warning or worse, 2 no check could run. With \
+--npd: 0 OK, 1 NonOK, 2 Unknown (also when a check could not run and none found a problem), and \
+exactly one line of at most 80 characters on stdout."
+)]
+pub struct DoctorArgs {
+    /// The DNS Service (default: kube-dns from the node's rules).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Scan every UDP Service for stale entries, not only the DNS Service.
+    #[arg(long)]
+    pub all: bool,
+    /// The node's network namespace (conntrack, kube-proxy rules, node-local
+    /// DNS): a path, a PID, or an `ip netns` name. Default: the current one.
+    #[arg(long, value_name = "PATH|PID|NAME")]
+    pub netns: Option<String>,
+    /// Start the comparison's lookups in this namespace (a pod's). Default:
+    /// the node's.
+    #[arg(long, value_name = "PATH|PID|NAME")]
+    pub probe_netns: Option<String>,
+    /// Look only at these pod network namespaces in the resolver check
+    /// (comma-separated or repeated). Default: every namespace in use on
+    /// the node.
+    #[arg(long, value_name = "NETNS,...", value_delimiter = ',')]
+    pub pods: Vec<String>,
+    /// The time budget of the whole run: 15s, 30s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub budget: String,
+    /// Compare the rules with the API: `kubectl get endpointslices -A -o
+    /// json` output in FILE, or `-` for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub api: Option<String>,
+    /// The address node-local DNS (NodeLocal DNSCache) listens on.
+    #[arg(long, value_name = "IP", default_value = "169.254.20.10")]
+    pub node_local_dns: std::net::IpAddr,
+    /// node-problem-detector custom-plugin mode: exactly one line of at most
+    /// 80 characters naming the worst finding; exit 0 OK, 1 NonOK, 2 Unknown.
+    #[arg(long)]
+    pub npd: bool,
 }
 
 /// `ctdiag services`.
@@ -359,6 +415,11 @@ pub enum LabAction {
     Down(LabDownArgs),
     /// Show the lab's namespaces, addresses, rules and whether each DNS server is alive.
     Status(LabPrefixArgs),
+    /// Build a lab, put it through each failure in turn (parallel clash,
+    /// dead endpoint, slow endpoint, stale entries, full table), run doctor
+    /// on each, show what it found, and tear everything down (also on
+    /// Ctrl-C or a failure).
+    Run(LabRunArgs),
     /// Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale
     /// conntrack entries). `ctdiag lab up` again restores a healthy lab.
     Scenario(LabScenarioArgs),
@@ -383,6 +444,50 @@ unless --timeout gives them longer (an nftables `ct timeout` in the node's `inet
     /// outcome appended to a status file.
     #[command(hide = true)]
     Client(LabClientArgs),
+}
+
+/// The failures `ctdiag lab run` reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabRunScenario {
+    /// Nothing wrong: doctor must find nothing at warning or above.
+    Healthy,
+    /// The client pod races A/AAAA pairs from one socket while doctor samples.
+    ParallelClash,
+    /// An endpoint's pod is gone, the rules still point at it.
+    DeadEndpoint,
+    /// An endpoint answers 1.5 s late.
+    SlowEndpoint,
+    /// An endpoint left the rules; its conntrack entries keep clients blackholed.
+    StaleEntries,
+    /// The node's conntrack table filled to nf_conntrack_max.
+    FullTable,
+}
+
+/// `ctdiag lab run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag lab run\n  ctdiag lab run --scenarios dead-endpoint,stale-entries -v\n  ctdiag lab run --proxy-mode nftables -o json\n\n\
+Each scenario gets a freshly built lab, then doctor (the library, as `ctdiag doctor --netns PREFIX-node \
+--probe-netns PREFIX-client --pods PREFIX-client` would run it). A scenario passes when doctor finds \
+the finding that shows the failure, no unrelated warning, and every check runs. The full-table \
+scenario fills the node's table to nf_conntrack_max with raw datagrams (about 3 s and 65 MB of kernel \
+memory per 262,144 entries here). Exit status: 0 every scenario passed, 1 one did not, 2 interrupted \
+or the lab could not be built."
+)]
+pub struct LabRunArgs {
+    /// Name prefix of the lab's namespaces (a lab with this prefix is
+    /// rebuilt, then removed).
+    #[arg(short, long, default_value = "ctdiag-run")]
+    pub prefix: String,
+    /// kube-proxy mode of the lab's rules.
+    #[arg(long, value_enum, default_value_t = LabProxyMode::Iptables)]
+    pub proxy_mode: LabProxyMode,
+    /// doctor's time budget per scenario.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub budget: String,
+    /// Which scenarios, in order (comma-separated). Default: all of them.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SCENARIO,...")]
+    pub scenarios: Vec<LabRunScenario>,
 }
 
 /// `ctdiag lab client` (hidden): one sticky DNS client.

@@ -191,6 +191,21 @@ finding_codes! {
     KernelFilterUnavailable = "kernel-filter-unavailable", "stale", [Info];
     /// Dump messages that did not decode were skipped.
     UndecodableEntries = "undecodable-entries", "stale", [Info];
+    /// musl containers set resolv.conf options musl does not implement
+    /// (single-request, single-request-reopen, use-vc): no protection.
+    ResolverOptionIgnored = "resolver-option-ignored", "doctor", [Warning];
+    /// How many names (and queries) a short name expands to with the pods'
+    /// ndots and search list.
+    SearchListExpansion = "search-list-expansion", "doctor", [Info];
+    /// A container's resolv.conf was not used: too large, binary, or not a
+    /// regular file.
+    ResolvConfUnusable = "resolv-conf-unusable", "doctor", [Info];
+    /// Node-local DNS listens on this node (with or without NOTRACK rules
+    /// taking its traffic out of conntrack).
+    NodeLocalDns = "node-local-dns", "doctor", [Info];
+    /// NFQUEUE rules can see DNS packets (a warning on kernels before 6.12,
+    /// where queued packets are not clash-resolved).
+    NfqueueOnDnsPath = "nfqueue-on-dns-path", "doctor", [Info, Warning];
 }
 
 impl Serialize for FindingCode {
@@ -257,6 +272,10 @@ pub enum Outcome {
     Clean,
     /// Ran and found a problem (a warning or worse): exit 1.
     Problem,
+    /// Ran, wrote its report, and still could not tell (`doctor` when no
+    /// check could run; `doctor --npd` when a check could not run and none
+    /// found a problem): exit 2.
+    Unknown,
 }
 
 impl Outcome {
@@ -274,6 +293,7 @@ impl Outcome {
         match self {
             Outcome::Clean => std::process::ExitCode::SUCCESS,
             Outcome::Problem => std::process::ExitCode::from(1),
+            Outcome::Unknown => std::process::ExitCode::from(crate::EXIT_UNKNOWN),
         }
     }
 }

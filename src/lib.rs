@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod conntrack;
 pub mod dns;
+pub mod doctor;
 pub mod error;
 pub mod findings;
 pub mod generate;

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a listing tool (`iptables-save`, `nft list`, `ipvsadm`) may
@@ -26,6 +26,83 @@ pub fn listing_deadline() -> Duration {
         .and_then(|text| text.trim().parse::<u64>().ok())
         .filter(|ms| (1..=600_000).contains(ms))
         .map_or(LISTING_DEADLINE, Duration::from_millis)
+}
+
+/// The instant no external command may outlive, process-wide (see
+/// [`DeadlineCap`]).
+static CAP: Mutex<Option<Instant>> = Mutex::new(None);
+/// Process groups of the commands running now (through [`run_bounded`] or
+/// [`run_bounded_lines`]).
+static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// Records a running command's process group until dropped.
+struct Registered(libc::pid_t);
+
+impl Registered {
+    fn new(pid: libc::pid_t) -> Self {
+        RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pid);
+        Registered(pid)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|p| *p != self.0);
+    }
+}
+
+/// While alive, every command started through [`run_bounded`] or
+/// [`run_bounded_lines`] (by this thread or any other) is killed at `until`
+/// at the latest, whatever deadline its caller gave. Why: `ctdiag doctor`
+/// runs checks in threads within a time budget and gives up on a check that
+/// overruns; a listing tool that check started (a hung `nft`) must not
+/// outlive the budget, nor the process. Dropping the guard restores the
+/// cap that was in force before.
+#[derive(Debug)]
+pub struct DeadlineCap {
+    previous: Option<Instant>,
+}
+
+impl DeadlineCap {
+    /// Caps every command's deadline at `until` (an earlier cap in force
+    /// stays when it is earlier).
+    pub fn until(until: Instant) -> Self {
+        let mut cap = CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = *cap;
+        *cap = Some(previous.map_or(until, |p| p.min(until)));
+        DeadlineCap { previous }
+    }
+}
+
+impl Drop for DeadlineCap {
+    /// Restores the previous cap and kills every command still running:
+    /// the work that started them has been given up, and a command must not
+    /// outlive the budget (nor the process, which may exit right after).
+    fn drop(&mut self) {
+        *CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.previous;
+        let running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        for pid in running {
+            // SAFETY: kill(2) on the process group of a child of ours that
+            // has not been reaped (it is unregistered only after its wait).
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// `deadline` from now, shortened to the [`DeadlineCap`] in force.
+fn capped(deadline: Duration) -> Duration {
+    let cap = *CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    capped_at(deadline, cap, Instant::now())
+}
+
+/// `deadline` from `now`, ending no later than `cap`.
+fn capped_at(deadline: Duration, cap: Option<Instant>, now: Instant) -> Duration {
+    match cap {
+        Some(until) => deadline.min(until.saturating_duration_since(now)),
+        None => deadline,
+    }
 }
 
 /// What a command printed and how it ended.
@@ -88,6 +165,7 @@ pub fn run_bounded(
     input: Option<&[u8]>,
     deadline: Duration,
 ) -> Result<Ran, RunError> {
+    let deadline = capped(deadline);
     let started = Instant::now();
     let mut command = Command::new(program);
     command
@@ -104,6 +182,7 @@ pub fn run_bounded(
         }
     })?;
     let pid = child.id() as libc::pid_t;
+    let _registered = Registered::new(pid);
     let (done_tx, done_rx) = mpsc::channel::<(u8, Vec<u8>)>();
     // Why threads per pipe: a tool that fills one pipe while we block on the
     // other would deadlock; each reader ends at EOF or when the group dies.
@@ -181,6 +260,7 @@ pub fn run_bounded_lines(
     deadline: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<Ran, RunError> {
+    let deadline = capped(deadline);
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
@@ -197,6 +277,7 @@ pub fn run_bounded_lines(
             }
         })?;
     let pid = child.id() as libc::pid_t;
+    let _registered = Registered::new(pid);
     // None = end of stdout; Some(chunk) = more bytes.
     let (chunks_tx, chunks_rx) = mpsc::channel::<Option<Vec<u8>>>();
     if let Some(mut stdout) = child.stdout.take() {
@@ -335,6 +416,16 @@ mod tests {
             run_bounded_lines("ctdiag-no-such-tool", &[], LISTING_DEADLINE, |_| {}),
             Err(RunError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_cap_shortens_a_deadline_and_never_lengthens_it() {
+        let now = Instant::now();
+        let ten = Duration::from_secs(10);
+        assert_eq!(capped_at(ten, None, now), ten);
+        assert_eq!(capped_at(ten, Some(now + Duration::from_secs(2)), now), Duration::from_secs(2));
+        assert_eq!(capped_at(ten, Some(now + Duration::from_secs(60)), now), ten);
+        assert_eq!(capped_at(ten, Some(now - Duration::from_secs(1)), now), Duration::ZERO);
     }
 
     #[test]

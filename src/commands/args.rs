@@ -195,9 +195,13 @@ pub fn parse_server(text: &str) -> Result<SocketAddr> {
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let bad = || {
-        Error::Usage(format!("--duration {text:?}: give a duration such as 500ms, 30s, 2m or 1h"))
-    };
+    parse_duration_of("--duration", text)
+}
+
+/// [`parse_duration`] for the flag `flag` (named in errors).
+pub fn parse_duration_of(flag: &str, text: &str) -> Result<Duration> {
+    let bad =
+        || Error::Usage(format!("{flag} {text:?}: give a duration such as 500ms, 30s, 2m or 1h"));
     let text_trim = text.trim();
     let split =
         text_trim.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text_trim.len());
@@ -211,11 +215,11 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         _ => return Err(bad()),
     };
     if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(Error::Usage(format!("--duration {text}: must be longer than zero")));
+        return Err(Error::Usage(format!("{flag} {text}: must be longer than zero")));
     }
     if seconds > MAX_RUN.as_secs_f64() {
         return Err(Error::Usage(format!(
-            "--duration {text}: at most {} s (one hour) per run",
+            "{flag} {text}: at most {} s (one hour) per run",
             MAX_RUN.as_secs()
         )));
     }

@@ -8,11 +8,13 @@ use comfy_table::Cell;
 use crate::app::Outcome;
 use crate::cli::{
     FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabIpFamily,
-    LabProxyMode, LabScenarioArgs, LabScenarioName, OutputFormat, ResponderBehaviorArgs,
+    LabProxyMode, LabRunArgs, LabRunScenario, LabScenarioArgs, LabScenarioName, OutputFormat,
+    ResponderBehaviorArgs,
 };
 use crate::error::Result;
 use crate::lab::fill::{Family, FillConfig, FillReport, FillTarget};
 use crate::lab::responder::ResponderBehavior;
+use crate::lab::run::{RunConfig, RunReport, RunScenario};
 use crate::lab::{
     self, DnsServerKind, DownReport, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode,
     Scenario,
@@ -117,8 +119,123 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
             render_fill(ctx, &report)?;
             Ok(outcome)
         }
+        LabAction::Run(run_args) => run(ctx, &run_args),
         LabAction::Responder(_) | LabAction::Client(_) => Ok(Outcome::Clean),
     }
+}
+
+/// `lab run`: every scenario, doctor on each, the table.
+fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
+    let budget = crate::commands::args::parse_duration_of("--budget", &args.budget)?;
+    if budget < crate::doctor::MIN_BUDGET || budget > crate::doctor::MAX_BUDGET {
+        return Err(crate::error::Error::Usage(format!(
+            "--budget {}: between {} s and {} s",
+            args.budget,
+            crate::doctor::MIN_BUDGET.as_secs(),
+            crate::doctor::MAX_BUDGET.as_secs()
+        )));
+    }
+    let scenarios: Vec<RunScenario> = if args.scenarios.is_empty() {
+        RunScenario::ALL.to_vec()
+    } else {
+        args.scenarios
+            .iter()
+            .map(|s| match s {
+                LabRunScenario::Healthy => RunScenario::Healthy,
+                LabRunScenario::ParallelClash => RunScenario::ParallelClash,
+                LabRunScenario::DeadEndpoint => RunScenario::DeadEndpoint,
+                LabRunScenario::SlowEndpoint => RunScenario::SlowEndpoint,
+                LabRunScenario::StaleEntries => RunScenario::StaleEntries,
+                LabRunScenario::FullTable => RunScenario::FullTable,
+            })
+            .collect()
+    };
+    let config = RunConfig {
+        prefix: args.prefix.clone(),
+        proxy_mode: match args.proxy_mode {
+            LabProxyMode::Iptables => ProxyMode::Iptables,
+            LabProxyMode::Nftables => ProxyMode::Nftables,
+        },
+        budget,
+        scenarios,
+    };
+    let report = lab::run::run(&config, &|step| note(ctx, &format!("lab run: {step}")))?;
+    // Decided before rendering: a closed pipe does not change it.
+    let outcome = if report.interrupted {
+        Outcome::Unknown
+    } else if report.passed {
+        Outcome::Clean
+    } else {
+        Outcome::Problem
+    };
+    let text = match ctx.format {
+        OutputFormat::Json => json::document(&report)?,
+        _ => render_run(ctx, &report),
+    };
+    emit(&text)?;
+    Ok(outcome)
+}
+
+/// The scenario table: what each failure should show, what doctor found.
+fn render_run(ctx: &Context, report: &RunReport) -> String {
+    let mut out = String::new();
+    if ctx.verbose > 0 {
+        for result in &report.scenarios {
+            if let Some(doctor) = &result.doctor {
+                out.push_str(&format!("== {}\n", result.scenario.as_str()));
+                out.push_str(&crate::render::doctor::table(ctx, doctor));
+                out.push('\n');
+            }
+        }
+    }
+    let mut t = table::new_table(
+        ctx,
+        &["scenario", "expected finding", "doctor found", "unrelated warnings", "result", "time"],
+    );
+    for result in &report.scenarios {
+        let expected = if result.expected.is_empty() {
+            "none at warning or above".to_string()
+        } else {
+            result.expected.join(" or ")
+        };
+        let found =
+            if result.found.is_empty() { "nothing".to_string() } else { result.found.join(", ") };
+        let mut unrelated = result.unrelated.join(", ");
+        if !result.unknown.is_empty() {
+            if !unrelated.is_empty() {
+                unrelated.push_str("; ");
+            }
+            unrelated.push_str(&format!("could not run: {}", result.unknown.join("; ")));
+        }
+        if let Some(error) = &result.error {
+            unrelated = error.clone();
+        }
+        let verdict = match (result.passed, result.expected_found) {
+            (true, _) => "pass".to_string(),
+            (false, false) => "FAIL: expected finding missing".to_string(),
+            (false, true) => "FAIL".to_string(),
+        };
+        t.add_row(vec![
+            Cell::new(result.scenario.as_str()),
+            Cell::new(expected),
+            Cell::new(found),
+            Cell::new(if unrelated.is_empty() { "none".to_string() } else { unrelated }),
+            Cell::new(verdict),
+            Cell::new(format!("{:.1} s + {:.1} s", result.setup_s, result.doctor_s)),
+        ]);
+    }
+    out.push_str(&format!("{t}\n"));
+    let passed = report.scenarios.iter().filter(|r| r.passed).count();
+    out.push_str(&format!(
+        "{} of {} scenarios passed{}; lab {} {}; {:.0} s in all (time: setting up + doctor; -v shows each doctor table)\n",
+        passed,
+        report.scenarios.len(),
+        if report.interrupted { " before the run was interrupted" } else { "" },
+        report.prefix,
+        if report.torn_down { "torn down" } else { "NOT torn down: run `ctdiag lab down --prefix` with it" },
+        report.duration_s
+    ));
+    out
 }
 
 /// The fill's plain config from its flags.

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod compare;
+pub mod doctor;
 pub mod lab;
 pub mod probe;
 pub mod services;

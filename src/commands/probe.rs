@@ -116,7 +116,6 @@ pub fn config(
 
 /// Validates the arguments, runs, renders.
 pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
-    ctx.no_prometheus("probe")?;
     let config = config(&args, |spec, protocol| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
@@ -163,7 +162,8 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     let verdict = Outcome::from_findings(&report.findings);
     let text = match ctx.format {
         OutputFormat::Json => render::json::document(&report)?,
-        _ => render::probe::table(ctx, &report),
+        OutputFormat::Prometheus => render::probe::prometheus(&report),
+        OutputFormat::Table => render::probe::table(ctx, &report),
     };
     render::emit(&text)?;
     Ok(verdict)

@@ -34,7 +34,7 @@ pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
 
 /// The command that selects the same Services in the same namespace
 /// (without `--flush`), for remedies.
-fn command_line(args: &StaleArgs) -> String {
+pub(crate) fn command_line(args: &StaleArgs) -> String {
     let mut parts = vec!["ctdiag".to_string(), "stale".to_string()];
     let mut push = |flag: &str, value: Option<&str>| {
         parts.push(flag.to_string());

@@ -429,6 +429,32 @@ fn sleep_unless_stopped(duration: Duration) -> bool {
     }
 }
 
+/// Reads the counters twice, `interval` apart, and builds the sample of
+/// that window: what is happening now, not totals since boot (`doctor`).
+/// `stop` (checked every 100 ms) cuts the window short; the sample then
+/// covers the time that passed.
+pub fn interval_sample(
+    config: &StatsConfig,
+    netns: Option<&Netns>,
+    interval: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<WatchSample> {
+    let kernel = Kernel::running();
+    let before = read_snapshot(config, netns)?;
+    let taken = Instant::now();
+    let deadline = taken + interval;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && !crate::interrupt::requested() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    let now = read_snapshot(config, netns)?;
+    let seconds = taken.elapsed().as_secs_f64();
+    Ok(sample(1, seconds, &before, &now, config.netns.clone(), &kernel))
+}
+
 /// Reads once in the configured namespace and builds the one-shot report.
 pub fn report_once(config: &StatsConfig) -> Result<StatsReport> {
     let netns = config.netns.as_deref().map(Netns::open).transpose()?;

@@ -3,6 +3,8 @@
 pub mod compare;
 pub mod engine;
 pub mod histogram;
+pub mod pods;
 pub mod probe;
 pub mod resolv;
+pub mod rootfs;
 pub mod wire;

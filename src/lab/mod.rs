@@ -23,6 +23,7 @@ pub mod client;
 pub mod fill;
 pub mod responder;
 pub mod rules;
+pub mod run;
 pub mod system;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};

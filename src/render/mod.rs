@@ -2,6 +2,7 @@
 //! report structs. Progress goes to stderr, and only on a terminal.
 
 pub mod compare;
+pub mod doctor;
 pub mod json;
 pub mod probe;
 pub mod prometheus;

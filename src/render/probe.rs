@@ -7,6 +7,7 @@ use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::dns::probe::ProbeReport;
+use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
 
@@ -153,4 +154,83 @@ pub fn table(ctx: &Context, report: &ProbeReport) -> String {
     }
     out.push_str(&findings(ctx, &report.findings));
     out
+}
+
+/// Prometheus text exposition (for node_exporter's textfile collector): the
+/// run's lookups, queries, losses, latency percentiles in seconds, the
+/// conntrack counter deltas and the findings. Gauges: each run replaces
+/// the last one's figures.
+pub fn prometheus(report: &ProbeReport) -> String {
+    let labels = [("server", report.server.as_str()), ("mode", report.mode.as_str())];
+    let gauge = |name: &str, help: &str, value: u64| {
+        let mut family = Family::gauge(name, help);
+        family.sample(&labels, value as f64);
+        family
+    };
+    let lookups = gauge(
+        "ctdiag_probe_lookups",
+        "Lookups (an A and an AAAA query each) made in the last ctdiag probe run.",
+        report.lookups,
+    );
+    let sent = gauge(
+        "ctdiag_probe_queries_sent",
+        "Queries sent in the last ctdiag probe run.",
+        report.queries_sent,
+    );
+    let answered = gauge(
+        "ctdiag_probe_queries_answered",
+        "Queries answered in the last ctdiag probe run.",
+        report.answered,
+    );
+    let lost = gauge(
+        "ctdiag_probe_queries_lost",
+        "Queries without an answer (timeout, ICMP error, send error) in the last ctdiag probe run.",
+        report.lost,
+    );
+    let one_lost = gauge(
+        "ctdiag_probe_one_lost_lookups",
+        "Lookups that lost exactly one of their A/AAAA pair (the conntrack race signature) in the last ctdiag probe run.",
+        report.one_lost_lookups,
+    );
+    let mut latency = Family::gauge(
+        "ctdiag_probe_lookup_latency_seconds",
+        "Lookup latency (first query sent to last answer) of the fully answered lookups, by percentile (100 = the slowest), in the last ctdiag probe run.",
+    );
+    for (percentile, v) in [
+        ("50", report.latency_ms.p50),
+        ("90", report.latency_ms.p90),
+        ("99", report.latency_ms.p99),
+        ("100", report.latency_ms.max),
+    ] {
+        if let Some(v) = v {
+            let mut with = labels.to_vec();
+            with.push(("percentile", percentile));
+            latency.sample(&with, v / 1000.0);
+        }
+    }
+    let mut delta = Family::gauge(
+        "ctdiag_probe_conntrack_delta",
+        "How much a conntrack counter of the stats namespace rose during the last ctdiag probe run (namespace-wide).",
+    );
+    if let Some(d) = &report.conntrack_delta {
+        for (name, v) in [
+            ("insert_failed", d.insert_failed),
+            ("drop", d.drop),
+            ("early_drop", d.early_drop),
+            ("clash_resolve", d.clash_resolve),
+        ] {
+            if let Some(v) = v {
+                let mut with = labels.to_vec();
+                with.push(("counter", name));
+                delta.sample(&with, v as f64);
+            }
+        }
+    }
+    let mut run =
+        Family::gauge("ctdiag_probe_run_seconds", "Wall time of the last ctdiag probe run.");
+    run.sample(&labels, report.duration_s);
+    let findings = prometheus::findings("probe", &report.findings);
+    prometheus::write_all(&[
+        &lookups, &sent, &answered, &lost, &one_lost, &latency, &delta, &run, &findings,
+    ])
 }

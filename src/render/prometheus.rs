@@ -38,6 +38,34 @@ pub fn value(v: f64) -> String {
     }
 }
 
+/// One gauge per finding code and severity: how many findings with it the
+/// run had. Why per command (`ctdiag_stats_findings`, ...): node_exporter's
+/// textfile collector merges every file of its directory, and one metric
+/// name written by two commands' files would collide.
+pub fn findings(command: &str, findings: &[crate::findings::Finding]) -> Family {
+    let mut family = Family::gauge(
+        &format!("ctdiag_{command}_findings"),
+        &format!("Findings of the last ctdiag {command} run by code and severity (how many)."),
+    );
+    let mut counted: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+    for f in findings {
+        *counted.entry((f.code.as_str(), f.severity.as_str())).or_insert(0) += 1;
+    }
+    for ((code, severity), n) in counted {
+        family.sample(&[("code", code), ("severity", severity)], f64::from(n));
+    }
+    family
+}
+
+/// Writes families in order.
+pub fn write_all(families: &[&Family]) -> String {
+    let mut out = String::new();
+    for family in families {
+        family.write(&mut out);
+    }
+    out
+}
+
 /// One metric family: its HELP and TYPE lines, then its samples.
 #[derive(Debug)]
 pub struct Family {
@@ -51,6 +79,11 @@ impl Family {
     /// A gauge family.
     pub fn gauge(name: &str, help: &str) -> Self {
         Family { name: name.into(), help: help.into(), kind: "gauge", samples: Vec::new() }
+    }
+
+    /// A counter family (values only ever rise; the name ends in `_total`).
+    pub fn counter(name: &str, help: &str) -> Self {
+        Family { name: name.into(), help: help.into(), kind: "counter", samples: Vec::new() }
     }
 
     /// Adds a sample with its labels.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use comfy_table::Cell;
 
 use crate::conntrack::stale::{EntryReport, ServiceReport, StaleReport};
+use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
 
@@ -158,26 +159,12 @@ pub fn candidates(ctx: &Context, report: &StaleReport) -> String {
     out
 }
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-pub fn label(value: &str) -> String {
-    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
-}
-
 /// How a per-Service gauge is read from its report.
 type Metric = fn(&ServiceReport) -> u64;
 
 /// Prometheus text exposition: per Service the stale and live entry counts,
 /// the entries scanned, and the findings.
 pub fn prometheus(report: &StaleReport) -> String {
-    let mut out = String::new();
-    let labels = |s: &ServiceReport| {
-        format!(
-            "service=\"{}\",cluster_ip=\"{}\",port=\"{}\"",
-            label(&s.service),
-            label(&s.cluster_ip.to_string()),
-            s.port
-        )
-    };
     let metrics: [(&str, &str, Metric); 3] = [
         (
             "ctdiag_stale_conntrack_entries",
@@ -195,52 +182,32 @@ pub fn prometheus(report: &StaleReport) -> String {
             |s| s.scanned,
         ),
     ];
+    let mut families = Vec::new();
     for (name, help, value) in metrics {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let mut family = Family::gauge(name, help);
         for service in &report.services {
-            let _ = writeln!(out, "{name}{{{}}} {}", labels(service), value(service));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ctdiag_stale_kernel_filter Whether the kernel filtered the conntrack dump (CTA_FILTER)."
-    );
-    let _ = writeln!(out, "# TYPE ctdiag_stale_kernel_filter gauge");
-    let _ = writeln!(out, "ctdiag_stale_kernel_filter {}", u8::from(report.kernel_filter));
-    if let Some(flush) = &report.flush {
-        let _ = writeln!(
-            out,
-            "# HELP ctdiag_stale_flushed_entries Stale entries deleted by this run's flush."
-        );
-        let _ = writeln!(out, "# TYPE ctdiag_stale_flushed_entries gauge");
-        let _ = writeln!(out, "ctdiag_stale_flushed_entries {}", flush.deleted);
-    }
-    let _ = writeln!(out, "# HELP ctdiag_finding A finding of ctdiag stale (1 while it holds).");
-    let _ = writeln!(out, "# TYPE ctdiag_finding gauge");
-    let mut seen = std::collections::BTreeSet::new();
-    for f in &report.findings {
-        // One sample per label set: a code can hold for several Services.
-        if seen.insert((f.code, f.severity)) {
-            let _ = writeln!(
-                out,
-                "ctdiag_finding{{code=\"{}\",severity=\"{}\"}} 1",
-                f.code,
-                f.severity.as_str()
+            let (ip, port) = (service.cluster_ip.to_string(), service.port.to_string());
+            family.sample(
+                &[("service", &service.service), ("cluster_ip", &ip), ("port", &port)],
+                value(service) as f64,
             );
         }
+        families.push(family);
     }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label(r#"a\b"c"#), r#"a\\b\"c"#);
-        assert_eq!(label("two\nlines"), r"two\nlines");
-        assert_eq!(label("kube-system/kube-dns:dns"), "kube-system/kube-dns:dns");
+    let mut filter = Family::gauge(
+        "ctdiag_stale_kernel_filter",
+        "Whether the kernel filtered the conntrack dump (CTA_FILTER).",
+    );
+    filter.sample(&[], f64::from(u8::from(report.kernel_filter)));
+    families.push(filter);
+    if let Some(flush) = &report.flush {
+        let mut flushed = Family::gauge(
+            "ctdiag_stale_flushed_entries",
+            "Stale entries deleted by this run's flush.",
+        );
+        flushed.sample(&[], flush.deleted as f64);
+        families.push(flushed);
     }
+    families.push(prometheus::findings("stale", &report.findings));
+    prometheus::write_all(&families.iter().collect::<Vec<_>>())
 }

@@ -6,6 +6,7 @@ use comfy_table::Cell;
 
 use crate::conntrack::stats_report::{StatsReport, WatchSample};
 use crate::conntrack::{Counters, CpuStats};
+use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
 
@@ -115,40 +116,32 @@ fn is_loss_counter(name: &str) -> bool {
     matches!(name, "insert_failed" | "drop" | "early_drop" | "chaintoolong")
 }
 
-/// Prometheus text exposition of a one-shot report.
+/// Prometheus text exposition of a one-shot report: each counter per CPU
+/// (counters, since boot), the table fill, the findings.
 pub fn prometheus(report: &StatsReport) -> String {
-    let mut out = String::new();
     let names = counter_names(&report.cpus, &report.total);
+    let mut families = Vec::new();
     for name in &names {
-        let metric = format!("ctdiag_conntrack_{}_total", sanitize(name));
-        let _ = writeln!(out, "# HELP {metric} conntrack per-CPU statistic `{name}` (as in conntrack -S), since boot.");
-        let _ = writeln!(out, "# TYPE {metric} counter");
+        let mut family = Family::counter(
+            &format!("ctdiag_conntrack_{}_total", sanitize(name)),
+            &format!("conntrack per-CPU statistic `{name}` (as in conntrack -S), since boot."),
+        );
         for cpu in &report.cpus {
             if let Some(v) = value_of(&cpu.counters, name) {
-                let _ = writeln!(out, "{metric}{{cpu=\"{}\"}} {v}", cpu.cpu);
+                family.sample(&[("cpu", &cpu.cpu.to_string())], v as f64);
             }
         }
+        families.push(family);
     }
-    let _ = writeln!(out, "# HELP ctdiag_conntrack_entries Entries in the conntrack table.");
-    let _ = writeln!(out, "# TYPE ctdiag_conntrack_entries gauge");
-    let _ = writeln!(out, "ctdiag_conntrack_entries {}", report.entries);
-    let _ = writeln!(
-        out,
-        "# HELP ctdiag_conntrack_max_entries The conntrack table limit (nf_conntrack_max)."
+    let mut entries = Family::gauge("ctdiag_conntrack_entries", "Entries in the conntrack table.");
+    entries.sample(&[], report.entries as f64);
+    let mut max = Family::gauge(
+        "ctdiag_conntrack_max_entries",
+        "The conntrack table limit (nf_conntrack_max).",
     );
-    let _ = writeln!(out, "# TYPE ctdiag_conntrack_max_entries gauge");
-    let _ = writeln!(out, "ctdiag_conntrack_max_entries {}", report.max_entries);
-    let _ = writeln!(out, "# HELP ctdiag_finding A finding of ctdiag stats (1 while it holds).");
-    let _ = writeln!(out, "# TYPE ctdiag_finding gauge");
-    for f in &report.findings {
-        let _ = writeln!(
-            out,
-            "ctdiag_finding{{code=\"{}\",severity=\"{}\"}} 1",
-            f.code,
-            f.severity.as_str()
-        );
-    }
-    out
+    max.sample(&[], report.max_entries as f64);
+    families.extend([entries, max, prometheus::findings("stats", &report.findings)]);
+    prometheus::write_all(&families.iter().collect::<Vec<_>>())
 }
 
 /// Metric names allow [a-zA-Z0-9_].

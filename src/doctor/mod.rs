@@ -1,0 +1,601 @@
+//! `ctdiag doctor`: every check in one run, within a time budget, one
+//! verdict. Built from a plain [`DoctorConfig`]; the command, `lab run` and
+//! the renderers use it from here.
+//!
+//! Each check runs on its own thread with its share of the budget (a
+//! deadline from the start). A check that fails, panics or overruns is
+//! `unknown` with the reason, and the others still run: doctor never stops
+//! at the first failure. An overrunning check is asked to stop (its stop
+//! flag) and left behind; every external command it started dies with the
+//! budget ([`crate::process::DeadlineCap`]).
+//!
+//! Doctor calls the same library functions as the other commands
+//! (`conntrack::stats_report`, `service::report`, `conntrack::stale`,
+//! `dns::compare`), never the commands, and never flushes anything.
+
+mod checks;
+mod compare;
+pub mod dns_path;
+pub mod resolver;
+
+use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::findings::{Finding, Outcome, Severity};
+use crate::service::api::ApiSource;
+use crate::service::select::Selector;
+
+/// The budget when `--budget` is not given.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(15);
+/// The shortest budget accepted: every check needs a moment.
+pub const MIN_BUDGET: Duration = Duration::from_secs(3);
+/// The longest budget accepted.
+pub const MAX_BUDGET: Duration = Duration::from_secs(300);
+/// Node-local DNS's usual address (NodeLocal DNSCache's `__PILLAR__LOCAL__DNS__`).
+pub const NODE_LOCAL_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 20, 10));
+/// What is left of the budget for rendering after the last check's deadline.
+const RENDER_MARGIN: f64 = 0.05;
+
+/// Validated `ctdiag doctor` settings.
+#[derive(Debug, Clone)]
+pub struct DoctorConfig {
+    /// The node's network namespace (conntrack, kube-proxy rules, node-local
+    /// DNS, NFQUEUE rules), as typed; the current one when `None`.
+    pub netns: Option<String>,
+    /// Where the comparison's lookups start (a pod's namespace); the node's
+    /// when `None`.
+    pub probe_netns: Option<String>,
+    /// The DNS Service (kube-dns unless `--service`/`--cluster-ip`).
+    pub selector: Selector,
+    /// `--all`: the stale scan covers every UDP Service.
+    pub all: bool,
+    /// The whole run's time budget.
+    pub budget: Duration,
+    /// `--api`: EndpointSlices to check the rules against.
+    pub api: Option<ApiSource>,
+    /// `--pods`: only these network namespaces in the resolver check.
+    pub pods: Option<Vec<String>>,
+    /// The address node-local DNS would listen on.
+    pub node_local_dns: IpAddr,
+    /// The `ctdiag stale` command that selects the same Services in the same
+    /// namespace (without `--flush`), for remedies.
+    pub stale_command: String,
+}
+
+impl DoctorConfig {
+    /// A config for the node namespace `netns` with the defaults.
+    pub fn new(netns: Option<String>) -> Self {
+        let stale_command = match &netns {
+            Some(ns) => format!("ctdiag stale --netns {ns}"),
+            None => "ctdiag stale".to_string(),
+        };
+        DoctorConfig {
+            netns,
+            probe_netns: None,
+            selector: Selector::Spec(crate::service::select::ServiceSpec::kube_dns()),
+            all: false,
+            budget: DEFAULT_BUDGET,
+            api: None,
+            pods: None,
+            node_local_dns: NODE_LOCAL_DNS,
+            stale_command,
+        }
+    }
+}
+
+/// A check's state in the verdict table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Ran; nothing at warning or above.
+    Ok,
+    /// Could not run, failed, or did not finish in its share of the budget.
+    Unknown,
+    /// Ran; found something wrong.
+    Warning,
+    /// Ran; DNS lookups are failing or will fail.
+    Critical,
+}
+
+impl Status {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Unknown => "unknown",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+        }
+    }
+
+    /// The status that findings of `severity` give a check.
+    pub fn of(findings: &[Finding]) -> Status {
+        match findings.iter().map(|f| f.severity).max() {
+            Some(Severity::Critical) => Status::Critical,
+            Some(Severity::Warning) => Status::Warning,
+            _ => Status::Ok,
+        }
+    }
+}
+
+/// What a check concluded (before the orchestrator adds its name, status
+/// and time).
+#[derive(Debug, Clone, Default)]
+pub struct CheckResult {
+    /// One line: what was seen.
+    pub evidence: String,
+    /// What to do when nothing is wrong enough for a finding's remedy.
+    pub remedy: Option<String>,
+    /// The check's findings.
+    pub findings: Vec<Finding>,
+    /// The check's own data, for `-o json`.
+    pub data: serde_json::Value,
+}
+
+/// One row of the verdict table.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The check's name (`conntrack`, `kube-dns`, ...).
+    pub check: String,
+    /// ok, warning, critical or unknown.
+    pub status: Status,
+    /// What was seen, or why it could not be seen.
+    pub evidence: String,
+    /// What to do ("-" when nothing).
+    pub remedy: String,
+    /// How long it took, seconds.
+    pub duration_s: f64,
+    /// The check's own data (null when unknown).
+    pub data: serde_json::Value,
+}
+
+/// A finding with the check it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorFinding {
+    /// The check.
+    pub check: String,
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+/// What `ctdiag doctor` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    /// critical or warning when a check found a problem; else unknown when
+    /// a check could not run; else ok.
+    pub verdict: Status,
+    /// One line naming the worst finding (or the check that could not run).
+    pub summary: String,
+    /// The node namespace, as given.
+    pub netns: Option<String>,
+    /// The budget, seconds.
+    pub budget_s: f64,
+    /// Wall time of the run, seconds.
+    pub duration_s: f64,
+    /// One per check, in table order.
+    pub checks: Vec<CheckReport>,
+    /// Every finding, most severe first.
+    pub findings: Vec<DoctorFinding>,
+}
+
+impl DoctorReport {
+    /// Exit status for a person or a script: 1 when a check found a
+    /// problem, 2 only when no check could run, else 0.
+    pub fn outcome(&self) -> Outcome {
+        if matches!(self.verdict, Status::Critical | Status::Warning) {
+            Outcome::Problem
+        } else if !self.checks.is_empty() && self.checks.iter().all(|c| c.status == Status::Unknown)
+        {
+            Outcome::Unknown
+        } else {
+            Outcome::Clean
+        }
+    }
+
+    /// Exit status for node-problem-detector: NonOK (1) on a problem,
+    /// Unknown (2) when no problem was found but a check could not run
+    /// (OK must mean every check ran), else OK (0).
+    pub fn npd_outcome(&self) -> Outcome {
+        match self.verdict {
+            Status::Critical | Status::Warning => Outcome::Problem,
+            Status::Unknown => Outcome::Unknown,
+            Status::Ok => Outcome::Clean,
+        }
+    }
+
+    /// The findings of one check.
+    pub fn findings_of<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
+        self.findings.iter().filter(move |f| f.check == check).map(|f| &f.finding)
+    }
+}
+
+/// What every check gets.
+pub struct CheckContext {
+    /// The run's settings.
+    pub config: Arc<DoctorConfig>,
+    /// When the check's share of the budget ends.
+    pub deadline: Instant,
+    /// Set when the check should stop (its deadline passed, or Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    /// Results checks share (computed once, by whichever asks first).
+    pub shared: Arc<Shared>,
+}
+
+impl CheckContext {
+    /// Time left before the deadline.
+    pub fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Results several checks use, computed once.
+#[derive(Default)]
+pub struct Shared {
+    /// The DNS Service as the node's rules (or the flags) define it.
+    pub dns_service: OnceLock<std::result::Result<crate::service::select::Resolved, String>>,
+}
+
+/// The function a check runs.
+pub type CheckFn = Arc<dyn Fn(&CheckContext) -> crate::Result<CheckResult> + Send + Sync>;
+
+/// A check: its name, its share of the budget (its deadline is that
+/// fraction of the budget after the start), and what it runs.
+#[derive(Clone)]
+pub struct CheckSpec {
+    /// The name in the table.
+    pub name: &'static str,
+    /// Fraction of the budget (0 to 1) after which it is given up.
+    pub share: f64,
+    /// The work.
+    pub run: CheckFn,
+}
+
+/// Where the run is, for a progress line.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Checks finished (or given up).
+    pub done: usize,
+    /// Checks in all.
+    pub total: usize,
+    /// Names of the checks still running.
+    pub running: Vec<&'static str>,
+    /// Time since the start.
+    pub elapsed: Duration,
+    /// The budget.
+    pub budget: Duration,
+}
+
+/// Runs every check within the budget and builds the report. External
+/// commands started meanwhile are killed at the end of the budget at the
+/// latest.
+pub fn run(config: DoctorConfig, progress: &dyn Fn(&Progress)) -> DoctorReport {
+    let started = Instant::now();
+    let _cap = crate::process::DeadlineCap::until(started + config.budget);
+    run_checks(Arc::new(config), checks::all(), started, progress)
+}
+
+/// A panic's message, when it has one.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "no message".to_string()
+    }
+}
+
+/// What a check's thread sends back: its index, its result, its time.
+type Done = (usize, std::result::Result<CheckResult, String>, Duration);
+
+/// Runs `checks` on their own threads, each until its deadline, and builds
+/// the report (also used by tests with checks of their own).
+pub fn run_checks(
+    config: Arc<DoctorConfig>,
+    checks: Vec<CheckSpec>,
+    started: Instant,
+    progress: &dyn Fn(&Progress),
+) -> DoctorReport {
+    let budget = config.budget;
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel::<Done>();
+    let mut results: Vec<Option<(std::result::Result<CheckResult, String>, Duration)>> =
+        vec![None; checks.len()];
+    let mut deadlines = Vec::with_capacity(checks.len());
+    let mut stops = Vec::with_capacity(checks.len());
+    for (index, spec) in checks.iter().enumerate() {
+        let share = spec.share.clamp(0.05, 1.0 - RENDER_MARGIN);
+        let deadline = started + budget.mul_f64(share);
+        let stop = Arc::new(AtomicBool::new(false));
+        deadlines.push(deadline);
+        stops.push(stop.clone());
+        let context =
+            CheckContext { config: config.clone(), deadline, stop, shared: shared.clone() };
+        let run = spec.run.clone();
+        let tx = tx.clone();
+        let spawned =
+            std::thread::Builder::new().name(format!("doctor-{}", spec.name)).spawn(move || {
+                let began = Instant::now();
+                let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| run(&context))) {
+                    Ok(Ok(result)) => Ok(result),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(payload) => {
+                        Err(format!("the check failed (panic: {})", panic_text(&*payload)))
+                    }
+                };
+                let _ = tx.send((index, outcome, began.elapsed()));
+            });
+        if let Err(e) = spawned {
+            results[index] = Some((Err(format!("cannot start its thread: {e}")), Duration::ZERO));
+        }
+    }
+    drop(tx);
+    let mut given_up = vec![false; checks.len()];
+    let mut interrupted = false;
+    loop {
+        let pending: Vec<usize> =
+            (0..checks.len()).filter(|i| results[*i].is_none() && !given_up[*i]).collect();
+        progress(&Progress {
+            done: checks.len() - pending.len(),
+            total: checks.len(),
+            running: pending.iter().map(|i| checks[*i].name).collect(),
+            elapsed: started.elapsed(),
+            budget,
+        });
+        if pending.is_empty() {
+            break;
+        }
+        if !interrupted && crate::interrupt::requested() {
+            // Ctrl-C: every check is asked to stop and gets a moment to
+            // hand in what it has.
+            interrupted = true;
+            let soon = Instant::now() + Duration::from_secs(1);
+            for i in &pending {
+                stops[*i].store(true, Ordering::SeqCst);
+                deadlines[*i] = deadlines[*i].min(soon);
+            }
+        }
+        let now = Instant::now();
+        for i in &pending {
+            if now >= deadlines[*i] {
+                stops[*i].store(true, Ordering::SeqCst);
+                given_up[*i] = true;
+            }
+        }
+        let next =
+            pending.iter().filter(|i| !given_up[**i]).map(|i| deadlines[*i]).min().unwrap_or(now);
+        let wait = next.saturating_duration_since(now).min(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok((index, outcome, took)) => {
+                if !given_up[index] {
+                    results[index] = Some((outcome, took));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Every thread has reported or died; what is missing is given up.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                for i in pending {
+                    if results[i].is_none() {
+                        given_up[i] = true;
+                    }
+                }
+            }
+        }
+    }
+    let mut reports = Vec::with_capacity(checks.len());
+    let mut findings = Vec::new();
+    for (index, spec) in checks.iter().enumerate() {
+        let allowed = deadlines[index].saturating_duration_since(started);
+        let report = match results[index].take() {
+            Some((Ok(result), took)) => {
+                let status = Status::of(&result.findings);
+                let remedy = result
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity >= Severity::Warning)
+                    .max_by_key(|f| f.severity)
+                    .map(|f| f.remedy.clone())
+                    .or(result.remedy.clone())
+                    .unwrap_or_else(|| "-".to_string());
+                findings.extend(
+                    result
+                        .findings
+                        .into_iter()
+                        .map(|finding| DoctorFinding { check: spec.name.to_string(), finding }),
+                );
+                CheckReport {
+                    check: spec.name.to_string(),
+                    status,
+                    evidence: result.evidence,
+                    remedy,
+                    duration_s: seconds(took),
+                    data: result.data,
+                }
+            }
+            Some((Err(why), took)) => unknown(spec.name, why, seconds(took)),
+            None if interrupted => {
+                unknown(spec.name, "interrupted before it finished".into(), seconds(allowed))
+            }
+            None => unknown(
+                spec.name,
+                format!(
+                    "did not finish within {:.1} s (its share of the {:.0} s budget; --budget gives more)",
+                    allowed.as_secs_f64(),
+                    budget.as_secs_f64()
+                ),
+                seconds(allowed),
+            ),
+        };
+        reports.push(report);
+    }
+    // Most severe first; checks keep their order among equals.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+    let problem = reports.iter().map(|c| c.status).filter(|s| *s >= Status::Warning).max();
+    let verdict = match problem {
+        Some(status) => status,
+        None if reports.iter().any(|c| c.status == Status::Unknown) => Status::Unknown,
+        None => Status::Ok,
+    };
+    let summary = match verdict {
+        Status::Critical | Status::Warning => findings
+            .first()
+            .map(|f| format!("{}: {}", f.finding.code, f.finding.summary))
+            .unwrap_or_default(),
+        Status::Unknown => {
+            let unknown: Vec<&str> = reports
+                .iter()
+                .filter(|c| c.status == Status::Unknown)
+                .map(|c| c.check.as_str())
+                .collect();
+            format!("nothing wrong found, but {} could not be checked", unknown.join(", "))
+        }
+        Status::Ok => format!("all {} checks passed", reports.len()),
+    };
+    DoctorReport {
+        verdict,
+        summary,
+        netns: config.netns.clone(),
+        budget_s: seconds(budget),
+        duration_s: seconds(started.elapsed()),
+        checks: reports,
+        findings,
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn unknown(name: &str, why: String, duration_s: f64) -> CheckReport {
+    CheckReport {
+        check: name.to_string(),
+        status: Status::Unknown,
+        evidence: why,
+        remedy: "-".to_string(),
+        duration_s,
+        data: serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::FindingCode;
+
+    fn spec(
+        name: &'static str,
+        share: f64,
+        run: impl Fn(&CheckContext) -> crate::Result<CheckResult> + Send + Sync + 'static,
+    ) -> CheckSpec {
+        CheckSpec { name, share, run: Arc::new(run) }
+    }
+
+    fn config(budget: Duration) -> Arc<DoctorConfig> {
+        Arc::new(DoctorConfig { budget, ..DoctorConfig::new(Some("node".into())) })
+    }
+
+    fn clean(_: &CheckContext) -> crate::Result<CheckResult> {
+        Ok(CheckResult { evidence: "fine".into(), ..CheckResult::default() })
+    }
+
+    #[test]
+    fn a_failing_panicking_or_hanging_check_is_unknown_and_the_others_still_run() {
+        let started = Instant::now();
+        let checks = vec![
+            spec("fails", 0.9, |_| Err(crate::Error::Privilege("CAP_NET_ADMIN is needed".into()))),
+            spec("panics", 0.9, |_| panic!("decoder bug")),
+            spec("hangs", 0.3, |ctx| {
+                // Ignores its stop flag: the orchestrator must not wait.
+                let _ = &ctx.stop;
+                std::thread::sleep(Duration::from_secs(30));
+                clean(ctx)
+            }),
+            spec("warns", 0.9, |_| {
+                Ok(CheckResult {
+                    evidence: "drops".into(),
+                    findings: vec![Finding::new(
+                        Severity::Warning,
+                        FindingCode::ChainTooLong,
+                        "chains",
+                        "chaintoolong +1",
+                        "raise buckets",
+                    )],
+                    ..CheckResult::default()
+                })
+            }),
+            spec("fine", 0.9, clean),
+        ];
+        let report = run_checks(config(Duration::from_secs(2)), checks, started, &|_| {});
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_millis(1900), "{elapsed:?}");
+        let status: Vec<(&str, Status)> =
+            report.checks.iter().map(|c| (c.check.as_str(), c.status)).collect();
+        assert_eq!(
+            status,
+            [
+                ("fails", Status::Unknown),
+                ("panics", Status::Unknown),
+                ("hangs", Status::Unknown),
+                ("warns", Status::Warning),
+                ("fine", Status::Ok),
+            ]
+        );
+        assert!(report.checks[0].evidence.contains("CAP_NET_ADMIN"));
+        assert!(report.checks[1].evidence.contains("decoder bug"));
+        assert!(
+            report.checks[2].evidence.contains("did not finish within 0.6 s"),
+            "{}",
+            report.checks[2].evidence
+        );
+        assert_eq!(report.checks[3].remedy, "raise buckets");
+        assert_eq!(report.verdict, Status::Warning);
+        assert_eq!(report.outcome(), Outcome::Problem);
+        assert_eq!(report.npd_outcome(), Outcome::Problem);
+        assert!(report.summary.starts_with("chain-too-long: "), "{}", report.summary);
+        assert_eq!(report.findings[0].check, "warns");
+    }
+
+    #[test]
+    fn verdicts_and_exit_statuses() {
+        let started = Instant::now();
+        let all_fine = run_checks(
+            config(Duration::from_secs(5)),
+            vec![spec("a", 0.5, clean)],
+            started,
+            &|_| {},
+        );
+        assert_eq!(
+            (all_fine.verdict, all_fine.outcome(), all_fine.npd_outcome()),
+            (Status::Ok, Outcome::Clean, Outcome::Clean)
+        );
+        let partly = run_checks(
+            config(Duration::from_secs(5)),
+            vec![
+                spec("a", 0.5, clean),
+                spec("b", 0.5, |_| Err(crate::Error::Runtime("no".into()))),
+            ],
+            started,
+            &|_| {},
+        );
+        assert_eq!(partly.verdict, Status::Unknown);
+        // A person still gets exit 0 (something was checked); NPD gets Unknown.
+        assert_eq!((partly.outcome(), partly.npd_outcome()), (Outcome::Clean, Outcome::Unknown));
+        assert!(partly.summary.contains("b could not be checked"), "{}", partly.summary);
+        let nothing = run_checks(
+            config(Duration::from_secs(5)),
+            vec![spec("b", 0.5, |_| Err(crate::Error::Runtime("no".into())))],
+            started,
+            &|_| {},
+        );
+        assert_eq!(
+            (nothing.outcome(), nothing.npd_outcome()),
+            (Outcome::Unknown, Outcome::Unknown)
+        );
+    }
+}
