@@ -333,7 +333,7 @@ pub struct ClusterDns {
     /// Its ClusterIP and port.
     pub server: SocketAddr,
     /// Where it was found, for the report, e.g. `kube-system/kube-dns:dns
-    /// ClusterIP, iptables-save in ctdiag-node`.
+    /// ClusterIP, netlink (iptables-nft) in ctdiag-node`.
     pub source: String,
     /// The endpoints the rules DNAT it to (empty: none).
     pub endpoints: Vec<SocketAddr>,

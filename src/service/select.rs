@@ -187,7 +187,7 @@ pub enum Selector {
 pub struct Resolved {
     /// The Service ports, sorted by namespace, name, port name, protocol.
     pub services: Vec<Service>,
-    /// Where they came from: `iptables-save in NS`, `nft in NS`,
+    /// Where they came from: `netlink (iptables-nft) in NS`, `nft in NS`,
     /// `--cluster-ip/--endpoints`.
     pub source: String,
     /// Rules that were skipped and why (for `-v`).
