@@ -320,3 +320,111 @@ fn service_element(family: Family, element: &NftElement) -> Result<Element, Stri
     };
     Ok(Element { ip, protocol, port, comment: element.comment.clone(), chain })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(key: &[u8], data: Option<Data>) -> NftElement {
+        NftElement { key: key.to_vec(), data, flags: 0, comment: None }
+    }
+
+    fn goto(chain: &str) -> Option<Data> {
+        Some(Data::Verdict(Verdict::Goto(chain.into())))
+    }
+
+    #[test]
+    fn service_elements_and_what_is_wrong_with_them() {
+        let key = [198, 19, 0, 10, 17, 0, 0, 0, 0, 53, 0, 0];
+        let e = service_element(Family::Ip, &element(&key, goto("service-X-a/b/udp/dns"))).unwrap();
+        assert_eq!(
+            (e.ip.to_string(), e.protocol, e.port),
+            ("198.19.0.10".into(), Protocol::Udp, 53)
+        );
+        assert_eq!(e.chain.as_deref(), Some("service-X-a/b/udp/dns"));
+        let drop = Some(Data::Verdict(Verdict::Drop));
+        assert_eq!(service_element(Family::Ip, &element(&key, drop)).unwrap().chain, None);
+        let mut v6 = vec![0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa];
+        v6.extend_from_slice(&[6, 0, 0, 0, 1, 187, 0, 0]);
+        let e = service_element(Family::Ip6, &element(&v6, goto("x"))).unwrap();
+        assert_eq!(
+            (e.ip.to_string(), e.protocol, e.port),
+            ("2001:db8::a".into(), Protocol::Tcp, 443)
+        );
+        for (key, data, why) in [
+            (&key[..8], goto("x"), "8 bytes"),
+            (&[198, 19, 0, 10, 1, 0, 0, 0, 0, 53, 0, 0][..], goto("x"), "protocol 1"),
+            (&[198, 19, 0, 10, 17, 0, 0, 0, 0, 0, 0, 0][..], goto("x"), "port 0"),
+            (&key[..], Some(Data::Verdict(Verdict::Other(3))), "verdict code 3"),
+            (&key[..], Some(Data::Value(vec![1])), "no verdict"),
+            (&key[..], None, "no verdict"),
+        ] {
+            let error = service_element(Family::Ip, &element(key, data)).unwrap_err();
+            assert!(error.contains(why), "{error} lacks {why}");
+        }
+        // An IPv4 key in the ip6 table is the wrong length.
+        assert!(service_element(Family::Ip6, &element(&key, goto("x"))).is_err());
+    }
+
+    #[test]
+    fn dnat_targets_from_constants_and_maps() {
+        let fixed = Dnat {
+            chain: "c".into(),
+            at: "here".into(),
+            address: Part::Const(vec![198, 18, 2, 2]),
+            port: Part::Const(vec![0, 53]),
+        };
+        let none = HashMap::new();
+        assert_eq!(targets(Family::Ip, &fixed, &none).unwrap(), ["198.18.2.2:53".parse().unwrap()]);
+        // `dnat ip to numgen ... map { 0 : 198.18.7.1 . 8443, ... }`: the
+        // map's data is address then port, each padded to 4 bytes.
+        let mapped = Dnat {
+            chain: "c".into(),
+            at: "here".into(),
+            address: Part::Map { set: "__map3".into(), offset: 0 },
+            port: Part::Map { set: "__map3".into(), offset: 4 },
+        };
+        let data = |last: u8, port: u16| {
+            let mut d = vec![198, 18, 7, last];
+            d.extend_from_slice(&port.to_be_bytes());
+            d.extend_from_slice(&[0, 0]);
+            element(&[0, 0, 0, last], Some(Data::Value(d)))
+        };
+        let mut elements =
+            HashMap::from([("__map3".to_string(), vec![data(1, 8443), data(2, 8443)])]);
+        assert_eq!(
+            targets(Family::Ip, &mapped, &elements).unwrap(),
+            ["198.18.7.1:8443".parse().unwrap(), "198.18.7.2:8443".parse().unwrap()]
+        );
+        elements.insert("__map3".into(), vec![data(1, 0)]);
+        assert!(targets(Family::Ip, &mapped, &elements).unwrap_err().contains("port 0"));
+        elements.insert("__map3".into(), vec![element(&[0; 4], Some(Data::Value(vec![198, 18])))]);
+        assert!(targets(Family::Ip, &mapped, &elements).unwrap_err().contains("too short"));
+        let two = Dnat { port: Part::Map { set: "__map4".into(), offset: 4 }, ..mapped };
+        assert!(targets(Family::Ip, &two, &elements).unwrap_err().contains("two maps"));
+    }
+
+    #[test]
+    fn dnat_registers() {
+        let mut registers = Registers::default();
+        registers.write(1, 4, Value::Const(vec![198, 18, 2, 2]));
+        registers.write(2, 2, Value::Const(vec![0, 53]));
+        let spec = NF_NAT_RANGE_PROTO_SPECIFIED;
+        let ok = dnat_parts(Family::Ip, &registers, Some((1, Some(1))), Some((2, Some(2))), spec);
+        assert!(matches!(ok, Ok((Part::Const(_), Part::Const(_)))));
+        let listed = |r: Result<(Part, Part), Skip>| match r {
+            Err(Skip::Listed(why)) => why,
+            other => panic!("{:?}", other.map(|_| ()).map_err(|_| ())),
+        };
+        assert!(listed(dnat_parts(Family::Ip, &registers, None, None, spec)).contains("address"));
+        assert!(listed(dnat_parts(Family::Ip, &registers, Some((1, Some(3))), None, spec))
+            .contains("range"));
+        assert!(listed(dnat_parts(Family::Ip, &registers, Some((1, None)), Some((2, None)), 0))
+            .contains("port"));
+        // A register nothing followed wrote: the listing tool reads it.
+        assert!(matches!(
+            dnat_parts(Family::Ip, &registers, Some((3, None)), Some((2, None)), spec),
+            Err(Skip::Unfollowed(_))
+        ));
+    }
+}
