@@ -33,6 +33,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLA_TYPE_MASK};
 use netlink_packet_netfilter::nftables::{
@@ -413,16 +414,44 @@ pub struct NftElement {
 }
 
 /// A `NETLINK_NETFILTER` socket asking nf_tables, in the network namespace
-/// of the thread that opened it.
+/// of the thread that opened it, with one deadline for everything it is
+/// asked.
 #[derive(Debug)]
 pub struct Reader {
     socket: CtnetlinkSocket,
+    /// When every dump must be over.
+    deadline: Instant,
+    /// The whole budget, for the error message.
+    budget: Duration,
 }
 
 impl Reader {
-    /// Opens a socket in the calling thread's network namespace.
+    /// Opens a socket in the calling thread's network namespace; all it
+    /// reads must be read within the listing tools' deadline
+    /// ([`crate::process::listing_deadline`], 10 s unless
+    /// `CTDIAG_LISTING_DEADLINE_MS` says otherwise). Why one deadline: a
+    /// reading is many dumps (one per map in nftables mode), and each
+    /// dump's own deadline alone would not bound their sum.
     pub fn open() -> Result<Self, NftError> {
-        Ok(Reader { socket: CtnetlinkSocket::open()? })
+        Self::with_budget(crate::process::listing_deadline())
+    }
+
+    /// [`Self::open`] with another budget.
+    pub fn with_budget(budget: Duration) -> Result<Self, NftError> {
+        Ok(Reader { socket: CtnetlinkSocket::open()?, deadline: Instant::now() + budget, budget })
+    }
+
+    /// What is left of the deadline for the next dump (at most
+    /// [`DUMP_DEADLINE`]); an error once it has passed.
+    fn time_left(&self, request: &'static str) -> Result<Duration, NftError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(NftError::Netlink(ConntrackError::Deadline {
+                request,
+                after: self.budget,
+            }));
+        }
+        Ok(left.min(DUMP_DEADLINE))
     }
 }
 
@@ -478,6 +507,7 @@ impl Source for Reader {
     /// The ruleset's generation: it changes with every committed
     /// transaction.
     fn generation(&mut self) -> Result<u32, NftError> {
+        self.time_left("nf_tables generation")?;
         let replies = self.socket.request(
             "nf_tables generation",
             NetfilterProtoFamily::Unspec,
@@ -503,6 +533,7 @@ impl Source for Reader {
     /// Whether chain `chain` exists in table `table` of `family` (a missing
     /// table answers the same as a missing chain: no).
     fn chain_exists(&mut self, family: Family, table: &str, chain: &str) -> Result<bool, NftError> {
+        self.time_left("nf_tables chain")?;
         let message = NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![
                 ChainAttribute::Table(table.into()),
@@ -523,12 +554,9 @@ impl Source for Reader {
             attributes: vec![SetAttribute::Table(table.into())],
         });
         let mut sets = Vec::new();
-        let result = self.socket.dump_each(
-            "nf_tables set dump",
-            family.proto(),
-            &message,
-            DUMP_DEADLINE,
-            |event| {
+        let left = self.time_left("nf_tables set dump")?;
+        let result =
+            self.socket.dump_each("nf_tables set dump", family.proto(), &message, left, |event| {
                 match event {
                     DumpEvent::Restart { .. } => sets.clear(),
                     DumpEvent::Message(raw) => {
@@ -544,8 +572,7 @@ impl Source for Reader {
                     }
                 }
                 Ok(())
-            },
-        );
+            });
         match result {
             Ok(_) => Ok(Some(sets)),
             Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) => Ok(None),
@@ -564,11 +591,12 @@ impl Source for Reader {
             attributes: vec![SetElementList::Table(table.into()), SetElementList::Set(set.into())],
         });
         let mut elements = Vec::new();
+        let left = self.time_left("nf_tables set element dump")?;
         let result = self.socket.dump_each(
             "nf_tables set element dump",
             family.proto(),
             &message,
-            DUMP_DEADLINE,
+            left,
             |event| {
                 match event {
                     DumpEvent::Restart { .. } => elements.clear(),
@@ -614,11 +642,12 @@ impl Source for Reader {
         }
         let message = NfTablesMessage::GetRule(RuleMessage { attributes });
         let mut rules = Vec::new();
+        let left = self.time_left("nf_tables rule dump")?;
         let result = self.socket.dump_each(
             "nf_tables rule dump",
             family.proto(),
             &message,
-            DUMP_DEADLINE,
+            left,
             rule_consumer(&mut rules, keep),
         );
         match result {

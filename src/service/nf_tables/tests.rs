@@ -585,3 +585,23 @@ fn an_interrupted_rule_dump_restarts_and_keeps_one_attempt() {
     assert_eq!(chains.len(), 3, "{chains:?}");
     assert_eq!(chains[0], "reject-chain");
 }
+
+/// Every question a reader asks shares one deadline: once it has passed,
+/// the next one is refused at once with the budget named.
+#[test]
+fn one_deadline_bounds_a_whole_reading() {
+    let mut reader = Reader::with_budget(std::time::Duration::from_millis(1)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let started = std::time::Instant::now();
+    for error in [
+        reader.generation().unwrap_err(),
+        reader.sets(Family::Ip, "kube-proxy").unwrap_err(),
+        reader.rules(Family::Ip, "nat", None, &|_| true).unwrap_err(),
+        reader.elements(Family::Ip, "kube-proxy", "service-ips").unwrap_err(),
+        reader.chain_exists(Family::Ip, "nat", "KUBE-SERVICES").unwrap_err(),
+    ] {
+        assert!(matches!(error, NftError::Netlink(ConntrackError::Deadline { .. })), "{error:?}");
+        assert!(error.to_string().contains("1ms"), "{error}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
