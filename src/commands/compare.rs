@@ -2,7 +2,6 @@
 //! from `--cluster-ip/--endpoints` or the node's kube-proxy rules) ->
 //! report -> table, JSON or Prometheus text.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use crate::cli::{CompareArgs, OutputFormat};
@@ -228,17 +227,12 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
     let total: u64 = config
         .count
         .map_or(0, |n| n * config.plans.iter().map(|p| p.targets.len() as u64).sum::<u64>());
-    let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
-        .then(|| render::probe::progress_bar((total > 0).then_some(total), config.duration));
-    let progress = |done: u64| {
-        if let Some(bar) = &bar {
-            bar.set_position(done);
-        }
-    };
-    let outcome = compare::run(&config, &crate::interrupt::STOP, &progress);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
+    let outcome = render::probe::with_progress(
+        ctx,
+        (total > 0).then_some(total),
+        config.duration,
+        |progress| compare::run(&config, &crate::interrupt::STOP, progress),
+    );
     let report = outcome?;
     // Decided before rendering: a reader that closed the pipe does not
     // change what was found.

@@ -2,7 +2,6 @@
 //! `--server`, the node's kube-proxy rules or resolv.conf) -> report ->
 //! table or JSON.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -145,17 +144,12 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         }
     })?;
     crate::interrupt::install();
-    let bar = (std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table)
-        .then(|| render::probe::progress_bar(config.engine.count, config.engine.duration));
-    let progress = |done: u64| {
-        if let Some(bar) = &bar {
-            bar.set_position(done);
-        }
-    };
-    let outcome = probe::run(&config, &progress);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
+    let outcome = render::probe::with_progress(
+        ctx,
+        config.engine.count,
+        config.engine.duration,
+        |progress| probe::run(&config, progress),
+    );
     let report = outcome?;
     // Decided before rendering: a reader that closed the pipe does not
     // change what was found.

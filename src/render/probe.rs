@@ -1,19 +1,45 @@
 //! Rendering of `ctdiag probe` reports (table) and its progress bar.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::OutputFormat;
 use crate::dns::probe::ProbeReport;
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
 
+/// Runs `work` with a lookup progress bar on stderr when the output is a
+/// table on a terminal and not `-q` (never into JSON or Prometheus text),
+/// and clears the bar afterwards, whatever `work` returned. `work` gets the
+/// callback to report finished lookups with.
+pub fn with_progress<T>(
+    ctx: &Context,
+    count: Option<u64>,
+    duration: Option<Duration>,
+    work: impl FnOnce(&(dyn Fn(u64) + Sync)) -> T,
+) -> T {
+    let show = std::io::stderr().is_terminal() && !ctx.quiet && ctx.format == OutputFormat::Table;
+    let bar = show.then(|| progress_bar(count, duration));
+    let progress = |done: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    };
+    let outcome = work(&progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    outcome
+}
+
 /// A progress bar on stderr: lookups done of `count`, or a spinner with the
 /// number done for a `--duration` run.
-pub fn progress_bar(count: Option<u64>, duration: Option<Duration>) -> ProgressBar {
+fn progress_bar(count: Option<u64>, duration: Option<Duration>) -> ProgressBar {
     let bar = match count {
         Some(n) => {
             let bar = ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr());
