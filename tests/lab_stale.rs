@@ -229,6 +229,7 @@ fn stale_endpoint_sticky_clients_in_nftables_mode() {
 /// whose entries went to the removed endpoint get no answers while the
 /// others do; `conntrack -D` of exactly their entries heals them.
 fn stale_endpoint_sticky_clients(proxy_mode: &str) {
+    let node_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     if !lab_tools() || !common::require_tool("nsenter", "util-linux") {
         return;
     }
@@ -245,6 +246,18 @@ fn stale_endpoint_sticky_clients(proxy_mode: &str) {
         assert_eq!(c["alive"], true, "{c}");
         assert_eq!(c["hostname"], format!("client-{}", lab.prefix));
         assert_eq!(hostname_of(c["pid"].as_u64().unwrap()), format!("client-{}", lab.prefix));
+        // The pod sees its own resolv.conf (bound over /etc/resolv.conf in
+        // its mount namespace, as `ip netns exec` does), the node its own.
+        let pod_resolv_conf = format!("/proc/{}/root/etc/resolv.conf", c["pid"]);
+        assert_eq!(
+            std::fs::read_to_string(&pod_resolv_conf).unwrap(),
+            std::fs::read_to_string(format!("/etc/netns/{}/resolv.conf", lab.client_ns())).unwrap(),
+            "{pod_resolv_conf}"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            node_resolv_conf
+        );
         assert!(c["source"].as_str().unwrap().starts_with("198.18.1.2:"), "{c}");
     }
     for c in &on_live {

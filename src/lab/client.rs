@@ -124,8 +124,13 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Enters a new UTS namespace and sets the pod's hostname there.
-fn become_pod(hostname: &str) -> Result<()> {
+/// Enters a new UTS namespace and sets the pod's hostname there; when the
+/// pod's namespace has a resolv.conf of its own (`/etc/netns/NAME/
+/// resolv.conf`), also a mount namespace where that file is bound over
+/// /etc/resolv.conf, as `ip netns exec` and a container runtime arrange it,
+/// so that whoever reads this process's root (`doctor`, through
+/// /proc/PID/root) sees the pod's resolver, not the node's.
+fn become_pod(hostname: &str, netns_file: &Path) -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).map_err(|e| {
         Error::Runtime(format!("cannot create a UTS namespace for the pod's hostname: {e}"))
     })?;
@@ -137,7 +142,23 @@ fn become_pod(hostname: &str) -> Result<()> {
             std::io::Error::last_os_error()
         )));
     }
-    Ok(())
+    let Some(name) = netns_file.file_name() else { return Ok(()) };
+    let pod_resolv_conf = Path::new("/etc/netns").join(name).join("resolv.conf");
+    if !pod_resolv_conf.is_file() {
+        return Ok(());
+    }
+    use nix::mount::{mount, MsFlags};
+    let failed = |what: &str, e: nix::errno::Errno| {
+        Error::Runtime(format!("cannot give the pod its resolv.conf ({what}): {e}"))
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| failed("mount namespace", e))?;
+    // Why slave: the bind mount below must not leak back to the node, while
+    // the node's later mounts still reach the pod.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
+        .map_err(|e| failed("making / a slave mount", e))?;
+    mount(Some(&pod_resolv_conf), "/etc/resolv.conf", None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| failed("bind mount over /etc/resolv.conf", e))
 }
 
 /// The query with message ID `id`.
@@ -176,7 +197,7 @@ pub fn run(config: &ClientConfig) -> Result<()> {
             config.netns_file.display()
         )));
     }
-    become_pod(&config.hostname)?;
+    become_pod(&config.hostname, &config.netns_file)?;
     let socket = UdpSocket::bind(config.bind)
         .map_err(|e| Error::Runtime(format!("cannot bind UDP {}: {e}", config.bind)))?;
     socket
