@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # What reading the node's kube-proxy rules costs `ctdiag services` (and
-# `ctdiag probe`'s default server) on a node with many Services, next to
-# the tool that lists those rules (iptables-save, nft list table), measured
-# side by side with hyperfine on the same rules. The lab's node gets N extra Services with 3
+# `ctdiag probe`'s default server, and `ctdiag stale`) on a node with many
+# Services, next to the tool that lists those rules (iptables-save, nft list
+# table), measured side by side with hyperfine on the same rules: ctdiag as
+# it runs by default (the rules read over netlink) and made to read them
+# with the listing tools (CTDIAG_RULES_FROM=tools), whose -o json must be
+# byte for byte the same. The lab's node gets N extra Services with 3
 # endpoints each (addresses in 198.18.0.0/15, never contacted), in iptables
 # mode and then in nftables mode. Run as root:
 #   bench/discovery.sh [N]     (default 2000 Services; builds release first)
@@ -72,12 +75,25 @@ measure() {
         -n "$lister" "ip netns exec $node $lister" \
         -n "$lister | cat" "sh -c 'ip netns exec $node $lister | cat >/dev/null'" \
         -n "services -o json" "$bin services --netns $node -o json" \
+        -n "services -o json (listing tools)" "env CTDIAG_RULES_FROM=tools $bin services --netns $node -o json" \
+        -n "stale --service kube-dns" "$bin stale --netns $node --service kube-dns -o json" \
+        -n "stale --service kube-dns (listing tools)" \
+        "env CTDIAG_RULES_FROM=tools $bin stale --netns $node --service kube-dns -o json" \
         -n "probe --server (no discovery)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json --server 198.19.0.10" \
         -n "probe (discovers kube-dns)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json"
     cat "/tmp/ctdiag-bench-discovery-$mode.md"
-    echo "services found: $("$bin" services --netns "$node" -o json | grep -c '"proxy_mode"')"
+    "$bin" services --netns "$node" -o json >"/tmp/ctdiag-bench-discovery-$mode-netlink.json"
+    CTDIAG_RULES_FROM=tools "$bin" services --netns "$node" -o json >"/tmp/ctdiag-bench-discovery-$mode-tools.json"
+    if cmp -s "/tmp/ctdiag-bench-discovery-$mode-netlink.json" "/tmp/ctdiag-bench-discovery-$mode-tools.json"; then
+        echo "services -o json over netlink and with the listing tools: identical"
+    else
+        echo "services -o json over netlink and with the listing tools: DIFFERENT" >&2
+        exit 1
+    fi
+    "$bin" services --netns "$node" | head -1
+    echo "services found: $(grep -c '"proxy_mode"' "/tmp/ctdiag-bench-discovery-$mode-netlink.json")"
     "$bin" probe --netns "$client" --stats-netns "$node" --count 1 -q -o json |
         sed -n 's/.*"server_from": "\(.*\)".*/server found: \1/p'
 }

@@ -513,7 +513,8 @@ fn default_server_is_the_kube_dns_cluster_ip_from_the_node_rules() {
     assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
     let from = report["server_from"].as_str().unwrap();
     assert!(from.starts_with("kube-system/kube-dns:dns ClusterIP"), "{from}");
-    assert!(from.contains("iptables-save") && from.contains(&lab.node_ns()), "{from}");
+    // Read over netlink: iptables-restore wrote through iptables-nft here.
+    assert!(from.contains("netlink (iptables-nft)") && from.contains(&lab.node_ns()), "{from}");
     assert_eq!(report["answered"], 20);
     // resolv.conf still gives the resolver's timeout.
     assert_eq!(report["resolver"]["timeout_s"], 3, "{report:#}");
@@ -561,7 +562,7 @@ fn nftables_mode_node_gives_the_default_server_and_races_the_same() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
     let from = report["server_from"].as_str().unwrap();
-    assert!(from.contains("nft in") && from.contains(&lab.node_ns()), "{from}");
+    assert!(from.contains("netlink (nftables) in") && from.contains(&lab.node_ns()), "{from}");
     assert_eq!(report["cluster_endpoints"], serde_json::json!(lab.endpoints()));
     assert_eq!(report["answered"], 600);
     assert_eq!(report["conntrack_delta"]["clash_resolve"], clashes, "{report:#}");
@@ -857,9 +858,12 @@ fn closed_stdout_in_a_lab_probe_still_exits_1() {
 }
 
 /// An `iptables-save` that never returns, first on PATH: `probe` without
-/// `--server` gives up on it at the listing deadline (shortened here to 2 s
-/// through CTDIAG_LISTING_DEADLINE_MS; 10 s by default), kills it and what
-/// it started, falls back to the pod's resolv.conf, and says why with -v.
+/// `--server`, made to read the rules with the listing tools
+/// (CTDIAG_RULES_FROM=tools), gives up on it at the listing deadline
+/// (shortened here to 2 s through CTDIAG_LISTING_DEADLINE_MS; 10 s by
+/// default), kills it and what it started, falls back to the pod's
+/// resolv.conf, and says why with -v. By default the rules are read over
+/// netlink and the hung tool is never started.
 #[test]
 fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
     if !common::require_root() {
@@ -881,6 +885,7 @@ fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
         &[
             &path,
             "CTDIAG_LISTING_DEADLINE_MS=2000",
+            "CTDIAG_RULES_FROM=tools",
             common::CTDIAG,
             "probe",
             "--netns",
@@ -895,7 +900,6 @@ fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
         ],
     );
     let elapsed = started.elapsed();
-    let _ = std::fs::remove_dir_all(&dir);
     let report = common::json(&out);
     let stderr = common::stderr(&out);
     assert!(elapsed >= deadline, "returned after {elapsed:?}: did the fake run at all? {stderr}");
@@ -920,4 +924,32 @@ fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
         .filter(|c| c.contains(&marker))
         .collect();
     assert!(leftovers.is_empty(), "the hung tool survived: {leftovers:?}");
+
+    // The default reads the rules over netlink: the fake never runs.
+    let started = Instant::now();
+    let out = common::run(
+        "env",
+        &[
+            &path,
+            "CTDIAG_LISTING_DEADLINE_MS=2000",
+            common::CTDIAG,
+            "probe",
+            "--netns",
+            &lab.client_ns(),
+            "--stats-netns",
+            &lab.node_ns(),
+            "--count",
+            "5",
+            "-o",
+            "json",
+        ],
+    );
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = common::json(&out);
+    assert!(elapsed < deadline, "took {elapsed:?}: {}", common::stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let from = report["server_from"].as_str().unwrap();
+    assert!(from.contains("netlink (iptables-nft)"), "{from}");
+    assert_eq!(report["cluster_endpoints"], serde_json::json!(lab.endpoints()));
 }

@@ -85,6 +85,14 @@ fn ctdiag_with_path(path: &str, args: &[&str]) -> Output {
     common::run("/usr/bin/env", &full)
 }
 
+/// `ctdiag ARGS` with `CTDIAG_RULES_FROM=from` (`netlink`, `tools`).
+fn ctdiag_rules_from(from: &str, args: &[&str]) -> Output {
+    let var = format!("CTDIAG_RULES_FROM={from}");
+    let mut full = vec![var.as_str(), common::CTDIAG];
+    full.extend_from_slice(args);
+    common::run("/usr/bin/env", &full)
+}
+
 /// The services JSON without `proxy_mode` (the expected files are shared
 /// between modes), after checking every entry's mode.
 fn without_mode(mut value: Value, mode: &str) -> Value {
@@ -198,7 +206,8 @@ fn real_rule_dumps_read_back_through_the_binary() {
     for (tag, load, expected_file, mode, status) in cases {
         let ns = Scratch::new(tag);
         ns.sh(load);
-        let out = common::ctdiag(&["services", "-o", "json", "--netns", &ns.name]);
+        let args = ["services", "-o", "json", "--netns", &ns.name];
+        let out = common::ctdiag(&args);
         assert_eq!(out.status.code(), Some(*status), "{tag}: {}", common::stderr(&out));
         let report = common::json(&out);
         let listing = if *mode == "iptables" {
@@ -208,6 +217,27 @@ fn real_rule_dumps_read_back_through_the_binary() {
             common::stdout(&common::exec(&ns.name, &["nft", "list", "ruleset"]))
         };
         cluster_ips_in(&listing, &report);
+        // The same Services over netlink alone and through the listing
+        // tools alone.
+        for from in ["netlink", "tools"] {
+            let forced = ctdiag_rules_from(from, &args);
+            assert_eq!(
+                forced.status.code(),
+                Some(*status),
+                "{tag} {from}: {}",
+                common::stderr(&forced)
+            );
+            assert_eq!(common::json(&forced), report, "{tag}: {from} differs from the default");
+        }
+        // The default read them over netlink (iptables-restore writes
+        // through iptables-nft here).
+        let table = common::ctdiag(&["services", "--netns", &ns.name]);
+        let source = format!(
+            "from netlink ({}) in {}",
+            if *mode == "iptables" { "iptables-nft" } else { "nftables" },
+            ns.name
+        );
+        assert!(common::stdout(&table).contains(&source), "{tag}: {}", common::stdout(&table));
         assert_eq!(without_mode(report, mode), expected(expected_file), "{tag}");
     }
 }
@@ -263,6 +293,120 @@ fn lab_lists_kube_dns_with_both_endpoints_in_both_modes() {
         let text = common::stdout(&table);
         assert!(text.contains("198.18.2.2:53, 198.18.3.2:53") && text.contains(mode), "{text}");
     }
+}
+
+/// The lab in both proxy modes and every address family: the rules read
+/// over netlink (the default) give exactly the Services the listing tools
+/// give, kube-dns with its ClusterIP(s) and both endpoints of each family.
+#[test]
+fn labs_of_every_family_read_the_same_over_netlink_and_with_the_tools() {
+    if !common::require_root()
+        || !common::require_tool("nft", "nftables")
+        || !common::require_tool("ip6tables-save", "iptables")
+    {
+        return;
+    }
+    let v4 = ["198.18.2.2:53", "198.18.3.2:53"];
+    let v6 = ["[2001:db8:2::2]:53", "[2001:db8:3::2]:53"];
+    for mode in ["iptables", "nftables"] {
+        for (family, cluster_ips, endpoints) in [
+            ("ipv4", vec!["198.19.0.10"], v4.to_vec()),
+            ("ipv6", vec!["2001:db8::a"], v6.to_vec()),
+            ("dual", vec!["198.19.0.10", "2001:db8::a"], [v4, v6].concat()),
+        ] {
+            let lab =
+                TestLab::up(&["--endpoints", "2", "--ip-family", family, "--proxy-mode", mode]);
+            let node = lab.node_ns();
+            let args = ["services", "--netns", &node, "-o", "json"];
+            let out = common::ctdiag(&args);
+            assert_eq!(out.status.code(), Some(0), "{mode} {family}: {}", common::stderr(&out));
+            let report = common::json(&out);
+            for from in ["netlink", "tools"] {
+                let forced = ctdiag_rules_from(from, &args);
+                assert_eq!(common::json(&forced), report, "{mode} {family}: {from} differs");
+            }
+            let dns = kube_dns_entries(&report);
+            assert_eq!(dns.len(), 2, "{mode} {family}: {report:#}");
+            for entry in dns {
+                assert_eq!(entry["cluster_ips"], serde_json::json!(cluster_ips), "{mode} {family}");
+                assert_eq!(entry["endpoints"], serde_json::json!(endpoints), "{mode} {family}");
+                assert_eq!(entry["proxy_mode"], mode);
+            }
+            let table = common::stdout(&common::ctdiag(&["services", "--netns", &node]));
+            let source =
+                if mode == "iptables" { "netlink (iptables-nft)" } else { "netlink (nftables)" };
+            assert!(table.contains(&format!("from {source} in {node}")), "{table}");
+        }
+    }
+}
+
+/// Without CAP_NET_ADMIN nf_tables refuses the netlink dump: the listing
+/// tools are tried (refused too), and the error says why for both.
+#[test]
+fn without_net_admin_netlink_and_the_tools_are_refused_and_said() {
+    if !common::require_root()
+        || !common::require_tool("nft", "nftables")
+        || !common::require_tool("setpriv", "util-linux")
+    {
+        return;
+    }
+    let ns = Scratch::new("nocap");
+    ns.sh(&format!("nft -f {FIXTURES}/kube-proxy/synthetic-1.33.nft"));
+    let out = common::run(
+        "setpriv",
+        &[
+            "--bounding-set",
+            "-net_admin",
+            "--inh-caps",
+            "-net_admin",
+            common::CTDIAG,
+            "services",
+            "--netns",
+            &ns.name,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("nf_tables refused to list the rules over netlink: CAP_NET_ADMIN is needed"),
+        "{err}"
+    );
+    assert!(err.contains("nft list table ip kube-proxy"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// A rule the netlink reader does not follow (a DNAT to the packet's own
+/// source address): the default falls back to `nft` and says why with -v,
+/// with the same Services; forced to netlink, it is an error.
+#[test]
+fn something_not_followed_over_netlink_is_read_with_nft() {
+    if !common::require_root() || !common::require_tool("nft", "nftables") {
+        return;
+    }
+    let ns = Scratch::new("odd");
+    ns.sh(r#"nft -f - <<'EOF'
+table ip kube-proxy {
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 198.19.0.10 . udp . 53 : goto service-AAAAAAAA-kube-system/kube-dns/udp/dns }
+	}
+	chain service-AAAAAAAA-kube-system/kube-dns/udp/dns {
+		meta l4proto udp dnat to ip saddr : 53
+	}
+}
+EOF"#);
+    let args = ["services", "--netns", &ns.name, "-o", "json", "-v"];
+    let out = common::ctdiag(&args);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("note: nftables mode read with nft, not over netlink: the netlink reader does not follow ip kube-proxy chain service-AAAAAAAA-kube-system/kube-dns/udp/dns"),
+        "{err}"
+    );
+    assert_eq!(common::json(&out), common::json(&ctdiag_rules_from("tools", &args)));
+    let forced = ctdiag_rules_from("netlink", &args);
+    assert_eq!(forced.status.code(), Some(2));
+    assert!(common::stderr(&forced).contains("does not follow"), "{}", common::stderr(&forced));
 }
 
 /// Leftover rules of a second mode: a warning, exit 1.
@@ -323,8 +467,10 @@ fn no_rules_names_the_modes_checked_and_the_flags() {
     }
 }
 
-/// PATH tricks: with no listing tool at all the error names each; with
-/// only `nft`, nftables mode is read and the missing iptables-save is
+/// PATH tricks. By default the rules are read over netlink: no listing
+/// tool is needed at all. Made to use the listing tools
+/// (CTDIAG_RULES_FROM=tools): with no tool at all the error names each;
+/// with only `nft`, nftables mode is read and the missing iptables-save is
 /// named with -v.
 #[test]
 fn missing_listing_tools_are_named() {
@@ -333,7 +479,22 @@ fn missing_listing_tools_are_named() {
     }
     let lab = TestLab::up(&["--proxy-mode", "nftables"]);
     let empty = FakeBin::new("nobin");
-    let out = ctdiag_with_path(&empty.path(), &["services", "--netns", &lab.node_ns()]);
+    let out = ctdiag_with_path(&empty.path(), &["services", "--netns", &lab.node_ns(), "-v"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("from netlink (nftables)"), "{text}");
+    assert!(text.contains("198.18.2.2:53, 198.18.3.2:53"), "{text}");
+
+    let node = lab.node_ns();
+    let with_tools = |path: &str, extra: &[&str]| {
+        let path_var = format!("PATH={path}");
+        let mut full =
+            vec![path_var.as_str(), "CTDIAG_RULES_FROM=tools", common::CTDIAG, "services"];
+        full.extend_from_slice(&["--netns", &node]);
+        full.extend_from_slice(extra);
+        common::run("/usr/bin/env", &full)
+    };
+    let out = with_tools(&empty.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = common::stderr(&out);
     assert!(
@@ -352,13 +513,14 @@ fn missing_listing_tools_are_named() {
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nft")).find(|f| f.is_file()))
         .unwrap();
     only_nft.link("nft", nft.to_str().unwrap());
-    let out = ctdiag_with_path(&only_nft.path(), &["services", "--netns", &lab.node_ns(), "-v"]);
+    let out = with_tools(&only_nft.path(), &["-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let text = common::stdout(&out);
     assert!(
         text.contains("note: iptables mode not read") && text.contains("not installed"),
         "{text}"
     );
+    assert!(text.contains("from nft in"), "{text}");
     assert!(text.contains("198.18.2.2:53, 198.18.3.2:53"), "{text}");
 }
 
@@ -555,7 +717,7 @@ fn probe_takes_a_service() {
         report["server_from"]
             .as_str()
             .unwrap()
-            .starts_with("kube-system/kube-dns:dns ClusterIP, iptables-save in"),
+            .starts_with("kube-system/kube-dns:dns ClusterIP, netlink (iptables-nft) in"),
         "{report:#}"
     );
 

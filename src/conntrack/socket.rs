@@ -1,4 +1,6 @@
-//! A ctnetlink socket: one request, its whole (possibly multipart) reply,
+//! A ctnetlink socket (any `NETLINK_NETFILTER` conversation, in fact: the
+//! nf_tables rule reader of [`crate::service::nf_tables`] uses it too): one
+//! request, its whole (possibly multipart) reply,
 //! either collected ([`CtnetlinkSocket::dump`]) or streamed message by
 //! message ([`CtnetlinkSocket::dump_each`]) so that memory does not grow
 //! with the conntrack table.
@@ -22,7 +24,9 @@ use netlink_packet_core::{
     NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_netfilter::conntrack::ConntrackMessage;
-use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::TimeVal;
@@ -235,11 +239,11 @@ impl CtnetlinkSocket {
     /// (what was collected is dropped), up to [`DUMP_ATTEMPTS`] times, then
     /// [`ConntrackError::DumpInconsistent`]: a partial dump is never
     /// returned. `request` names the request in errors.
-    pub fn dump(
+    pub fn dump<M: Clone + Into<NetfilterMessageInner>>(
         &mut self,
         request: &'static str,
         family: NetfilterProtoFamily,
-        message: ConntrackMessage,
+        message: M,
     ) -> Result<Vec<Reply>, ConntrackError> {
         let mut replies = Vec::new();
         self.dump_each(request, family, &message, DUMP_DEADLINE, |event| match event {
@@ -265,15 +269,16 @@ impl CtnetlinkSocket {
     /// dump, restarts included, must finish within `deadline`, else
     /// [`ConntrackError::Deadline`]. An error returned by `on_event` stops
     /// the dump and is returned (the socket stays usable).
-    pub fn dump_each<F>(
+    pub fn dump_each<M, F>(
         &mut self,
         request: &'static str,
         family: NetfilterProtoFamily,
-        message: &ConntrackMessage,
+        message: &M,
         deadline: Duration,
         on_event: F,
     ) -> Result<DumpSummary, ConntrackError>
     where
+        M: Clone + Into<NetfilterMessageInner>,
         F: FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
     {
         let recv_timeout = self.recv_timeout;
@@ -300,7 +305,7 @@ impl CtnetlinkSocket {
         &mut self,
         request: &'static str,
         family: NetfilterProtoFamily,
-        message: ConntrackMessage,
+        message: impl Into<NetfilterMessageInner>,
     ) -> Result<Vec<Reply>, ConntrackError> {
         let sequence = self.take_sequence();
         let bytes = encode_request(family, message, NLM_F_REQUEST | NLM_F_ACK, sequence);
@@ -618,17 +623,18 @@ pub(crate) fn exchange<T: Transport>(
 
 /// The streaming dump over any transport: see [`CtnetlinkSocket::dump_each`].
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn dump_with<T: Transport, F>(
+pub(crate) fn dump_with<T: Transport, M, F>(
     transport: &mut T,
     next_sequence: &mut u32,
     request: &'static str,
     family: NetfilterProtoFamily,
-    message: &ConntrackMessage,
+    message: &M,
     deadline: Deadline,
     recv_timeout: Duration,
     mut on_event: F,
 ) -> Result<DumpSummary, ConntrackError>
 where
+    M: Clone + Into<NetfilterMessageInner>,
     F: FnMut(DumpEvent<'_>) -> Result<(), ConntrackError>,
 {
     for attempt in 1..=DUMP_ATTEMPTS {
@@ -669,11 +675,12 @@ where
     Err(ConntrackError::DumpInconsistent { request, attempts: DUMP_ATTEMPTS })
 }
 
-/// Builds the bytes of a ctnetlink request: nlmsghdr, nfgenmsg (version 0,
-/// res_id 0) and the message's attributes.
+/// Builds the bytes of a nfnetlink request (ctnetlink, or any other
+/// netfilter subsystem the message belongs to, such as nf_tables):
+/// nlmsghdr, nfgenmsg (version 0, res_id 0) and the message's attributes.
 pub fn encode_request(
     family: NetfilterProtoFamily,
-    message: ConntrackMessage,
+    message: impl Into<NetfilterMessageInner>,
     flags: u16,
     sequence: u32,
 ) -> Vec<u8> {

@@ -86,7 +86,7 @@ pub struct CompareConfig {
     /// The Service, e.g. `kube-system/kube-dns`, or `IP:PORT` for one given
     /// with `--cluster-ip`.
     pub service: String,
-    /// Where it came from: `iptables-save in NS`, `--cluster-ip/--endpoints`.
+    /// Where it came from: `netlink (iptables-nft) in NS`, `iptables-save in NS`, `--cluster-ip/--endpoints`.
     pub service_from: String,
     /// The ClusterIP of the first mode's Service port.
     pub cluster_ip: SocketAddr,

@@ -13,24 +13,42 @@
 //! - A port without endpoints has no nat chain at all, only a filter
 //!   `KUBE-SERVICES` rule with the comment `ns/name:port has no endpoints`.
 
+mod netlink;
+
+pub use netlink::read_family;
+#[cfg(test)]
+pub(crate) use netlink::to_rule as netlink_rule;
+
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
+use super::nf_tables::{Family, NftError, Reader};
+use super::{
+    merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
+};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
 use crate::process::{listing_deadline, run_bounded_lines, RunError};
 
-/// The options of one `-A CHAIN ...` rule that matter here. Negated options
-/// (`! -d ...`) are left out: they never define a ClusterIP or endpoint.
-#[derive(Debug, Default)]
-struct Rule {
-    chain: String,
-    destination: Option<String>,
-    protocol: Option<String>,
-    dport: Option<String>,
-    comment: Option<String>,
-    target: Option<String>,
-    to_destination: Option<String>,
+/// The options of one `-A CHAIN ...` rule that matter here, as
+/// `iptables-save` writes them (the netlink reader builds the same from
+/// the kernel's expressions). Negated options (`! -d ...`) are left out:
+/// they never define a ClusterIP or endpoint.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Rule {
+    /// The chain (`-A CHAIN`).
+    pub(crate) chain: String,
+    /// `-d ADDRESS[/LEN]`.
+    pub(crate) destination: Option<String>,
+    /// `-p PROTOCOL` (a name, or a number iptables has no name for).
+    pub(crate) protocol: Option<String>,
+    /// `--dport PORT[:PORT]`.
+    pub(crate) dport: Option<String>,
+    /// `--comment TEXT`.
+    pub(crate) comment: Option<String>,
+    /// `-j TARGET` (a chain, `DNAT`, `REJECT`, `ACCEPT`, ...).
+    pub(crate) target: Option<String>,
+    /// `--to-destination ADDRESS[:PORT]` of a `DNAT`.
+    pub(crate) to_destination: Option<String>,
 }
 
 /// Splits a rule line into words the way iptables-save quotes them: double
@@ -218,16 +236,26 @@ impl Parser {
             self.skipped.push(format!("line {number}: cannot split the rule (unclosed quote?)"));
             return;
         };
+        let table = std::mem::take(&mut self.table);
+        self.rule(&table, &rule, &format!("line {number}"));
+        self.table = table;
+    }
+
+    /// Takes in one rule of `table` (`nat`, `filter`), read at `at` (`line
+    /// N`, or where the netlink reader found it): the one place where
+    /// iptables-mode rules, from `iptables-save` or over netlink, become
+    /// ClusterIPs, jumps and DNAT targets.
+    pub(crate) fn rule(&mut self, table: &str, rule: &Rule, at: &str) {
         if rule.chain == "KUBE-SERVICES" {
             self.saw_kube_services = true;
         }
-        match self.table.as_str() {
+        match table {
             "nat" => {
                 if rule.chain == "KUBE-SERVICES" {
-                    match port_rule(&rule, " cluster IP") {
+                    match port_rule(rule, " cluster IP") {
                         Ok(Some(r)) => self.cluster_rules.push(r),
                         Ok(None) => {}
-                        Err(why) => self.skipped.push(format!("line {number}: {why}")),
+                        Err(why) => self.skipped.push(format!("{at}: {why}")),
                     }
                 } else if rule.chain.starts_with("KUBE-SEP-")
                     && rule.target.as_deref() == Some("DNAT")
@@ -237,7 +265,7 @@ impl Parser {
                             self.chains.dnat.entry(rule.chain.clone()).or_default().push(addr);
                         }
                         _ => self.skipped.push(format!(
-                            "line {number}: DNAT in {} has no IP:PORT --to-destination",
+                            "{at}: DNAT in {} has no IP:PORT --to-destination",
                             rule.chain
                         )),
                     }
@@ -255,10 +283,10 @@ impl Parser {
                 }
             }
             "filter" if rule.chain == "KUBE-SERVICES" => {
-                match port_rule(&rule, " has no endpoints") {
+                match port_rule(rule, " has no endpoints") {
                     Ok(Some(r)) => self.no_endpoint_rules.push(r),
                     Ok(None) => {}
-                    Err(why) => self.skipped.push(format!("line {number}: {why}")),
+                    Err(why) => self.skipped.push(format!("{at}: {why}")),
                 }
             }
             _ => {}
@@ -288,7 +316,116 @@ const SAVE_TOOLS: [&[&str]; 2] = [
     &["ip6tables-save", "ip6tables-nft-save", "ip6tables-legacy-save"],
 ];
 
-/// Runs the save tools inside `netns` (the current namespace when `None`)
+/// Reads kube-proxy's iptables-mode rules inside `netns` (the current
+/// namespace when `None`), IPv4 and IPv6: over netlink where iptables-nft
+/// wrote them ([`read_netlink`], which also runs the legacy save tool for
+/// a family whose rules live in the legacy backend), or with the save
+/// tools ([`read_tools`]) when netlink gives no reading (the reason goes to
+/// [`Discovery::notes`]), as [`RulesFrom`] says.
+pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
+    match RulesFrom::from_env().0 {
+        RulesFrom::Tools => read_tools(netns),
+        RulesFrom::Netlink => read_netlink(netns)?.map_err(|why| Error::Runtime(why.to_string())),
+        RulesFrom::Auto => match read_netlink(netns)? {
+            Ok(discovery) => Ok(discovery),
+            Err(why) => {
+                let mut discovery = read_tools(netns)
+                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
+                discovery.notes.push(format!(
+                    "iptables mode read with iptables-save, not over netlink: {why}"
+                ));
+                Ok(discovery)
+            }
+        },
+    }
+}
+
+/// The name the netlink reader goes by in [`Discovery::tools`].
+pub const NETLINK_SOURCE: &str = "netlink (iptables-nft)";
+
+/// The legacy backend's save tool per family: what lists rules that
+/// `iptables-legacy` wrote (x_tables, which nf_tables does not see).
+const LEGACY_SAVE: [&str; 2] = ["iptables-legacy-save", "ip6tables-legacy-save"];
+
+/// Whether the legacy backend (x_tables) has tables of `family` in the
+/// calling thread's namespace: `/proc/net/ip_tables_names` (or
+/// `ip6_tables_names`) lists each table some `iptables-legacy` call
+/// created there; the file is absent when the module is not even loaded.
+fn legacy_tables(family: Family) -> Vec<String> {
+    let file = match family {
+        Family::Ip => "ip_tables_names",
+        Family::Ip6 => "ip6_tables_names",
+    };
+    std::fs::read_to_string(crate::netns::proc_net_dir().join(file))
+        .map(|names| names.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Reads kube-proxy's iptables-nft rules over netlink inside `netns`, both
+/// families; a family whose rules are not in nf_tables but whose legacy
+/// tables exist is read with its legacy save tool. The outer error: the
+/// namespace could not be entered or the legacy tool hung; the inner: why
+/// netlink gave no reading (then the save tools may).
+pub fn read_netlink(netns: Option<&Netns>) -> Result<std::result::Result<Discovery, NftError>> {
+    run_in(netns, || {
+        let found = Reader::open().and_then(|mut reader| {
+            Ok([
+                netlink::read_family(&mut reader, Family::Ip)?,
+                netlink::read_family(&mut reader, Family::Ip6)?,
+            ])
+        });
+        let found = match found {
+            Ok(found) => found,
+            Err(why) => return Ok(Err(why)),
+        };
+        let mut parts = Vec::new();
+        let mut tools = Vec::new();
+        let mut notes = Vec::new();
+        for ((family, found), legacy) in Family::BOTH.into_iter().zip(found).zip(LEGACY_SAVE) {
+            match found {
+                Some(parsed) => {
+                    parts.push(parsed);
+                    if tools.is_empty() {
+                        tools.push(NETLINK_SOURCE.to_string());
+                    }
+                    // Both backends in use: kube-proxy's rules were taken
+                    // from nf_tables; say so, since the other may be its.
+                    let legacy_names = legacy_tables(family);
+                    if !legacy_names.is_empty() {
+                        notes.push(format!(
+                            "{} iptables rules were read from nf_tables (iptables-nft), but legacy (x_tables) tables exist too ({}): if kube-proxy runs iptables-legacy, `{legacy}` lists its rules",
+                            family.as_str(),
+                            legacy_names.join(", ")
+                        ));
+                    }
+                }
+                None if !legacy_tables(family).is_empty() => {
+                    let read = save_family(&[legacy])?;
+                    match read.tool {
+                        Some(tool) => {
+                            parts.push(read.parsed);
+                            tools.push(tool);
+                        }
+                        None if !read.ran_any => notes.push(format!(
+                            "{} legacy iptables tables exist but {legacy} could not run: {}",
+                            family.as_str(),
+                            if read.failures.is_empty() {
+                                "not installed".to_string()
+                            } else {
+                                read.failures.join("; ")
+                            }
+                        )),
+                        None => {}
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(Ok(Discovery { parsed: merge_families(parts), tools, notes, ..Discovery::default() }))
+    })?
+}
+
+/// Runs the save tools (the listing-tool reader) inside `netns` (the current namespace when `None`)
 /// and parses what they print, IPv4 and IPv6 at once. For each family the
 /// first tool whose output holds `KUBE-SERVICES` counts. Why the whole
 /// listing and not `-t nat` and `-t filter`: with the nf_tables backend
@@ -296,7 +433,7 @@ const SAVE_TOOLS: [&[&str]; 2] = [
 /// parse while the tool prints: on a big node the parse then ends with the
 /// listing instead of after it. An error only when no IPv4 tool could run
 /// at all (not installed, or not root).
-pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
+pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
     run_in(netns, || {
         let (v4, v6) = std::thread::scope(|scope| {
             let v6 = scope.spawn(|| save_family(SAVE_TOOLS[1]));
@@ -337,7 +474,7 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
 }
 
 /// What one address family's save tools gave.
-struct Family {
+struct SavedFamily {
     parsed: Parsed,
     /// The tool whose listing held kube-proxy's rules.
     tool: Option<String>,
@@ -349,9 +486,9 @@ struct Family {
 /// `KUBE-SERVICES`. An error only when one hung: the other tools of the
 /// family are not tried then (they share the kernel that made this one
 /// hang).
-fn save_family(candidates: &[&str]) -> Result<Family> {
+fn save_family(candidates: &[&str]) -> Result<SavedFamily> {
     let mut family =
-        Family { parsed: Parsed::default(), tool: None, ran_any: false, failures: Vec::new() };
+        SavedFamily { parsed: Parsed::default(), tool: None, ran_any: false, failures: Vec::new() };
     for tool in candidates {
         let mut parser = Parser::default();
         match run_bounded_lines(tool, &[], listing_deadline(), |line| parser.line(line)) {
@@ -449,26 +586,69 @@ mod tests {
             return;
         }
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kube-proxy");
+        let want =
+            expected(include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.expected.json"));
         let ns = crate::testutil::NamespaceGuard::create("svc");
         ns.exec(&["iptables-restore", &format!("{dir}/synthetic-1.28.iptables")]);
         ns.exec(&["ip6tables-restore", &format!("{dir}/synthetic-1.28.ip6tables")]);
         let netns = Netns::open(&ns.name).unwrap();
-        let discovery = read(Some(&netns)).unwrap();
-        assert_eq!(
-            as_json(&discovery.parsed),
-            expected(include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.expected.json"))
-        );
+        let discovery = read_tools(Some(&netns)).unwrap();
+        assert_eq!(as_json(&discovery.parsed), want);
         assert_eq!(discovery.tools.len(), 2, "{:?}", discovery.tools);
         assert!(
             discovery.tools[0].starts_with("iptables")
                 && discovery.tools[1].starts_with("ip6tables")
         );
+        // iptables-restore wrote through iptables-nft here: the netlink
+        // reader finds the same, and `read` takes it.
+        let over_netlink = read_netlink(Some(&netns)).unwrap().unwrap();
+        assert_eq!(over_netlink.parsed.services, discovery.parsed.services);
+        assert_eq!(over_netlink.tools, [NETLINK_SOURCE]);
+        assert_eq!(read(Some(&netns)).unwrap().tools, [NETLINK_SOURCE]);
 
         // A namespace without kube-proxy rules: read, nothing found.
         let empty = crate::testutil::NamespaceGuard::create("svc-empty");
-        let discovery = read(Some(&Netns::open(&empty.name).unwrap())).unwrap();
-        assert_eq!(discovery.parsed, Parsed::default());
-        assert_eq!(discovery.tools, Vec::<String>::new());
+        let empty = Netns::open(&empty.name).unwrap();
+        for discovery in [read_tools(Some(&empty)).unwrap(), read(Some(&empty)).unwrap()] {
+            assert_eq!(discovery.parsed, Parsed::default());
+            assert_eq!(discovery.tools, Vec::<String>::new());
+        }
+    }
+
+    /// Rules written by iptables-legacy are not in nf_tables: the netlink
+    /// reader sees the legacy tables and runs the legacy save tool for
+    /// them, per family.
+    #[test]
+    fn legacy_backend_rules_are_read_with_the_legacy_save_tool() {
+        if !crate::testutil::lab_allowed("legacy_backend_rules_are_read_with_the_legacy_save_tool")
+        {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kube-proxy");
+        let ns = crate::testutil::NamespaceGuard::create("svc-legacy");
+        ns.exec(&["iptables-legacy-restore", &format!("{dir}/synthetic-1.28.iptables")]);
+        ns.exec(&["ip6tables-legacy-restore", &format!("{dir}/synthetic-1.28.ip6tables")]);
+        let netns = Netns::open(&ns.name).unwrap();
+        let discovery = read_netlink(Some(&netns)).unwrap().unwrap();
+        assert_eq!(discovery.tools, ["iptables-legacy-save", "ip6tables-legacy-save"]);
+        assert_eq!(
+            as_json(&discovery.parsed),
+            expected(include_str!("../../tests/fixtures/kube-proxy/synthetic-1.28.expected.json"))
+        );
+        assert_eq!(read_tools(Some(&netns)).unwrap().parsed, discovery.parsed);
+
+        // Both backends: the nf_tables rules are read, the legacy tables
+        // are named in a note.
+        let both = crate::testutil::NamespaceGuard::create("svc-both");
+        both.exec(&["iptables-restore", &format!("{dir}/synthetic-1.28.iptables")]);
+        both.exec(&["iptables-legacy", "-t", "nat", "-L", "-n"]);
+        let discovery = read_netlink(Some(&Netns::open(&both.name).unwrap())).unwrap().unwrap();
+        assert_eq!(discovery.tools, [NETLINK_SOURCE]);
+        assert!(
+            discovery.notes.iter().any(|n| n.contains("legacy (x_tables) tables exist too (nat)")),
+            "{:?}",
+            discovery.notes
+        );
     }
 
     #[test]

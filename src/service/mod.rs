@@ -10,6 +10,7 @@
 pub mod api;
 pub mod iptables;
 pub mod ipvs;
+pub mod nf_tables;
 pub mod nftables;
 pub mod report;
 pub mod select;
@@ -35,6 +36,16 @@ impl Protocol {
             "tcp" => Some(Protocol::Tcp),
             "udp" => Some(Protocol::Udp),
             "sctp" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// From its IP protocol number (6, 17, 132).
+    pub fn from_number(number: u8) -> Option<Self> {
+        match number {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
             _ => None,
         }
     }
@@ -150,13 +161,69 @@ pub struct Parsed {
     pub skipped: Vec<String>,
 }
 
+/// Where kube-proxy's iptables- and nftables-mode rules are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesFrom {
+    /// From the kernel over netlink; from the listing tools (`iptables-save`,
+    /// `nft`) when netlink is refused, the iptables backend is legacy, or
+    /// the netlink reader meets something it does not follow. The default.
+    Auto,
+    /// Only over netlink (an error when that fails).
+    Netlink,
+    /// Only through the listing tools, as before the netlink reader.
+    Tools,
+}
+
+/// The environment variable that chooses [`RulesFrom`]: `auto` (the
+/// default), `netlink` or `tools`.
+pub const RULES_FROM_ENV: &str = "CTDIAG_RULES_FROM";
+
+impl RulesFrom {
+    /// The choice `CTDIAG_RULES_FROM` makes, and a note when it holds
+    /// something else (then `auto` is used).
+    pub fn from_env() -> (RulesFrom, Option<String>) {
+        match std::env::var(RULES_FROM_ENV) {
+            Err(_) => (RulesFrom::Auto, None),
+            Ok(value) => match value.trim() {
+                "" | "auto" => (RulesFrom::Auto, None),
+                "netlink" => (RulesFrom::Netlink, None),
+                "tools" => (RulesFrom::Tools, None),
+                other => (
+                    RulesFrom::Auto,
+                    Some(format!(
+                        "{RULES_FROM_ENV}={other:?} is not auto, netlink or tools: auto was used"
+                    )),
+                ),
+            },
+        }
+    }
+}
+
+/// Several address families' Services merged into one list: a Service
+/// with an IPv4 and an IPv6 ClusterIP is one entry.
+pub(crate) fn merge_families(parts: impl IntoIterator<Item = Parsed>) -> Parsed {
+    let mut builder = Builder::default();
+    let mut skipped = Vec::new();
+    for part in parts {
+        for s in part.services {
+            let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
+            for ip in &s.cluster_ips {
+                builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
+            }
+        }
+        skipped.extend(part.skipped);
+    }
+    Parsed { services: builder.finish(), skipped }
+}
+
 /// The kube-proxy rules of a namespace, and where they were read.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
     /// The Services found.
     pub parsed: Parsed,
-    /// The tools whose output held kube-proxy rules, e.g. `iptables-save`,
-    /// `nft`, `/proc/net/ip_vs`.
+    /// Where kube-proxy rules were found: `netlink (iptables-nft)`,
+    /// `netlink (nftables)`, or the tools whose output held them, e.g.
+    /// `iptables-save`, `iptables-legacy-save`, `nft`, `/proc/net/ip_vs`.
     pub tools: Vec<String>,
     /// Why one of the modes could not be read (another was), e.g. a
     /// listing tool that hung or is not installed.
@@ -193,7 +260,7 @@ pub fn discover_with(
         let ipvs = ipvs.join().unwrap_or_else(|_| Err(panicked("IPVS")));
         (iptables, nft, ipvs)
     });
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = RulesFrom::from_env().1.into_iter().collect();
     let ipvs_found = from_ipvs.as_ref().is_ok_and(|r| !r.tools.is_empty());
     if let (Err(a), Err(b), false) = (&from_iptables, &from_nft, ipvs_found) {
         let ipvs_why = match &from_ipvs {
@@ -266,7 +333,7 @@ pub struct ClusterDns {
     /// Its ClusterIP and port.
     pub server: SocketAddr,
     /// Where it was found, for the report, e.g. `kube-system/kube-dns:dns
-    /// ClusterIP, iptables-save in ctdiag-node`.
+    /// ClusterIP, netlink (iptables-nft) in ctdiag-node`.
     pub source: String,
     /// The endpoints the rules DNAT it to (empty: none).
     pub endpoints: Vec<SocketAddr>,

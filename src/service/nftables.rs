@@ -14,9 +14,16 @@
 //!
 //! The listing order is not relied on: chains may come before maps.
 
+mod netlink;
+
+pub use netlink::read_family;
+
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode};
+use super::nf_tables::{Family, NftError, Reader};
+use super::{
+    merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
+};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
 use crate::process::{listing_deadline, run_bounded_lines, RunError};
@@ -270,62 +277,65 @@ impl Parser {
         if let Some((map, _, start, _)) = pending {
             skipped.push(format!("line {start}: the elements of map {map} never close"));
         }
-
-        let mut builder = Builder::default();
-        for (element, number) in &found.service_ips {
-            let Some(chain) = element.chain.as_deref() else {
-                skipped.push(format!(
-                    "line {number}: service-ips element for {} has no chain",
-                    element.ip
-                ));
-                continue;
-            };
-            if !(chain.starts_with("service-") || chain.starts_with("local-")) {
-                continue; // external, load-balancer or firewall traffic
-            }
-            match chain_service(chain) {
-                Some(key) if key.3 == element.protocol => {
-                    let endpoints = chains.endpoints_from(chain);
-                    builder.add(&key, element.ip, element.port, endpoints, ProxyMode::Nftables);
-                }
-                _ => skipped
-                    .push(format!("line {number}: chain {chain} does not name a Service port")),
-            }
-        }
-        for (element, number) in &found.no_endpoints {
-            // Why: external and load-balancer IPs without (local) endpoints
-            // are in this map too. The cluster-ips set names the ClusterIPs;
-            // without it (older kube-proxy), a ClusterIP is the one that goes
-            // to the reject chain, never a plain `drop`.
-            let cluster_ip = if found.cluster_ips.is_empty() {
-                element.chain.is_some()
-            } else {
-                found.cluster_ips.contains(&element.ip)
-            };
-            if !cluster_ip {
-                continue;
-            }
-            match element.comment.as_deref().and_then(|c| comment_service(c, element.protocol)) {
-                Some(key) => {
-                    builder.add(&key, element.ip, element.port, Vec::new(), ProxyMode::Nftables)
-                }
-                None => skipped.push(format!(
-                    "line {number}: no-endpoint-services element for {} has no ns/name comment",
-                    element.ip
-                )),
-            }
-        }
-        Parsed { services: builder.finish(), skipped }
+        build(&found, &chains, skipped)
     }
+}
+
+/// The Services that the `service-ips`, `no-endpoint-services` and
+/// `cluster-ips` elements and the chain graph define: the one place that
+/// turns nftables-mode rules into Services, whether they were read from
+/// `nft list` or over netlink.
+fn build(found: &Found, chains: &Chains, mut skipped: Vec<String>) -> Parsed {
+    let mut builder = Builder::default();
+    for (element, at) in &found.service_ips {
+        let Some(chain) = element.chain.as_deref() else {
+            skipped.push(format!("{at}: service-ips element for {} has no chain", element.ip));
+            continue;
+        };
+        if !(chain.starts_with("service-") || chain.starts_with("local-")) {
+            continue; // external, load-balancer or firewall traffic
+        }
+        match chain_service(chain) {
+            Some(key) if key.3 == element.protocol => {
+                let endpoints = chains.endpoints_from(chain);
+                builder.add(&key, element.ip, element.port, endpoints, ProxyMode::Nftables);
+            }
+            _ => skipped.push(format!("{at}: chain {chain} does not name a Service port")),
+        }
+    }
+    for (element, at) in &found.no_endpoints {
+        // Why: external and load-balancer IPs without (local) endpoints
+        // are in this map too. The cluster-ips set names the ClusterIPs;
+        // without it (older kube-proxy), a ClusterIP is the one that goes
+        // to the reject chain, never a plain `drop`.
+        let cluster_ip = if found.cluster_ips.is_empty() {
+            element.chain.is_some()
+        } else {
+            found.cluster_ips.contains(&element.ip)
+        };
+        if !cluster_ip {
+            continue;
+        }
+        match element.comment.as_deref().and_then(|c| comment_service(c, element.protocol)) {
+            Some(key) => {
+                builder.add(&key, element.ip, element.port, Vec::new(), ProxyMode::Nftables)
+            }
+            None => skipped.push(format!(
+                "{at}: no-endpoint-services element for {} has no ns/name comment",
+                element.ip
+            )),
+        }
+    }
+    Parsed { services: builder.finish(), skipped }
 }
 
 /// The elements of the maps and sets that define Services.
 #[derive(Debug, Default)]
 struct Found {
-    /// `service-ips` elements, with their line.
-    service_ips: Vec<(Element, usize)>,
-    /// `no-endpoint-services` elements, with their line.
-    no_endpoints: Vec<(Element, usize)>,
+    /// `service-ips` elements, with where they were read (`line N`).
+    service_ips: Vec<(Element, String)>,
+    /// `no-endpoint-services` elements, with where they were read.
+    no_endpoints: Vec<(Element, String)>,
     /// The `cluster-ips` set (kube-proxy >= 1.31): which addresses are
     /// ClusterIPs, as opposed to external and load-balancer IPs.
     cluster_ips: Vec<IpAddr>,
@@ -356,20 +366,60 @@ fn collect_elements(
     };
     for text in body.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         match parse_element(text) {
-            Ok(element) => target.push((element, number)),
+            Ok(element) => target.push((element, format!("line {number}"))),
             Err(why) => skipped.push(format!("line {number}: map {map}: {why}")),
         }
     }
 }
 
-/// Lists kube-proxy's `ip` and `ip6` tables inside `netns` (the current
-/// namespace when `None`) with `nft` and parses them, both families at
-/// once. Why `nft list table` and not `nft list tables` first: listing one
-/// table that does not exist answers ENOENT in milliseconds, while `list
-/// tables` fetches the whole ruleset (on an iptables-nft node with many
-/// Services that is as slow as `iptables-save`). A missing table is not an
-/// error; an error only when `nft` cannot run or is refused.
+/// Reads kube-proxy's `ip` and `ip6` tables inside `netns` (the current
+/// namespace when `None`), both families: over netlink ([`read_netlink`]),
+/// or with `nft` ([`read_tools`]) when netlink gives no reading (the reason
+/// goes to [`Discovery::notes`]), as [`RulesFrom`] says. A missing table is
+/// not an error.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
+    match RulesFrom::from_env().0 {
+        RulesFrom::Tools => read_tools(netns),
+        RulesFrom::Netlink => read_netlink(netns)?.map_err(|why| Error::Runtime(why.to_string())),
+        RulesFrom::Auto => match read_netlink(netns)? {
+            Ok(discovery) => Ok(discovery),
+            Err(why) => {
+                let mut discovery = read_tools(netns)
+                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
+                discovery
+                    .notes
+                    .push(format!("nftables mode read with nft, not over netlink: {why}"));
+                Ok(discovery)
+            }
+        },
+    }
+}
+
+/// The name the netlink reader goes by in [`Discovery::tools`].
+pub const NETLINK_SOURCE: &str = "netlink (nftables)";
+
+/// Reads kube-proxy's `ip` and `ip6` tables over netlink inside `netns`.
+/// The outer error: the namespace could not be entered; the inner: why
+/// netlink gave no reading (then the listing tool may).
+pub fn read_netlink(netns: Option<&Netns>) -> Result<std::result::Result<Discovery, NftError>> {
+    run_in(netns, || {
+        let mut reader = Reader::open()?;
+        let mut parts = Vec::new();
+        for family in Family::BOTH {
+            parts.extend(netlink::read_family(&mut reader, family)?);
+        }
+        let tools = if parts.is_empty() { Vec::new() } else { vec![NETLINK_SOURCE.to_string()] };
+        Ok(Discovery { parsed: merge_families(parts), tools, ..Discovery::default() })
+    })
+}
+
+/// Lists kube-proxy's `ip` and `ip6` tables with `nft` and parses them,
+/// both families at once. Why `nft list table` and not `nft list tables`
+/// first: listing one table that does not exist answers ENOENT in
+/// milliseconds, while `list tables` fetches the whole ruleset (on an
+/// iptables-nft node with many Services that is as slow as
+/// `iptables-save`). An error only when `nft` cannot run or is refused.
+pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
     run_in(netns, || {
         // Why parse while nft prints: on a big node the parse then ends
         // with the listing instead of after it.
@@ -486,18 +536,26 @@ mod tests {
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kube-proxy/synthetic-1.33.nft");
         let ns = crate::testutil::NamespaceGuard::create("nft");
         ns.exec(&["nft", "-f", file]);
-        let discovery = read(Some(&Netns::open(&ns.name).unwrap())).unwrap();
+        let netns = Netns::open(&ns.name).unwrap();
+        let discovery = read_tools(Some(&netns)).unwrap();
         assert_eq!(discovery.tools, ["nft"]);
         assert_eq!(discovery.parsed.skipped, Vec::<String>::new());
         assert_eq!(as_json(&discovery.parsed), expected());
+        // Over netlink: the same Services, and `read` takes that way.
+        let over_netlink = read_netlink(Some(&netns)).unwrap().unwrap();
+        assert_eq!(over_netlink.tools, [NETLINK_SOURCE]);
+        assert_eq!(over_netlink.parsed, discovery.parsed);
+        assert_eq!(read(Some(&netns)).unwrap().tools, [NETLINK_SOURCE]);
         // Both modes together: the iptables rules of the same namespace
         // (none here but the guard's own) add nothing.
-        let both = super::super::discover(Some(&Netns::open(&ns.name).unwrap())).unwrap();
+        let both = super::super::discover(Some(&netns)).unwrap();
         assert_eq!(as_json(&both.parsed), expected());
 
         let empty = crate::testutil::NamespaceGuard::create("nft-empty");
-        let discovery = read(Some(&Netns::open(&empty.name).unwrap())).unwrap();
-        assert_eq!((discovery.tools.len(), discovery.parsed), (0, Parsed::default()));
+        let empty = Netns::open(&empty.name).unwrap();
+        for discovery in [read_tools(Some(&empty)).unwrap(), read(Some(&empty)).unwrap()] {
+            assert_eq!((discovery.tools.len(), discovery.parsed), (0, Parsed::default()));
+        }
     }
 
     #[test]

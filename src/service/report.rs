@@ -33,7 +33,7 @@ pub struct ServicesConfig {
 pub struct ServicesReport {
     /// The Service ports, sorted (the `-o json` contract is this list).
     pub services: Vec<Service>,
-    /// Where they came from (`iptables-save in NODE`, ...).
+    /// Where they came from (`netlink (iptables-nft) in NODE`, `iptables-save in NODE`, ...).
     pub source: String,
     /// The namespace the rules were read in (`--netns`).
     pub netns: Option<String>,

@@ -187,7 +187,7 @@ pub enum Selector {
 pub struct Resolved {
     /// The Service ports, sorted by namespace, name, port name, protocol.
     pub services: Vec<Service>,
-    /// Where they came from: `iptables-save in NS`, `nft in NS`,
+    /// Where they came from: `netlink (iptables-nft) in NS`, `nft in NS`,
     /// `--cluster-ip/--endpoints`.
     pub source: String,
     /// Rules that were skipped and why (for `-v`).
@@ -252,7 +252,7 @@ pub fn resolve_with(
             format!(" ({})", discovery.notes.join("; "))
         };
         return Err(Error::Usage(format!(
-            "no kube-proxy rules in {place}: checked iptables mode (iptables-save, ip6tables-save and their -nft/-legacy variants: nat KUBE-SERVICES), nftables mode (nft list table ip|ip6 kube-proxy) and IPVS mode (/proc/net/ip_vs, kube-ipvs0){notes}; run on the node (or --netns with the node's namespace), or {MANUAL_HINT}"
+            "no kube-proxy rules in {place}: checked iptables mode (KUBE-SERVICES in the ip/ip6 nat and filter tables over netlink, or iptables-save, ip6tables-save and their -nft/-legacy variants), nftables mode (the ip/ip6 kube-proxy tables over netlink, or nft list table ip|ip6 kube-proxy) and IPVS mode (/proc/net/ip_vs, kube-ipvs0){notes}; run on the node (or --netns with the node's namespace), or {MANUAL_HINT}"
         )));
     }
     let of_protocol: Vec<&Service> = discovery
