@@ -128,16 +128,6 @@ fn npd_says_nonok_with_a_dead_endpoint_and_unknown_without_cap_net_admin() {
     assert!(line.contains("198.18.3.2"), "{line}");
 }
 
-/// Whether a process runs whose command line contains `marker`.
-fn process_with(marker: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        (text.contains(marker) && common::process_running(pid)).then_some(pid)
-    })
-}
-
 #[test]
 fn the_budget_holds_when_nft_never_returns_and_nothing_it_started_survives() {
     if !common::require_root() {
@@ -180,7 +170,7 @@ fn the_budget_holds_when_nft_never_returns_and_nothing_it_started_survives() {
     assert_eq!(check(&report, "resolvers")["status"], "ok", "{report:#}");
     // Nothing doctor started outlives it.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(process_with(&marker), None, "the hung nft survived doctor");
+    assert_eq!(common::process_with(&marker), None, "the hung nft survived doctor");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -25,16 +25,6 @@ fn codes(report: &Value, at_least_warning: bool) -> Vec<String> {
         .collect()
 }
 
-/// Whether a process runs whose command line contains `marker`.
-fn process_with(marker: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        (text.contains(marker) && common::process_running(pid)).then_some(pid)
-    })
-}
-
 #[test]
 fn lab_run_finds_each_failure_and_leaves_nothing_behind() {
     if !common::require_root() {
@@ -97,7 +87,11 @@ fn assert_leftovers_gone(prefix: &str) {
     }
     // Sticky clients and responders name the lab's state directory or
     // addresses in their command lines.
-    assert_eq!(process_with(&format!("/run/ctdiag/lab/{prefix}/")), None, "a lab process survived");
+    assert_eq!(
+        common::process_with(&format!("/run/ctdiag/lab/{prefix}/")),
+        None,
+        "a lab process survived"
+    );
 }
 
 #[test]
@@ -124,10 +118,13 @@ fn lab_run_interrupted_tears_everything_down() {
     // clients run) and doctor is at work.
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = format!("/run/ctdiag/lab/{prefix}/");
-    while process_with(&client).is_none() && Instant::now() < deadline {
+    while common::process_with(&client).is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(process_with(&client).is_some(), "the scenario never started its sticky clients");
+    assert!(
+        common::process_with(&client).is_some(),
+        "the scenario never started its sticky clients"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     running.signal(libc::SIGINT);
     let out = running.wait_bounded(Duration::from_secs(30));

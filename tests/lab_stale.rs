@@ -297,22 +297,7 @@ fn stale_endpoint_sticky_clients(proxy_mode: &str) {
     }
 
     // Deleting exactly those entries heals exactly those clients.
-    for port in &dead_ports {
-        let out = exec(
-            &node,
-            &[
-                "conntrack",
-                "-D",
-                "-p",
-                "udp",
-                "--orig-port-src",
-                &port.to_string(),
-                "--reply-src",
-                "198.18.3.2",
-            ],
-        );
-        assert_success(&out, "conntrack -D");
-    }
+    delete_with_conntrack(&node, &dead_ports, "198.18.3.2");
     let deleted_at = now_ms();
     for c in &on_dead {
         let after = queries_after(c, deleted_at, 1);
@@ -403,22 +388,7 @@ fn never_translated(proxy_mode: &str) {
     assert!(fresh_entry.reply_src.starts_with("198.18."), "{fresh_entry:?}");
 
     // Deleting them heals the clients: their next query is DNATed.
-    for port in &ports {
-        let out = exec(
-            &node,
-            &[
-                "conntrack",
-                "-D",
-                "-p",
-                "udp",
-                "--orig-port-src",
-                &port.to_string(),
-                "--reply-src",
-                "198.19.0.10",
-            ],
-        );
-        assert_success(&out, "conntrack -D");
-    }
+    delete_with_conntrack(&node, &ports, "198.19.0.10");
     let deleted_at = now_ms();
     for c in &clients {
         let after = queries_after(c, deleted_at, 1);
@@ -695,4 +665,25 @@ fn sticky_clients_exit_when_their_namespace_is_gone() {
     }
     let left: Vec<&u32> = pids.iter().filter(|p| common::process_running(**p)).collect();
     assert!(left.is_empty(), "clients {left:?} outlived their namespace");
+}
+
+/// Deletes, with conntrack-tools, the UDP entries of these client source
+/// ports whose reply comes from `reply_src`.
+fn delete_with_conntrack(node: &str, ports: &[u16], reply_src: &str) {
+    for port in ports {
+        let out = exec(
+            node,
+            &[
+                "conntrack",
+                "-D",
+                "-p",
+                "udp",
+                "--orig-port-src",
+                &port.to_string(),
+                "--reply-src",
+                reply_src,
+            ],
+        );
+        assert_success(&out, "conntrack -D");
+    }
 }

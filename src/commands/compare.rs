@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use crate::cli::{CompareArgs, OutputFormat};
+use crate::cli::CompareArgs;
 use crate::commands::args::{
     check_netns_flags, engine_mode, lookup_names, lookup_plan, retry_after, selector,
     slow_threshold,
@@ -234,14 +234,6 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
         |progress| compare::run(&config, &crate::interrupt::STOP, progress),
     );
     let report = outcome?;
-    // Decided before rendering: a reader that closed the pipe does not
-    // change what was found.
     let verdict = Outcome::from_findings(&report.findings);
-    let text = match ctx.format {
-        OutputFormat::Json => render::json::document(&report)?,
-        OutputFormat::Prometheus => render::compare::prometheus(&report),
-        OutputFormat::Table => render::compare::table(ctx, &report),
-    };
-    render::emit(&text)?;
-    Ok(verdict)
+    render::report(ctx, &report, verdict, render::compare::table, render::compare::prometheus)
 }

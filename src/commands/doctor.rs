@@ -92,15 +92,8 @@ pub fn execute(args: DoctorArgs, ctx: &Context) -> Result<Outcome> {
         render::emit(&render::doctor::npd_line(&report))?;
         return Ok(outcome);
     }
-    // Decided before rendering: a closed pipe does not change it.
     let outcome = report.outcome();
-    let text = match ctx.format {
-        OutputFormat::Table => render::doctor::table(ctx, &report),
-        OutputFormat::Json => render::json::document(&report)?,
-        OutputFormat::Prometheus => render::doctor::prometheus(&report),
-    };
-    render::emit(&text)?;
-    Ok(outcome)
+    render::report(ctx, &report, outcome, render::doctor::table, render::doctor::prometheus)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{OutputFormat, ProbeArgs, ProbeMode};
+use crate::cli::{ProbeArgs, ProbeMode};
 use crate::commands::args::{
     check_netns_flags, engine_mode, lookup_names, lookup_plan, parse_server, retry_after, selector,
     slow_threshold,
@@ -151,16 +151,8 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         |progress| probe::run(&config, progress),
     );
     let report = outcome?;
-    // Decided before rendering: a reader that closed the pipe does not
-    // change what was found.
     let verdict = Outcome::from_findings(&report.findings);
-    let text = match ctx.format {
-        OutputFormat::Json => render::json::document(&report)?,
-        OutputFormat::Prometheus => render::probe::prometheus(&report),
-        OutputFormat::Table => render::probe::table(ctx, &report),
-    };
-    render::emit(&text)?;
-    Ok(verdict)
+    render::report(ctx, &report, verdict, render::probe::table, render::probe::prometheus)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::cli::{OutputFormat, StaleArgs};
+use crate::cli::StaleArgs;
 use crate::commands::args::selector;
 use crate::conntrack::stale::{self, StaleConfig, StaleReport};
 use crate::error::{Error, Result};
@@ -88,15 +88,8 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, std::io::stdin().is_terminal())?;
     let yes = args.yes;
     let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
-    // Decided before rendering: a closed pipe does not change it.
     let verdict = Outcome::from_findings(&report.findings);
-    let text = match ctx.format {
-        OutputFormat::Table => render::stale::table(ctx, &report),
-        OutputFormat::Json => render::json::document(&report)?,
-        OutputFormat::Prometheus => render::stale::prometheus(&report),
-    };
-    render::emit(&text)?;
-    Ok(verdict)
+    render::report(ctx, &report, verdict, render::stale::table, render::stale::prometheus)
 }
 
 #[cfg(test)]

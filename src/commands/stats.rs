@@ -50,15 +50,8 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
     match config.watch {
         None => {
             let report = stats_report::report_once(&config)?;
-            // Decided before rendering: a closed pipe does not change it.
             let verdict = Outcome::from_findings(&report.findings);
-            let text = match ctx.format {
-                OutputFormat::Table => render::stats::table(ctx, &report),
-                OutputFormat::Json => render::json::document(&report)?,
-                OutputFormat::Prometheus => render::stats::prometheus(&report),
-            };
-            render::emit(&text)?;
-            Ok(verdict)
+            render::report(ctx, &report, verdict, render::stats::table, render::stats::prometheus)
         }
         Some(interval) => {
             let mut header_shown = false;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use comfy_table::Cell;
 
 use crate::dns::compare::CompareReport;
-use crate::render::prometheus::Family;
+use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
 
@@ -162,18 +162,7 @@ pub fn prometheus(report: &CompareReport) -> String {
             }
         }
         if let Some(d) = &t.conntrack_delta {
-            for (name, v) in [
-                ("insert_failed", d.insert_failed),
-                ("drop", d.drop),
-                ("early_drop", d.early_drop),
-                ("clash_resolve", d.clash_resolve),
-            ] {
-                if let Some(v) = v {
-                    let mut with = labels.to_vec();
-                    with.push(("counter", name));
-                    delta.sample(&with, v as f64);
-                }
-            }
+            prometheus::conntrack_delta(&mut delta, &labels, d);
         }
     }
     let mut run =

@@ -82,6 +82,26 @@ pub fn emit(text: &str) -> Result<Delivery> {
     }
 }
 
+/// Renders a command's report in the chosen format and writes it: the
+/// report as JSON, or the command's own table or Prometheus text. The
+/// outcome is the caller's, decided before rendering, so a reader that
+/// closed the pipe does not change the exit status.
+pub fn report<R: serde::Serialize>(
+    ctx: &Context,
+    report: &R,
+    outcome: crate::findings::Outcome,
+    table: fn(&Context, &R) -> String,
+    prometheus: fn(&R) -> String,
+) -> Result<crate::findings::Outcome> {
+    let text = match ctx.format {
+        OutputFormat::Json => json::document(report)?,
+        OutputFormat::Prometheus => prometheus(report),
+        OutputFormat::Table => table(ctx, report),
+    };
+    emit(&text)?;
+    Ok(outcome)
+}
+
 /// Writes a note for people to stderr (never into the JSON on stdout).
 pub fn note(ctx: &Context, text: &str) {
     if !ctx.quiet {

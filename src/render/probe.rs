@@ -239,18 +239,7 @@ pub fn prometheus(report: &ProbeReport) -> String {
         "How much a conntrack counter of the stats namespace rose during the last ctdiag probe run (namespace-wide).",
     );
     if let Some(d) = &report.conntrack_delta {
-        for (name, v) in [
-            ("insert_failed", d.insert_failed),
-            ("drop", d.drop),
-            ("early_drop", d.early_drop),
-            ("clash_resolve", d.clash_resolve),
-        ] {
-            if let Some(v) = v {
-                let mut with = labels.to_vec();
-                with.push(("counter", name));
-                delta.sample(&with, v as f64);
-            }
-        }
+        prometheus::conntrack_delta(&mut delta, &labels, d);
     }
     let mut run =
         Family::gauge("ctdiag_probe_run_seconds", "Wall time of the last ctdiag probe run.");

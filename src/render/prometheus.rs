@@ -57,6 +57,28 @@ pub fn findings(command: &str, findings: &[crate::findings::Finding]) -> Family 
     family
 }
 
+/// One sample per conntrack counter that a probe or compare run saw rise
+/// (`counter` label), with the caller's labels; unread counters are left
+/// out.
+pub fn conntrack_delta(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    delta: &crate::dns::probe::ConntrackDelta,
+) {
+    for (name, v) in [
+        ("insert_failed", delta.insert_failed),
+        ("drop", delta.drop),
+        ("early_drop", delta.early_drop),
+        ("clash_resolve", delta.clash_resolve),
+    ] {
+        if let Some(v) = v {
+            let mut with = labels.to_vec();
+            with.push(("counter", name));
+            family.sample(&with, v as f64);
+        }
+    }
+}
+
 /// Writes families in order.
 pub fn write_all(families: &[&Family]) -> String {
     let mut out = String::new();

@@ -7,7 +7,7 @@ use comfy_table::Cell;
 
 use crate::conntrack::stale::{EntryReport, ServiceReport, StaleReport};
 use crate::render::prometheus::{self, Family};
-use crate::render::table::{findings, new_table, num};
+use crate::render::table::{findings, new_table, num, verbose_notes};
 use crate::render::Context;
 
 /// Rows listed per Service in the table unless `-v`.
@@ -133,11 +133,7 @@ pub fn table(ctx: &Context, report: &StaleReport) -> String {
                 );
             }
         }
-        if ctx.verbose > 0 {
-            for note in &report.notes {
-                let _ = writeln!(out, "note: {note}");
-            }
-        }
+        verbose_notes(ctx, &report.notes, &mut out);
         out.push('\n');
     }
     out.push_str(&findings(ctx, &report.findings));

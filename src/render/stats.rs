@@ -7,7 +7,7 @@ use comfy_table::Cell;
 use crate::conntrack::stats_report::{StatsReport, WatchSample};
 use crate::conntrack::{Counters, CpuStats};
 use crate::render::prometheus::{self, Family};
-use crate::render::table::{findings, new_table, num};
+use crate::render::table::{findings, new_table, num, verbose_notes};
 use crate::render::Context;
 
 /// Counter names in attribute order, as the kernel sent them.
@@ -57,11 +57,7 @@ pub fn table(ctx: &Context, report: &StatsReport) -> String {
                 crate::conntrack::Source::Procfs => "procfs",
             },
         );
-        if ctx.verbose > 0 {
-            for note in &report.notes {
-                let _ = writeln!(out, "note: {note}");
-            }
-        }
+        verbose_notes(ctx, &report.notes, &mut out);
         out.push('\n');
     }
     out.push_str(&findings(ctx, &report.findings));

@@ -43,6 +43,18 @@ pub fn severity_cell(ctx: &Context, severity: Severity) -> Cell {
     }
 }
 
+/// The report's notes (where its data came from, what was retried), one
+/// `note:` line each, shown with `-v` only.
+pub fn verbose_notes(ctx: &Context, notes: &[String], out: &mut String) {
+    if ctx.verbose > 0 {
+        for note in notes {
+            out.push_str("note: ");
+            out.push_str(note);
+            out.push('\n');
+        }
+    }
+}
+
 /// The findings as text: a headline per finding with its severity and
 /// code, then the evidence and the remedy, indented. With `-q`, info
 /// findings are left out.

@@ -448,6 +448,16 @@ impl Drop for TestLab {
     }
 }
 
+/// Whether a process runs whose command line contains `marker`.
+pub fn process_with(marker: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        (text.contains(marker) && process_running(pid)).then_some(pid)
+    })
+}
+
 /// Whether `pid` is a running process (a zombie waiting to be reaped does
 /// not count).
 pub fn process_running(pid: u32) -> bool {
