@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::dns::engine::{self, EngineConfig, EngineResult, Mode};
+use crate::dns::histogram::LatencyHistogram;
 use crate::dns::probe::{
-    latency_summary, ms_text, percent, read_counters, ConntrackDelta, Latency, ResolverOptions,
-    SLOW_SHARE_PERCENT,
+    latency_summary, micros_to_ms, ms_text, percent, read_counters, ConntrackDelta, Latency,
+    ResolverOptions, SLOW_SHARE_PERCENT,
 };
 use crate::error::Result;
 use crate::findings::{Finding, FindingCode, Severity};
@@ -187,6 +188,10 @@ pub struct TargetReport {
     /// Fully answered lookups (for shares of slow lookups).
     #[serde(skip)]
     pub fully_answered: u64,
+    /// The second slowest fully answered lookup, ms (null with fewer than
+    /// two): with few lookups the p99 is the slowest one alone.
+    #[serde(skip)]
+    pub second_slowest_ms: Option<f64>,
 }
 
 impl TargetReport {
@@ -224,7 +229,16 @@ impl TargetReport {
             conntrack_delta: delta,
             duration_s: (seconds * 1000.0).round() / 1000.0,
             fully_answered: result.latency.len(),
+            second_slowest_ms: second_slowest_us(&result.latency).map(micros_to_ms),
         }
+    }
+
+    /// The p99, except that one lookup alone never makes it: with fewer
+    /// than 200 lookups the p99 is the slowest one, and a single stall (a
+    /// busy node descheduling the prober) must not make an endpoint "slow".
+    fn p99_of_two(&self) -> Option<f64> {
+        let p99 = self.latency_ms.p99?;
+        Some(self.second_slowest_ms.map_or(p99, |second| second.min(p99)))
     }
 
     /// Whether it answered nothing at all.
@@ -723,7 +737,9 @@ fn slow_findings(
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for endpoint in endpoints {
-        let Some(p99) = endpoint.latency_ms.p99 else { continue };
+        let (Some(p99), Some(p99_of_two)) = (endpoint.latency_ms.p99, endpoint.p99_of_two()) else {
+            continue;
+        };
         let peers = median(
             endpoints
                 .iter()
@@ -732,8 +748,9 @@ fn slow_findings(
                 .collect(),
         );
         let factor = peers.map(|peer| p99 / peer.max(0.001));
-        let far_above =
-            peers.is_some_and(|peer| p99 >= SLOW_FACTOR * peer && p99 - peer >= SLOW_FLOOR_MS);
+        let far_above = peers.is_some_and(|peer| {
+            p99_of_two >= SLOW_FACTOR * peer && p99_of_two - peer >= SLOW_FLOOR_MS
+        });
         let slow_share = endpoint.slow_percent() >= SLOW_SHARE_PERCENT;
         if !far_above && !slow_share {
             continue;
@@ -860,6 +877,13 @@ fn workaround(report: &CompareReport) -> Option<Finding> {
 /// One case per finding code and severity: synthetic engine results per
 /// target in, the finding out, through the same [`build_report`] a run
 /// uses. A coverage test checks that every code of `compare` is produced.
+/// The second largest latency (nearest rank n-1), µs; None with fewer
+/// than two.
+fn second_slowest_us(histogram: &LatencyHistogram) -> Option<u64> {
+    let n = histogram.len();
+    (n >= 2).then(|| histogram.percentile_us((n as f64 - 1.5) / n as f64 * 100.0)).flatten()
+}
+
 #[cfg(test)]
 mod finding_tests {
     use super::*;
@@ -1103,6 +1127,33 @@ mod finding_tests {
         // A 4 ms p99 next to a 1 ms one is noise, not a slow endpoint.
         let noise = one(vec![result(0, 1, 0), result(0, 1, 0), result(0, 4, 0)]);
         assert_eq!(noise.findings[0].code, FindingCode::CompareClean, "{:#?}", noise.findings);
+    }
+
+    /// 20 lookups answered in 1 ms, but `stalls` of them in 80 ms (below
+    /// the 1 s slow threshold: only the p99 against the peers' can flag it).
+    fn twenty_with_stalls(stalls: u64) -> EngineResult {
+        let mut r = EngineResult { lookups: 20, ..EngineResult::default() };
+        r.by_type = [TypeCounts { sent: 20, answered: 20, lost: 0 }; 2];
+        for i in 0..20 {
+            r.latency.record_us(if i < stalls { 80_000 } else { 1_000 });
+        }
+        r.elapsed = Duration::from_secs(1);
+        r
+    }
+
+    #[test]
+    fn one_stalled_lookup_alone_never_makes_an_endpoint_slow() {
+        // With 20 lookups the p99 is the slowest one: a single 80 ms stall
+        // (a busy node) would be "80× its peers'".
+        let once = one(vec![twenty_with_stalls(0), twenty_with_stalls(0), twenty_with_stalls(1)]);
+        let codes: Vec<FindingCode> = once.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, vec![FindingCode::CompareClean], "{:#?}", once.findings);
+        let twice = one(vec![twenty_with_stalls(0), twenty_with_stalls(0), twenty_with_stalls(2)]);
+        let codes: Vec<FindingCode> = twice.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, vec![FindingCode::EndpointSlow], "{:#?}", twice.findings);
+        assert!(twice.findings[0].summary.contains(EP2), "{:?}", twice.findings[0]);
+        assert_eq!(twice.targets[2].second_slowest_ms, Some(80.0));
+        assert_eq!(once.targets[2].second_slowest_ms, Some(1.0));
     }
 
     #[test]

@@ -245,7 +245,7 @@ pub struct ProbeReport {
     pub findings: Vec<Finding>,
 }
 
-fn micros_to_ms(us: u64) -> f64 {
+pub(crate) fn micros_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
