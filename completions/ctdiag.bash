@@ -977,7 +977,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__scenario)
-            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated"
+            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated race-drop"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

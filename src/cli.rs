@@ -421,7 +421,8 @@ pub enum LabAction {
     /// Ctrl-C or a failure).
     Run(LabRunArgs),
     /// Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale
-    /// conntrack entries). `ctdiag lab up` again restores a healthy lab.
+    /// conntrack entries, the parallel-query race drop). `ctdiag lab up` again restores a
+    /// healthy lab.
     Scenario(LabScenarioArgs),
     /// The embedded DNS responder (started by `lab up` inside an endpoint namespace).
     #[command(hide = true)]
@@ -671,6 +672,12 @@ pub enum LabScenarioName {
     /// untranslated and their entries keep the ClusterIP as reply source;
     /// the endpoints come back, the clients stay blackholed.
     NeverTranslated,
+    /// The node drops a query to the ClusterIP sent on a socket whose earlier
+    /// query is not answered yet (an nftables rule before DNAT): glibc's
+    /// parallel A/AAAA pair loses one, as in the conntrack insert race on
+    /// kernels without clash resolution; conntrack's counters do not move.
+    /// `compare --modes` shows which resolv.conf option avoids it
+    RaceDrop,
 }
 
 /// `ctdiag lab scenario`.

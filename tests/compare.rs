@@ -154,6 +154,84 @@ fn dead_endpoint_in_nftables_mode() {
     dead_endpoint("nftables");
 }
 
+/// The race-drop scenario (the node drops a query sent on a socket whose
+/// earlier query is unanswered, as the conntrack insert race does on
+/// kernels without clash resolution): only parallel mode loses, and only
+/// through the ClusterIP; `--modes` names the options that avoid it; the
+/// kernel's own counter of the rule equals the queries compare lost.
+fn race_drop(proxy_mode: &str) {
+    if !common::require_root() {
+        return;
+    }
+    let mut lab = TestLab::up(&["--proxy-mode", proxy_mode]);
+    lab.scenario("race-drop", &[]);
+    let (out, report) = compare(
+        &lab,
+        &[
+            "--count",
+            "40",
+            "--rounds",
+            "2",
+            "--timeout",
+            "300",
+            "--modes",
+            "parallel,sequential,reopen,tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert_contract(&report);
+    let through = target(&report, "198.19.0.10:53", "parallel");
+    let lost = u(through, "lost");
+    assert!(lost > 0, "parallel mode loses through the ClusterIP: {through:#}");
+    assert_eq!(u(through, "one_lost_lookups"), lost, "one query of a pair each: {through:#}");
+    for t in report["targets"].as_array().unwrap() {
+        if !(t["mode"] == "parallel" && t["role"] == "cluster-ip") {
+            assert_eq!(u(t, "lost"), 0, "{t:#}");
+        }
+    }
+    // The kernel's view: the rule dropped exactly the queries lost.
+    let listing = common::stdout(&common::exec(
+        &lab.node_ns(),
+        &["nft", "list", "table", "inet", "ctdiag-race"],
+    ));
+    let dropped: u64 = listing
+        .split_once("counter packets ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {listing}"));
+    assert_eq!(dropped, lost, "{listing}");
+    let found = codes(&report);
+    assert!(
+        found.contains(&("cluster-ip-path-loss".to_string(), "critical".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        !found.iter().any(|(c, _)| c.starts_with("endpoint-") || c == "loss-everywhere"),
+        "no endpoint is blamed: {found:?}"
+    );
+    let workaround = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "resolver-workaround")
+        .unwrap_or_else(|| panic!("{found:?}"));
+    let summary = workaround["summary"].as_str().unwrap();
+    for option in ["options single-request`", "options single-request-reopen`", "options use-vc`"] {
+        assert!(summary.contains(option), "{option} in {summary}");
+    }
+    assert_eq!(workaround["severity"], "info");
+}
+
+#[test]
+fn race_drop_in_iptables_mode() {
+    race_drop("iptables");
+}
+
+#[test]
+fn race_drop_in_nftables_mode() {
+    race_drop("nftables");
+}
+
 /// A lab whose last endpoint answers 400 ms late: only that endpoint is
 /// flagged slow, with its factor; exit 1; no loss anywhere.
 fn slow_endpoint(proxy_mode: &str) {

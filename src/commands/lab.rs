@@ -319,8 +319,12 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
                 Scenario::StaleEndpoint { endpoint }
             })
         }
-        LabScenarioName::NeverTranslated => {
-            let name = "never-translated";
+        LabScenarioName::NeverTranslated | LabScenarioName::RaceDrop => {
+            let (name, scenario) = if args.name == LabScenarioName::NeverTranslated {
+                ("never-translated", Scenario::NeverTranslated)
+            } else {
+                ("race-drop", Scenario::RaceDrop)
+            };
             if args.endpoint.is_some() {
                 return unexpected("--endpoint", name);
             }
@@ -330,7 +334,7 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
             if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
                 return unexpected("--drop-rate/--drop-aaaa-rate", name);
             }
-            Ok(Scenario::NeverTranslated)
+            Ok(scenario)
         }
         LabScenarioName::SlowEndpoint => {
             if args.drop_rate.is_some() || args.drop_aaaa_rate.is_some() {
@@ -473,4 +477,46 @@ fn render_down(ctx: &Context, report: &DownReport) -> Result<Delivery> {
     }
     text.push('.');
     emit(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command, LabAction};
+    use clap::Parser;
+
+    fn scenario(args: &[&str]) -> Result<Scenario> {
+        let mut full = vec!["ctdiag", "lab", "scenario"];
+        full.extend_from_slice(args);
+        let cli = Cli::try_parse_from(full).expect("parses");
+        let Command::Lab(lab) = cli.command else { panic!("not lab") };
+        let LabAction::Scenario(args) = lab.action else { panic!("not scenario") };
+        validate_scenario(&args)
+    }
+
+    #[test]
+    fn each_scenario_takes_only_its_own_flags() {
+        assert!(matches!(scenario(&["race-drop"]), Ok(Scenario::RaceDrop)));
+        assert!(matches!(scenario(&["never-translated"]), Ok(Scenario::NeverTranslated)));
+        assert!(matches!(
+            scenario(&["slow-endpoint", "--endpoint", "2", "--delay-ms", "400"]),
+            Ok(Scenario::SlowEndpoint { endpoint: Some(2), .. })
+        ));
+        for (args, flag) in [
+            (&["race-drop", "--endpoint", "1"][..], "--endpoint"),
+            (&["race-drop", "--delay-ms", "5"][..], "--delay-ms"),
+            (&["never-translated", "--drop-rate", "0.5"][..], "--drop-rate"),
+            (&["dead-endpoint", "--delay-ms", "5"][..], "--delay-ms"),
+            (&["slow-endpoint", "--drop-aaaa-rate", "0.5"][..], "--drop-rate/--drop-aaaa-rate"),
+            (&["lossy", "--delay-ms", "5"][..], "--delay-ms"),
+        ] {
+            match scenario(args) {
+                Err(crate::error::Error::Usage(message)) => {
+                    assert!(message.starts_with(flag), "{args:?}: {message}");
+                    assert!(message.contains(args[0]), "{args:?}: {message}");
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
 }

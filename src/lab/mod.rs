@@ -952,6 +952,36 @@ pub enum Scenario {
     /// ClusterIP as reply source; then the endpoints come back and those
     /// entries keep the clients blackholed.
     NeverTranslated,
+    /// The node drops a query to the ClusterIP sent on a socket whose
+    /// earlier query is not answered yet: what the conntrack insert race
+    /// does to glibc's parallel A/AAAA pair on kernels without clash
+    /// resolution, imitated with an nftables rule before DNAT.
+    RaceDrop,
+}
+
+/// The table `race-drop` adds to the node.
+pub const RACE_TABLE: &str = "ctdiag-race";
+
+/// The `race-drop` rules: before DNAT (priority -150, after conntrack's
+/// -200), a UDP query to a kube-dns ClusterIP in a flow that already has an
+/// unanswered packet (`ct state new`: no reply seen yet; `ct original
+/// packets > 1`: not its first packet) is dropped. Why this imitates the
+/// race: on a kernel without clash resolution, the second of two packets
+/// sent at once on one socket loses the insert race and is dropped; a
+/// query sent after the first was answered (`single-request`), from
+/// another socket (`single-request-reopen`), or over TCP (`use-vc`) is not.
+fn race_rules(cluster_ips: &[IpAddr]) -> String {
+    let mut rules = format!(
+        "table inet {RACE_TABLE} {{\n  chain prerouting {{\n    type filter hook prerouting priority -150; policy accept;\n"
+    );
+    for ip in cluster_ips {
+        let family = if ip.is_ipv6() { "ip6" } else { "ip" };
+        rules.push_str(&format!(
+            "    {family} daddr {ip} udp dport {DNS_PORT} ct state new ct original packets > 1 counter drop\n"
+        ));
+    }
+    rules.push_str("  }\n}\n");
+    rules
 }
 
 /// Applies a scenario to the lab `prefix` and returns the updated lab.
@@ -1131,6 +1161,27 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                 summary: format!(
                     "kube-dns had no endpoints and no REJECT rule (kube-proxy restarting) while sticky clients {} retried: their entries were never translated (reply source {cluster}) and keep their queries going to the node's gateway now that the endpoints are back, until the entries are deleted",
                     describe_clients(&placed.on_target)
+                ),
+            }
+        }
+        Scenario::RaceDrop => {
+            system::require_tool("nft")?;
+            let node = info.namespaces.node.clone();
+            // Why: `ct original packets` counts only with accounting on
+            // (per namespace, writable in a child one).
+            set_sysctl(&node, "netfilter/nf_conntrack_acct", "1")?;
+            system::run(
+                "ip",
+                &["netns", "exec", &node, "nft", "-f", "-"],
+                Some(&race_rules(&info.cluster_ips)),
+            )?;
+            let ips: Vec<String> = info.cluster_ips.iter().map(IpAddr::to_string).collect();
+            ScenarioInfo {
+                name: "race-drop".into(),
+                endpoint: None,
+                summary: format!(
+                    "the node drops a query to {} sent on a socket whose earlier query is unanswered (table inet {RACE_TABLE} in {node}): glibc's parallel A/AAAA pair loses one as in the conntrack insert race on kernels without clash resolution (where insert_failed would rise; here conntrack's counters do not move, the rule's counter does)",
+                    ips.join(", ")
                 ),
             }
         }
