@@ -954,7 +954,7 @@ _ctdiag() {
                     return 0
                     ;;
                 --scenarios)
-                    COMPREPLY=($(compgen -W "healthy parallel-clash dead-endpoint slow-endpoint stale-entries full-table" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "healthy parallel-clash race-drop dead-endpoint slow-endpoint stale-entries full-table" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -416,7 +416,7 @@ pub enum LabAction {
     /// Show the lab's namespaces, addresses, rules and whether each DNS server is alive.
     Status(LabPrefixArgs),
     /// Build a lab, put it through each failure in turn (parallel clash,
-    /// dead endpoint, slow endpoint, stale entries, full table), run doctor
+    /// race drop, dead endpoint, slow endpoint, stale entries, full table), run doctor
     /// on each, show what it found, and tear everything down (also on
     /// Ctrl-C or a failure).
     Run(LabRunArgs),
@@ -454,6 +454,9 @@ pub enum LabRunScenario {
     Healthy,
     /// The client pod races A/AAAA pairs from one socket while doctor samples.
     ParallelClash,
+    /// The node drops the second query of a pair sent at once on one socket
+    /// (`lab scenario race-drop`).
+    RaceDrop,
     /// An endpoint's pod is gone, the rules still point at it.
     DeadEndpoint,
     /// An endpoint answers 1.5 s late.

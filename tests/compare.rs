@@ -182,7 +182,10 @@ fn race_drop(proxy_mode: &str) {
     assert_contract(&report);
     let through = target(&report, "198.19.0.10:53", "parallel");
     let lost = u(through, "lost");
-    assert!(lost > 0, "parallel mode loses through the ClusterIP: {through:#}");
+    // The endpoints answer 10 ms late, so each pair's AAAA meets its A
+    // unanswered: every lookup loses one (a little slack for a send
+    // delayed past the answer on a loaded machine).
+    assert!((36..=40).contains(&lost), "parallel mode loses through the ClusterIP: {through:#}");
     assert_eq!(u(through, "one_lost_lookups"), lost, "one query of a pair each: {through:#}");
     for t in report["targets"].as_array().unwrap() {
         if !(t["mode"] == "parallel" && t["role"] == "cluster-ip") {

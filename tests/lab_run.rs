@@ -42,6 +42,7 @@ fn lab_run_finds_each_failure_and_leaves_nothing_behind() {
         [
             "healthy",
             "parallel-clash",
+            "race-drop",
             "dead-endpoint",
             "slow-endpoint",
             "stale-entries",

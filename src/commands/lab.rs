@@ -143,6 +143,7 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
             .map(|s| match s {
                 LabRunScenario::Healthy => RunScenario::Healthy,
                 LabRunScenario::ParallelClash => RunScenario::ParallelClash,
+                LabRunScenario::RaceDrop => RunScenario::RaceDrop,
                 LabRunScenario::DeadEndpoint => RunScenario::DeadEndpoint,
                 LabRunScenario::SlowEndpoint => RunScenario::SlowEndpoint,
                 LabRunScenario::StaleEntries => RunScenario::StaleEntries,

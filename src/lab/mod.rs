@@ -959,6 +959,9 @@ pub enum Scenario {
     RaceDrop,
 }
 
+/// How late the endpoints answer in `race-drop`, ms.
+const RACE_ANSWER_DELAY_MS: u64 = 10;
+
 /// The table `race-drop` adds to the node.
 pub const RACE_TABLE: &str = "ctdiag-race";
 
@@ -1175,13 +1178,36 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                 &["netns", "exec", &node, "nft", "-f", "-"],
                 Some(&race_rules(&info.cluster_ips)),
             )?;
+            // Why a delay: the race needs both queries in flight at once.
+            // An answer within microseconds can beat the pair's second
+            // query to the node (then it is a reply-seen flow and passes),
+            // which made the share lost swing between a fifth and three
+            // quarters; 10 ms, like a CoreDNS answering from cache, keeps
+            // the first one unanswered while the second arrives.
+            let delayed = info.dns_server == DnsServerKind::Embedded;
+            if delayed {
+                let running: Vec<u8> = info
+                    .servers
+                    .iter()
+                    .filter(|s| s.state == EndpointState::Running)
+                    .map(|s| s.endpoint)
+                    .collect();
+                for n in running {
+                    restart_server(&mut info, n, |s| s.delay_ms = RACE_ANSWER_DELAY_MS)?;
+                }
+            }
             let ips: Vec<String> = info.cluster_ips.iter().map(IpAddr::to_string).collect();
             ScenarioInfo {
                 name: "race-drop".into(),
                 endpoint: None,
                 summary: format!(
-                    "the node drops a query to {} sent on a socket whose earlier query is unanswered (table inet {RACE_TABLE} in {node}): glibc's parallel A/AAAA pair loses one as in the conntrack insert race on kernels without clash resolution (where insert_failed would rise; here conntrack's counters do not move, the rule's counter does)",
-                    ips.join(", ")
+                    "the node drops a query to {} sent on a socket whose earlier query is unanswered (table inet {RACE_TABLE} in {node}){}: glibc's parallel A/AAAA pair loses one as in the conntrack insert race on kernels without clash resolution (where insert_failed would rise; here conntrack's counters do not move, the rule's counter does)",
+                    ips.join(", "),
+                    if delayed {
+                        format!(", and the endpoints answer {RACE_ANSWER_DELAY_MS} ms late so that both queries of a pair are in flight at once")
+                    } else {
+                        String::new()
+                    }
                 ),
             }
         }

@@ -27,6 +27,10 @@ pub enum RunScenario {
     /// The client pod races A/AAAA pairs from one socket (two threads, the
     /// most race-prone way) during doctor's sampling.
     ParallelClash,
+    /// The node drops the second query of a pair sent at once on one
+    /// socket (`lab scenario race-drop`): the race's drop on kernels
+    /// without clash resolution, imitated.
+    RaceDrop,
     /// An endpoint's pod is gone, the rules still point at it.
     DeadEndpoint,
     /// An endpoint answers 1.5 s late.
@@ -40,9 +44,10 @@ pub enum RunScenario {
 
 impl RunScenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [RunScenario; 6] = [
+    pub const ALL: [RunScenario; 7] = [
         RunScenario::Healthy,
         RunScenario::ParallelClash,
+        RunScenario::RaceDrop,
         RunScenario::DeadEndpoint,
         RunScenario::SlowEndpoint,
         RunScenario::StaleEntries,
@@ -54,6 +59,7 @@ impl RunScenario {
         match self {
             RunScenario::Healthy => "healthy",
             RunScenario::ParallelClash => "parallel-clash",
+            RunScenario::RaceDrop => "race-drop",
             RunScenario::DeadEndpoint => "dead-endpoint",
             RunScenario::SlowEndpoint => "slow-endpoint",
             RunScenario::StaleEntries => "stale-entries",
@@ -68,6 +74,7 @@ impl RunScenario {
         match self {
             RunScenario::Healthy => &[],
             RunScenario::ParallelClash => &["clashes-resolved", "conntrack-drops"],
+            RunScenario::RaceDrop => &["cluster-ip-path-loss"],
             RunScenario::DeadEndpoint => &["endpoint-dead"],
             RunScenario::SlowEndpoint => &["endpoint-slow"],
             RunScenario::StaleEntries => &["stale-entries"],
@@ -82,6 +89,7 @@ impl RunScenario {
         match self {
             RunScenario::Healthy => &[],
             RunScenario::ParallelClash => &["conntrack-drops"],
+            RunScenario::RaceDrop => &[],
             RunScenario::DeadEndpoint => {
                 &["endpoint-unreachable", "cluster-ip-path-loss", "endpoint-lossy"]
             }
@@ -213,6 +221,9 @@ fn set_up(config: &RunConfig, scenario: RunScenario) -> Result<()> {
     let prefix = &config.prefix;
     match scenario {
         RunScenario::Healthy | RunScenario::ParallelClash => {}
+        RunScenario::RaceDrop => {
+            super::apply_scenario(prefix, &Scenario::RaceDrop)?;
+        }
         RunScenario::DeadEndpoint => {
             super::apply_scenario(prefix, &Scenario::DeadEndpoint { endpoint: None })?;
         }
