@@ -987,6 +987,11 @@ fn race_rules(cluster_ips: &[IpAddr]) -> String {
     rules
 }
 
+/// The endpoints (1-based) whose DNS server runs, in order.
+fn running_endpoints(info: &LabInfo) -> Vec<u8> {
+    info.servers.iter().filter(|s| s.state == EndpointState::Running).map(|s| s.endpoint).collect()
+}
+
 /// Applies a scenario to the lab `prefix` and returns the updated lab.
 pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
     validate_prefix(prefix)?;
@@ -1014,13 +1019,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
     };
     // Why the last endpoint by default: the first keeps answering, so the
     // lab still resolves and the failure is partial, as on a real cluster.
-    let last_running = info
-        .servers
-        .iter()
-        .filter(|s| s.state == EndpointState::Running)
-        .map(|s| s.endpoint)
-        .max()
-        .unwrap_or(1);
+    let last_running = running_endpoints(&info).into_iter().max().unwrap_or(1);
     let pick = |endpoint: &Option<u8>| endpoint.unwrap_or(last_running);
     let applied = match scenario {
         Scenario::DeadEndpoint { endpoint } => {
@@ -1066,12 +1065,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
                     check_endpoint(&info, *n)?;
                     vec![*n]
                 }
-                None => info
-                    .servers
-                    .iter()
-                    .filter(|s| s.state == EndpointState::Running)
-                    .map(|s| s.endpoint)
-                    .collect(),
+                None => running_endpoints(&info),
             };
             for n in targets {
                 restart_server(&mut info, n, |s| {
@@ -1186,13 +1180,7 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
             // the first one unanswered while the second arrives.
             let delayed = info.dns_server == DnsServerKind::Embedded;
             if delayed {
-                let running: Vec<u8> = info
-                    .servers
-                    .iter()
-                    .filter(|s| s.state == EndpointState::Running)
-                    .map(|s| s.endpoint)
-                    .collect();
-                for n in running {
+                for n in running_endpoints(&info) {
                     restart_server(&mut info, n, |s| s.delay_ms = RACE_ANSWER_DELAY_MS)?;
                 }
             }
