@@ -81,6 +81,9 @@ fn dead_endpoint(proxy_mode: &str) {
     }
     let mut lab = TestLab::up(&["--proxy-mode", proxy_mode]);
     lab.scenario("dead-endpoint", &["--endpoint", "2"]);
+    // --timeout 1000: the healthy endpoint must lose nothing, and the lab
+    // answers in under a millisecond, so only a stall of a whole second on
+    // a loaded machine could lose one of its answers.
     let (out, report) = compare(
         &lab,
         &[
@@ -89,7 +92,7 @@ fn dead_endpoint(proxy_mode: &str) {
             "--rounds",
             "2",
             "--timeout",
-            "300",
+            "1000",
             "--rate",
             "0",
             "--modes",
@@ -165,6 +168,9 @@ fn race_drop(proxy_mode: &str) {
     }
     let mut lab = TestLab::up(&["--proxy-mode", proxy_mode]);
     lab.scenario("race-drop", &[]);
+    // --timeout 1000: every target but parallel-through-the-ClusterIP must
+    // lose nothing; the endpoints answer 10 ms late, so a whole second is
+    // left for a loaded machine.
     let (out, report) = compare(
         &lab,
         &[
@@ -173,7 +179,7 @@ fn race_drop(proxy_mode: &str) {
             "--rounds",
             "2",
             "--timeout",
-            "300",
+            "1000",
             "--modes",
             "parallel,sequential,reopen,tcp",
         ],
@@ -183,8 +189,15 @@ fn race_drop(proxy_mode: &str) {
     let through = target(&report, "198.19.0.10:53", "parallel");
     let lost = u(through, "lost");
     // The endpoints answer 10 ms late, so each pair's AAAA meets its A
-    // unanswered: every lookup loses one (a little slack for a send
-    // delayed past the answer on a loaded machine).
+    // unanswered: every lookup loses one. Both queries leave in one
+    // sendmmsg(2) call, so the second reaches the node's rule microseconds
+    // after the first; it escapes only if the sender is preempted inside
+    // that call for longer than the 10 ms the answer takes, a window of a
+    // few microseconds per pair. A tenth of the pairs (4) is allowed for
+    // that on a loaded machine; a rule that drops by chance (as before the
+    // 10 ms delay, a fifth to three quarters) still fails. At most 40: one
+    // query of each of the 40 pairs (the A answers come 10 ms late,
+    // against a 1 s timeout).
     assert!((36..=40).contains(&lost), "parallel mode loses through the ClusterIP: {through:#}");
     assert_eq!(u(through, "one_lost_lookups"), lost, "one query of a pair each: {through:#}");
     for t in report["targets"].as_array().unwrap() {
@@ -235,17 +248,23 @@ fn race_drop_in_nftables_mode() {
     race_drop("nftables");
 }
 
-/// A lab whose last endpoint answers 400 ms late: only that endpoint is
+/// A lab whose last endpoint answers 1000 ms late: only that endpoint is
 /// flagged slow, with its factor; exit 1; no loss anywhere.
 fn slow_endpoint(proxy_mode: &str) {
     if !common::require_root() {
         return;
     }
     let mut lab = TestLab::up(&["--proxy-mode", proxy_mode]);
-    lab.scenario("slow-endpoint", &["--endpoint", "2", "--delay-ms", "400"]);
+    // Margins: every answer of the slow endpoint comes at least 1000 ms
+    // late (the responder never answers early), so it is always above
+    // --slow-ms 500; the fast endpoint answers in under a millisecond, so
+    // only a 500 ms stall on a loaded machine could make one of its
+    // lookups slow; and the slow answers have 1000 ms more before the
+    // 2000 ms timeout.
+    lab.scenario("slow-endpoint", &["--endpoint", "2", "--delay-ms", "1000"]);
     let (out, report) = compare(
         &lab,
-        &["--count", "20", "--rounds", "2", "--timeout", "1000", "--slow-ms", "200", "--rate", "0"],
+        &["--count", "20", "--rounds", "2", "--timeout", "2000", "--slow-ms", "500", "--rate", "0"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     assert_contract(&report);
@@ -254,7 +273,7 @@ fn slow_endpoint(proxy_mode: &str) {
         assert_eq!(u(t, "lost"), 0, "{t:#}");
     }
     let s = target(&report, &slow, "parallel");
-    assert!(s["latency_ms"]["p50"].as_f64().unwrap() >= 400.0, "{s:#}");
+    assert!(s["latency_ms"]["p50"].as_f64().unwrap() >= 1000.0, "{s:#}");
     assert_eq!(u(s, "slow_lookups"), 20, "every lookup of the slow endpoint: {s:#}");
     assert_eq!(u(target(&report, &fast, "parallel"), "slow_lookups"), 0);
     let found = codes(&report);
@@ -289,21 +308,43 @@ fn healthy(proxy_mode: &str) {
     }
     let lab = TestLab::up(&["--proxy-mode", proxy_mode]);
     let node = lab.node_ns();
-    let before = common::conntrack_s(&node);
-    let (out, report) = compare(
-        &lab,
-        &[
-            "--count",
-            "30",
-            "--rounds",
-            "3",
-            "--rate",
-            "0",
-            "--modes",
-            "threads,sequential,reopen,tcp,musl",
-        ],
-    );
-    let after = common::conntrack_s(&node);
+    // "No warning" on a healthy lab rests on its answers being fast: the
+    // endpoints answer in under a millisecond, and a slowness warning
+    // needs at least two lookups of one target 50 ms or more above its
+    // peers (or 1 % over the 1 s --slow-ms). A loaded 2-core machine can
+    // stall the prober that long now and then, so a run whose only
+    // warnings are about slowness is run again, up to three runs; three
+    // such runs in a row are not load but a fault. A loss, or any other
+    // warning, fails at once.
+    let slowness = ["endpoint-slow", "cluster-ip-path-slow", "slow-answers"];
+    let mut attempt = 0;
+    let (out, report, before, after) = loop {
+        attempt += 1;
+        let before = common::conntrack_s(&node);
+        let (out, report) = compare(
+            &lab,
+            &[
+                "--count",
+                "30",
+                "--rounds",
+                "3",
+                "--rate",
+                "0",
+                "--modes",
+                "threads,sequential,reopen,tcp,musl",
+            ],
+        );
+        let after = common::conntrack_s(&node);
+        let warnings: Vec<(String, String)> =
+            codes(&report).into_iter().filter(|(_, sev)| sev != "info").collect();
+        let only_slowness =
+            !warnings.is_empty() && warnings.iter().all(|(c, _)| slowness.contains(&c.as_str()));
+        if attempt < 3 && only_slowness {
+            eprintln!("run {attempt}: slowness on a healthy lab (load?), again: {warnings:?}");
+            continue;
+        }
+        break (out, report, before, after);
+    };
     assert_eq!(out.status.code(), Some(0), "{}\n{report:#}", common::stderr(&out));
     assert_contract(&report);
     let found = codes(&report);

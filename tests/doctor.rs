@@ -43,6 +43,34 @@ fn codes(report: &Value, at_least_warning: bool) -> Vec<String> {
         .collect()
 }
 
+/// Slowness findings: on a healthy lab they can only come from a loaded
+/// machine stalling the prober or a responder (the lab answers in under a
+/// millisecond; doctor's comparison warns at two lookups 50 ms above their
+/// peers).
+const SLOWNESS: [&str; 3] = ["endpoint-slow", "cluster-ip-path-slow", "slow-answers"];
+
+/// Runs doctor on a healthy lab up to three times while its only warnings
+/// are about slowness (see [`SLOWNESS`]): three such runs in a row are not
+/// load but a fault. `warnings` gives a run's warning codes.
+fn healthy_doctor(
+    args: &[&str],
+    warnings: impl Fn(&std::process::Output) -> Vec<String>,
+) -> std::process::Output {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let out = common::ctdiag(args);
+        let found = warnings(&out);
+        let only_slowness =
+            !found.is_empty() && found.iter().all(|c| SLOWNESS.contains(&c.as_str()));
+        if attempt < 3 && only_slowness {
+            eprintln!("run {attempt}: slowness on a healthy lab (load?), again: {found:?}");
+            continue;
+        }
+        return out;
+    }
+}
+
 #[test]
 fn the_healthy_lab_passes_every_check_and_matches_the_kernel() {
     if !common::require_root() {
@@ -50,7 +78,10 @@ fn the_healthy_lab_passes_every_check_and_matches_the_kernel() {
     }
     let lab = TestLab::up(&[]);
     let (node, client) = (lab.node_ns(), lab.client_ns());
-    let out = common::ctdiag(&doctor_args(&lab, &node, &client, &["--budget", "6s", "-o", "json"]));
+    let out = healthy_doctor(
+        &doctor_args(&lab, &node, &client, &["--budget", "6s", "-o", "json"]),
+        |out| serde_json::from_slice(&out.stdout).map(|r| codes(&r, true)).unwrap_or_default(),
+    );
     let report = common::json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}\n{}", common::stderr(&out));
     assert_eq!(report["verdict"], "ok", "{report:#}");
@@ -58,7 +89,11 @@ fn the_healthy_lab_passes_every_check_and_matches_the_kernel() {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {:#}", check(&report, name));
     }
     assert!(codes(&report, true).is_empty(), "{report:#}");
-    assert!(report["duration_s"].as_f64().unwrap() < 6.0);
+    // Doctor's own clock: every check above finished ("ok", not given up),
+    // so before its deadline, at most 95 % of the budget (5.7 s); the 0.3 s
+    // after it are for joining the checks and building the report, which
+    // take milliseconds. Rounded to 0.01 s, so 6.0 itself is allowed.
+    assert!(report["duration_s"].as_f64().unwrap() <= 6.0, "{report:#}");
     // The kernel's own view: the table limit, and the rules' endpoints.
     let max = common::run("cat", &["/proc/sys/net/netfilter/nf_conntrack_max"]);
     assert_eq!(
@@ -82,8 +117,15 @@ fn the_healthy_lab_passes_every_check_and_matches_the_kernel() {
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!(pods[0]["setup"]["nameservers"][0], lab.cluster_ip());
     assert_eq!(pods[0]["netns_name"], client.as_str());
-    // And the node-problem-detector line.
-    let npd = common::ctdiag(&doctor_args(&lab, &node, &client, &["--budget", "6s", "--npd"]));
+    // And the node-problem-detector line ("warning CODE: ..." when not ok).
+    let npd =
+        healthy_doctor(&doctor_args(&lab, &node, &client, &["--budget", "6s", "--npd"]), |out| {
+            common::stdout(out)
+                .strip_prefix("warning ")
+                .and_then(|rest| rest.split(':').next())
+                .map(|code| vec![code.to_string()])
+                .unwrap_or_default()
+        });
     let line = common::stdout(&npd);
     assert_eq!(npd.status.code(), Some(0), "{line}{}", common::stderr(&npd));
     assert_eq!(line.lines().count(), 1, "{line}");
@@ -160,7 +202,13 @@ fn the_budget_holds_when_nft_never_returns_and_nothing_it_started_survives() {
     let out = common::run("sh", &args);
     let took = started.elapsed();
     let report = common::json(&out);
-    assert!(took < Duration::from_millis(5500), "doctor took {took:?} with a 4 s budget");
+    // Doctor gives every check up by 95 % of the 4 s budget and kills what
+    // it started; a healthy lab's other checks take about a second. The
+    // bound is twice the budget: 4 s for starting doctor, killing the hung
+    // nft and exiting on a loaded machine, and still under the 10 s a
+    // check would take if it waited for the listing tool's own deadline
+    // instead of its share of the budget (or forever, for this nft).
+    assert!(took < Duration::from_secs(8), "doctor took {took:?} with a 4 s budget");
     // dns-path lists the nft ruleset itself: given up at its share.
     let dns_path = check(&report, "dns-path");
     assert_eq!(dns_path["status"], "unknown", "{dns_path:#}");
@@ -168,8 +216,13 @@ fn the_budget_holds_when_nft_never_returns_and_nothing_it_started_survives() {
     // The checks that do not need nft still ran.
     assert_eq!(check(&report, "conntrack")["status"], "ok", "{report:#}");
     assert_eq!(check(&report, "resolvers")["status"], "ok", "{report:#}");
-    // Nothing doctor started outlives it.
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing doctor started outlives it. It was sent SIGKILL; a loaded
+    // machine may take a moment to run it to its end, so this waits up to
+    // 5 s for it to go (a survivor sleeps for 600 s and fails this).
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    while common::process_with(&marker).is_some() && Instant::now() < gone_by {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(common::process_with(&marker), None, "the hung nft survived doctor");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -199,7 +252,10 @@ fn the_budget_holds_when_the_dns_server_never_answers() {
         ],
     ));
     let report = common::json(&out);
-    assert!(report["duration_s"].as_f64().unwrap() < 8.0, "{report:#}");
+    // Doctor's own clock: the comparison's lookups never end by themselves
+    // here, so it is given up at its deadline (at most 95 % of the budget,
+    // 7.6 s) and the report is built after; rounded to 0.01 s.
+    assert!(report["duration_s"].as_f64().unwrap() <= 8.0, "{report:#}");
     assert_eq!(out.status.code(), Some(1), "{report:#}");
     // Every lookup timed out, and the comparison still reported in time.
     let compare = check(&report, "compare");

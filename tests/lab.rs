@@ -6,9 +6,16 @@ mod common;
 
 use common::{assert_success, ctdiag, exec, json, stdout, TestLab};
 
-/// `dig` from the client pod with a bounded wait (+tries=1 +timeout=1).
+/// How long each dig waits for its one answer, s. Why 2: the lab's
+/// responders answer in well under a millisecond, so an answer that does
+/// not come within 2 s is lost (a dead or blackholed endpoint), not late
+/// because a loaded 2-core machine was slow to schedule dig or the
+/// responder; and a lost lookup costs only these 2 s.
+const DIG_TIMEOUT: &str = "+timeout=2";
+
+/// `dig` from the client pod with a bounded wait (+tries=1, [`DIG_TIMEOUT`]).
 fn dig(lab: &TestLab, args: &[&str]) -> String {
-    let mut cmd = vec!["dig", "+tries=1", "+timeout=1"];
+    let mut cmd = vec!["dig", "+tries=1", DIG_TIMEOUT];
     cmd.extend_from_slice(args);
     stdout(&lab.in_client(&cmd))
 }
@@ -21,7 +28,7 @@ fn short(lab: &TestLab, args: &[&str]) -> String {
 
 /// Starts `n` lookups through the ClusterIP at once (each its own dig, so
 /// its own source port) and returns how many got no answer. Bounded: each
-/// dig gives up after one 1 s try.
+/// dig gives up after one try of [`DIG_TIMEOUT`].
 fn parallel_lookup_failures(lab: &TestLab, n: usize) -> usize {
     let client = lab.client_ns();
     let digs: Vec<common::Running> = (0..n)
@@ -35,7 +42,7 @@ fn parallel_lookup_failures(lab: &TestLab, n: usize) -> usize {
                     "dig",
                     "+short",
                     "+tries=1",
-                    "+timeout=1",
+                    DIG_TIMEOUT,
                     "@198.19.0.10",
                     "kubernetes.default.svc.cluster.local",
                     "A",
@@ -210,11 +217,15 @@ fn status_reports_servers_and_a_dead_one() {
     // A server that dies behind the lab's back is a problem: exit 1.
     let pid = lab.server_pids()[1];
     assert!(common::run("kill", &["-9", &pid.to_string()]).status.success());
-    let mut attempts = 0;
+    // SIGKILL takes effect at once; what can lag on a loaded machine is
+    // the reaping of the dead server, so status is asked again until it
+    // says so, for up to 10 s (a status that never notices still fails).
+    let started = std::time::Instant::now();
     let (output, status) = loop {
         let (output, status) = lab.status();
-        attempts += 1;
-        if status["servers"][1]["alive"] == false || attempts > 50 {
+        if status["servers"][1]["alive"] == false
+            || started.elapsed() > std::time::Duration::from_secs(10)
+        {
             break (output, status);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -332,14 +343,36 @@ fn slow_and_lossy_endpoints() {
     let info = lab.scenario("slow-endpoint", &["--endpoint", "1", "--delay-ms", "400"]);
     assert_eq!(info["servers"][0]["delay_ms"], 400);
     assert_eq!(info["servers"][0]["alive"], true);
-    let slow = dig(&lab, &["@198.18.2.2", "kubernetes.default.svc.cluster.local", "A"]);
-    let ms: u64 = slow
+    // `dig -u` prints the query time in microseconds, read from
+    // CLOCK_REALTIME. Without -u, dig 9.18 reads CLOCK_REALTIME_COARSE (up
+    // to one kernel tick behind at each end) and truncates to whole ms: a
+    // reply delayed by exactly 400 ms has been read as 399 ms. dig takes
+    // its send time before it sends, and the responder starts the delay
+    // once it has received the query, so the precise interval is never
+    // shorter than the delay. The 1 ms allowed covers the wall clock being
+    // slewed by NTP meanwhile (at most 500 ppm: 0.2 ms of 400 ms). No
+    // upper bound: a loaded machine only makes it later. An endpoint that
+    // does not delay answers within a few ms and fails this by far.
+    // +timeout=5: the answer is due after 0.4 s; 4.6 s is left for a
+    // loaded machine to run the responder and dig.
+    let slow = stdout(&lab.in_client(&[
+        "dig",
+        "-u",
+        "+tries=1",
+        "+timeout=5",
+        "@198.18.2.2",
+        "kubernetes.default.svc.cluster.local",
+        "A",
+    ]));
+    let us: u64 = slow
         .lines()
         .find_map(|l| l.strip_prefix(";; Query time: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no answer from the slow endpoint:\n{slow}"));
-    assert!(ms >= 400, "answered after {ms} ms, delay was 400 ms");
+        .and_then(|rest| rest.strip_suffix(" usec"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!("no answer (or no usec query time) from the slow endpoint:\n{slow}")
+        });
+    assert!(us >= 399_000, "answered after {us} us, delay was 400 ms:\n{slow}");
 
     let info = lab.scenario("lossy", &["--endpoint", "2", "--drop-aaaa-rate", "1"]);
     assert_eq!(info["servers"][1]["drop_aaaa_rate"], 1.0);

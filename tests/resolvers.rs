@@ -206,7 +206,24 @@ fn conntrack_effect_of_the_real_resolvers_matches_the_modes() {
         assert_eq!(common::stdout(&out).trim(), format!("lookups {N} both {N} failed 0"));
     });
     let musl_mode = effect(&lab, || probe_batch(&lab, "musl", N));
-    let threads = effect(&lab, || probe_batch(&lab, "threads", N));
+    // The positive control. A clash needs the two threads' sends on two
+    // CPUs at the same instant; on a loaded 2-core machine one of them can
+    // be kept off a CPU for a whole batch (this test once saw 150 threaded
+    // lookups without a clash while other builds ran). So up to three
+    // batches of 1000, stopping at the first clash; a batch that races
+    // must still drop nothing.
+    let mut threads = Effect { insert_failed: 0, drop: 0, clash_resolve: 0, entries: 0 };
+    for _ in 0..3 {
+        threads = effect(&lab, || probe_batch(&lab, "threads", 1000));
+        assert_eq!(
+            threads.insert_failed + threads.drop,
+            0,
+            "this kernel resolves the clashes: {threads:?}"
+        );
+        if threads.clash_resolve > 0 {
+            break;
+        }
+    }
     let _ = std::fs::remove_dir_all(musl.parent().unwrap());
     eprintln!("glibc {glibc:?}\nparallel {parallel:?}\nmusl {musl_real:?}\n--mode musl {musl_mode:?}\nthreads {threads:?}");
     for (who, e) in [
@@ -220,11 +237,9 @@ fn conntrack_effect_of_the_real_resolvers_matches_the_modes() {
         // picked twice by chance merges two).
         assert!(e.entries <= N && e.entries >= N * 9 / 10, "{who}: {e:?}");
     }
-    assert!(threads.clash_resolve > 0, "threads mode races (the counter moves): {threads:?}");
-    assert_eq!(
-        threads.insert_failed + threads.drop,
-        0,
-        "this kernel resolves the clashes: {threads:?}"
+    assert!(
+        threads.clash_resolve > 0,
+        "threads mode races (the counter moves), in none of 3 x 1000 lookups: {threads:?}"
     );
 }
 
@@ -259,10 +274,19 @@ fn musl_resends_after_timeout_over_attempts_as_the_musl_mode_does() {
         .collect();
     assert_eq!(times.len(), 4, "the pair, then the pair again:\n{trace}");
     let at = |i: usize| times[i] - times[0];
-    assert!(at(1) < 0.1, "the pair leaves together:\n{trace}");
+    // The pair leaves at once (two sendto calls in a row); a resolver
+    // that waited for the first answer would send the second query only
+    // after 3 s. 1 s leaves room for strace and a loaded machine.
+    assert!(at(1) < 1.0, "the pair leaves together:\n{trace}");
+    // musl resends at timeout/attempts = 2.5 s by its own clock (whole
+    // ms). strace's timestamps are taken when strace gets to run, which a
+    // loaded machine can delay for one call and not another, so 0.5 s is
+    // allowed either side: still apart from the other schedules one could
+    // get wrong (every 1 s with attempts 5, 1.67 s with 3, once at 5 s),
+    // and a resend due after the answers come at 3 s does not happen.
     for i in [2, 3] {
         assert!(
-            (2.4..2.8).contains(&at(i)),
+            (2.0..3.0).contains(&at(i)),
             "resent at timeout/attempts = 2.5 s: {:.3}\n{trace}",
             at(i)
         );
@@ -289,8 +313,27 @@ fn musl_resends_after_timeout_over_attempts_as_the_musl_mode_does() {
         report["retransmitted"], 4,
         "each query of each lookup once more at 2.5 s: {report:#}"
     );
+    // The first copies are answered 3 s after they arrive: 3000 ms is a
+    // hard floor. The copies sent again at 2.5 s would be answered at
+    // 5.5 s, after the 5 s timeout (and counted lost): any p50 under the
+    // timeout is the first copies', however late a loaded machine makes
+    // them.
     let p50 = report["latency_ms"]["p50"].as_f64().unwrap();
-    assert!((3000.0..3500.0).contains(&p50), "answered by the first copies, 3 s late: {report:#}");
+    assert!((3000.0..5000.0).contains(&p50), "answered by the first copies, 3 s late: {report:#}");
+}
+
+/// `options attempts:N` of /etc/resolv.conf (the resolvers' default 2
+/// when absent, capped at 5 as glibc caps it: RES_MAXRETRY); read, never
+/// queried.
+fn resolv_conf_attempts() -> u32 {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("options"))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_prefix("attempts:")?.parse::<u32>().ok())
+        .next_back()
+        .unwrap_or(2)
+        .clamp(1, 5)
 }
 
 /// A loopback DNS server that ignores the first copy of every query and
@@ -373,10 +416,18 @@ fn musl_mode_sends_again_and_is_answered() {
     assert_eq!((musl["lookups"].as_u64(), musl["lost"].as_u64()), (Some(10), Some(0)), "{musl:#}");
     assert_eq!(musl["retransmitted"], 20, "each query sent once more: {musl:#}");
     assert_eq!(musl["queries_sent"], 20, "resends are counted apart: {musl:#}");
-    // The answer comes after the resend: timeout/attempts, attempts from
-    // this namespace's resolv.conf (2 to 5): 120 to 300 ms.
+    // The answer comes after the resend, which musl mode sends at
+    // timeout/attempts, attempts from this namespace's resolv.conf (read
+    // here, default 2): that is a hard floor. Above it, 250 ms for a loaded
+    // machine, and never past the 600 ms timeout (nothing was lost); a
+    // resend at the timeout instead (glibc's schedule) would lose them all.
+    let attempts = resolv_conf_attempts();
+    let resend = 600.0 / attempts as f64;
     let p50 = musl["latency_ms"]["p50"].as_f64().unwrap();
-    assert!((120.0..400.0).contains(&p50), "{musl:#}");
+    assert!(
+        p50 >= resend && p50 < (resend + 250.0).min(600.0),
+        "resend due at {resend} ms (attempts {attempts}): {musl:#}"
+    );
     let parallel = run("parallel");
     assert_eq!(parallel["lost"], 20, "{parallel:#}");
     assert_eq!(parallel["retransmitted"], 0, "{parallel:#}");

@@ -39,7 +39,12 @@ use serde_json::Value;
 
 pub mod kernel;
 
-/// The longest any single command run by the harness may take.
+/// The longest any single command run by the harness may take. Why 60 s:
+/// the longest commands run with it (a lab `compare` or `doctor`, `probe`
+/// runs of a few thousand lookups) take up to about 15 s here, so a loaded
+/// machine gets four times that, and a hang still ends the test within a
+/// minute. Commands bounded by something longer (`lab run`: a budget per
+/// scenario) pass their own limit to [`run_with_timeout`].
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Path of the `ctdiag` binary under test.
