@@ -1,7 +1,7 @@
 //! Root-only tests against the running kernel, in a fresh network namespace
 //! of their own (not connected to anything; traffic on 127.0.0.1 only).
-//! Outside CI they skip with a message when not root; with CI=true they
-//! fail instead.
+//! Outside CI they skip (recorded, see `testutil::lab_allowed`) when not
+//! root; whenever `CI` is set and not `false`/`0` they fail instead.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod ci;
 pub mod kernel;
 
 /// The longest any single command run by the harness may take. Why 60 s:
@@ -51,24 +52,27 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CTDIAG: &str = env!("CARGO_BIN_EXE_ctdiag");
 
 /// True when running as root (lab tests can run). Otherwise: outside CI
-/// prints why the test is skipped and returns false; with `CI=true`
-/// panics, because CI must never silently skip a lab test.
+/// records the skip with its reason ([`ci::record_skip`]) and returns
+/// false; in CI's strict mode ([`ci::strict`]) panics, because CI must
+/// never silently skip a lab test.
 pub fn require_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
     if is_ci() {
-        panic!("lab tests need root (network namespaces, iptables) and CI=true forbids skipping");
+        panic!(
+            "lab tests need root (network namespaces, iptables) and CI={:?} forbids skipping",
+            ci::ci_value()
+        );
     }
-    eprintln!(
-        "skipped: lab tests need root (network namespaces, iptables); run `sudo -E cargo test`"
-    );
+    ci::record_skip("not root: lab tests need network namespaces and iptables (run as root)");
     false
 }
 
-/// True when `program` is on PATH. Outside CI a missing tool means "skip
-/// with a printed reason" (returns false); with `CI=true` it panics.
+/// True when `program` is on PATH. Outside CI a missing tool means "skip,
+/// recorded with its reason" (returns false); in CI's strict mode it
+/// panics.
 pub fn require_tool(program: &str, package: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
@@ -76,15 +80,18 @@ pub fn require_tool(program: &str, package: &str) -> bool {
         return true;
     }
     if is_ci() {
-        panic!("`{program}` is missing (install {package}) and CI=true forbids skipping");
+        panic!(
+            "`{program}` is missing (install {package}) and CI={:?} forbids skipping",
+            ci::ci_value()
+        );
     }
-    eprintln!("skipped: `{program}` is missing; install {package}");
+    ci::record_skip(&format!("`{program}` is missing; install {package} (.ci/deps)"));
     false
 }
 
-/// Whether `CI=true` is set.
+/// Whether CI's strict mode is on: `CI` set and not `false`/`0` ([`ci::strict`]).
 pub fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    ci::is_ci()
 }
 
 /// A short prefix unique to this test process and call: `t<pid%10000>-<n>`.
