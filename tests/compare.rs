@@ -51,6 +51,38 @@ fn codes(report: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Slowness findings: on a healthy lab only a loaded machine stalling the
+/// prober causes them (see `healthy`).
+const SLOWNESS: [&str; 3] = ["endpoint-slow", "cluster-ip-path-slow", "slow-answers"];
+
+/// The warnings a healthy lab must never show, load or not.
+const LOSS: [&str; 5] = [
+    "endpoint-dead",
+    "endpoint-lossy",
+    "cluster-ip-path-loss",
+    "loss-everywhere",
+    "compare-no-endpoints",
+];
+
+/// `ctdiag ARGS` on a healthy lab, run again (up to three runs in all)
+/// while it exits 1 naming only slowness findings in whatever format it
+/// prints: see `healthy` for why.
+fn healthy_run(args: &[&str]) -> Output {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let out = common::ctdiag(args);
+        let text = common::stdout(&out);
+        let slow = SLOWNESS.iter().any(|c| text.contains(c));
+        let lost = LOSS.iter().any(|c| text.contains(c));
+        if attempt < 3 && out.status.code() == Some(1) && slow && !lost {
+            eprintln!("run {attempt}: slowness on a healthy lab (load?), again");
+            continue;
+        }
+        return out;
+    }
+}
+
 /// Every field the Contract of `compare -o json` names, with its type.
 fn assert_contract(report: &Value) {
     assert!(report["service"].is_string(), "{report:#}");
@@ -221,8 +253,12 @@ fn race_drop(proxy_mode: &str) {
         found.contains(&("cluster-ip-path-loss".to_string(), "critical".to_string())),
         "{found:?}"
     );
+    // No endpoint is blamed for the loss. (Slowness is not what this
+    // scenario is about: with the endpoints' p99 near 10 ms, two lookups
+    // stalled 50 ms by a loaded machine can flag one, so it is not
+    // asserted here; the healthy tests are where slowness is checked.)
     assert!(
-        !found.iter().any(|(c, _)| c.starts_with("endpoint-") || c == "loss-everywhere"),
+        !found.iter().any(|(c, _)| LOSS.contains(&c.as_str()) && c != "cluster-ip-path-loss"),
         "no endpoint is blamed: {found:?}"
     );
     let workaround = report["findings"]
@@ -316,7 +352,7 @@ fn healthy(proxy_mode: &str) {
     // warnings are about slowness is run again, up to three runs; three
     // such runs in a row are not load but a fault. A loss, or any other
     // warning, fails at once.
-    let slowness = ["endpoint-slow", "cluster-ip-path-slow", "slow-answers"];
+    let slowness = SLOWNESS;
     let mut attempt = 0;
     let (out, report, before, after) = loop {
         attempt += 1;
@@ -408,7 +444,7 @@ fn table_and_prometheus_output() {
         ["compare", "--netns", &client, "--stats-netns", &node, "--count", "10", "--rounds", "2"];
     let mut args = base.to_vec();
     args.extend(["-o", "prometheus"]);
-    let out = common::ctdiag(&args);
+    let out = healthy_run(&args);
     common::assert_success(&out, "compare -o prometheus");
     let text = common::stdout(&out);
     let file = std::env::temp_dir().join(format!("{}-compare.prom", lab.prefix));
@@ -428,7 +464,7 @@ fn table_and_prometheus_output() {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
     assert!(text.contains("ctdiag_compare_findings{service=\"kube-system/kube-dns\",code=\"compare-clean\",severity=\"info\"} 1"), "{text}");
-    let out = common::ctdiag(&base);
+    let out = healthy_run(&base);
     common::assert_success(&out, "compare (table)");
     let table = common::stdout(&out);
     for needle in ["198.19.0.10:53", "cluster-ip", "endpoint", "p99 ms", "[compare-clean]"] {
@@ -446,7 +482,7 @@ fn service_given_on_the_command_line() {
     let lab = TestLab::up(&[]);
     let client = lab.client_ns();
     let eps = lab.endpoints().join(",");
-    let out = common::ctdiag(&[
+    let out = healthy_run(&[
         "compare",
         "--netns",
         &client,
