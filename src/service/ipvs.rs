@@ -24,11 +24,14 @@
 //! IPVS has no Service names. kube-dns is recognised by its ClusterIP, the
 //! address pods use as their nameserver (see [`ClusterDnsHint`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use super::{Protocol, ProxyMode, Service, KUBE_DNS};
+use crate::dns::pods::{self, PodScanConfig};
+use crate::dns::rootfs;
 use crate::error::{Error, Result};
 use crate::netns::{proc_net_dir, run_in, Netns};
 use crate::process::{listing_deadline, run_bounded, RunError};
@@ -319,22 +322,61 @@ fn kubelet_flags(cmdline: &[u8]) -> (Vec<IpAddr>, Option<PathBuf>) {
     (dns, config)
 }
 
-/// Processes whose executable name is `kubelet`, by scanning `proc`.
+/// The host's mount and PID namespaces: those of `proc`'s PID 1 (the
+/// host's init when ctdiag sees the host's processes, on the node or with
+/// `hostPID`), else ctdiag's own (when PID 1's cannot be read: ctdiag then
+/// runs on the node itself, or sees no kubelet anyway).
+fn host_namespaces(proc: &Path) -> Option<(PathBuf, PathBuf)> {
+    let of = |process: &str| {
+        let ns = proc.join(process).join("ns");
+        Some((std::fs::read_link(ns.join("mnt")).ok()?, std::fs::read_link(ns.join("pid")).ok()?))
+    };
+    of("1").or_else(|| of("self"))
+}
+
+/// Whether process `dir` (`/proc/PID`) is the node's kubelet: its
+/// executable is a file named `kubelet` and it runs in the host's mount
+/// and PID namespaces. Why not `comm`: any pod can name a process
+/// `kubelet` (prctl, or an executable of that name in its image), and a
+/// pod's kubelet lookalike must not decide which ClusterIP is kube-dns.
+fn is_host_kubelet(dir: &Path, host: &(PathBuf, PathBuf)) -> bool {
+    let exe_named_kubelet = std::fs::read_link(dir.join("exe"))
+        .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "kubelet"));
+    exe_named_kubelet
+        && std::fs::read_link(dir.join("ns/mnt")).is_ok_and(|mnt| mnt == host.0)
+        && std::fs::read_link(dir.join("ns/pid")).is_ok_and(|pid| pid == host.1)
+}
+
+/// The command lines of the node's kubelets ([`is_host_kubelet`]), by
+/// scanning `proc`.
 fn kubelet_cmdlines(proc: &Path) -> Vec<(u32, Vec<u8>)> {
+    let Some(host) = host_namespaces(proc) else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir(proc) else { return Vec::new() };
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "kubelet" {
+        if is_host_kubelet(&entry.path(), &host) {
             if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
                 out.push((pid, cmdline));
             }
         }
     }
     out
+}
+
+/// Most bytes of a kubelet config file read (a real one is a few KiB).
+const MAX_KUBELET_CONFIG: u64 = 1024 * 1024;
+
+/// The `clusterDNS` of the kubelet config file at `path`, read through
+/// the guarded reader (inside the kubelet's root for a
+/// `/proc/PID/root/...` path; regular files only, bounded, never blocking).
+fn config_cluster_dns(path: &Path) -> Vec<IpAddr> {
+    rootfs::read_path(path, MAX_KUBELET_CONFIG)
+        .text()
+        .map(kubelet_config_cluster_dns)
+        .unwrap_or_default()
 }
 
 /// The cluster DNS addresses the kubelet gives pods: its `--cluster-dns`
@@ -352,48 +394,43 @@ fn kubelet_cluster_dns(proc: &Path) -> Option<(Vec<IpAddr>, String)> {
                 .join(pid.to_string())
                 .join("root")
                 .join(path.strip_prefix("/").unwrap_or(&path));
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                let dns = kubelet_config_cluster_dns(&text);
-                if !dns.is_empty() {
-                    return Some((dns, format!("clusterDNS in {}", path.display())));
-                }
+            let dns = config_cluster_dns(&path);
+            if !dns.is_empty() {
+                return Some((dns, format!("clusterDNS in {}", path.display())));
             }
         }
     }
     let default = Path::new("/var/lib/kubelet/config.yaml");
-    let text = std::fs::read_to_string(default).ok()?;
-    let dns = kubelet_config_cluster_dns(&text);
+    let dns = config_cluster_dns(default);
     (!dns.is_empty()).then(|| (dns, format!("clusterDNS in {}", default.display())))
 }
 
-/// How many processes the pod scan looks at, at most. Why a cap: a node
-/// with tens of thousands of processes must not make `services` slow; one
-/// process per pod namespace is enough.
-const POD_SCAN_LIMIT: usize = 20_000;
-
-/// The nameservers of processes in network namespaces other than
-/// `own_netns` (pods on this node), counted once per namespace, with one
-/// resolv.conf path per nameserver as evidence.
+/// The nameservers of the pods on this node (containers in network
+/// namespaces other than `own_netns`), counted once per namespace, with
+/// one resolv.conf path per nameserver as evidence. The pods are read by
+/// [`pods::scan`]: every container root of a namespace (so a pause
+/// container without a resolv.conf does not hide the pod's), through the
+/// guarded reader.
 fn pod_nameservers(proc: &Path, own_netns: &Path) -> BTreeMap<IpAddr, (usize, PathBuf)> {
-    let own = std::fs::read_link(own_netns).ok();
-    let mut seen = std::collections::HashSet::new();
+    let config = PodScanConfig {
+        proc_dir: proc.to_path_buf(),
+        ..PodScanConfig::system(pods::namespace_inode(own_netns).ok(), None)
+    };
+    let scan = pods::scan(&config, &AtomicBool::new(false));
+    let mut per_namespace: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+    let mut evidence: BTreeMap<IpAddr, PathBuf> = BTreeMap::new();
+    for pod in scan.pods.iter().filter(|p| p.pid.is_some()) {
+        let Some(setup) = &pod.setup else { continue };
+        for ip in &setup.nameservers {
+            per_namespace.entry(&pod.netns).or_default().insert(*ip);
+            evidence.entry(*ip).or_insert_with(|| PathBuf::from(&pod.resolv_conf_path));
+        }
+    }
     let mut counts: BTreeMap<IpAddr, (usize, PathBuf)> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(proc) else { return counts };
-    for entry in entries.flatten().take(POD_SCAN_LIMIT) {
-        if entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()).is_none() {
-            continue;
-        }
-        let Ok(ns) = std::fs::read_link(entry.path().join("ns/net")) else { continue };
-        if Some(&ns) == own.as_ref() || !seen.insert(ns) {
-            continue;
-        }
-        let path = entry.path().join("root/etc/resolv.conf");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let conf = crate::dns::resolv::ResolvConf::parse(&text);
-        for ip in conf.nameservers {
-            let slot = counts.entry(ip).or_insert((0, path.clone()));
-            slot.0 += 1;
-        }
+    for ip in per_namespace.values().flatten() {
+        let path = evidence.get(ip).cloned().unwrap_or_default();
+        let slot = counts.entry(*ip).or_insert((0, path));
+        slot.0 += 1;
     }
     counts
 }
@@ -690,6 +727,151 @@ mod tests {
             match_kube_dns(&hint, &dns_vips, Path::new("/proc"), Path::new("/proc/self/ns/net"));
         assert_eq!(forced.unwrap().how, "--cluster-dns");
         assert!(notes[0].contains("not a port-53 virtual server"), "{notes:?}");
+    }
+
+    /// A child process killed and reaped on drop.
+    struct Proc(std::process::Child);
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Starts `args` and waits until its process runs `exe_name` (what
+    /// /proc/PID/exe names once every set-up step has exec'd).
+    fn start(args: &[&str], exe_name: &str) -> Proc {
+        let child = std::process::Command::new(args[0]).args(&args[1..]).spawn().unwrap();
+        let pid = child.id();
+        let running = Proc(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == exe_name))
+        {
+            assert!(std::time::Instant::now() < deadline, "{args:?} never became {exe_name}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        running
+    }
+
+    /// A pod whose first container (the pause container, here a process
+    /// whose /etc is empty) has no resolv.conf: its namespace is still
+    /// counted from the next container's file. The address is unique to
+    /// this run, so no other namespace on the machine counts for it.
+    #[test]
+    fn a_pause_container_without_resolv_conf_does_not_hide_its_pod() {
+        if !crate::testutil::lab_allowed(
+            "a_pause_container_without_resolv_conf_does_not_hide_its_pod",
+        ) {
+            return;
+        }
+        let ns = crate::testutil::NamespaceGuard::create("ipvspause");
+        let ip: IpAddr =
+            format!("198.19.{}.{}", 200 + std::process::id() % 50, 1 + std::process::id() % 250)
+                .parse()
+                .unwrap();
+        let etc = format!("/etc/netns/{}", ns.name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(format!("{etc}/resolv.conf"), format!("nameserver {ip}\n")).unwrap();
+        // Started first, so /proc lists it first (PIDs ascend).
+        let pause = start(
+            &[
+                "ip",
+                "netns",
+                "exec",
+                &ns.name,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount -t tmpfs ctdiag-pause /etc && exec sleep 30",
+            ],
+            "sleep",
+        );
+        let app = start(&["ip", "netns", "exec", &ns.name, "sleep", "30"], "sleep");
+        let pause_pid = pause.0.id();
+        assert!(
+            !Path::new(&format!("/proc/{pause_pid}/root/etc/resolv.conf")).exists(),
+            "the pause stand-in has a resolv.conf"
+        );
+        let counts = pod_nameservers(Path::new("/proc"), Path::new("/proc/self/ns/net"));
+        drop((pause, app));
+        let _ = std::fs::remove_dir_all(&etc);
+        let (count, path) =
+            counts.get(&ip).unwrap_or_else(|| panic!("{ip} not counted: {counts:?}"));
+        assert_eq!(*count, 1, "{counts:?}");
+        assert!(path.ends_with("root/etc/resolv.conf"), "{}", path.display());
+    }
+
+    /// Only an executable named `kubelet` in the host's mount and PID
+    /// namespaces is the kubelet: a process that only calls itself
+    /// `kubelet` (comm), and a `kubelet` executable in a mount namespace
+    /// of its own (a pod's), are not.
+    #[test]
+    fn the_kubelet_is_found_by_executable_and_host_namespaces() {
+        if !crate::testutil::lab_allowed("the_kubelet_is_found_by_executable_and_host_namespaces") {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("ctdiag-kubelet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubelet = dir.join("kubelet");
+        std::fs::copy("/bin/sh", &kubelet).unwrap();
+        let kubelet = kubelet.to_str().unwrap();
+        let shell = std::fs::canonicalize("/bin/sh").unwrap();
+        let shell = shell.file_name().unwrap().to_str().unwrap().to_string();
+        // `; :` keeps the shell alive (no exec of its last command).
+        let real = start(
+            &[kubelet, "-c", "sleep 30; :", "kubelet", "--cluster-dns=198.19.0.88"],
+            "kubelet",
+        );
+        let renamed = start(
+            &[
+                "sh",
+                "-c",
+                "printf kubelet > /proc/$$/comm; sleep 30; :",
+                "kubelet",
+                "--cluster-dns=198.19.0.66",
+            ],
+            &shell,
+        );
+        let in_pod = start(
+            &[
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                kubelet,
+                "-c",
+                "sleep 30; :",
+                "kubelet",
+                "--cluster-dns=198.19.0.77",
+            ],
+            "kubelet",
+        );
+        let renamed_pid = renamed.0.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{renamed_pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            != "kubelet"
+        {
+            assert!(std::time::Instant::now() < deadline, "the lookalike never renamed itself");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let found: Vec<u32> =
+            kubelet_cmdlines(Path::new("/proc")).into_iter().map(|(pid, _)| pid).collect();
+        let (real_pid, in_pod_pid) = (real.0.id(), in_pod.0.id());
+        let in_pod_mnt = std::fs::read_link(format!("/proc/{in_pod_pid}/ns/mnt")).unwrap();
+        drop((real, renamed, in_pod));
+        let _ = std::fs::remove_dir_all(&dir);
+        let host = host_namespaces(Path::new("/proc")).unwrap();
+        assert_ne!(in_pod_mnt, host.0);
+        assert!(found.contains(&real_pid), "{found:?}");
+        assert!(!found.contains(&renamed_pid), "a process named kubelet was taken: {found:?}");
+        assert!(!found.contains(&in_pod_pid), "a pod's kubelet was taken: {found:?}");
     }
 
     /// The ClusterIPs are the addresses of a `kube-ipvs0` device in the
