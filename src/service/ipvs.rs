@@ -340,8 +340,11 @@ fn host_namespaces(proc: &Path) -> Option<(PathBuf, PathBuf)> {
 /// `kubelet` (prctl, or an executable of that name in its image), and a
 /// pod's kubelet lookalike must not decide which ClusterIP is kube-dns.
 fn is_host_kubelet(dir: &Path, host: &(PathBuf, PathBuf)) -> bool {
-    let exe_named_kubelet = std::fs::read_link(dir.join("exe"))
-        .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "kubelet"));
+    // `kubelet (deleted)`: the binary was replaced on disk (an upgrade)
+    // while this one runs.
+    let exe_named_kubelet = std::fs::read_link(dir.join("exe")).is_ok_and(|exe| {
+        exe.file_name().is_some_and(|name| name == "kubelet" || name == "kubelet (deleted)")
+    });
     exe_named_kubelet
         && std::fs::read_link(dir.join("ns/mnt")).is_ok_and(|mnt| mnt == host.0)
         && std::fs::read_link(dir.join("ns/pid")).is_ok_and(|pid| pid == host.1)
@@ -729,12 +732,16 @@ mod tests {
         assert!(notes[0].contains("not a port-53 virtual server"), "{notes:?}");
     }
 
-    /// A child process killed and reaped on drop.
+    /// A child process in its own process group, killed with everything
+    /// it started (a shell's `sleep`) and reaped on drop.
     struct Proc(std::process::Child);
 
     impl Drop for Proc {
         fn drop(&mut self) {
-            let _ = self.0.kill();
+            // SAFETY: kill(2) on the process group of our own child.
+            unsafe {
+                libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL);
+            }
             let _ = self.0.wait();
         }
     }
@@ -742,7 +749,9 @@ mod tests {
     /// Starts `args` and waits until its process runs `exe_name` (what
     /// /proc/PID/exe names once every set-up step has exec'd).
     fn start(args: &[&str], exe_name: &str) -> Proc {
-        let child = std::process::Command::new(args[0]).args(&args[1..]).spawn().unwrap();
+        use std::os::unix::process::CommandExt;
+        let child =
+            std::process::Command::new(args[0]).args(&args[1..]).process_group(0).spawn().unwrap();
         let pid = child.id();
         let running = Proc(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
