@@ -13,8 +13,10 @@ fn main() -> ExitCode {
             // error path uses it.
             let _ = color_eyre::install();
             // `{:#}` prints the cause chain on one line, without a backtrace:
-            // users get a message, not a stack.
-            eprintln!("ctdiag: error: {:#}", color_eyre::Report::new(err));
+            // users get a message, not a stack. Escaped like all terminal
+            // text: an error may quote what a pod wrote.
+            let message = format!("{:#}", color_eyre::Report::new(err));
+            eprintln!("ctdiag: error: {}", ctdiag::render::terminal::for_terminal(&message));
             ExitCode::from(ctdiag::EXIT_UNKNOWN)
         }
     }

@@ -1,11 +1,14 @@
 //! External commands (`iptables-save`, `nft`, `ip`, `ipvsadm`, `kubectl`, ...)
 //! run with a deadline: a wedged tool on a sick node is killed and reported,
-//! never waited for forever.
+//! never waited for forever, and when ctdiag runs as root a tool is looked
+//! up in a fixed, root-owned PATH ([`ROOT_PATH`]), never in the caller's.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a listing tool (`iptables-save`, `nft list`, `ipvsadm`) may
@@ -26,6 +29,84 @@ pub fn listing_deadline() -> Duration {
         .and_then(|text| text.trim().parse::<u64>().ok())
         .filter(|ms| (1..=600_000).contains(ms))
         .map_or(LISTING_DEADLINE, Duration::from_millis)
+}
+
+/// Where tools are looked up when ctdiag runs as root (effective UID 0).
+/// Why not the caller's PATH: a root-run diagnostic that runs
+/// `iptables-save` or `nft` from `~/bin` or `.` (a PATH kept by `sudo -E`,
+/// a shell profile) runs whatever someone put there, as root.
+pub const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long a killed command has to be reaped after SIGKILL. Why 2 s: a
+/// killed process exits as soon as it is scheduled; one that has not after
+/// this long is stuck in the kernel (uninterruptible sleep on a hung file
+/// system or device) and waiting longer would hang ctdiag with it.
+pub const REAP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The directories of [`ROOT_PATH`] that exist, are owned by root and are
+/// writable by root only (a directory anyone could write into is no safer
+/// than the caller's PATH), joined as a PATH value.
+fn root_path() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        ROOT_PATH
+            .split(':')
+            .filter(|dir| {
+                std::fs::metadata(dir)
+                    .is_ok_and(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0)
+            })
+            .collect::<Vec<_>>()
+            .join(":")
+    })
+}
+
+/// Whether the effective UID is 0.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The PATH external tools are looked up in and run with: the root-owned
+/// directories of [`ROOT_PATH`] when ctdiag runs as root, else the caller's
+/// PATH.
+pub fn tool_path() -> OsString {
+    if running_as_root() {
+        OsString::from(root_path())
+    } else {
+        std::env::var_os("PATH").unwrap_or_default()
+    }
+}
+
+/// `Command::new(program)` looked up in [`tool_path`] and run with it as
+/// its PATH (a wrapper script's own commands resolve the same way).
+fn tool_command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    command.env("PATH", tool_path());
+    command
+}
+
+/// Waits for `child` for at most `limit`; `None` when it is still there.
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(2)),
+            _ => return None,
+        }
+    }
+}
+
+/// Kills the process group of `child` and reaps it, waiting at most
+/// [`REAP_DEADLINE`]; the error says whether it was reaped.
+fn kill_and_reap(child: &mut Child, command: String, after: Duration) -> RunError {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the process group of our own child, not yet reaped.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let left_running = wait_bounded(child, REAP_DEADLINE).is_none().then_some(child.id());
+    RunError::TimedOut { command, after, left_running }
 }
 
 /// The instant no external command may outlive, process-wide (see
@@ -131,8 +212,9 @@ impl Ran {
 /// Why a command gave no result.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The program is not installed (not found in PATH).
-    #[error("`{program}` not found in PATH")]
+    /// The program is not installed (not found in PATH; as root, in
+    /// [`ROOT_PATH`]).
+    #[error("`{program}` not found in {}", tool_path().to_string_lossy())]
     NotFound {
         /// The program.
         program: String,
@@ -145,13 +227,17 @@ pub enum RunError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// It did not finish in time and was killed (with everything it started).
-    #[error("`{command}` did not finish within {after:?} and was killed")]
+    /// It did not finish in time and was killed (with everything it
+    /// started); when it had still not exited [`REAP_DEADLINE`] after
+    /// SIGKILL it was given up on, and `left_running` names it.
+    #[error("`{command}` did not finish within {after:?} and was killed{}", left_running.map_or_else(String::new, |pid| format!(", but PID {pid} had not exited {REAP_DEADLINE:?} after SIGKILL (stuck in the kernel?) and was left behind")))]
     TimedOut {
         /// The command line.
         command: String,
         /// The deadline that passed.
         after: Duration,
+        /// The PID still not reaped after SIGKILL, if any.
+        left_running: Option<u32>,
     },
 }
 
@@ -167,7 +253,7 @@ pub fn run_bounded(
 ) -> Result<Ran, RunError> {
     let deadline = capped(deadline);
     let started = Instant::now();
-    let mut command = Command::new(program);
+    let mut command = tool_command(program);
     command
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -225,26 +311,11 @@ pub fn run_bounded(
     let status = if timed_out {
         None
     } else {
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if started.elapsed() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                _ => break None,
-            }
-        }
+        wait_bounded(&mut child, deadline.saturating_sub(started.elapsed()))
     };
     let Some(status) = status else {
-        // SAFETY: kill(2) on the process group of our own child.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-        let _ = child.wait();
-        return Err(RunError::TimedOut {
-            command: format!("{program} {}", args.join(" ")).trim_end().to_string(),
-            after: deadline,
-        });
+        let command = format!("{program} {}", args.join(" ")).trim_end().to_string();
+        return Err(kill_and_reap(&mut child, command, deadline));
     };
     let [stdout, stderr] = outputs;
     Ok(Ran { status, stdout: stdout.unwrap_or_default(), stderr: stderr.unwrap_or_default() })
@@ -262,7 +333,7 @@ pub fn run_bounded_lines(
 ) -> Result<Ran, RunError> {
     let deadline = capped(deadline);
     let started = Instant::now();
-    let mut child = Command::new(program)
+    let mut child = tool_command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -308,16 +379,9 @@ pub fn run_bounded_lines(
         let _ = err_tx.send(buf);
     });
     let mut pending: Vec<u8> = Vec::new();
-    let kill = |child: &mut std::process::Child| {
-        // SAFETY: kill(2) on the process group of our own child.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-        let _ = child.wait();
-        RunError::TimedOut {
-            command: format!("{program} {}", args.join(" ")).trim_end().to_string(),
-            after: deadline,
-        }
+    let kill = |child: &mut Child| {
+        let command = format!("{program} {}", args.join(" ")).trim_end().to_string();
+        kill_and_reap(child, command, deadline)
     };
     loop {
         let left = deadline.saturating_sub(started.elapsed());
@@ -345,14 +409,8 @@ pub fn run_bounded_lines(
         Ok(buf) => buf,
         Err(_) => return Err(kill(&mut child)),
     };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < deadline => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
-            _ => return Err(kill(&mut child)),
-        }
+    let Some(status) = wait_bounded(&mut child, deadline.saturating_sub(started.elapsed())) else {
+        return Err(kill(&mut child));
     };
     Ok(Ran { status, stdout: Vec::new(), stderr })
 }
@@ -426,6 +484,47 @@ mod tests {
         assert_eq!(capped_at(ten, Some(now + Duration::from_secs(2)), now), Duration::from_secs(2));
         assert_eq!(capped_at(ten, Some(now + Duration::from_secs(60)), now), ten);
         assert_eq!(capped_at(ten, Some(now - Duration::from_secs(1)), now), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_wait_for_a_child_that_does_not_exit_is_bounded() {
+        // A child that is not killed stands in for one stuck in the kernel
+        // after SIGKILL: the wait gives up at its limit instead of hanging.
+        let mut child = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let started = Instant::now();
+        assert_eq!(wait_bounded(&mut child, Duration::from_millis(200)), None);
+        // Why 5 s: 200 ms plus scheduling delay on a loaded 2-core machine,
+        // far below the 30 s an unbounded wait would take.
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        let error = kill_and_reap(&mut child, "sleep 30".into(), Duration::from_millis(200));
+        match error {
+            RunError::TimedOut { left_running: None, .. } => {}
+            other => panic!("a killed sleep was not reaped: {other:?}"),
+        }
+        let text = RunError::TimedOut {
+            command: "nft list ruleset".into(),
+            after: Duration::from_secs(10),
+            left_running: Some(42),
+        }
+        .to_string();
+        assert!(text.contains("PID 42 had not exited") && text.contains("left behind"), "{text}");
+    }
+
+    #[test]
+    fn root_looks_tools_up_in_root_owned_directories_only() {
+        if !running_as_root() {
+            return;
+        }
+        let path = tool_path();
+        let path = path.to_str().unwrap();
+        // Every directory kept is in ROOT_PATH, and root-owned and not
+        // group- or world-writable according to the file system.
+        for dir in path.split(':') {
+            assert!(ROOT_PATH.split(':').any(|d| d == dir), "{dir} in {path}");
+            let meta = std::fs::metadata(dir).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o022), (0, 0), "{dir}");
+        }
+        assert!(path.split(':').any(|d| std::path::Path::new(d).join("sh").exists()), "{path}");
     }
 
     #[test]

@@ -180,26 +180,15 @@ fn the_budget_holds_when_nft_never_returns_and_nothing_it_started_survives() {
     let dir = std::env::temp_dir().join(format!("ctdiag-hung-nft-{}", lab.prefix));
     std::fs::create_dir_all(&dir).unwrap();
     let marker = format!("ctdiag-hung-nft-marker-{}", lab.prefix);
-    // A `nft` first on PATH that never returns (its `sleep` carries the
-    // marker in its command line, so a survivor can be found).
+    // A `nft` that never returns (its `sleep` carries the marker in its
+    // command line, so a survivor can be found), found first in ctdiag's
+    // fixed root PATH inside a private mount namespace (as root the
+    // caller's PATH is not used).
     std::fs::write(dir.join("nft"), format!("#!/bin/bash\nexec -a {marker} sleep 600\n")).unwrap();
-    std::fs::write(
-        dir.join("run.sh"),
-        format!("#!/bin/sh\nPATH={}:$PATH exec {} \"$@\"\n", dir.display(), common::CTDIAG),
-    )
-    .unwrap();
-    for file in ["nft", "run.sh"] {
-        common::run("chmod", &["+x", &dir.join(file).display().to_string()]);
-    }
-    let mut args = vec![dir.join("run.sh").display().to_string()];
-    args.extend(
-        doctor_args(&lab, &node, &client, &["--budget", "4s", "-o", "json"])
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::run("chmod", &["+x", &dir.join("nft").display().to_string()]);
+    let args = doctor_args(&lab, &node, &client, &["--budget", "4s", "-o", "json"]);
     let started = Instant::now();
-    let out = common::run("sh", &args);
+    let out = common::ctdiag_with_tools(&dir, false, &[], &args);
     let took = started.elapsed();
     let report = common::json(&out);
     // Doctor gives every check up by 95 % of the 4 s budget and kills what

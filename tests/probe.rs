@@ -919,7 +919,7 @@ fn closed_stdout_in_a_lab_probe_still_exits_1() {
     assert_eq!(report["lost"], 10, "{report:#}");
 }
 
-/// An `iptables-save` that never returns, first on PATH: `probe` without
+/// An `iptables-save` that never returns, first in the root PATH: `probe` without
 /// `--server`, made to read the rules with the listing tools
 /// (CTDIAG_RULES_FROM=tools), gives up on it at the listing deadline
 /// (shortened here to 3 s through CTDIAG_LISTING_DEADLINE_MS; 10 s by
@@ -943,16 +943,15 @@ fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
     std::fs::write(&fake, format!("#!/bin/sh\n: > '{}'\nexec sleep {marker}\n", ran.display()))
         .unwrap();
     common::run("chmod", &["755", fake.to_str().unwrap()]);
-    let path = format!("PATH={}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     let deadline = Duration::from_secs(3);
     let started = Instant::now();
-    let out = common::run(
-        "env",
+    // As root ctdiag runs tools from its fixed root PATH only: the fake is
+    // put first there, in a private mount namespace.
+    let out = common::ctdiag_with_tools(
+        &dir,
+        false,
+        &["CTDIAG_LISTING_DEADLINE_MS=3000", "CTDIAG_RULES_FROM=tools"],
         &[
-            &path,
-            "CTDIAG_LISTING_DEADLINE_MS=3000",
-            "CTDIAG_RULES_FROM=tools",
-            common::CTDIAG,
             "probe",
             "--netns",
             &lab.client_ns(),
@@ -999,12 +998,11 @@ fn a_hung_iptables_save_costs_one_deadline_then_resolv_conf_decides() {
 
     // The default reads the rules over netlink: the fake never runs.
     std::fs::remove_file(&ran).unwrap();
-    let out = common::run(
-        "env",
+    let out = common::ctdiag_with_tools(
+        &dir,
+        false,
+        &["CTDIAG_LISTING_DEADLINE_MS=3000"],
         &[
-            &path,
-            "CTDIAG_LISTING_DEADLINE_MS=3000",
-            common::CTDIAG,
             "probe",
             "--netns",
             &lab.client_ns(),

@@ -61,28 +61,12 @@ impl FakeBin {
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-
-    fn link(&self, name: &str, target: &str) {
-        std::os::unix::fs::symlink(target, self.dir.join(name)).unwrap();
-    }
-
-    fn path(&self) -> String {
-        self.dir.display().to_string()
-    }
 }
 
 impl Drop for FakeBin {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `ctdiag ARGS` with PATH set to `path`.
-fn ctdiag_with_path(path: &str, args: &[&str]) -> Output {
-    let path_var = format!("PATH={path}");
-    let mut full = vec![path_var.as_str(), common::CTDIAG];
-    full.extend_from_slice(args);
-    common::run("/usr/bin/env", &full)
 }
 
 /// `ctdiag ARGS` with `CTDIAG_RULES_FROM=from` (`netlink`, `tools`).
@@ -479,22 +463,26 @@ fn missing_listing_tools_are_named() {
     }
     let lab = TestLab::up(&["--proxy-mode", "nftables"]);
     let empty = FakeBin::new("nobin");
-    let out = ctdiag_with_path(&empty.path(), &["services", "--netns", &lab.node_ns(), "-v"]);
+    let out = common::ctdiag_with_tools(
+        &empty.dir,
+        true,
+        &[],
+        &["services", "--netns", &lab.node_ns(), "-v"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let text = common::stdout(&out);
     assert!(text.contains("from netlink (nftables)"), "{text}");
     assert!(text.contains("198.18.2.2:53, 198.18.3.2:53"), "{text}");
 
     let node = lab.node_ns();
-    let with_tools = |path: &str, extra: &[&str]| {
-        let path_var = format!("PATH={path}");
-        let mut full =
-            vec![path_var.as_str(), "CTDIAG_RULES_FROM=tools", common::CTDIAG, "services"];
-        full.extend_from_slice(&["--netns", &node]);
-        full.extend_from_slice(extra);
-        common::run("/usr/bin/env", &full)
+    // As root the tools are looked up in ctdiag's fixed root PATH only:
+    // `ctdiag_with_tools` leaves nothing there but the fake directory.
+    let with_tools = |bin: &FakeBin, extra: &[&str]| {
+        let mut args = vec!["services", "--netns", &node];
+        args.extend_from_slice(extra);
+        common::ctdiag_with_tools(&bin.dir, true, &["CTDIAG_RULES_FROM=tools"], &args)
     };
-    let out = with_tools(&empty.path(), &[]);
+    let out = with_tools(&empty, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = common::stderr(&out);
     assert!(
@@ -512,8 +500,9 @@ fn missing_listing_tools_are_named() {
     let nft = std::env::var_os("PATH")
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nft")).find(|f| f.is_file()))
         .unwrap();
-    only_nft.link("nft", nft.to_str().unwrap());
-    let out = with_tools(&only_nft.path(), &["-v"]);
+    // A copy, not a link: the system directories are hidden.
+    std::fs::copy(&nft, only_nft.dir.join("nft")).unwrap();
+    let out = with_tools(&only_nft, &["-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let text = common::stdout(&out);
     assert!(
@@ -631,8 +620,12 @@ fn the_api_cross_check_from_a_file_stdin_and_kubectl() {
         "kubectl",
         &format!("[ \"$*\" = 'get endpointslices -A -o json' ] || exit 9; cat {}", lags.display()),
     );
-    let path = format!("{}:{}", fake.path(), std::env::var("PATH").unwrap_or_default());
-    let out = ctdiag_with_path(&path, &["services", "--netns", &node, "--kubectl", "-o", "json"]);
+    let out = common::ctdiag_with_tools(
+        &fake.dir,
+        false,
+        &[],
+        &["services", "--netns", &node, "--kubectl", "-o", "json"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     assert!(
         common::stderr(&out).contains("[rules-endpoint-not-ready]"),
@@ -651,8 +644,12 @@ fn the_api_cross_check_from_a_file_stdin_and_kubectl() {
     // kubectl that fails (no kubeconfig): a clear error, exit 2.
     let broken = FakeBin::new("kubectl-broken");
     broken.script("kubectl", "echo 'error: no configuration has been provided' >&2; exit 1");
-    let path = format!("{}:{}", broken.path(), std::env::var("PATH").unwrap_or_default());
-    let out = ctdiag_with_path(&path, &["services", "--netns", &node, "--kubectl"]);
+    let out = common::ctdiag_with_tools(
+        &broken.dir,
+        false,
+        &[],
+        &["services", "--netns", &node, "--kubectl"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         common::stderr(&out).contains("kubeconfig") && common::stderr(&out).contains("--api FILE"),

@@ -23,9 +23,7 @@ pub use stats::{
 #[derive(Debug, thiserror::Error)]
 pub enum ConntrackError {
     /// ctnetlink refused for lack of CAP_NET_ADMIN and procfs was no help.
-    #[error(
-        "ctnetlink refused the request: CAP_NET_ADMIN is needed; run as root or `setcap cap_net_admin+ep $(command -v ctdiag)`{fallback}"
-    )]
+    #[error("ctnetlink refused the request: CAP_NET_ADMIN is needed; run as root{fallback}")]
     PermissionDenied {
         /// Why the procfs fallback did not work either, if it was tried.
         fallback: String,

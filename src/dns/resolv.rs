@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::dns::rootfs::{read_path, split_proc_root, RootFile, MAX_RESOLV_CONF};
 use crate::error::{Error, Result};
 
 /// glibc's default `options timeout:` (RES_TIMEOUT), in seconds.
@@ -74,11 +75,25 @@ impl ResolvConf {
         conf
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file through the guarded reader
+    /// ([`crate::dns::rootfs::read_path`]): a pod's file
+    /// (`/proc/PID/root/etc/resolv.conf`) is resolved inside the pod's
+    /// root, so its absolute symlink cannot lead to a host file; a FIFO, a
+    /// device (a link to /dev/zero) or a binary file is refused, never
+    /// waited on, and at most [`MAX_RESOLV_CONF`] bytes are read.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
-        Ok(Self::parse(&text))
+        let error = |source| Error::ReadFile { path: path.to_path_buf(), source };
+        match read_path(path, MAX_RESOLV_CONF) {
+            RootFile::Read { text } | RootFile::Truncated { text, .. } => Ok(Self::parse(&text)),
+            RootFile::Missing if split_proc_root(path).is_some() => {
+                Err(error(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not found inside the container's root (symlinks are followed inside it, never on the host)",
+                )))
+            }
+            RootFile::Missing => Err(error(std::io::ErrorKind::NotFound.into())),
+            RootFile::Refused { reason } => Err(error(std::io::Error::other(reason))),
+        }
     }
 
     /// The first nameserver on port 53; a usage error naming the file when

@@ -231,6 +231,38 @@ pub fn detect_libc(root: impl AsFd) -> LibcEvidence {
     LibcEvidence { libc, files }
 }
 
+/// Splits `/proc/PID/root/REST` into the container root
+/// (`/proc/PID/root`) and `REST`; `None` for any other path.
+pub fn split_proc_root(path: &Path) -> Option<(PathBuf, String)> {
+    let mut parts = path.strip_prefix("/proc").ok()?.components();
+    let pid = parts.next()?.as_os_str().to_str()?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if parts.next()?.as_os_str() != "root" {
+        return None;
+    }
+    let rest = parts.as_path().to_str()?.to_string();
+    Some((PathBuf::from(format!("/proc/{pid}/root")), rest))
+}
+
+/// Reads the file at `path` with the same guards as [`read_file`]
+/// (non-blocking, regular files only, at most `cap` bytes, no magic
+/// links). A path under `/proc/PID/root/` is a container's file: it is
+/// resolved inside that root, so an absolute symlink in the image cannot
+/// lead to the host's file. Any other path is resolved from `/`.
+pub fn read_path(path: &Path, cap: u64) -> RootFile {
+    let (root, rest) = match split_proc_root(path) {
+        Some((root, rest)) => (root, rest),
+        None => (PathBuf::from("/"), path.to_string_lossy().into_owned()),
+    };
+    match open_root(&root) {
+        Ok(fd) => read_file(&fd, &rest, cap),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RootFile::Missing,
+        Err(e) => RootFile::Refused { reason: format!("cannot open {}: {e}", root.display()) },
+    }
+}
+
 /// The root directory of process `pid` as its container sees it.
 pub fn proc_root(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/root"))
@@ -302,6 +334,45 @@ mod tests {
             }
         }
         assert_eq!(read_file(&root, "etc/missing.conf", MAX_RESOLV_CONF), RootFile::Missing);
+        // The same guards for a path given whole.
+        match read_path(&dir.join("etc/fifo.conf"), MAX_RESOLV_CONF) {
+            RootFile::Refused { reason } => {
+                assert!(reason.contains("not a regular file"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match read_path(Path::new("/dev/zero"), MAX_RESOLV_CONF) {
+            RootFile::Refused { reason } => {
+                assert!(reason.contains("not a regular file"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn proc_root_paths_are_split_at_the_root() {
+        assert_eq!(
+            split_proc_root(Path::new("/proc/42/root/etc/resolv.conf")),
+            Some((PathBuf::from("/proc/42/root"), "etc/resolv.conf".to_string()))
+        );
+        for other in [
+            "/proc/self/root/etc/resolv.conf",
+            "/proc/42/cwd/x",
+            "/etc/resolv.conf",
+            "/proc/4a/root/x",
+        ] {
+            assert_eq!(split_proc_root(Path::new(other)), None, "{other}");
+        }
+    }
+
+    /// This process's own /proc/PID/root is `/`: a file read through it is
+    /// the same file (the hostile roots are in tests/hostile.rs).
+    #[test]
+    fn a_proc_root_path_is_read_inside_its_root() {
+        let pid = std::process::id();
+        let read = read_path(Path::new(&format!("/proc/{pid}/root/etc/hostname")), 256);
+        let direct = std::fs::read_to_string("/etc/hostname").ok();
+        assert_eq!(read.text().map(str::to_string), direct, "{read:?}");
     }
 }

@@ -26,9 +26,10 @@ fn package_of(program: &str) -> &'static str {
     }
 }
 
-/// Whether `program` is an executable file in `PATH`.
+/// Whether `program` is an executable file in the PATH tools are run from
+/// ([`crate::process::tool_path`]: the fixed root PATH as root).
 pub fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = crate::process::tool_path();
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| {
         std::fs::metadata(candidate).is_ok_and(|m| {
             use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use comfy_table::{Cell, Color};
+use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::doctor::{DoctorReport, Progress, Status};
@@ -17,16 +17,16 @@ use crate::render::Context;
 pub const NPD_MAX_LINE: usize = 80;
 
 fn status_cell(ctx: &Context, status: Status) -> Cell {
-    let cell = Cell::new(status.as_str());
     if !ctx.color {
-        return cell;
+        return Cell::new(status.as_str());
     }
-    match status {
-        Status::Ok => cell.fg(Color::Green),
-        Status::Unknown => cell.fg(Color::Magenta),
-        Status::Warning => cell.fg(Color::Yellow),
-        Status::Critical => cell.fg(Color::Red),
-    }
+    let sgr = match status {
+        Status::Ok => "32",
+        Status::Unknown => "35",
+        Status::Warning => "33",
+        Status::Critical => "31",
+    };
+    Cell::new(crate::render::terminal::paint(sgr, status.as_str()))
 }
 
 /// The verdict table, the findings, and the verdict line.

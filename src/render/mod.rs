@@ -10,6 +10,7 @@ pub mod services;
 pub mod stale;
 pub mod stats;
 pub mod table;
+pub mod terminal;
 
 use std::io::{IsTerminal, Write};
 
@@ -63,11 +64,14 @@ pub enum Delivery {
     ReaderGone,
 }
 
-/// Writes rendered text to stdout. A closed pipe is not an error: the
+/// Writes rendered text to stdout, through [`terminal::for_terminal`]
+/// (every control character a pod could have put in it escaped; JSON is
+/// left as it is, having none: [`json`] escapes them). A closed pipe is not an error: the
 /// reader has what it wanted, so the command ends quietly, and its exit
 /// status still says what it found (the caller decided that before
 /// rendering). Loops such as `--watch` stop on [`Delivery::ReaderGone`].
 pub fn emit(text: &str) -> Result<Delivery> {
+    let text = terminal::for_terminal(text);
     let mut out = std::io::stdout().lock();
     let written = out
         .write_all(text.as_bytes())
@@ -102,9 +106,16 @@ pub fn report<R: serde::Serialize>(
     Ok(outcome)
 }
 
-/// Writes a note for people to stderr (never into the JSON on stdout).
+/// Writes a note for people to stderr (never into the JSON on stdout),
+/// through [`terminal::for_terminal`].
 pub fn note(ctx: &Context, text: &str) {
     if !ctx.quiet {
-        eprintln!("{text}");
+        eprintln!("{}", terminal::for_terminal(text));
     }
+}
+
+/// Writes a line to stderr whatever `-q` says (warnings that go with the
+/// output), through [`terminal::for_terminal`].
+pub fn warn(text: &str) {
+    eprintln!("{}", terminal::for_terminal(text));
 }

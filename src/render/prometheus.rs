@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 /// Escapes a label value: backslash, double quote and newline, as the text
-/// format requires.
+/// format requires. Any other control character (a pod's text) becomes
+/// U+FFFD: the format has no escape for it, and it must not reach a
+/// terminal that shows the exposition.
 pub fn escape_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
@@ -12,6 +14,7 @@ pub fn escape_label(value: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            c if super::terminal::is_hostile(c) => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }

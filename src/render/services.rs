@@ -6,7 +6,8 @@ use comfy_table::Cell;
 
 use crate::findings::Severity;
 use crate::render::table::{findings, new_table, num};
-use crate::render::Context;
+use crate::render::terminal::escape;
+use crate::render::{warn, Context};
 use crate::service::report::ServicesReport;
 use crate::service::Service;
 
@@ -97,18 +98,24 @@ pub fn findings_to_stderr(ctx: &Context, report: &ServicesReport) {
         return;
     }
     for f in report.findings.iter().filter(|f| f.severity >= Severity::Warning || ctx.verbose > 0) {
-        eprintln!("ctdiag: {} {} [{}]: {}", f.severity.as_str(), f.summary, f.code, f.evidence);
+        warn(&format!(
+            "ctdiag: {} {} [{}]: {}",
+            f.severity.as_str(),
+            escape(&f.summary),
+            f.code,
+            escape(&f.evidence)
+        ));
     }
     if ctx.verbose > 0 {
         for note in &report.notes {
-            eprintln!("ctdiag: note: {note}");
+            warn(&format!("ctdiag: note: {}", escape(note)));
         }
         for line in &report.skipped {
-            eprintln!("ctdiag: skipped: {line}");
+            warn(&format!("ctdiag: skipped: {}", escape(line)));
         }
         if let Some(api) = &report.api {
             for line in &api.skipped {
-                eprintln!("ctdiag: skipped (API): {line}");
+                warn(&format!("ctdiag: skipped (API): {}", escape(line)));
             }
         }
     }

@@ -140,7 +140,8 @@ pub fn table(ctx: &Context, report: &StaleReport) -> String {
     out
 }
 
-/// What a flush would delete, shown before it asks.
+/// What a flush would delete, shown before it asks, ready for the
+/// terminal ([`crate::render::terminal::for_terminal`]).
 pub fn candidates(ctx: &Context, report: &StaleReport) -> String {
     let mut out = String::new();
     for service in &report.services {
@@ -152,7 +153,9 @@ pub fn candidates(ctx: &Context, report: &StaleReport) -> String {
         let limit = if ctx.verbose > 0 { usize::MAX } else { CANDIDATES_SHOWN };
         out.push_str(&entries_table(ctx, &stale, limit));
     }
-    out
+    // Why here: this goes to stderr right before the flush prompt, not
+    // through `emit`; a pod's hostname must not be able to spoof it.
+    crate::render::terminal::for_terminal(&out).into_owned()
 }
 
 /// How a per-Service gauge is read from its report.

@@ -96,7 +96,7 @@ pub fn watch_row(ctx: &Context, sample: &WatchSample, with_header: bool) -> Stri
         let rate = sample.rate_per_s.get(name).copied().unwrap_or(0.0);
         let text = if delta == 0 { "0".to_string() } else { format!("+{delta} ({rate:.0}/s)") };
         let text = if ctx.color && delta > 0 && is_loss_counter(name) {
-            format!("\x1b[31m{text:>WATCH_COLUMN$}\x1b[0m")
+            crate::render::terminal::paint("31", &format!("{text:>WATCH_COLUMN$}"))
         } else {
             format!("{text:>WATCH_COLUMN$}")
         };

@@ -24,14 +24,19 @@
 //! IPVS has no Service names. kube-dns is recognised by its ClusterIP, the
 //! address pods use as their nameserver (see [`ClusterDnsHint`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use super::{Protocol, ProxyMode, Service, KUBE_DNS};
+use crate::dns::pods::{self, PodScanConfig};
 use crate::error::{Error, Result};
 use crate::netns::{proc_net_dir, run_in, Netns};
 use crate::process::{listing_deadline, run_bounded, RunError};
+use kubelet::kubelet_cluster_dns;
+
+mod kubelet;
 
 /// The dummy device kube-proxy's IPVS mode binds every Service IP to.
 pub const KUBE_IPVS_DEVICE: &str = "kube-ipvs0";
@@ -266,134 +271,32 @@ fn device_addresses(device: &str) -> Result<Option<Vec<IpAddr>>> {
     Ok(found.then_some(out))
 }
 
-/// The `clusterDNS` addresses of a kubelet config file (YAML, as kubeadm
-/// and the distributions write it: `clusterDNS:` then `- IP` lines).
-fn kubelet_config_cluster_dns(text: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let trimmed = line.trim();
-        let Some(rest) = trimmed.strip_prefix("clusterDNS:") else { continue };
-        let rest = rest.trim();
-        if let Some(inline) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            out.extend(
-                inline.split(',').filter_map(|s| s.trim().trim_matches('"').parse::<IpAddr>().ok()),
-            );
-            continue;
-        }
-        while let Some(next) = lines.peek() {
-            let Some(item) = next.trim().strip_prefix("- ") else { break };
-            if let Ok(ip) = item.trim().trim_matches(|c| c == '"' || c == '\'').parse() {
-                out.push(ip);
-            }
-            lines.next();
-        }
-    }
-    out
-}
-
-/// The kubelet's `--cluster-dns` and `--config` from a command line
-/// (NUL-separated, as /proc/PID/cmdline holds it).
-fn kubelet_flags(cmdline: &[u8]) -> (Vec<IpAddr>, Option<PathBuf>) {
-    let args: Vec<String> =
-        cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let mut dns = Vec::new();
-    let mut config = None;
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let (flag, value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        let mut value_or_next = || value.clone().or_else(|| iter.next().cloned());
-        match flag {
-            "--cluster-dns" => {
-                if let Some(v) = value_or_next() {
-                    dns.extend(v.split(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()));
-                }
-            }
-            "--config" => config = value_or_next().map(PathBuf::from),
-            _ => {}
-        }
-    }
-    (dns, config)
-}
-
-/// Processes whose executable name is `kubelet`, by scanning `proc`.
-fn kubelet_cmdlines(proc: &Path) -> Vec<(u32, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(proc) else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "kubelet" {
-            if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-                out.push((pid, cmdline));
-            }
-        }
-    }
-    out
-}
-
-/// The cluster DNS addresses the kubelet gives pods: its `--cluster-dns`
-/// flag, else `clusterDNS` of its `--config` file, else of
-/// /var/lib/kubelet/config.yaml. With where it was read.
-fn kubelet_cluster_dns(proc: &Path) -> Option<(Vec<IpAddr>, String)> {
-    for (pid, cmdline) in kubelet_cmdlines(proc) {
-        let (dns, config) = kubelet_flags(&cmdline);
-        if !dns.is_empty() {
-            return Some((dns, format!("the kubelet's --cluster-dns (PID {pid})")));
-        }
-        if let Some(path) = config {
-            // The path is the kubelet's, inside its mount namespace.
-            let path = proc
-                .join(pid.to_string())
-                .join("root")
-                .join(path.strip_prefix("/").unwrap_or(&path));
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                let dns = kubelet_config_cluster_dns(&text);
-                if !dns.is_empty() {
-                    return Some((dns, format!("clusterDNS in {}", path.display())));
-                }
-            }
-        }
-    }
-    let default = Path::new("/var/lib/kubelet/config.yaml");
-    let text = std::fs::read_to_string(default).ok()?;
-    let dns = kubelet_config_cluster_dns(&text);
-    (!dns.is_empty()).then(|| (dns, format!("clusterDNS in {}", default.display())))
-}
-
-/// How many processes the pod scan looks at, at most. Why a cap: a node
-/// with tens of thousands of processes must not make `services` slow; one
-/// process per pod namespace is enough.
-const POD_SCAN_LIMIT: usize = 20_000;
-
-/// The nameservers of processes in network namespaces other than
-/// `own_netns` (pods on this node), counted once per namespace, with one
-/// resolv.conf path per nameserver as evidence.
+/// The nameservers of the pods on this node (containers in network
+/// namespaces other than `own_netns`), counted once per namespace, with
+/// one resolv.conf path per nameserver as evidence. The pods are read by
+/// [`pods::scan`]: every container root of a namespace (so a pause
+/// container without a resolv.conf does not hide the pod's), through the
+/// guarded reader.
 fn pod_nameservers(proc: &Path, own_netns: &Path) -> BTreeMap<IpAddr, (usize, PathBuf)> {
-    let own = std::fs::read_link(own_netns).ok();
-    let mut seen = std::collections::HashSet::new();
+    let config = PodScanConfig {
+        proc_dir: proc.to_path_buf(),
+        ..PodScanConfig::system(pods::namespace_inode(own_netns).ok(), None)
+    };
+    let scan = pods::scan(&config, &AtomicBool::new(false));
+    let mut per_namespace: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+    let mut evidence: BTreeMap<IpAddr, PathBuf> = BTreeMap::new();
+    for pod in scan.pods.iter().filter(|p| p.pid.is_some()) {
+        let Some(setup) = &pod.setup else { continue };
+        for ip in &setup.nameservers {
+            per_namespace.entry(&pod.netns).or_default().insert(*ip);
+            evidence.entry(*ip).or_insert_with(|| PathBuf::from(&pod.resolv_conf_path));
+        }
+    }
     let mut counts: BTreeMap<IpAddr, (usize, PathBuf)> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(proc) else { return counts };
-    for entry in entries.flatten().take(POD_SCAN_LIMIT) {
-        if entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()).is_none() {
-            continue;
-        }
-        let Ok(ns) = std::fs::read_link(entry.path().join("ns/net")) else { continue };
-        if Some(&ns) == own.as_ref() || !seen.insert(ns) {
-            continue;
-        }
-        let path = entry.path().join("root/etc/resolv.conf");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let conf = crate::dns::resolv::ResolvConf::parse(&text);
-        for ip in conf.nameservers {
-            let slot = counts.entry(ip).or_insert((0, path.clone()));
-            slot.0 += 1;
-        }
+    for ip in per_namespace.values().flatten() {
+        let path = evidence.get(ip).cloned().unwrap_or_default();
+        let slot = counts.entry(*ip).or_insert((0, path));
+        slot.0 += 1;
     }
     counts
 }
@@ -626,25 +529,6 @@ mod tests {
     }
 
     #[test]
-    fn kubelet_sources() {
-        let yaml = "kind: KubeletConfiguration\nclusterDNS:\n- 10.96.0.10\n- \"fd00::a\"\nclusterDomain: cluster.local\n";
-        assert_eq!(
-            kubelet_config_cluster_dns(yaml),
-            ["10.96.0.10".parse::<IpAddr>().unwrap(), "fd00::a".parse().unwrap()]
-        );
-        assert_eq!(kubelet_config_cluster_dns("clusterDNS: [10.0.0.10]\n").len(), 1);
-        assert!(kubelet_config_cluster_dns("clusterDomain: x\n").is_empty());
-        let (dns, config) = kubelet_flags(b"/usr/bin/kubelet\0--cluster-dns=10.96.0.10,fd00::a\0--config\0/var/lib/kubelet/config.yaml\0");
-        assert_eq!(dns.len(), 2);
-        assert_eq!(config, Some(PathBuf::from("/var/lib/kubelet/config.yaml")));
-        let (dns, config) = kubelet_flags(b"kubelet\0--cluster-dns\0\x31\x39\x38.19.0.10\0");
-        assert_eq!((dns, config), (vec!["198.19.0.10".parse::<IpAddr>().unwrap()], None));
-    }
-
-    /// kube-dns matched from the nameserver of a process in another
-    /// namespace (a pod), read through /proc/PID/root; and `--cluster-dns`
-    /// wins over it.
-    #[test]
     fn kube_dns_from_a_pods_resolv_conf() {
         if !crate::testutil::lab_allowed("kube_dns_from_a_pods_resolv_conf") {
             return;
@@ -692,6 +576,62 @@ mod tests {
         assert!(notes[0].contains("not a port-53 virtual server"), "{notes:?}");
     }
 
+    /// A pod whose first container (the pause container, here a process
+    /// whose /etc is empty) has no resolv.conf: its namespace is still
+    /// counted from the next container's file. The address is unique to
+    /// this run, so no other namespace on the machine counts for it.
+    #[test]
+    fn a_pause_container_without_resolv_conf_does_not_hide_its_pod() {
+        use super::kubelet::tests::start;
+        if !crate::testutil::lab_allowed(
+            "a_pause_container_without_resolv_conf_does_not_hide_its_pod",
+        ) {
+            return;
+        }
+        let ns = crate::testutil::NamespaceGuard::create("ipvspause");
+        let ip: IpAddr =
+            format!("198.19.{}.{}", 200 + std::process::id() % 50, 1 + std::process::id() % 250)
+                .parse()
+                .unwrap();
+        let etc = format!("/etc/netns/{}", ns.name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(format!("{etc}/resolv.conf"), format!("nameserver {ip}\n")).unwrap();
+        // Started first, so /proc lists it first (PIDs ascend).
+        let pause = start(
+            &[
+                "ip",
+                "netns",
+                "exec",
+                &ns.name,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount -t tmpfs ctdiag-pause /etc && exec sleep 30",
+            ],
+            "sleep",
+        );
+        let app = start(&["ip", "netns", "exec", &ns.name, "sleep", "30"], "sleep");
+        let pause_pid = pause.0.id();
+        assert!(
+            !Path::new(&format!("/proc/{pause_pid}/root/etc/resolv.conf")).exists(),
+            "the pause stand-in has a resolv.conf"
+        );
+        let counts = pod_nameservers(Path::new("/proc"), Path::new("/proc/self/ns/net"));
+        drop((pause, app));
+        let _ = std::fs::remove_dir_all(&etc);
+        let (count, path) =
+            counts.get(&ip).unwrap_or_else(|| panic!("{ip} not counted: {counts:?}"));
+        assert_eq!(*count, 1, "{counts:?}");
+        assert!(path.ends_with("root/etc/resolv.conf"), "{}", path.display());
+    }
+
+    /// Only an executable named `kubelet` in the host's mount and PID
+    /// namespaces is the kubelet: a process that only calls itself
+    /// `kubelet` (comm), and a `kubelet` executable in a mount namespace
+    /// of its own (a pod's), are not.
     /// The ClusterIPs are the addresses of a `kube-ipvs0` device in the
     /// namespace. kube-proxy makes it a dummy device; this kernel has no
     /// dummy driver (and no IPVS), so one end of a veth pair named

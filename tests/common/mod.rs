@@ -251,6 +251,56 @@ pub fn ctdiag(args: &[&str]) -> Output {
     run(CTDIAG, args)
 }
 
+/// The script of [`ctdiag_with_tools`]: `$1` the directory of tools,
+/// `$2` 1 to hide the system's, `$3` the binary, then `KEY=VALUE` words up
+/// to `--`, then the arguments.
+const WITH_TOOLS: &str = r#"set -e
+tools=$1 hide=$2 bin=$3
+shift 3
+mount --bind "$tools" /usr/local/sbin
+if [ "$hide" = 1 ]; then
+    for dir in /usr/local/bin /usr/sbin /sbin /bin /usr/bin; do
+        [ -L "$dir" ] || mount -t tmpfs -o size=1m ctdiag-no-tools "$dir"
+    done
+fi
+while [ "$1" != -- ]; do export "$1"; shift; done
+shift
+exec "$bin" "$@"
+"#;
+
+/// Runs `ctdiag ARGS` (with the `KEY=VALUE` words of `env` set) as root
+/// with `tools` standing in for the tools ctdiag runs. Why not a PATH: as
+/// root ctdiag looks tools up only in its fixed root PATH
+/// (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), never
+/// the caller's. So in a private mount namespace (`unshare -m`, nothing
+/// leaks to the host) `tools` is bind-mounted over /usr/local/sbin, the
+/// first directory of that PATH, and with `hide_system` every other
+/// directory of it is an empty tmpfs: only `tools`' programs exist.
+pub fn ctdiag_with_tools(
+    tools: &std::path::Path,
+    hide_system: bool,
+    env: &[&str],
+    args: &[&str],
+) -> Output {
+    let tools = tools.display().to_string();
+    let mut full = vec![
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        WITH_TOOLS,
+        "sh",
+        &tools,
+        if hide_system { "1" } else { "0" },
+        CTDIAG,
+    ];
+    full.extend_from_slice(env);
+    full.push("--");
+    full.extend_from_slice(args);
+    run("unshare", &full)
+}
+
 /// Runs the `ctdiag` binary under test inside a network namespace.
 pub fn ctdiag_in(ns: &str, args: &[&str]) -> Output {
     let mut cmd = vec![CTDIAG];

@@ -658,7 +658,7 @@ fn open_session(config: &StaleConfig, netns: Option<&Netns>) -> Result<Session> 
     })?
     .map_err(|error| match error {
         ConntrackError::PermissionDenied { .. } => Error::Privilege(
-            "ctnetlink refused to list the conntrack table: CAP_NET_ADMIN is needed (in the namespace scanned); run as root or `setcap cap_net_admin+ep $(command -v ctdiag)`".to_string(),
+            "ctnetlink refused to list the conntrack table: CAP_NET_ADMIN is needed (in the namespace scanned); run as root".to_string(),
         ),
         other => Error::Conntrack(other),
     })?;
