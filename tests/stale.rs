@@ -480,8 +480,8 @@ static PINNED_CPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// gets the old id.
 const ATTEMPTS: u16 = 20;
 /// Replacements within one scan: the old object is reused at the first one
-/// or, once another allocation took it, almost never (measured: every
-/// success came at the first replacement, 20 more never helped).
+/// or, once another allocation took it, hardly ever (measured with 20 per
+/// scan: every success came at the first; with 2, one of 38 at the second).
 const REPLACEMENTS: u32 = 2;
 
 fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
