@@ -400,6 +400,35 @@ mod tests {
         }
     }
 
+    /// Every command that emits codes has its coverage test, next to its
+    /// analysis: `every_COMMAND_code_is_produced_by_a_case`, which drives
+    /// the real analysis with one case per (code, severity) declared above.
+    /// A new command's codes, or a renamed test, fail here.
+    #[test]
+    fn every_command_has_a_test_producing_each_code_at_each_severity() {
+        fn sources(dir: &std::path::Path, text: &mut String) {
+            for entry in std::fs::read_dir(dir).expect("src/ is readable").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, text);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    text.push_str(&std::fs::read_to_string(&path).expect("a source file"));
+                }
+            }
+        }
+        let mut text = String::new();
+        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut text);
+        let commands: std::collections::BTreeSet<&str> =
+            FindingCode::ALL.iter().map(|c| c.command()).collect();
+        for command in commands {
+            let test = format!("fn every_{command}_code_is_produced_by_a_case()");
+            assert!(
+                text.contains(&test),
+                "no `{test}` in src/: write one that produces each `{command}` code at each severity"
+            );
+        }
+    }
+
     #[test]
     fn worst_is_the_first_most_severe() {
         let f = |severity, code| Finding::new(severity, code, "", "", "");

@@ -154,15 +154,25 @@ fn every_metrics_command_prints_parsable_prometheus_text_that_agrees_with_its_js
 
     // compare: the ClusterIP and both endpoints, a fixed count each.
     let compare_args = ["compare", "--netns", &client, "--stats-netns", &node, "--count", "20"];
+    let before = common::conntrack_s(&node);
     let compare = scrape(&compare_args);
+    let after = common::conntrack_s(&node);
     let compare_json = json(&compare_args);
+    // A healthy lab loses nothing, unless the kernel drops raced queries
+    // (the ClusterIP's parallel A/AAAA on a kernel without full clash
+    // resolution): then at most what conntrack counted during the run.
+    let moved = |c: &str| {
+        common::kernel::total(&after, c).saturating_sub(common::kernel::total(&before, c))
+    };
+    let kernel_drops = (moved("insert_failed") + moved("drop")) as f64;
     for target in compare_json["targets"].as_array().unwrap() {
         let address = target["address"].as_str().unwrap();
         assert_eq!(
             value(&compare, "ctdiag_compare_lookups", &[("target", address)]),
             target["lookups"].as_f64().unwrap()
         );
-        assert_eq!(value(&compare, "ctdiag_compare_queries_lost", &[("target", address)]), 0.0);
+        let lost = value(&compare, "ctdiag_compare_queries_lost", &[("target", address)]);
+        assert!(lost <= kernel_drops, "{address}: {lost} lost, conntrack dropped {kernel_drops}");
     }
 
     // doctor: one status series per check and status, the verdict.

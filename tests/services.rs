@@ -240,7 +240,7 @@ fn kube_dns_without_endpoints_is_critical() {
     let table = common::ctdiag(&["services", "--netns", &ns.name, "--service", "kube-dns"]);
     assert_eq!(table.status.code(), Some(1), "{}", common::stderr(&table));
     let text = common::stdout(&table);
-    assert!(text.contains("CRITICAL") && text.contains("[kube-dns-no-endpoints]"), "{text}");
+    assert!(table_findings(&text).contains(&("CRITICAL", "kube-dns-no-endpoints")), "{text}");
     assert!(text.contains("none (REJECT)"), "{text}");
     let json = common::ctdiag(&["services", "--netns", &ns.name, "-o", "json"]);
     assert_eq!(json.status.code(), Some(1));
@@ -408,7 +408,7 @@ fn rules_of_two_modes_are_a_warning() {
     let out = common::ctdiag(&["services", "--netns", &lab.node_ns()]);
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     let text = common::stdout(&out);
-    assert!(text.contains("WARNING") && text.contains("[mixed-proxy-modes]"), "{text}");
+    assert!(table_findings(&text).contains(&("WARNING", "mixed-proxy-modes")), "{text}");
     assert!(text.contains("iptables 2, nftables"), "{text}");
 }
 
@@ -572,6 +572,18 @@ fn lab_slices(second_ready: bool, extra_item: &str) -> String {
     )
 }
 
+/// (severity, code) of each finding line of a table report
+/// (`SEVERITY summary [code]`), in order.
+fn table_findings(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter_map(|line| {
+            let severity = line.split_whitespace().next()?;
+            let code = line.strip_suffix(']')?.rsplit_once('[')?.1;
+            ["INFO", "WARNING", "CRITICAL"].contains(&severity).then_some((severity, code))
+        })
+        .collect()
+}
+
 #[test]
 fn the_api_cross_check_from_a_file_stdin_and_kubectl() {
     if !common::require_root() {
@@ -604,7 +616,11 @@ fn the_api_cross_check_from_a_file_stdin_and_kubectl() {
         common::ctdiag(&["services", "--netns", &node, "--api", lags.to_str().unwrap(), "-v"]);
     assert_eq!(out.status.code(), Some(1));
     let text = common::stdout(&out);
-    assert!(text.contains("CRITICAL") && text.contains("[rules-endpoint-not-ready]"), "{text}");
+    assert_eq!(
+        table_findings(&text),
+        [("CRITICAL", "rules-endpoint-not-ready"), ("INFO", "api-objects-skipped")],
+        "{text}"
+    );
     assert!(text.contains("kube-system/kube-dns:dns -> 198.18.3.2:53 (terminating)"), "{text}");
     // The garbled object is named, not fatal.
     assert!(
@@ -613,6 +629,18 @@ fn the_api_cross_check_from_a_file_stdin_and_kubectl() {
         ),
         "{text}"
     );
+
+    // A third CoreDNS pod ready in the API that the node's rules lack.
+    let behind = files.dir.join("behind.json");
+    let third = r#"{"addresses":["198.18.4.2"],"conditions":{"ready":true,"serving":true,"terminating":false}}"#;
+    let slices = lab_slices(true, "");
+    let last = slices.rfind("]}]}").expect("the endpoints list ends the slice");
+    std::fs::write(&behind, format!("{},{third}{}", &slices[..last], &slices[last..])).unwrap();
+    let out = common::ctdiag(&["services", "--netns", &node, "--api", behind.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert_eq!(table_findings(&text), [("CRITICAL", "api-endpoint-missing-from-rules")], "{text}");
+    assert!(text.contains("kube-system/kube-dns:dns -> 198.18.4.2:53"), "{text}");
 
     // The same through stdin and through a kubectl on PATH.
     let fake = FakeBin::new("kubectl");

@@ -6,11 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};
 
-use netlink_packet_netfilter::conntrack::{
-    ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple,
-};
-use netlink_packet_netfilter::NetfilterProtoFamily;
-
+use super::entry::{decode_entry, delete_request, DumpFilter, Entry, AF_INET, IPPROTO_UDP};
+use super::socket::{DumpEvent, DUMP_DEADLINE};
 use super::stats::{read_stats_netlink, read_stats_on, CTA_STATS_ERROR, CTA_STATS_INVALID};
 use super::{read_stats, read_stats_procfs, AckOutcome, ConntrackError, CtnetlinkSocket, Source};
 use crate::netns::Netns;
@@ -189,31 +186,51 @@ fn delete_acknowledges_then_reports_already_gone() {
     };
     assert_eq!(listed(&lab), 1);
 
-    let delete = || {
-        let localhost = std::net::IpAddr::V4(Ipv4Addr::LOCALHOST);
-        ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(vec![
-            Tuple::Ip(vec![
-                IPTuple::SourceAddress(localhost),
-                IPTuple::DestinationAddress(localhost),
-            ]),
-            Tuple::Proto(vec![
-                ProtoTuple::Protocol(Protocol::Udp),
-                ProtoTuple::SourcePort(source_port),
-                ProtoTuple::DestinationPort(destination_port),
-            ]),
-        ])])
+    // The entry as the production dump decodes it, and the request the
+    // flush sends for it (`delete_request`: reply tuple, zone and id), not
+    // one built here: this is the request whose kernel answer is tested.
+    let filter = DumpFilter {
+        family: AF_INET,
+        protocol: IPPROTO_UDP,
+        dst: Some(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        dst_port: Some(destination_port),
     };
-    let (first, second, stats) = netns
+    let (entries, first, second, stats) = netns
         .run(|| {
             let mut socket = CtnetlinkSocket::open().unwrap();
+            let mut entries = Vec::new();
+            socket
+                .dump_each(
+                    "IPCTNL_MSG_CT_GET",
+                    filter.netfilter_family(),
+                    &filter.request(),
+                    DUMP_DEADLINE,
+                    |event| {
+                        match event {
+                            DumpEvent::Restart { .. } => entries.clear(),
+                            DumpEvent::Message(raw) => {
+                                entries.push(decode_entry(raw.family, raw.attributes).unwrap())
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+                .unwrap();
+            let ours: Vec<Entry> =
+                entries.into_iter().filter(|e| e.orig.src_port == source_port).collect();
+            let request = || {
+                ours.first().and_then(delete_request).expect("the flow's entry, with its CTA_ID")
+            };
             let first =
-                socket.request_ack("IPCTNL_MSG_CT_DELETE", NetfilterProtoFamily::IPv4, delete());
+                socket.request_ack("IPCTNL_MSG_CT_DELETE", filter.netfilter_family(), request());
             let second =
-                socket.request_ack("IPCTNL_MSG_CT_DELETE", NetfilterProtoFamily::IPv4, delete());
+                socket.request_ack("IPCTNL_MSG_CT_DELETE", filter.netfilter_family(), request());
             // The same socket still works for a dump afterwards.
-            (first, second, read_stats_on(&mut socket))
+            (ours, first, second, read_stats_on(&mut socket))
         })
         .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].id.is_some(), "{entries:?}");
     assert_eq!(first.unwrap(), AckOutcome::Acknowledged);
     assert_eq!(second.unwrap(), AckOutcome::NotFound);
     assert_eq!(listed(&lab), 0);

@@ -210,4 +210,229 @@ mod tests {
         assert_eq!(findings[0].severity, Severity::Warning);
         assert_eq!(findings[0].evidence, "Service ports per mode: iptables 1, nftables 3");
     }
+
+    /// One EndpointSlice as `kubectl get endpointslices -A -o json` prints
+    /// it: one port, endpoints `(address, ready)`; a not-ready endpoint is
+    /// terminating (a pod going away), as on a rolling restart.
+    fn slice(
+        ns: &str,
+        name: &str,
+        port: (&str, u16, &str),
+        endpoints: &[(&str, bool)],
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "addressType": "IPv4",
+            "metadata": {
+                "namespace": ns,
+                "name": format!("{name}-x7k2p"),
+                "labels": { "kubernetes.io/service-name": name }
+            },
+            "ports": [{ "name": port.0, "port": port.1, "protocol": port.2 }],
+            "endpoints": endpoints.iter().map(|(address, ready)| serde_json::json!({
+                "addresses": [address],
+                "conditions": { "ready": ready, "serving": ready, "terminating": !ready }
+            })).collect::<Vec<_>>()
+        })
+    }
+
+    /// The findings `build` gives for these rules and, when given, these
+    /// slices: the rule findings, then the API cross-check's.
+    fn findings_for(
+        rules: &[Service],
+        per_mode: &BTreeMap<ProxyMode, usize>,
+        skipped: &[String],
+        slices: Option<Vec<serde_json::Value>>,
+    ) -> Vec<Finding> {
+        let mut findings = rule_findings(rules, per_mode, skipped);
+        if let Some(items) = slices {
+            let text = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+            let state = api::parse(&text.to_string(), "case").expect("a valid listing");
+            findings.extend(api::cross_check(rules, &state, "case").1);
+        }
+        findings
+    }
+
+    /// `default/api` port `http` (TCP 8080) in the rules, with `endpoints`.
+    fn api_service(endpoints: &[&str]) -> Service {
+        Service {
+            port_name: "http".into(),
+            protocol: Protocol::Tcp,
+            cluster_ips: vec!["198.19.0.20".parse().unwrap()],
+            port: 8080,
+            ..svc("default", "api", endpoints, ProxyMode::Iptables)
+        }
+    }
+
+    /// (name, findings, code, severity): each case is a node state that
+    /// produces `code` at `severity`, through the real analyses.
+    fn cases() -> Vec<(&'static str, Vec<Finding>, FindingCode, Severity)> {
+        let one_mode = BTreeMap::from([(ProxyMode::Iptables, 1)]);
+        let dns =
+            |endpoints: &[&str]| svc("kube-system", "kube-dns", endpoints, ProxyMode::Iptables);
+        let dns_slice = |endpoints: &[(&str, bool)]| {
+            slice("kube-system", "kube-dns", ("dns", 53, "UDP"), endpoints)
+        };
+        let api_slice =
+            |endpoints: &[(&str, bool)]| slice("default", "api", ("http", 8080, "TCP"), endpoints);
+        let healthy = [dns(&["198.18.2.2:53"])];
+        vec![
+            (
+                "kube-dns REJECTed in the rules",
+                findings_for(&[dns(&[])], &one_mode, &[], None),
+                FindingCode::KubeDnsNoEndpoints,
+                Severity::Critical,
+            ),
+            (
+                "a Service scaled to zero",
+                findings_for(&[healthy[0].clone(), api_service(&[])], &one_mode, &[], None),
+                FindingCode::ServicesWithoutEndpoints,
+                Severity::Info,
+            ),
+            (
+                "iptables and nftables rules both define Services",
+                findings_for(
+                    &healthy,
+                    &BTreeMap::from([(ProxyMode::Iptables, 1), (ProxyMode::Nftables, 1)]),
+                    &[],
+                    None,
+                ),
+                FindingCode::MixedProxyModes,
+                Severity::Warning,
+            ),
+            (
+                "a rule that was not understood",
+                findings_for(
+                    &healthy,
+                    &one_mode,
+                    &["-A KUBE-SVC-X -j MARK: no endpoint".into()],
+                    None,
+                ),
+                FindingCode::RulesSkipped,
+                Severity::Info,
+            ),
+            (
+                "kube-dns rules keep a terminating CoreDNS pod",
+                findings_for(
+                    &[dns(&["198.18.2.2:53", "198.18.4.2:53"])],
+                    &one_mode,
+                    &[],
+                    Some(vec![dns_slice(&[("198.18.2.2", true), ("198.18.4.2", false)])]),
+                ),
+                FindingCode::RulesEndpointNotReady,
+                Severity::Critical,
+            ),
+            (
+                "another Service's rules keep a terminating pod",
+                findings_for(
+                    &[healthy[0].clone(), api_service(&["198.18.5.2:8080", "198.18.5.3:8080"])],
+                    &one_mode,
+                    &[],
+                    Some(vec![
+                        dns_slice(&[("198.18.2.2", true)]),
+                        api_slice(&[("198.18.5.2", true), ("198.18.5.3", false)]),
+                    ]),
+                ),
+                FindingCode::RulesEndpointNotReady,
+                Severity::Warning,
+            ),
+            (
+                "a new CoreDNS pod missing from the kube-dns rules",
+                findings_for(
+                    &healthy,
+                    &one_mode,
+                    &[],
+                    Some(vec![dns_slice(&[("198.18.2.2", true), ("198.18.3.2", true)])]),
+                ),
+                FindingCode::ApiEndpointMissingFromRules,
+                Severity::Critical,
+            ),
+            (
+                "a new pod missing from another Service's rules",
+                findings_for(
+                    &[healthy[0].clone(), api_service(&["198.18.5.2:8080"])],
+                    &one_mode,
+                    &[],
+                    Some(vec![
+                        dns_slice(&[("198.18.2.2", true)]),
+                        api_slice(&[("198.18.5.2", true), ("198.18.5.3", true)]),
+                    ]),
+                ),
+                FindingCode::ApiEndpointMissingFromRules,
+                Severity::Warning,
+            ),
+            (
+                "kube-dns REJECTed while the API has CoreDNS ready",
+                findings_for(
+                    &[dns(&[])],
+                    &one_mode,
+                    &[],
+                    Some(vec![dns_slice(&[("198.18.2.2", true)])]),
+                ),
+                FindingCode::ServiceRejectedWithEndpoints,
+                Severity::Critical,
+            ),
+            (
+                "another Service REJECTed while the API has pods ready",
+                findings_for(
+                    &[healthy[0].clone(), api_service(&[])],
+                    &one_mode,
+                    &[],
+                    Some(vec![
+                        dns_slice(&[("198.18.2.2", true)]),
+                        api_slice(&[("198.18.5.2", true)]),
+                    ]),
+                ),
+                FindingCode::ServiceRejectedWithEndpoints,
+                Severity::Warning,
+            ),
+            (
+                "a listing with an object that is no EndpointSlice",
+                findings_for(
+                    &healthy,
+                    &one_mode,
+                    &[],
+                    Some(vec![
+                        dns_slice(&[("198.18.2.2", true)]),
+                        serde_json::json!({"kind": "EndpointSlice"}),
+                    ]),
+                ),
+                FindingCode::ApiObjectsSkipped,
+                Severity::Info,
+            ),
+        ]
+    }
+
+    #[test]
+    fn each_case_produces_its_finding_with_its_severity() {
+        for (name, findings, code, severity) in cases() {
+            let found = findings
+                .iter()
+                .find(|f| f.code == code)
+                .unwrap_or_else(|| panic!("{name}: no {code} in {findings:#?}"));
+            assert_eq!(found.severity, severity, "{name}: {found:?}");
+            assert!(
+                !found.summary.is_empty() && !found.evidence.is_empty() && !found.remedy.is_empty(),
+                "{name}: {found:?}"
+            );
+            for f in &findings {
+                assert_eq!(f.code.command(), "services", "{name}: {f:?}");
+                assert!(f.code.severities().contains(&f.severity), "{name}: {f:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_services_code_is_produced_by_a_case() {
+        let cases = cases();
+        for code in FindingCode::ALL.iter().filter(|c| c.command() == "services") {
+            for severity in code.severities() {
+                assert!(
+                    cases.iter().any(|c| c.2 == *code && c.3 == *severity),
+                    "no case in service::report::tests produces {code} as {severity:?}"
+                );
+            }
+        }
+    }
 }
