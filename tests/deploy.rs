@@ -1,6 +1,6 @@
 //! deploy/: the node-problem-detector custom plugin monitor config, the
 //! DaemonSet that runs it and the image it runs, parsed with real parsers
-//! (serde_json, serde_yaml) and checked against each other and against
+//! (serde_json, saphyr for YAML) and checked against each other and against
 //! what `ctdiag doctor --npd` does.
 
 mod common;
@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::Value;
 
 fn deploy(file: &str) -> String {
@@ -31,15 +32,36 @@ fn monitor() -> Value {
     serde_json::from_str(&deploy("ctdiag-doctor-monitor.json")).expect("monitor config is JSON")
 }
 
+/// A YAML node as JSON (the manifests use plain scalars, sequences and
+/// string-keyed mappings only; anything else is a failure to look at).
+fn yaml_to_json(node: &Yaml) -> Value {
+    match node {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(b)) => Value::Bool(*b),
+        Yaml::Value(Scalar::Integer(i)) => Value::from(*i),
+        Yaml::Value(Scalar::FloatingPoint(f)) => Value::from(f.into_inner()),
+        Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| match k {
+                    Yaml::Value(Scalar::String(key)) => (key.to_string(), yaml_to_json(v)),
+                    other => {
+                        panic!("daemonset.yaml: a mapping key that is not a string: {other:?}")
+                    }
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(_, inner) => yaml_to_json(inner),
+        other => panic!("daemonset.yaml: a node this test does not read: {other:?}"),
+    }
+}
+
 /// The YAML documents of daemonset.yaml, as JSON values.
 fn manifests() -> Vec<Value> {
     let text = deploy("daemonset.yaml");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| {
-            let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).expect("YAML");
-            serde_json::to_value(value).expect("YAML as JSON")
-        })
-        .collect()
+    let docs = Yaml::load_from_str(&text).unwrap_or_else(|e| panic!("daemonset.yaml: {e}"));
+    docs.iter().map(yaml_to_json).collect()
 }
 
 fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
