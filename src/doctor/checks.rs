@@ -194,6 +194,9 @@ fn stale_entries(ctx: &CheckContext) -> Result<CheckResult> {
             "stale_count": s.stale_count,
             "live_count": s.live_count,
         })).collect::<Vec<_>>(),
+        // What the scan could not do (endpoints not checked for a route
+        // where `ip` is missing, as in deploy/Containerfile's image).
+        "notes": report.notes,
     });
     // Only what is worth a line in doctor: the per-Service "nothing stale"
     // notes stay in `ctdiag stale`.

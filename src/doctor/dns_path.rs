@@ -241,7 +241,15 @@ pub fn analyze(path: &DnsPath, kernel: &Kernel) -> Vec<Finding> {
             format!(" (interface {})", path.interfaces.join(", "))
         };
         let listening: Vec<String> = path.listeners.iter().map(|l| l.protocol.clone()).collect();
-        if path.rules.notrack_dns.is_empty() {
+        if path.rules.sources.is_empty() {
+            findings.push(Finding::new(
+                Severity::Info,
+                FindingCode::NodeLocalDns,
+                format!("Node-local DNS listens on {address}:53{where_}; whether DNS to it bypasses conntrack is not known (the rules were not read)"),
+                format!("listening: {}; {UNREAD}", listening.join(", ")),
+                "Look for raw-table NOTRACK rules for port 53 on the node (`iptables -t raw -S | grep NOTRACK`, `nft list ruleset | grep notrack`), or run ctdiag where the listing tools are installed",
+            ));
+        } else if path.rules.notrack_dns.is_empty() {
             findings.push(Finding::new(
                 Severity::Info,
                 FindingCode::NodeLocalDns,
@@ -332,6 +340,19 @@ fn observe(address: IpAddr) -> DnsPath {
     path
 }
 
+/// Why the rules were not read, when no listing tool is installed.
+const UNREAD: &str = "rules not read: none of iptables-save, ip6tables-save, nft is installed";
+
+/// Whether the rules can only add info findings on `kernel`: from 6.12 a
+/// queued packet's clash is resolved, so an NFQUEUE rule DNS meets is info,
+/// and NOTRACK only changes the wording of the info about node-local DNS.
+/// Then a node without the listing tools (the `FROM scratch` image of
+/// deploy/Containerfile) still gets a verdict; on older or unparsable
+/// kernels the check stays unknown.
+fn rules_only_inform(kernel: &Kernel) -> bool {
+    kernel.version.is_some() && !kernel.older_than(6, 12)
+}
+
 /// Node-local DNS, NOTRACK and NFQUEUE in the node's namespace.
 pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
     let netns = ctx.config.netns.as_deref().map(Netns::open).transpose()?;
@@ -339,11 +360,15 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
     let mut path = crate::netns::run_in(netns.as_ref(), move || observe(address))?;
     let kernel = Kernel::running();
     path.kernel = kernel.release.clone();
-    if path.rules.sources.is_empty() {
+    let rules_read = !path.rules.sources.is_empty();
+    // Nothing installed (no notes: no tool ran and failed) and a kernel
+    // where the rules could only add info: a verdict without them.
+    let can_go_without = path.rules.notes.is_empty() && rules_only_inform(&kernel);
+    if !rules_read && !can_go_without {
         return Err(crate::Error::Runtime(format!(
             "no rules could be read (iptables-save, ip6tables-save, nft list ruleset){}",
             if path.rules.notes.is_empty() {
-                ": none is installed".to_string()
+                format!(": none is installed, and on this kernel ({}) an NFQUEUE rule DNS meets is a warning", kernel.release)
             } else {
                 format!(": {}", path.rules.notes.join("; "))
             }
@@ -351,7 +376,7 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
     }
     let findings = analyze(&path, &kernel);
     let evidence = format!(
-        "node-local DNS on {address}:53: {}; NOTRACK for port 53: {}; NFQUEUE rules DNS can meet: {}{} (read: {})",
+        "node-local DNS on {address}:53: {}; NOTRACK for port 53: {}; NFQUEUE rules DNS can meet: {}{} ({})",
         if path.listeners.is_empty() {
             if path.interfaces.is_empty() {
                 "not present".to_string()
@@ -361,14 +386,18 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
         } else {
             format!("listening ({})", path.listeners.iter().map(|l| l.protocol.as_str()).collect::<Vec<_>>().join(", "))
         },
-        path.rules.notrack_dns.len(),
-        path.rules.nfqueue_dns.len(),
+        if rules_read { path.rules.notrack_dns.len().to_string() } else { "not read".into() },
+        if rules_read { path.rules.nfqueue_dns.len().to_string() } else { "not read".into() },
         if path.rules.nfqueue_other > 0 {
             format!(" (and {} for other ports)", path.rules.nfqueue_other)
         } else {
             String::new()
         },
-        path.rules.sources.join(", "),
+        if rules_read {
+            format!("read: {}", path.rules.sources.join(", "))
+        } else {
+            format!("{UNREAD}; on this kernel ({}) they could only add information: queued packets' clashes are resolved since 6.12", kernel.release)
+        },
     );
     Ok(CheckResult { evidence, remedy: None, findings, data: json!(path) })
 }
@@ -441,6 +470,7 @@ table inet netpol {\n\tchain postrouting {\n\t\ttype filter hook postrouting pri
             listeners: vec![Listener { protocol: "udp".into(), address }],
             ..DnsPath::default()
         };
+        path.rules.sources.push("iptables-save".into());
         let tracked = analyze(&path, &Kernel::from_release("6.18.0"));
         assert_eq!(tracked.len(), 1);
         assert!(tracked[0].summary.contains("still tracked"), "{tracked:?}");
@@ -455,5 +485,27 @@ table inet netpol {\n\tchain postrouting {\n\t\ttype filter hook postrouting pri
         let bypass = new.iter().find(|f| f.code == FindingCode::NodeLocalDns).unwrap();
         assert!(bypass.summary.contains("bypasses conntrack"), "{bypass:?}");
         assert!(analyze(&DnsPath::default(), &Kernel::from_release("6.18.0")).is_empty());
+    }
+
+    #[test]
+    fn without_the_listing_tools_only_kernels_that_resolve_queued_clashes_get_a_verdict() {
+        assert!(rules_only_inform(&Kernel::from_release("6.12.0")));
+        assert!(rules_only_inform(&Kernel::from_release("6.18.44-fc-v669")));
+        assert!(!rules_only_inform(&Kernel::from_release("6.11.9")));
+        assert!(!rules_only_inform(&Kernel::from_release("5.15.0-91-generic")));
+        assert!(!rules_only_inform(&Kernel::from_release("unknown")));
+        // Node-local DNS seen, rules not read: no claim about NOTRACK.
+        let address: IpAddr = "169.254.20.10".parse().unwrap();
+        let path = DnsPath {
+            node_local_dns: Some(address),
+            listeners: vec![Listener { protocol: "udp".into(), address }],
+            ..DnsPath::default()
+        };
+        let findings = analyze(&path, &Kernel::from_release("6.18.0"));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].code, FindingCode::NodeLocalDns);
+        assert_eq!(findings[0].severity, Severity::Info);
+        assert!(findings[0].summary.contains("not known"), "{findings:?}");
+        assert!(!findings[0].summary.contains("still tracked"), "{findings:?}");
     }
 }
