@@ -101,6 +101,9 @@ pub struct PodScan {
     pub without_resolv_conf: usize,
     /// Whether a limit or the stop flag cut the scan short.
     pub truncated: bool,
+    /// Processes whose namespaces the kernel refused to show (EACCES or
+    /// EPERM: looking into another process needs CAP_SYS_PTRACE).
+    pub denied: usize,
     /// Remarks: processes that could not be looked at, and similar.
     pub notes: Vec<String>,
 }
@@ -131,13 +134,18 @@ fn group_processes(config: &PodScanConfig, stop: &AtomicBool, scan: &mut PodScan
             continue;
         };
         let dir = entry.path();
-        let (Ok(net), Ok(mnt)) =
-            (namespace_inode(&dir.join("ns/net")), namespace_inode(&dir.join("ns/mnt")))
-        else {
-            // Gone since the listing, or not ours to look at.
-            unreadable += 1;
-            continue;
-        };
+        let (net, mnt) =
+            match (namespace_inode(&dir.join("ns/net")), namespace_inode(&dir.join("ns/mnt"))) {
+                (Ok(net), Ok(mnt)) => (net, mnt),
+                (Err(e), _) | (_, Err(e)) => {
+                    // Gone since the listing, or not ours to look at.
+                    unreadable += 1;
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        scan.denied += 1;
+                    }
+                    continue;
+                }
+            };
         if Some(net) == config.node_netns {
             continue;
         }

@@ -210,6 +210,7 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
         None => None,
     };
     let scan = pods::scan(&PodScanConfig::system(Some(node), only), &ctx.stop);
+    refused_everywhere(&scan)?;
     let findings = analyze(&scan);
     let mut evidence = evidence(&scan);
     if scan.truncated {
@@ -217,6 +218,19 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
     }
     let data = json!(scan);
     Ok(CheckResult { evidence, remedy: None, findings, data })
+}
+
+/// No pod looked into because the kernel refused every process it was
+/// asked about: that is "could not tell", not "nothing wrong" (a container
+/// without CAP_SYS_PTRACE sees every other process's namespaces refused).
+fn refused_everywhere(scan: &PodScan) -> Result<()> {
+    if scan.pods.is_empty() && scan.without_resolv_conf == 0 && scan.denied > 0 {
+        return Err(Error::Privilege(format!(
+            "the kernel refused to show {} processes' namespaces, so no pod's resolver was read: CAP_SYS_PTRACE is needed (run as root)",
+            scan.denied
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -245,6 +259,25 @@ mod tests {
 
     fn scan(pods: Vec<PodResolver>) -> PodScan {
         PodScan { namespaces: pods.len(), pods, ..PodScan::default() }
+    }
+
+    #[test]
+    fn every_process_refused_is_unknown_not_ok() {
+        // What a container without CAP_SYS_PTRACE sees: every other
+        // process's namespaces refused, no pod read.
+        let refused = PodScan { denied: 12, ..PodScan::default() };
+        let err = refused_everywhere(&refused).unwrap_err();
+        assert!(matches!(err, Error::Privilege(_)), "{err:?}");
+        assert!(err.to_string().contains("CAP_SYS_PTRACE"), "{err}");
+        // Some refused, some read (a process that is not a pod's): the pods
+        // read decide.
+        let partly = PodScan { denied: 3, ..scan(vec![fixture_pod("glibc")]) };
+        assert!(refused_everywhere(&partly).is_ok());
+        // Nothing refused, no pods: a node without pods is fine.
+        assert!(refused_everywhere(&PodScan::default()).is_ok());
+        // Only pause containers read: the scan did see into the pods.
+        let pause = PodScan { denied: 3, without_resolv_conf: 1, ..PodScan::default() };
+        assert!(refused_everywhere(&pause).is_ok());
     }
 
     #[test]
