@@ -5,6 +5,8 @@
 # namespace with traffic in its conntrack table. Run as root:
 #   bench/stats.sh            (builds release first)
 # Needs hyperfine and conntrack (apt-get install hyperfine conntrack).
+# Every timed command must exit 0 (no `hyperfine -i`): a healthy lab's
+# `ctdiag stats` finds nothing, so an exit 1 or 2 stops the benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/stats.sh: install hyperfine" >&2; exit 2; }
@@ -21,8 +23,8 @@ for _ in $(seq 1 200); do
         kubernetes.default.svc.cluster.local A >/dev/null || true
 done
 node=$prefix-node
-echo "kernel $(uname -r), $(nproc) CPUs; conntrack entries in $node: $(ip netns exec "$node" conntrack -C)"
-hyperfine -N -i --warmup 20 --runs 300 --export-markdown /tmp/ctdiag-bench-stats.md \
+echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); conntrack entries in $node: $(ip netns exec "$node" conntrack -C)"
+hyperfine -N --warmup 20 --runs 300 --export-markdown /tmp/ctdiag-bench-stats.md \
     -n "conntrack -S" "ip netns exec $node conntrack -S" \
     -n "conntrack -S; conntrack -C" "ip netns exec $node sh -c 'conntrack -S >/dev/null; conntrack -C'" \
     -n "ctdiag stats -o json" "ip netns exec $node $bin stats -o json" \
