@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/stats.sh: install hyperfine" >&2; exit 2; }
 command -v conntrack >/dev/null || { echo "bench/stats.sh: install conntrack" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench/stats.sh: install time (/usr/bin/time)" >&2; exit 2; }
 # The binary install.sh installs (static on glibc hosts).
 bin=$(./install.sh --build-only)
 prefix=bstat$$
@@ -30,6 +31,12 @@ hyperfine -N --warmup 20 --runs 300 --export-markdown /tmp/ctdiag-bench-stats.md
     -n "ctdiag stats -o json" "ip netns exec $node $bin stats -o json" \
     -n "ctdiag stats (table)" "ip netns exec $node $bin stats --color never"
 cat /tmp/ctdiag-bench-stats.md
+
+# Minor page faults of one run each (/usr/bin/time).
+for cmd in "conntrack -S" "$bin stats -o json"; do
+    ip netns exec "$node" /usr/bin/time -o /tmp/ctdiag-bench-stats.time -f '%R' $cmd >/dev/null
+    echo "page faults: $cmd: $(tail -1 /tmp/ctdiag-bench-stats.time)"
+done
 
 # Instruction counts (callgrind): independent of machine load, repeatable.
 if command -v valgrind >/dev/null; then
