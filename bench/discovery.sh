@@ -86,6 +86,7 @@ measure() {
         -n "probe (discovers kube-dns)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json"
     cat "/tmp/ctdiag-bench-discovery-$mode.md"
+    echo "$lister: $(ip netns exec "$node" $lister | wc -l) lines"
     "$bin" services --netns "$node" -o json >"/tmp/ctdiag-bench-discovery-$mode-netlink.json"
     CTDIAG_RULES_FROM=tools "$bin" services --netns "$node" -o json >"/tmp/ctdiag-bench-discovery-$mode-tools.json"
     if cmp -s "/tmp/ctdiag-bench-discovery-$mode-netlink.json" "/tmp/ctdiag-bench-discovery-$mode-tools.json"; then
