@@ -13,6 +13,8 @@
 # twice: writing to /dev/null (hyperfine's default) and into a pipe, which
 # is what any reader of its output (ctdiag included) makes it do; nft writes
 # its listing in ~150,000 small writes, which cost far more into a pipe.
+# Every timed command must exit 0 (no `hyperfine -i`): on the lab's healthy
+# node none of them finds a problem, so an exit 1 or 2 stops the benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/discovery.sh: install hyperfine" >&2; exit 2; }
@@ -70,8 +72,8 @@ measure() {
     local mode=$1 lister=$2
     local node=$prefix-node client=$prefix-client
     echo
-    echo "== $mode mode: $services Services + kube-dns; kernel $(uname -r), $(nproc) CPUs"
-    hyperfine -N -i --warmup 3 --runs 30 --export-markdown "/tmp/ctdiag-bench-discovery-$mode.md" \
+    echo "== $mode mode: $services Services + kube-dns; kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    hyperfine -N --warmup 3 --runs 30 --export-markdown "/tmp/ctdiag-bench-discovery-$mode.md" \
         -n "$lister" "ip netns exec $node $lister" \
         -n "$lister | cat" "sh -c 'ip netns exec $node $lister | cat >/dev/null'" \
         -n "services -o json" "$bin services --netns $node -o json" \
@@ -84,6 +86,7 @@ measure() {
         -n "probe (discovers kube-dns)" \
         "$bin probe --netns $client --stats-netns $node --count 1 -q -o json"
     cat "/tmp/ctdiag-bench-discovery-$mode.md"
+    echo "$lister: $(ip netns exec "$node" $lister | wc -l) lines"
     "$bin" services --netns "$node" -o json >"/tmp/ctdiag-bench-discovery-$mode-netlink.json"
     CTDIAG_RULES_FROM=tools "$bin" services --netns "$node" -o json >"/tmp/ctdiag-bench-discovery-$mode-tools.json"
     if cmp -s "/tmp/ctdiag-bench-discovery-$mode-netlink.json" "/tmp/ctdiag-bench-discovery-$mode-tools.json"; then

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/fill.sh: install hyperfine" >&2; exit 2; }
 command -v conntrack >/dev/null || { echo "bench/fill.sh: install conntrack" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench/fill.sh: install time (/usr/bin/time)" >&2; exit 2; }
 n=${N:-250000}
 runs=${RUNS:-5}
 bin=$(./install.sh --build-only)
@@ -35,8 +36,10 @@ cat "$work/fill.md"
 ip netns exec "$node" conntrack -F 2>/dev/null
 sleep 1
 slab_before=$(awk '/^Slab:/ { print $2 }' /proc/meminfo)
-"$bin" lab fill --prefix "$prefix" --flows "$n" --to unrelated -o json >"$work/fill.json"
+/usr/bin/time -o "$work/fill.time" -f '%e s elapsed, %S s system, %U s user' \
+    "$bin" lab fill --prefix "$prefix" --flows "$n" --to unrelated -o json >"$work/fill.json"
 slab_after=$(awk '/^Slab:/ { print $2 }' /proc/meminfo)
+echo "that fill: $(tail -1 "$work/fill.time")"
 count=$(ip netns exec "$node" conntrack -C)
 echo "after one fill: conntrack -C = $count; $(grep -E '"(created|elapsed_ms|rounds)"' "$work/fill.json" | tr -d ' \n')"
 echo "Slab: +$(( (slab_after - slab_before) / 1024 )) MiB, $(( (slab_after - slab_before) * 1024 / n )) bytes per entry"

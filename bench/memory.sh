@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 long=${1:-60}
 [ -x /usr/bin/time ] || { echo "bench/memory.sh: install time (/usr/bin/time)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "bench/memory.sh: install python3" >&2; exit 2; }
+# The binary `cargo build --release` makes (dynamic, PIE), not the static
+# one `./install.sh --build-only` makes: every figure of this script in
+# BENCHMARKS.md was taken with this one.
 cargo build --release --quiet
 bin=$PWD/target/release/ctdiag
 prefix=bmem$$
@@ -34,12 +37,18 @@ echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/lo
 client=$prefix-client
 node=$prefix-node
 
-# probe BIN SECONDS TAG: prints "TAG SECONDS lookups peak_kib"
+# probe BIN SECONDS TAG: prints "TAG SECONDS lookups peak_kib". The probe
+# may exit 1 (it lost lookups: at --rate 0 a loaded machine can drop some,
+# which does not change its memory); 2 (could not run) stops the benchmark.
 probe() {
-    local binary=$1 seconds=$2 tag=$3
+    local binary=$1 seconds=$2 tag=$3 status=0
     /usr/bin/time -v -o "$work/$tag-$seconds.time" \
         "$binary" probe --netns "$client" --stats-netns "$node" --rate 0 --concurrency 64 \
-        --timeout 1000 --duration "${seconds}s" -o json >"$work/$tag-$seconds.json" || true
+        --timeout 1000 --duration "${seconds}s" -o json >"$work/$tag-$seconds.json" || status=$?
+    if [ "$status" -gt 1 ]; then
+        echo "bench/memory.sh: $binary probe exited $status" >&2
+        exit 1
+    fi
     local kib lookups
     kib=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/$tag-$seconds.time")
     lookups=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lookups"])' \
@@ -49,8 +58,12 @@ probe() {
 
 report() {
     local tag=$1 binary=$2
-    read -r _ s1 l1 k1 < <(probe "$binary" 5 "$tag")
-    read -r _ s2 l2 k2 < <(probe "$binary" "$long" "$tag")
+    # Not `< <(probe ...)`: an exit in a process substitution would not
+    # stop the script.
+    probe "$binary" 5 "$tag" >"$work/short"
+    probe "$binary" "$long" "$tag" >"$work/long"
+    read -r _ s1 l1 k1 <"$work/short"
+    read -r _ s2 l2 k2 <"$work/long"
     printf '%-8s %5s s: %9s lookups, peak RSS %8s KiB\n' "$tag" "$s1" "$l1" "$k1"
     printf '%-8s %5s s: %9s lookups, peak RSS %8s KiB\n' "$tag" "$s2" "$l2" "$k2"
     python3 -c 'import sys; d=(int(sys.argv[2])-int(sys.argv[1]))/1024; print("%-8s growth from %s s to %s s: %+.2f MiB (goal: within 2 MiB)" % (sys.argv[3], sys.argv[4], sys.argv[5], d))' \

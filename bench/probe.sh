@@ -34,6 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# allow_loss CMD...: runs a probe, which exits 1 when it lost lookups (at
+# --rate 0 a loaded machine can lose some: that is a figure, not a
+# failure); any other failure stops the benchmark.
+allow_loss() {
+    local status=0
+    "$@" || status=$?
+    if [ "$status" -gt 1 ]; then
+        echo "bench/probe.sh: $1 ${2:-} exited $status" >&2
+        exit 1
+    fi
+}
 
 echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bin" lab up --prefix "$prefix" >/dev/null
@@ -45,15 +56,15 @@ printf '%s A\n%s AAAA\n' "$name" "$name" >"$work/queries"
 echo
 echo "== Through the ClusterIP 198.19.0.10 from $client, ${seconds}s each =="
 ip netns exec "$client" dnsperf -s 198.19.0.10 -d "$work/queries" -l "$seconds" -c 1 -q 100 \
-    -t 1 >"$work/dnsperf.txt" 2>&1 || true
+    -t 1 >"$work/dnsperf.txt" 2>&1 || { cat "$work/dnsperf.txt" >&2; exit 1; }
 dnsperf_qps=$(awk '/Queries per second:/ {print $4}' "$work/dnsperf.txt")
 dnsperf_lost=$(awk '/Queries lost:/ {print $3}' "$work/dnsperf.txt")
 printf '%-44s %10s answered queries/s (lost %s)\n' "dnsperf -c 1 -q 100 (one socket)" \
     "$dnsperf_qps" "$dnsperf_lost"
 for mode in parallel threads sequential reopen tcp; do
-    ip netns exec "$node" conntrack -F >/dev/null 2>&1 || true
-    "$bin" probe --netns "$client" --stats-netns "$node" --mode "$mode" --rate 0 \
-        --concurrency 64 --timeout 1000 --duration "${seconds}s" -o json >"$work/$mode.json" || true
+    ip netns exec "$node" conntrack -F >/dev/null 2>&1
+    allow_loss "$bin" probe --netns "$client" --stats-netns "$node" --mode "$mode" --rate 0 \
+        --concurrency 64 --timeout 1000 --duration "${seconds}s" -o json >"$work/$mode.json"
     qps=$(json 'round(d["answered"] / d["duration_s"])' <"$work/$mode.json")
     line=$(json '"lookups %d, lost %d, p50 %s ms, p99 %s ms, clash_resolve +%s" % (d["lookups"], d["lost"], d["latency_ms"]["p50"], d["latency_ms"]["p99"], (d["conntrack_delta"] or {}).get("clash_resolve"))' <"$work/$mode.json")
     ratio=$(python3 -c "print('%.2f' % ($qps / float('$dnsperf_qps')))" 2>/dev/null || echo "?")
@@ -140,12 +151,14 @@ int main(int argc, char **argv) {
 }
 EOF
 cc -O2 -o "$work/baseline" "$work/baseline.c"
-read -r b_n b50 b90 b99 bmax < <("$work/baseline" "$port" 2000 500)
+# Not `< <(...)`: a failing baseline must stop the script.
+"$work/baseline" "$port" 2000 500 >"$work/baseline.txt"
+read -r b_n b50 b90 b99 bmax <"$work/baseline.txt"
 printf '%-44s p50 %s ms, p90 %s ms, p99 %s ms, max %s ms (%s lookups)\n' \
     "raw sockets (C, sendmmsg, poll)" "$b50" "$b90" "$b99" "$bmax" "$b_n"
 for mode in parallel threads tcp; do
-    "$bin" probe --server "127.0.0.1:$port" --mode "$mode" --count 2000 --rate 500 \
-        --concurrency 1 --timeout 1000 -o json >"$work/lo-$mode.json" || true
+    allow_loss "$bin" probe --server "127.0.0.1:$port" --mode "$mode" --count 2000 --rate 500 \
+        --concurrency 1 --timeout 1000 -o json >"$work/lo-$mode.json"
     json '"%-44s p50 %s ms, p90 %s ms, p99 %s ms, max %s ms (%d of %d lookups answered)" % ("ctdiag probe --mode '"$mode"'", d["latency_ms"]["p50"], d["latency_ms"]["p90"], d["latency_ms"]["p99"], d["latency_ms"]["max"], d["lookups"] - d["one_lost_lookups"] - d["both_lost_lookups"], d["lookups"])' \
         <"$work/lo-$mode.json"
 done

@@ -3,8 +3,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use crate::cli::OutputFormat;
 use crate::cli::StaleArgs;
 use crate::commands::args::selector;
+use crate::conntrack::stale::stream::{self, Listing};
 use crate::conntrack::stale::{self, StaleConfig, StaleReport};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
@@ -86,6 +88,30 @@ fn ask(ctx: &Context, report: &StaleReport) -> bool {
 /// Validates the arguments, scans (and flushes), renders.
 pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, std::io::stdin().is_terminal())?;
+    if config.all_entries && !config.flush && ctx.format == OutputFormat::Json {
+        // Every entry is listed: written out as the scan goes when there
+        // are more than the report keeps in memory.
+        let stdout = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
+        let report = match stream::run(&config, &mut out) {
+            Ok(Listing::Whole(report)) => report,
+            Ok(Listing::Written(report)) => return Ok(Outcome::from_findings(&report.findings)),
+            // The reader is gone before the scan ended: nothing to tell it.
+            Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(Outcome::Unknown)
+            }
+            Err(error) => return Err(error),
+        };
+        drop(out);
+        let verdict = Outcome::from_findings(&report.findings);
+        return render::report(
+            ctx,
+            &report,
+            verdict,
+            render::stale::table,
+            render::stale::prometheus,
+        );
+    }
     let yes = args.yes;
     let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
     let verdict = Outcome::from_findings(&report.findings);

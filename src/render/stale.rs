@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use comfy_table::Cell;
 
-use crate::conntrack::stale::{EntryReport, ServiceReport, StaleReport};
+use crate::conntrack::stale::{EntryReport, ServiceReport, StaleReport, MAX_LISTED};
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num, verbose_notes};
 use crate::render::Context;
@@ -30,8 +30,10 @@ fn client_text(entry: &EntryReport) -> String {
     }
 }
 
-/// The entries of one Service as a table (at most `limit` rows).
-fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize) -> String {
+/// The entries of one Service as a table (at most `limit` rows); `total`:
+/// how many there are, of which the report kept `entries` (it keeps at
+/// most [`MAX_LISTED`] of a kind).
+fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize, total: u64) -> String {
     let mut table = new_table(
         ctx,
         &["client", "pod", "reply from", "state", "expires s", "zone", "mark", "id", "verdict"],
@@ -53,7 +55,15 @@ fn entries_table(ctx: &Context, entries: &[&EntryReport], limit: usize) -> Strin
         ]);
     }
     let mut text = format!("{table}\n");
-    if entries.len() > limit {
+    let shown = entries.len().min(limit) as u64;
+    let not_kept = total.saturating_sub(entries.len() as u64);
+    if not_kept > 0 {
+        let _ = writeln!(
+            text,
+            "... and {} more not shown: {not_kept} were counted but not kept (at most {MAX_LISTED} stale and {MAX_LISTED} live entries are kept per Service); `--all-entries -o json` lists every entry",
+            total - shown
+        );
+    } else if entries.len() > limit {
         let _ = writeln!(
             text,
             "... and {} more (-v lists every one; -o json too)",
@@ -101,7 +111,8 @@ pub fn table(ctx: &Context, report: &StaleReport) -> String {
             let listed: Vec<&EntryReport> = service.entries.iter().collect();
             if !listed.is_empty() {
                 let limit = if ctx.verbose > 0 { usize::MAX } else { ROWS_SHOWN };
-                out.push_str(&entries_table(ctx, &listed, limit));
+                let total = listed.len() as u64 + service.entries_not_listed;
+                out.push_str(&entries_table(ctx, &listed, limit, total));
             }
             let mut targets =
                 new_table(ctx, &["DNAT target", "in the rules", "entries", "stale", "reachable"]);
@@ -151,7 +162,7 @@ pub fn candidates(ctx: &Context, report: &StaleReport) -> String {
         }
         let _ = writeln!(out, "{}", service_heading(service));
         let limit = if ctx.verbose > 0 { usize::MAX } else { CANDIDATES_SHOWN };
-        out.push_str(&entries_table(ctx, &stale, limit));
+        out.push_str(&entries_table(ctx, &stale, limit, service.stale_count));
     }
     // Why here: this goes to stderr right before the flush prompt, not
     // through `emit`; a pod's hostname must not be able to spoof it.

@@ -63,12 +63,30 @@ impl ClientIndex {
     /// namespaces (labs side by side), the one linked to the scanned
     /// namespace is the sender.
     pub fn build(addresses: &HashSet<IpAddr>, peers: &HashSet<String>) -> ClientIndex {
-        let mut index = ClientIndex::default();
         let wanted: HashSet<IpAddr> =
             addresses.iter().copied().filter(|a| !a.is_loopback()).collect();
         if wanted.is_empty() {
-            return index;
+            return ClientIndex::default();
         }
+        ClientIndex::build_matching(&|address| wanted.contains(address), peers, true)
+    }
+
+    /// Every non-loopback address of every local namespace, for a scan
+    /// that names each entry's client as it is decided (before the
+    /// addresses are known). Bounded like [`ClientIndex::build`]: the
+    /// addresses of the node's namespaces, not of the table. An address
+    /// found in several namespaces gets no note here: most such addresses
+    /// (other labs' node sides, say) are in no entry.
+    pub fn build_all(peers: &HashSet<String>) -> ClientIndex {
+        ClientIndex::build_matching(&|address| !address.is_loopback(), peers, false)
+    }
+
+    fn build_matching(
+        wanted: &dyn Fn(&IpAddr) -> bool,
+        peers: &HashSet<String>,
+        note_ambiguous: bool,
+    ) -> ClientIndex {
+        let mut index = ClientIndex::default();
         let started = Instant::now();
         let namespaces = find_namespaces(started, &mut index.notes);
         let mut candidates: HashMap<IpAddr, Vec<Client>> = HashMap::new();
@@ -87,7 +105,7 @@ impl ClientIndex {
                     continue;
                 }
             };
-            let hits: Vec<IpAddr> = local.into_iter().filter(|a| wanted.contains(a)).collect();
+            let hits: Vec<IpAddr> = local.into_iter().filter(|a| wanted(a)).collect();
             if hits.is_empty() {
                 continue;
             }
@@ -108,6 +126,7 @@ impl ClientIndex {
             let chosen = match (linked, found.len()) {
                 (Some(position), _) => found.swap_remove(position),
                 (None, 1) => found.swap_remove(0),
+                (None, _) if !note_ambiguous => found.swap_remove(0),
                 (None, _) => {
                     let names: Vec<&str> = found.iter().map(|c| c.netns.as_str()).collect();
                     index.notes.push(format!(

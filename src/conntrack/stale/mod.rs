@@ -9,15 +9,23 @@
 //! - **stale, never translated** when the reply source is the ClusterIP
 //!   itself while the Service has endpoints (created while it had none).
 //!
-//! Live entries are only counted (listed with `--all-entries`), so memory
-//! does not grow with the table; stale entries are kept for the flush.
-//! A flush deletes each stale entry by its reply tuple, zone and the id the
-//! scan saw (see [`delete_request`] for why the reply tuple), so an entry
-//! recreated under the same original tuple since the scan is never
-//! touched, then scans again.
+//! Memory does not grow with the table: every count (per verdict, per
+//! DNAT target, per client address) is exact, but at most [`MAX_LISTED`]
+//! stale entries (and as many live ones with `--all-entries`) are kept per
+//! Service for the list, the table and the prompt; the report says how
+//! many were not kept. `--all-entries -o json` lists every entry anyway:
+//! beyond the cap the rows are written out as the dump delivers them
+//! ([`stream`]). A flush deletes each stale entry by its reply tuple, zone
+//! and the id the scan saw (see [`delete_request`] for why the reply
+//! tuple), so an entry recreated under the same original tuple since the
+//! scan is never touched, then scans again; when the scan kept only part
+//! of the stale entries, the flush deletes them in batches of at most
+//! [`FLUSH_BATCH`], each batch taken from a fresh scan, until a scan finds
+//! none.
 
 pub mod clients;
 pub mod reach;
+pub mod stream;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -53,6 +61,19 @@ const MAX_FILTERED_DUMPS: usize = 4;
 const MAX_TARGETS: usize = 4096;
 /// Most notes kept about undecodable entries or failed deletes.
 const MAX_NOTES: usize = 5;
+/// Most stale entries, and most live entries (with `--all-entries`), kept
+/// in memory per Service for the report's list, the table and the flush
+/// prompt. Why 1,000: more rows than anyone reads in a table, about 120 KiB
+/// of entries; the counts stay exact beyond it, and the rest is streamed
+/// (`--all-entries -o json`) or deleted in batches (`--flush`).
+pub const MAX_LISTED: usize = 1000;
+/// Most stale entries one pass of a flush keeps to delete, when the first
+/// scan could not keep them all (about 1.2 MiB of entries; 100,000 stale
+/// entries take 10 passes, each a fresh dump).
+pub const FLUSH_BATCH: usize = 10_000;
+/// Most distinct client addresses counted per Service and reason; entries
+/// of further addresses are counted together.
+const MAX_CLIENTS: usize = 4096;
 /// The request name in errors.
 const REQUEST_DUMP: &str = "IPCTNL_MSG_CT_GET (conntrack dump)";
 /// The delete request name in errors.
@@ -198,6 +219,41 @@ struct TargetCount {
     stale: u64,
 }
 
+/// Which entries a scan keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Keep {
+    /// List live entries too (`--all-entries`).
+    live: bool,
+    /// Most stale entries kept per target.
+    stale_limit: usize,
+    /// Most live entries kept per target (when `live`).
+    live_limit: usize,
+}
+
+impl Keep {
+    /// The report's list: stale entries, and live ones when `live`, at
+    /// most [`MAX_LISTED`] of each.
+    fn listing(live: bool) -> Keep {
+        Keep { live, stale_limit: MAX_LISTED, live_limit: MAX_LISTED }
+    }
+
+    /// One batch of a flush: stale entries only.
+    fn flush_batch() -> Keep {
+        Keep { live: false, stale_limit: FLUSH_BATCH, live_limit: 0 }
+    }
+}
+
+/// What [`Tally::take`] did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Counted only: a live entry without `--all-entries`.
+    Counted,
+    /// Counted and kept in the list.
+    Kept,
+    /// To be listed, but beyond the limit: counted, not kept.
+    NotKept,
+}
+
 /// What one scan found for one target.
 #[derive(Debug, Clone, Default)]
 struct Tally {
@@ -208,18 +264,31 @@ struct Tally {
     /// Untranslated entries while the Service has no endpoints (counted in
     /// `live`).
     untranslated: u64,
-    /// The stale entries, kept for the report and the flush.
+    /// Stale entries towards a target that is not an endpoint.
+    dead: u64,
+    /// Stale entries never translated.
+    never: u64,
+    /// The stale entries kept (the first ones of the dump, at most the
+    /// scan's limit), for the report and the flush.
     stale: Vec<(Entry, Verdict)>,
-    /// Live entries, kept only with `--all-entries`.
+    /// Live entries kept, only with `--all-entries`.
     listed_live: Vec<(Entry, Verdict)>,
+    /// Entries to be listed that were beyond the limits (not kept).
+    not_kept: u64,
     /// Entries per DNAT target (reply source).
     by_target: BTreeMap<SocketAddr, TargetCount>,
     /// Entries whose DNAT target did not fit in `by_target`.
     other_targets: TargetCount,
+    /// Stale entries per verdict and client address.
+    by_client: HashMap<(Verdict, IpAddr), u64>,
+    /// Stale entries per verdict whose client address did not fit in
+    /// `by_client`.
+    other_clients: HashMap<Verdict, u64>,
 }
 
 impl Tally {
-    fn take(&mut self, entry: Entry, verdict: Verdict, keep_live: bool) {
+    /// Counts one entry and keeps it within `keep`'s limits.
+    fn take(&mut self, entry: Entry, verdict: Verdict, keep: Keep) -> Taken {
         let stale = verdict.is_stale();
         let target = entry.reply.source();
         let slot = if self.by_target.len() < MAX_TARGETS || self.by_target.contains_key(&target) {
@@ -228,22 +297,46 @@ impl Tally {
             &mut self.other_targets
         };
         slot.entries += 1;
-        if stale {
+        let (list, limit) = if stale {
             slot.stale += 1;
-            self.stale.push((entry, verdict));
+            if verdict == Verdict::DeadEndpoint {
+                self.dead += 1;
+            } else {
+                self.never += 1;
+            }
+            let client = (verdict, entry.orig.src);
+            if self.by_client.len() < MAX_CLIENTS || self.by_client.contains_key(&client) {
+                *self.by_client.entry(client).or_default() += 1;
+            } else {
+                *self.other_clients.entry(verdict).or_default() += 1;
+            }
+            (&mut self.stale, keep.stale_limit)
         } else {
             self.live += 1;
             if verdict == Verdict::Untranslated {
                 self.untranslated += 1;
             }
-            if keep_live {
-                self.listed_live.push((entry, verdict));
+            if !keep.live {
+                return Taken::Counted;
             }
+            (&mut self.listed_live, keep.live_limit)
+        };
+        if list.len() < limit {
+            list.push((entry, verdict));
+            Taken::Kept
+        } else {
+            self.not_kept += 1;
+            Taken::NotKept
         }
     }
 
     fn stale_count(&self) -> u64 {
-        self.stale.len() as u64
+        self.dead + self.never
+    }
+
+    /// Whether every stale entry the scan found is kept.
+    fn stale_complete(&self) -> bool {
+        self.stale.len() as u64 == self.stale_count()
     }
 }
 
@@ -269,17 +362,20 @@ struct DumpState<'a> {
     /// ClusterIP:port -> (target index, slot in `tallies`).
     by_address: HashMap<SocketAddr, (usize, usize)>,
     targets: &'a [Target],
-    keep_live: bool,
+    keep: Keep,
     filtered: bool,
     scanned: u64,
     outside_filter: u64,
     undecodable: u64,
     undecodable_notes: Vec<String>,
     tallies: Vec<Tally>,
+    /// Per slot: whether its entries are being handed out as they come
+    /// (once one was not kept, every listed one is).
+    streaming: Vec<bool>,
 }
 
 impl<'a> DumpState<'a> {
-    fn new(plan: &'a Plan, targets: &'a [Target], keep_live: bool, filtered: bool) -> Self {
+    fn new(plan: &'a Plan, targets: &'a [Target], keep: Keep, filtered: bool) -> Self {
         DumpState {
             plan,
             by_address: plan
@@ -289,13 +385,14 @@ impl<'a> DumpState<'a> {
                 .map(|(slot, i)| (targets[*i].address(), (*i, slot)))
                 .collect(),
             targets,
-            keep_live,
+            keep,
             filtered,
             scanned: 0,
             outside_filter: 0,
             undecodable: 0,
             undecodable_notes: Vec::new(),
             tallies: vec![Tally::default(); plan.targets.len()],
+            streaming: vec![false; plan.targets.len()],
         }
     }
 
@@ -306,8 +403,10 @@ impl<'a> DumpState<'a> {
         }
     }
 
-    /// Decides on one dump message.
-    fn take(&mut self, raw: RawMessage<'_>) {
+    /// Decides on one dump message. Returns an entry to be listed that
+    /// was not kept, or any entry to be listed once its slot is streaming,
+    /// with the slot of its target.
+    fn take(&mut self, raw: RawMessage<'_>) -> Option<(usize, Entry, Verdict)> {
         self.scanned += 1;
         let expected = u16::from(NFNL_SUBSYS_CTNETLINK) << 8 | u16::from(IPCTNL_MSG_CT_NEW);
         if raw.message_type != expected {
@@ -315,13 +414,13 @@ impl<'a> DumpState<'a> {
                 "a message of type {:#06x} in the dump was skipped",
                 raw.message_type
             ));
-            return;
+            return None;
         }
         let entry = match decode_entry(raw.family, raw.attributes) {
             Ok(entry) => entry,
             Err(why) => {
                 self.undecodable(format!("an entry was skipped: {why}"));
-                return;
+                return None;
             }
         };
         let in_filter = self.plan.filter.matches(&entry);
@@ -330,18 +429,25 @@ impl<'a> DumpState<'a> {
         }
         // The userspace check runs whatever the kernel did.
         if !in_filter || entry.orig.protocol != IPPROTO_UDP {
-            return;
+            return None;
         }
-        let Some((index, slot)) = self.by_address.get(&entry.orig.destination()).copied() else {
-            return;
-        };
-        let Some(target) = self.targets.get(index) else { return };
+        let (index, slot) = self.by_address.get(&entry.orig.destination()).copied()?;
+        let target = self.targets.get(index)?;
         let verdict = classify(&entry, target.address(), &target.endpoints);
-        if let Some(tally) = self.tallies.get_mut(slot) {
-            tally.take(entry, verdict, self.keep_live);
+        let tally = self.tallies.get_mut(slot)?;
+        match tally.take(entry, verdict, self.keep) {
+            Taken::NotKept => Some((slot, entry, verdict)),
+            Taken::Kept if self.streaming.get(slot) == Some(&true) => Some((slot, entry, verdict)),
+            Taken::Kept | Taken::Counted => None,
         }
     }
 }
+
+/// Receives, during a scan, each entry to be listed that the scan does not
+/// keep: the index of its target, what the target's tally holds so far,
+/// the entry and its verdict. An error stops the scan.
+type Overflow<'o> =
+    dyn FnMut(usize, &Tally, &Entry, Verdict) -> std::result::Result<(), ConntrackError> + 'o;
 
 /// Whether a dump error means the kernel refused the CTA_FILTER request
 /// (a kernel that has CTA_FILTER but not a flag we use, or a policy that
@@ -356,12 +462,27 @@ fn filter_refused(error: &ConntrackError) -> bool {
     }
 }
 
-/// Runs every dump of `plans` on `socket` and classifies what comes back.
+/// Runs every dump of `plans` on `socket` and classifies what comes back,
+/// keeping at most [`MAX_LISTED`] stale (and, with `keep_live`, live)
+/// entries per target.
 fn scan(
     socket: &mut dyn DumpSource,
     targets: &[Target],
     plans: &[Plan],
     keep_live: bool,
+) -> std::result::Result<Scan, ConntrackError> {
+    scan_with(socket, targets, plans, Keep::listing(keep_live), None)
+}
+
+/// [`scan`] with explicit limits, and `overflow` for the entries to be
+/// listed beyond them. Once `overflow` has taken an entry, a dump that
+/// starts over cannot take it back: the scan then fails.
+fn scan_with(
+    socket: &mut dyn DumpSource,
+    targets: &[Target],
+    plans: &[Plan],
+    keep: Keep,
+    mut overflow: Option<&mut Overflow<'_>>,
 ) -> std::result::Result<Scan, ConntrackError> {
     let mut result = Scan {
         tallies: vec![Tally::default(); targets.len()],
@@ -372,8 +493,9 @@ fn scan(
     for plan in plans {
         loop {
             let request = if use_filter { plan.filter.request() } else { unfiltered_request() };
-            let mut state = DumpState::new(plan, targets, keep_live, use_filter);
+            let mut state = DumpState::new(plan, targets, keep, use_filter);
             let mut restarts = 0;
+            let mut handed_out = false;
             let outcome = socket.dump_events(
                 REQUEST_DUMP,
                 family_of(plan.filter.family),
@@ -381,19 +503,41 @@ fn scan(
                 DUMP_DEADLINE,
                 &mut |event| {
                     match event {
+                        // Entries already handed to `overflow` (written
+                        // out) cannot be taken back.
+                        DumpEvent::Restart { attempt, .. } if handed_out => {
+                            return Err(ConntrackError::DumpInconsistent {
+                                request: REQUEST_DUMP,
+                                attempts: attempt - 1,
+                            });
+                        }
                         // Everything of the abandoned attempt is void.
                         DumpEvent::Restart { .. } => {
                             restarts += 1;
-                            state = DumpState::new(plan, targets, keep_live, use_filter);
+                            state = DumpState::new(plan, targets, keep, use_filter);
                         }
-                        DumpEvent::Message(raw) => state.take(raw),
+                        DumpEvent::Message(raw) => {
+                            if let Some((slot, entry, verdict)) = state.take(raw) {
+                                if let (Some(hand), Some(index), Some(tally)) = (
+                                    overflow.as_mut(),
+                                    plan.targets.get(slot),
+                                    state.tallies.get(slot),
+                                ) {
+                                    handed_out = true;
+                                    hand(*index, tally, &entry, verdict)?;
+                                    if let Some(streaming) = state.streaming.get_mut(slot) {
+                                        *streaming = true;
+                                    }
+                                }
+                            }
+                        }
                     }
                     Ok(())
                 },
             );
             match outcome {
                 Ok(_) => {}
-                Err(error) if use_filter && filter_refused(&error) => {
+                Err(error) if use_filter && !handed_out && filter_refused(&error) => {
                     use_filter = false;
                     result.kernel_filter = false;
                     result.filter_notes.push(format!(
@@ -435,8 +579,17 @@ fn merge(into: &mut Tally, from: Tally) {
     into.scanned += from.scanned;
     into.live += from.live;
     into.untranslated += from.untranslated;
+    into.dead += from.dead;
+    into.never += from.never;
     into.stale.extend(from.stale);
     into.listed_live.extend(from.listed_live);
+    into.not_kept += from.not_kept;
+    for (client, count) in from.by_client {
+        *into.by_client.entry(client).or_default() += count;
+    }
+    for (verdict, count) in from.other_clients {
+        *into.other_clients.entry(verdict).or_default() += count;
+    }
     for (target, count) in from.by_target {
         let slot = into.by_target.entry(target).or_default();
         slot.entries += count.entries;
@@ -544,8 +697,18 @@ pub struct ServiceReport {
     pub scanned: u64,
     /// Whether the kernel filtered the dump (CTA_FILTER).
     pub kernel_filter: bool,
-    /// Stale entries, and live ones with `--all-entries`.
+    /// Stale entries, and live ones with `--all-entries`: at most
+    /// [`MAX_LISTED`] of each (the rest are counted, not listed).
     pub entries: Vec<EntryReport>,
+    /// Present (true) when `entries` holds only part of the entries it
+    /// would list: the first [`MAX_LISTED`] stale (and live) entries of the
+    /// dump; `entries_not_listed` says how many more there are.
+    #[serde(skip_serializing_if = "is_false")]
+    pub entries_truncated: bool,
+    /// Entries that `entries` would list but does not hold (present when
+    /// truncated).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub entries_not_listed: u64,
     /// Stale entries found.
     pub stale_count: u64,
     /// Entries that are not stale.
@@ -756,15 +919,55 @@ pub fn run(
             })
             .collect()
     } else {
-        let mut flushes: Vec<FlushReport> =
-            first.tallies.iter().map(|t| delete_all(&mut session.socket, &t.stale)).collect();
-        let after = scan(&mut session.socket, &session.targets, &session.plans, false)?;
-        for (flush, tally) in flushes.iter_mut().zip(&after.tallies) {
-            flush.remaining = tally.stale_count();
-        }
-        flushes
+        flush(&mut session.socket, &session.targets, &session.plans, &first)?
     };
     Ok(context.report(&session.targets, &first, Some(&flushes)))
+}
+
+/// Deletes every stale entry `first` found, and whatever a scan after it
+/// still finds stale: the entries `first` kept, then, when it could not
+/// keep them all, batches of at most [`FLUSH_BATCH`] from fresh scans,
+/// until a scan finds none, a batch deletes nothing, or the passes run out
+/// (one per batch of `first`'s count, and two more). Each entry is deleted
+/// by reply tuple, zone and id as the scan saw it, so a pass never deletes
+/// an entry it did not just classify as stale. `remaining`: what the last
+/// scan found.
+fn flush(
+    socket: &mut CtnetlinkSocket,
+    targets: &[Target],
+    plans: &[Plan],
+    first: &Scan,
+) -> std::result::Result<Vec<FlushReport>, ConntrackError> {
+    let mut flushes: Vec<FlushReport> =
+        first.tallies.iter().map(|t| delete_all(socket, &t.stale)).collect();
+    let found: u64 = first.tallies.iter().map(Tally::stale_count).sum();
+    let complete = first.tallies.iter().all(Tally::stale_complete);
+    let passes = if complete { 1 } else { found / FLUSH_BATCH as u64 + 3 };
+    for pass in 1..=passes {
+        let after = scan_with(socket, targets, plans, Keep::flush_batch(), None)?;
+        let stale: u64 = after.tallies.iter().map(Tally::stale_count).sum();
+        if stale == 0 || pass == passes {
+            for (flush, tally) in flushes.iter_mut().zip(&after.tallies) {
+                flush.remaining = tally.stale_count();
+            }
+            break;
+        }
+        let mut progress = false;
+        for (flush, tally) in flushes.iter_mut().zip(&after.tallies) {
+            let batch = delete_all(socket, &tally.stale);
+            progress |= batch.deleted + batch.already_gone > 0;
+            flush.add(&batch);
+        }
+        if !progress {
+            // Every delete of the batch failed: the next pass would find
+            // the same entries. What remains is what this scan found.
+            for (flush, tally) in flushes.iter_mut().zip(&after.tallies) {
+                flush.remaining = tally.stale_count();
+            }
+            break;
+        }
+    }
+    Ok(flushes)
 }
 
 /// Deletes each entry by tuple, zone and id; each delete is acknowledged.
@@ -800,12 +1003,18 @@ fn delete_all(socket: &mut CtnetlinkSocket, stale: &[(Entry, Verdict)]) -> Flush
     flush
 }
 
-/// Source addresses of the entries the report lists.
+/// Source addresses of the entries the report lists, and of every stale
+/// entry counted per client.
 fn listed_addresses(scan: &Scan) -> HashSet<IpAddr> {
     scan.tallies
         .iter()
-        .flat_map(|t| t.stale.iter().chain(&t.listed_live))
-        .map(|(entry, _)| entry.orig.src)
+        .flat_map(|t| {
+            t.stale
+                .iter()
+                .chain(&t.listed_live)
+                .map(|(entry, _)| entry.orig.src)
+                .chain(t.by_client.keys().map(|(_, address)| *address))
+        })
         .collect()
 }
 
@@ -907,6 +1116,21 @@ impl Context<'_> {
         }
     }
 
+    /// The entries a tally kept, in the report's order: stale first, then
+    /// by DNAT target and client.
+    fn entry_reports(&self, tally: &Tally) -> Vec<EntryReport> {
+        let mut entries: Vec<EntryReport> = tally
+            .stale
+            .iter()
+            .chain(&tally.listed_live)
+            .map(|(entry, verdict)| self.entry_report(entry, *verdict))
+            .collect();
+        entries.sort_by(|a, b| {
+            (!a.stale, &a.reply_src, &a.src).cmp(&(!b.stale, &b.reply_src, &b.src))
+        });
+        entries
+    }
+
     fn service_report(
         &self,
         target: &Target,
@@ -920,15 +1144,7 @@ impl Context<'_> {
         } else {
             name
         };
-        let mut entries: Vec<EntryReport> = tally
-            .stale
-            .iter()
-            .chain(&tally.listed_live)
-            .map(|(entry, verdict)| self.entry_report(entry, *verdict))
-            .collect();
-        entries.sort_by(|a, b| {
-            (!a.stale, &a.reply_src, &a.src).cmp(&(!b.stale, &b.reply_src, &b.src))
-        });
+        let entries = self.entry_reports(tally);
         let unreachable: Vec<Unreachable> = self
             .unreachable
             .iter()
@@ -981,6 +1197,8 @@ impl Context<'_> {
             scanned: tally.scanned,
             kernel_filter,
             entries,
+            entries_truncated: tally.not_kept > 0,
+            entries_not_listed: tally.not_kept,
             stale_count: tally.stale_count(),
             live_count: tally.live,
             by_target,
@@ -1004,12 +1222,8 @@ impl Context<'_> {
         );
         let flushed_all =
             report.flush.as_ref().is_some_and(|f| !f.declined && f.remaining == 0 && f.failed == 0);
-        let dead: Vec<&(Entry, Verdict)> =
-            tally.stale.iter().filter(|(_, v)| *v == Verdict::DeadEndpoint).collect();
-        let never: Vec<&(Entry, Verdict)> =
-            tally.stale.iter().filter(|(_, v)| *v == Verdict::NeverTranslated).collect();
         if !flushed_all {
-            if !dead.is_empty() {
+            if tally.dead > 0 {
                 let gone: Vec<String> = report
                     .by_target
                     .iter()
@@ -1021,10 +1235,10 @@ impl Context<'_> {
                     FindingCode::StaleEntries,
                     format!(
                         "{} UDP conntrack entries of {name} send their clients' packets to {} that {} not an endpoint any more: {}",
-                        dead.len(),
+                        tally.dead,
                         plural(gone.len(), "a DNAT target", "DNAT targets"),
                         if gone.len() == 1 { "is" } else { "are" },
-                        self.blackholed(report, "dead-endpoint"),
+                        self.blackholed(report, tally, Verdict::DeadEndpoint),
                     ),
                     format!(
                         "to {}; current endpoints: {}; {cross_check}",
@@ -1036,14 +1250,14 @@ impl Context<'_> {
                     ),
                 ));
             }
-            if !never.is_empty() {
+            if tally.never > 0 {
                 findings.push(Finding::new(
                     Severity::Critical,
                     FindingCode::NeverTranslatedEntries,
                     format!(
                         "{} UDP conntrack entries of {name} were never DNATed (created while it had no endpoints) and still capture their clients' packets: {}",
-                        never.len(),
-                        self.blackholed(report, "never-translated"),
+                        tally.never,
+                        self.blackholed(report, tally, Verdict::NeverTranslated),
                     ),
                     format!(
                         "reply source {address} (the ClusterIP itself) while the endpoints are {}; {cross_check}",
@@ -1154,25 +1368,40 @@ impl Context<'_> {
         findings
     }
 
+    /// Who sent from `address`: the pod (or namespace) holding it, else
+    /// the address as an entry's `src` writes it.
+    fn who(&self, address: IpAddr) -> String {
+        match self.clients.get(&address) {
+            Some(client) => match &client.hostname {
+                Some(host) => format!("pod {host} in {}", client.netns),
+                None => format!("netns {}", client.netns),
+            },
+            None => match address {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            },
+        }
+    }
+
     /// "3 clients (198.18.1.2:40001 t-client, ...)" for the stale entries of
-    /// one reason.
-    fn blackholed(&self, report: &ServiceReport, reason: &str) -> String {
-        let mut clients: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for entry in report.entries.iter().filter(|e| e.reason == Some(reason)) {
-            let who = entry
-                .client
-                .as_ref()
-                .map(|c| match &c.hostname {
-                    Some(host) => format!("pod {host} in {}", c.netns),
-                    None => format!("netns {}", c.netns),
-                })
-                .unwrap_or_else(|| {
-                    entry.src.rsplit_once(':').map_or(entry.src.clone(), |(ip, _)| ip.to_string())
-                });
-            clients.entry(who).or_default().push(entry.src.clone());
+    /// one verdict: the count per client from the scan's exact tally, the
+    /// sample sources from the entries listed.
+    fn blackholed(&self, report: &ServiceReport, tally: &Tally, verdict: Verdict) -> String {
+        let reason = verdict.reason();
+        // who -> (stale entries, the first sources listed)
+        let mut clients: BTreeMap<String, (u64, Vec<&str>)> = BTreeMap::new();
+        for ((_, address), count) in tally.by_client.iter().filter(|((v, _), _)| *v == verdict) {
+            clients.entry(self.who(*address)).or_default().0 += count;
+        }
+        for entry in report.entries.iter().filter(|e| e.stale && e.reason == reason) {
+            let Ok(source) = entry.src.parse::<SocketAddr>() else { continue };
+            let samples = &mut clients.entry(self.who(source.ip())).or_default().1;
+            if samples.len() < 3 {
+                samples.push(&entry.src);
+            }
         }
         let mut text = String::new();
-        for (index, (who, sources)) in clients.iter().enumerate() {
+        for (index, (who, (count, shown))) in clients.iter().enumerate() {
             if index == 5 {
                 let _ = write!(text, ", and {} more", clients.len() - 5);
                 break;
@@ -1180,13 +1409,28 @@ impl Context<'_> {
             if index > 0 {
                 text.push_str(", ");
             }
-            let shown: Vec<&str> = sources.iter().take(3).map(String::as_str).collect();
-            let more =
-                if sources.len() > 3 { format!(" +{}", sources.len() - 3) } else { String::new() };
+            let rest = count.saturating_sub(shown.len() as u64);
+            if shown.is_empty() {
+                // None of its entries is among those kept.
+                let _ = write!(text, "{who} ({count} entries)");
+                continue;
+            }
+            let more = if rest > 0 { format!(" +{rest}") } else { String::new() };
             let _ = write!(text, "{who} ({}{more})", shown.join(" "));
+        }
+        if let Some(others) = tally.other_clients.get(&verdict) {
+            let _ = write!(text, ", and {others} entries of further clients (not counted apart)");
         }
         format!("{} blackholed: {text}", plural(clients.len(), "1 client", "clients"))
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// `one` for 1, `N many` otherwise.

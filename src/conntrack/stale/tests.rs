@@ -514,3 +514,179 @@ fn every_stale_code_is_produced_by_a_case() {
         }
     }
 }
+
+/// `count` copies of `entry` from `sources` client addresses in turn, each
+/// with its own source port.
+fn copies(entry: &Entry, count: usize, sources: &[&str]) -> Vec<Entry> {
+    (0..count)
+        .map(|i| {
+            let mut copy = *entry;
+            copy.orig.src = sources[i % sources.len()].parse().unwrap();
+            copy.orig.src_port = 1024 + (i / sources.len()) as u16;
+            copy.reply.dst = copy.orig.src;
+            copy.reply.dst_port = copy.orig.src_port;
+            copy
+        })
+        .collect()
+}
+
+#[test]
+fn a_big_scan_counts_every_entry_but_keeps_at_most_max_listed_of_each_kind() {
+    // The captured entry DNATed to 198.18.3.2:53, judged against endpoint
+    // 198.18.2.2:53 (stale) and against 198.18.3.2:53 (live).
+    let mut source = Replay::new(vec![vec![captured_dump()]]);
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    let found = scan(&mut source, &targets, &plan(&targets), false).unwrap();
+    let dnated = found.tallies[0].stale.iter().find(|(e, _)| e.orig.src_port == 40001).unwrap().0;
+    let sources = ["198.18.1.3", "198.18.1.4", "198.18.1.5", "198.18.1.6", "198.18.1.7"];
+    let stale = copies(&dnated, 2_500, &sources);
+    let live_endpoint: SocketAddr = "198.18.3.2:53".parse().unwrap();
+    let service: SocketAddr = "198.19.0.10:53".parse().unwrap();
+    let mut tally = Tally::default();
+    let listing = Keep::listing(true);
+    for entry in &stale {
+        let verdict = classify(entry, service, &targets[0].endpoints);
+        assert_eq!(verdict, Verdict::DeadEndpoint);
+        tally.take(*entry, verdict, listing);
+    }
+    for entry in copies(&dnated, 1_200, &["198.18.1.8"]) {
+        tally.take(entry, classify(&entry, service, &[live_endpoint]), listing);
+    }
+    assert_eq!((tally.stale_count(), tally.live, tally.dead), (2_500, 1_200, 2_500));
+    assert_eq!((tally.stale.len(), tally.listed_live.len()), (MAX_LISTED, MAX_LISTED));
+    assert_eq!(tally.not_kept, 2_500 + 1_200 - 2 * MAX_LISTED as u64);
+    assert!(!tally.stale_complete());
+    assert_eq!(tally.by_target[&live_endpoint], TargetCount { entries: 3_700, stale: 2_500 });
+
+    let scan = Scan { tallies: vec![tally], kernel_filter: true, ..Scan::default() };
+    let report = report_of(&config(selector), &targets, &scan);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["stale_count"], 2_500);
+    assert_eq!(json["live_count"], 1_200);
+    assert_eq!(json["entries"].as_array().unwrap().len(), 2 * MAX_LISTED);
+    assert_eq!(json["entries_truncated"], true);
+    assert_eq!(json["entries_not_listed"], 1_700);
+    // The finding counts every entry and every client, not the kept ones:
+    // 500 entries per client, 3 shown, 497 more.
+    let finding = report.findings.iter().find(|f| f.code == FindingCode::StaleEntries).unwrap();
+    assert!(finding.summary.starts_with("2500 UDP conntrack entries"), "{}", finding.summary);
+    assert!(finding.summary.contains("5 clients blackholed"), "{}", finding.summary);
+    for address in sources {
+        assert!(finding.summary.contains(&format!("{address}:1026 +497")), "{}", finding.summary);
+    }
+}
+
+#[test]
+fn a_small_report_has_no_truncation_fields() {
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    let mut source = Replay::new(vec![vec![captured_dump()]]);
+    let result = scan(&mut source, &targets, &plan(&targets), true).unwrap();
+    let json = serde_json::to_value(report_of(&config(selector), &targets, &result)).unwrap();
+    assert!(json.get("entries_truncated").is_none(), "{json}");
+    assert!(json.get("entries_not_listed").is_none(), "{json}");
+}
+
+/// The streamed document, for limits of one entry of each kind, against
+/// the report built whole from the same captured dump (limits as usual).
+fn streamed_and_whole(wrapped: bool) -> (serde_json::Value, serde_json::Value) {
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    let config = StaleConfig { all_entries: true, ..config(selector) };
+    let clients = ClientIndex::default();
+    let context = Context {
+        config: &config,
+        netns: config.netns.clone(),
+        source: "--cluster-ip/--endpoints".into(),
+        table_entries: Some(4),
+        clients: &clients,
+        unreachable: &[],
+        notes: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut writer = stream::Writer::new(&mut out, wrapped);
+    let tight = Keep { live: true, stale_limit: 1, live_limit: 1 };
+    let mut source = Replay::new(vec![vec![captured_dump()]]);
+    let done: Vec<Scan> = Vec::new();
+    let streamed = {
+        let mut hand = |_: usize, tally: &Tally, entry: &Entry, verdict: Verdict| {
+            writer.row(&context, &targets, &done, 0, tally, entry, verdict)
+        };
+        scan_with(&mut source, &targets, &plan(&targets), tight, Some(&mut hand)).unwrap()
+    };
+    writer.scanned(&context, &targets[0], 0, &streamed).unwrap();
+    assert!(writer.opened, "the second stale entry is beyond a limit of one");
+    let mut report = context.report(&targets, &streamed, None);
+    report.wrapped = wrapped;
+    writer.finish(&report).unwrap();
+    let streamed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let mut source = Replay::new(vec![vec![captured_dump()]]);
+    let whole = scan(&mut source, &targets, &plan(&targets), true).unwrap();
+    let mut whole = context.report(&targets, &whole, None);
+    whole.wrapped = wrapped;
+    (streamed, serde_json::to_value(&whole).unwrap())
+}
+
+#[test]
+fn streamed_entries_make_the_same_json_as_a_whole_report() {
+    for wrapped in [false, true] {
+        let (streamed, whole) = streamed_and_whole(wrapped);
+        // The same document, every entry listed: only the order of the
+        // entries may differ (dump order beyond the limit), and the
+        // findings' sample sources (taken from the entries kept, one here).
+        let summaries = |value: &serde_json::Value| -> Vec<String> {
+            value["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["summary"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(
+            summaries(&streamed).contains(
+                &"1 UDP conntrack entries of 198.19.0.10:53 send their clients' packets to 2 DNAT targets that are not an endpoint any more: 1 client blackholed: 198.18.1.2 (1 entries)".to_string()
+            ),
+            "{:?}",
+            summaries(&streamed)
+        );
+        let comparable = |mut value: serde_json::Value| {
+            let blank = |findings: &mut serde_json::Value| {
+                for finding in findings.as_array_mut().unwrap() {
+                    finding["summary"] = serde_json::Value::Null;
+                }
+            };
+            blank(&mut value["findings"]);
+            let service = if wrapped { &mut value["services"][0] } else { &mut value };
+            blank(&mut service["findings"]);
+            let entries = service["entries"].as_array_mut().unwrap();
+            entries.sort_by_key(|e| e["src"].as_str().unwrap_or_default().to_string());
+            value
+        };
+        assert_eq!(comparable(streamed), comparable(whole), "wrapped: {wrapped}");
+    }
+}
+
+#[test]
+fn a_dump_that_starts_over_after_entries_were_written_out_fails() {
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    // Attempt 1 delivers both entries (the second beyond a limit of one,
+    // so it is handed out), then the dump is interrupted.
+    let script = vec![captured_dump(), captured_dump()];
+    let mut source = Replay::new(vec![script]);
+    let tight = Keep { live: true, stale_limit: 1, live_limit: 1 };
+    let mut handed = 0;
+    let mut hand = |_: usize, _: &Tally, _: &Entry, _: Verdict| {
+        handed += 1;
+        Ok(())
+    };
+    let error = scan_with(&mut source, &targets, &plan(&targets), tight, Some(&mut hand))
+        .expect_err("entries already handed out cannot be taken back");
+    assert!(matches!(error, ConntrackError::DumpInconsistent { attempts: 1, .. }), "{error:?}");
+    assert_eq!(handed, 1);
+    // Without anything handed out, the same restart is absorbed.
+    let mut source = Replay::new(vec![vec![captured_dump(), captured_dump()]]);
+    let result = scan(&mut source, &targets, &plan(&targets), true).unwrap();
+    assert_eq!((result.restarts, result.tallies[0].stale_count()), (1, 2));
+}
