@@ -194,7 +194,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand run 'Build a lab, put it through each failure in turn (parallel clash, race drop, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries, the parallel-query race drop). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
-            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2.5 s and 61 MiB of kernel memory per 250,000 entries'
             cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -336,7 +336,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand run 'Build a lab, put it through each failure in turn (parallel clash, race drop, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries, the parallel-query race drop). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
-            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2.5 s and 61 MiB of kernel memory per 250,000 entries'
             cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -387,7 +387,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand run 'Build a lab, put it through each failure in turn (parallel clash, race drop, dead endpoint, slow endpoint, stale entries, full table), run doctor on each, show what it found, and tear everything down (also on Ctrl-C or a failure)'
             cand scenario 'Put an existing lab into a failure scenario (dead, slow or lossy endpoint, stale conntrack entries, the parallel-query race drop). `ctdiag lab up` again restores a healthy lab'
             cand responder 'The embedded DNS responder (started by `lab up` inside an endpoint namespace)'
-            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2 s and 63 MB of kernel memory per 250,000 entries'
+            cand fill 'Create many UDP conntrack entries in the lab node''s table, fast: raw datagrams from spoofed sources in the client''s subnet, to the kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated address. About 2.5 s and 61 MiB of kernel memory per 250,000 entries'
             cand client 'A sticky DNS client (started by the stale-endpoint and never-translated scenarios inside the client pod): one UDP socket on a fixed source port, one query to the ClusterIP per interval, each outcome appended to a status file'
         }
         &'ctdiag;help;lab;up'= {

@@ -430,7 +430,7 @@ pub enum LabAction {
     /// Create many UDP conntrack entries in the lab node's table, fast: raw
     /// datagrams from spoofed sources in the client's subnet, to the
     /// kube-dns ClusterIP (DNATed to the endpoints) or to an unrelated
-    /// address. About 2 s and 63 MB of kernel memory per 250,000 entries.
+    /// address. About 2.5 s and 61 MiB of kernel memory per 250,000 entries.
     #[command(
         hide = true,
         after_help = "Examples:\n  ctdiag lab fill --flows 250000 --to unrelated\n  ctdiag lab fill --flows 50000 --to cluster-ip --timeout 600 -o json\n\n\
