@@ -10,6 +10,7 @@ mod common;
 
 use std::process::Output;
 
+use common::kernel::Moved;
 use common::TestLab;
 use serde_json::Value;
 
@@ -381,19 +382,45 @@ fn healthy(proxy_mode: &str) {
         }
         break (out, report, before, after);
     };
-    assert_eq!(out.status.code(), Some(0), "{}\n{report:#}", common::stderr(&out));
     assert_contract(&report);
-    let found = codes(&report);
-    assert_eq!(found.first().map(|(c, _)| c.as_str()), Some("compare-clean"), "{found:?}");
-    assert!(found.iter().all(|(_, sev)| sev == "info"), "{found:?}");
+    let moved = Moved::between(before, after);
     let modes = ["threads", "sequential", "reopen", "tcp", "musl"];
     assert_eq!(report["modes"], serde_json::json!(modes));
     let targets = report["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 3 * modes.len());
+    // threads and musl send a pair at once from one socket: through the
+    // ClusterIP's DNAT that races in conntrack, and a kernel that drops
+    // the clash's loser (before 5.6) loses queries there, at most what it
+    // counted dropped. A kernel that resolves the clashes (6.18 here:
+    // insert_failed and drop stay 0) loses none, anywhere. No other target
+    // races on any kernel: one query in flight per socket, or an endpoint
+    // probed directly (no DNAT to disagree on).
+    let mut lost = 0;
     for t in targets {
-        assert_eq!((u(t, "lookups"), u(t, "lost")), (30, 0), "{t:#}");
         let protocol = if t["mode"] == "tcp" { "tcp" } else { "udp" };
         assert_eq!(t["protocol"], protocol);
+        assert_eq!(u(t, "lookups"), 30, "{t:#}");
+        let races = t["role"] == "cluster-ip" && (t["mode"] == "threads" || t["mode"] == "musl");
+        if !races {
+            assert_eq!(u(t, "lost"), 0, "{t:#}");
+        }
+        lost += u(t, "lost");
+    }
+    assert!(lost <= moved.drops(), "{lost} lost, conntrack dropped {}: {moved:?}", moved.drops());
+    let found = codes(&report);
+    if lost == 0 {
+        assert_eq!(out.status.code(), Some(0), "{}\n{report:#}", common::stderr(&out));
+        assert_eq!(found.first().map(|(c, _)| c.as_str()), Some("compare-clean"), "{found:?}");
+        assert!(found.iter().all(|(_, sev)| sev == "info"), "{found:?}");
+    } else {
+        // The kernel dropped raced queries: loss through the ClusterIP
+        // only, no endpoint blamed.
+        assert_eq!(out.status.code(), Some(1), "{}\n{report:#}", common::stderr(&out));
+        assert!(found.iter().any(|(c, _)| c == "cluster-ip-path-loss"), "{found:?}");
+        assert!(
+            !found.iter().any(|(c, _)| LOSS.contains(&c.as_str()) && c != "cluster-ip-path-loss"),
+            "{found:?}"
+        );
     }
     let options: Vec<&Value> = report["workarounds"]
         .as_array()
@@ -412,12 +439,20 @@ fn healthy(proxy_mode: &str) {
         ]
     );
     // Nothing else runs in the lab's node namespace: what the targets'
-    // batches saw is all that moved.
+    // batches saw is all that moved; a counter the kernel lacks
+    // (clash_resolve before 5.10) is null on every target.
     for counter in ["insert_failed", "drop", "clash_resolve"] {
-        let summed: u64 = targets.iter().map(|t| u(&t["conntrack_delta"], counter)).sum();
-        let kernel =
-            common::kernel::total(&after, counter) - common::kernel::total(&before, counter);
-        assert_eq!(summed, kernel, "{counter}: per-target deltas against conntrack -S");
+        match moved.by(counter) {
+            Some(kernel) => {
+                let summed: u64 = targets.iter().map(|t| u(&t["conntrack_delta"], counter)).sum();
+                assert_eq!(summed, kernel, "{counter}: per-target deltas against conntrack -S");
+            }
+            None => {
+                for t in targets {
+                    assert!(t["conntrack_delta"][counter].is_null(), "{counter}: {t:#}");
+                }
+            }
+        }
     }
 }
 

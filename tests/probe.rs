@@ -8,19 +8,16 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::kernel::Moved;
 use common::TestLab;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::Value;
-
-/// Sum of one counter over all CPUs of `conntrack -S` in `ns`.
-fn conntrack_s_total(ns: &str, counter: &str) -> u64 {
-    common::conntrack_s_total(ns, counter)
-}
 
 fn u(report: &Value, field: &str) -> u64 {
     report[field].as_u64().unwrap_or_else(|| panic!("{field} is not a number in {report:#}"))
@@ -262,6 +259,33 @@ fn silent_server_loses_every_query_within_the_timeout() {
 
 // ---------- labs (root) ----------
 
+/// Every counter of ctdiag's `conntrack_delta` is what `conntrack -S` saw
+/// move around the run, and null exactly when the kernel lacks it.
+fn assert_delta_is_the_kernels(report: &Value, moved: &Moved, what: &str) {
+    for counter in ["insert_failed", "drop", "early_drop", "clash_resolve"] {
+        assert_eq!(
+            report["conntrack_delta"][counter],
+            serde_json::json!(moved.by(counter)),
+            "{what} {counter}: ctdiag's delta against conntrack -S: {report:#}"
+        );
+    }
+}
+
+/// What a probe that may race must show, by what the kernel showed around
+/// it: nothing lost and exit 0 when conntrack dropped nothing (a kernel
+/// that resolves its clashes, 6.18 here); otherwise no more queries lost
+/// than the packets conntrack counted dropped, and exit 1 (ctdiag reports
+/// drops it saw as a finding).
+fn assert_loss_within_kernel_drops(out: &Output, report: &Value, moved: &Moved, what: &str) {
+    let drops = moved.drops();
+    assert!(
+        u(report, "lost") <= drops,
+        "{what}: lost more than conntrack dropped ({drops}): {report:#}"
+    );
+    let status = if drops == 0 { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(status), "{what}: {drops} drops: {report:#}");
+}
+
 #[test]
 fn threads_mode_clashes_match_conntrack_s_and_nothing_is_lost() {
     if !common::require_root() || !common::require_tool("conntrack", "conntrack") {
@@ -270,28 +294,44 @@ fn threads_mode_clashes_match_conntrack_s_and_nothing_is_lost() {
     let lab = TestLab::up(&[]);
     // The clash needs both senders on two CPUs at the same instant; a
     // loaded CI machine can starve one of them for a whole run. Up to three
-    // bounded runs; every run must agree with conntrack -S and lose nothing.
-    let mut clashes = 0;
-    let mut report = serde_json::Value::Null;
+    // bounded runs, until the kernel counts a race in the counter it has
+    // for it; every run must agree with conntrack -S.
+    let mut raced = (serde_json::Value::Null, None);
     for _ in 0..3 {
-        let before = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+        let before = common::conntrack_s(&lab.node_ns());
         let (out, run) =
             probe_in_lab(&lab, &["--mode", "threads", "--count", "2000", "--rate", "0"]);
-        let after = conntrack_s_total(&lab.node_ns(), "clash_resolve");
-        assert_eq!(out.status.code(), Some(0), "{run:#}");
+        let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
         assert_eq!(run["server"], "198.19.0.10:53");
         assert_eq!(run["mode"], "threads");
         assert_eq!(u(&run, "lookups"), 2000);
-        assert_eq!(u(&run, "lost"), 0, "{run:#}");
-        clashes = run["conntrack_delta"]["clash_resolve"].as_u64().expect("clash_resolve");
-        assert_eq!(clashes, after - before, "ctdiag's delta differs from conntrack -S");
-        report = run;
-        if clashes > 0 {
+        assert_delta_is_the_kernels(&run, &moved, "threads");
+        assert_loss_within_kernel_drops(&out, &run, &moved, "threads");
+        let done = moved.raced() > 0;
+        raced = (run, Some(moved));
+        if done {
             break;
         }
     }
-    assert!(clashes > 0, "no clash in three runs of 2000 threaded lookups: {report:#}");
-    assert_eq!(report["findings"][0]["code"], "conntrack-clashes-resolved");
+    let (report, moved) = raced;
+    let moved = moved.unwrap();
+    let counter = moved.race_counter();
+    assert!(moved.raced() > 0, "no {counter} in three runs of 2000 threaded lookups: {report:#}");
+    // The findings name what the kernel did with the races: resolved them
+    // all (counted in clash_resolve, nothing dropped: the resolved clashes
+    // first), or dropped packets: the lost queries first, or,
+    // with nothing lost (as a 5.6-5.9 kernel counts resolved clashes in
+    // insert_failed), the drops that cost no probe.
+    let codes: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
+    if u(&report, "lost") > 0 {
+        assert_eq!(codes.first(), Some(&"conntrack-race-drops"), "{moved:?}: {report:#}");
+    } else if moved.drops() > 0 {
+        assert!(codes.contains(&"conntrack-drops-elsewhere"), "{moved:?}: {report:#}");
+        assert!(!codes.contains(&"conntrack-race-drops"), "{moved:?}: {report:#}");
+    } else {
+        assert_eq!(codes.first(), Some(&"conntrack-clashes-resolved"), "{moved:?}: {report:#}");
+    }
 }
 
 #[test]
@@ -303,25 +343,33 @@ fn every_mode_answers_in_a_healthy_lab() {
     for mode in ["parallel", "sequential", "reopen", "tcp", "musl"] {
         let before = common::conntrack_s(&lab.node_ns());
         let (out, report) = probe_in_lab(&lab, &["--mode", mode, "--count", "200", "--rate", "0"]);
-        let after = common::conntrack_s(&lab.node_ns());
-        assert_eq!(out.status.code(), Some(0), "{mode}: {report:#}");
+        let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
         assert_eq!(report["mode"], mode);
-        assert_eq!(u(&report, "answered"), 400, "{mode}: {report:#}");
-        assert_eq!(report["rcodes"]["NOERROR"], 400, "{mode}");
         // The counters are the kernel's own, read around the run: each
         // delta is what `conntrack -S` moved by (nothing else runs in the
         // lab's node namespace).
-        let delta = &report["conntrack_delta"];
-        for counter in ["insert_failed", "drop", "early_drop", "clash_resolve"] {
-            let moved =
-                common::kernel::total(&after, counter) - common::kernel::total(&before, counter);
-            assert_eq!(delta[counter].as_u64(), Some(moved), "{mode} {counter}: {report:#}");
+        assert_delta_is_the_kernels(&report, &moved, mode);
+        // sequential, reopen and tcp never have two queries of one socket
+        // in flight, so nothing races on any kernel: conntrack drops
+        // nothing. parallel and musl send the pair at once from one
+        // socket; from one thread the pair crosses the node in order on
+        // one CPU and has not raced here (tests/resolvers.rs measures
+        // clash_resolve +0), but should it race on a kernel that drops
+        // clash losers (before 5.6), at most what that kernel counted
+        // dropped may be lost; where it drops nothing (6.18 here), nothing.
+        if matches!(mode, "sequential" | "reopen" | "tcp") {
+            assert_eq!(moved.drops(), 0, "{mode}: a healthy lab drops nothing: {moved:?}");
         }
-        assert_eq!(delta["drop"], 0, "{mode}: a healthy lab drops nothing");
+        assert_loss_within_kernel_drops(&out, &report, &moved, mode);
+        let lost = u(&report, "lost");
+        assert_eq!(u(&report, "answered"), 400 - lost, "{mode}: {report:#}");
+        assert_eq!(report["rcodes"]["NOERROR"], 400 - lost, "{mode}");
     }
     // `--parallel` is the spelling users type.
+    let before = common::conntrack_s(&lab.node_ns());
     let (out, report) = probe_in_lab(&lab, &["--parallel", "--count", "20"]);
-    assert_eq!(out.status.code(), Some(0));
+    let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
+    assert_loss_within_kernel_drops(&out, &report, &moved, "--parallel");
     assert_eq!(report["mode"], "parallel");
 }
 
@@ -555,14 +603,18 @@ fn default_server_is_the_kube_dns_cluster_ip_from_the_node_rules() {
     std::fs::write(&file, format!("nameserver {}\noptions timeout:3\n", lab.endpoint_ip(1)))
         .unwrap();
 
+    let before = common::conntrack_s(&lab.node_ns());
     let (out, report) = probe_in_lab(&lab, &["--count", "10"]);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
+    // Parallel mode through the ClusterIP: nothing lost unless the kernel
+    // dropped it.
+    assert_loss_within_kernel_drops(&out, &report, &moved, "default server");
     assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
     let from = report["server_from"].as_str().unwrap();
     assert!(from.starts_with("kube-system/kube-dns:dns ClusterIP"), "{from}");
     // Read over netlink: iptables-restore wrote through iptables-nft here.
     assert!(from.contains("netlink (iptables-nft)") && from.contains(&lab.node_ns()), "{from}");
-    assert_eq!(report["answered"], 20);
+    assert_eq!(u(&report, "answered"), 20 - u(&report, "lost"), "{report:#}");
     // resolv.conf still gives the resolver's timeout.
     assert_eq!(report["resolver"]["timeout_s"], 3, "{report:#}");
 
@@ -603,16 +655,18 @@ fn nftables_mode_node_gives_the_default_server_and_races_the_same() {
     // the ClusterIP.
     let file = format!("/etc/netns/{}/resolv.conf", lab.client_ns());
     std::fs::write(&file, format!("nameserver {}\n", lab.endpoint_ip(1))).unwrap();
-    let clashes_before = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+    let before = common::conntrack_s(&lab.node_ns());
     let (out, report) = probe_in_lab(&lab, &["--mode", "threads", "--count", "300", "--rate", "0"]);
-    let clashes = conntrack_s_total(&lab.node_ns(), "clash_resolve") - clashes_before;
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
     assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
     let from = report["server_from"].as_str().unwrap();
     assert!(from.contains("netlink (nftables) in") && from.contains(&lab.node_ns()), "{from}");
     assert_eq!(report["cluster_endpoints"], serde_json::json!(lab.endpoints()));
-    assert_eq!(report["answered"], 600);
-    assert_eq!(report["conntrack_delta"]["clash_resolve"], clashes, "{report:#}");
+    // Races through nft's DNAT as through iptables': the counters are the
+    // kernel's, and nothing is lost unless the kernel dropped it.
+    assert_delta_is_the_kernels(&report, &moved, "threads (nftables)");
+    assert_loss_within_kernel_drops(&out, &report, &moved, "threads (nftables)");
+    assert_eq!(u(&report, "answered"), 600 - u(&report, "lost"), "{report:#}");
 }
 
 #[test]
@@ -642,17 +696,23 @@ fn netns_by_pid_and_by_path_as_on_a_real_node() {
 
     // By PID: sockets in the pod's namespace, server from the pod's own
     // resolv.conf (no --stats-netns, so no kube-proxy rules to read here).
+    let before = common::conntrack_s(&lab.node_ns());
     let out = common::ctdiag(&["probe", "--netns", &pid, "--count", "10", "-o", "json"]);
+    let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
     let report = common::json(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    // Without --stats-netns ctdiag reads no counters, so only a loss fails
+    // the run; the kernel's view bounds the loss (none unless it dropped).
+    let lost = u(&report, "lost");
+    assert!(lost <= moved.drops(), "lost more than conntrack dropped: {moved:?} {report:#}");
+    assert_eq!(out.status.code(), Some(if lost == 0 { 0 } else { 1 }), "{report:#}");
     assert_eq!(report["server_from"], format!("/proc/{pid}/root/etc/resolv.conf"));
     assert_eq!(report["server"], format!("{}:53", lab.cluster_ip()));
     assert_eq!(report["netns"], pid.as_str());
-    assert_eq!(report["answered"], 20);
+    assert_eq!(u(&report, "answered"), 20 - lost, "{report:#}");
 
     // By path: the node's counters and rules through /run/netns/NODE.
     let node_path = format!("/run/netns/{}", lab.node_ns());
-    let clashes_before = conntrack_s_total(&lab.node_ns(), "clash_resolve");
+    let before = common::conntrack_s(&lab.node_ns());
     let out = common::ctdiag(&[
         "probe",
         "--netns",
@@ -664,14 +724,14 @@ fn netns_by_pid_and_by_path_as_on_a_real_node() {
         "-o",
         "json",
     ]);
+    let moved = Moved::between(before, common::conntrack_s(&lab.node_ns()));
     let report = common::json(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert!(report["server_from"].as_str().unwrap().contains(&node_path), "{report:#}");
     // The counters are the node's, read through the path: they moved as
-    // `conntrack -S` in the node saw them move.
-    let clashes = conntrack_s_total(&lab.node_ns(), "clash_resolve") - clashes_before;
-    assert_eq!(report["conntrack_delta"]["clash_resolve"], clashes, "{report:#}");
-    assert_eq!(report["conntrack_delta"]["drop"], 0, "{report:#}");
+    // `conntrack -S` in the node saw them move (the default parallel mode:
+    // nothing lost unless the kernel dropped it).
+    assert_delta_is_the_kernels(&report, &moved, "--stats-netns PATH");
+    assert_loss_within_kernel_drops(&out, &report, &moved, "--stats-netns PATH");
     assert_eq!(report["stats_netns"], node_path.as_str(), "{report:#}");
     // The pod process is killed when `pod` is dropped.
     drop(pod);

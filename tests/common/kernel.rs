@@ -40,6 +40,79 @@ pub fn total(cpus: &ConntrackS, counter: &str) -> u64 {
     cpus.values().filter_map(|c| c.get(counter)).sum()
 }
 
+/// Whether the kernel sends `counter` at all (`conntrack -S` prints it on
+/// some CPU line): `clash_resolve` since 5.10, `chaintoolong` since 5.15,
+/// or wherever a distribution backported them.
+// The integration tests use this; the crate's unit tests, which include
+// this file too, do not.
+#[allow(dead_code)]
+pub fn has_counter(cpus: &ConntrackS, counter: &str) -> bool {
+    cpus.values().any(|c| c.contains_key(counter))
+}
+
+/// What the kernel showed between two `conntrack -S` reads in one
+/// namespace, around a run: which counters it has and how far each moved.
+/// Tests whose expectations differ between kernels decide by this, never
+/// by the code under test or a version number.
+// Integration tests only (see `has_counter`).
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct Moved {
+    before: ConntrackS,
+    after: ConntrackS,
+}
+
+#[allow(dead_code)]
+impl Moved {
+    /// The change from `before` to `after` (read in the same namespace).
+    pub fn between(before: ConntrackS, after: ConntrackS) -> Moved {
+        Moved { before, after }
+    }
+
+    /// Whether this kernel has `counter`.
+    pub fn has(&self, counter: &str) -> bool {
+        has_counter(&self.after, counter)
+    }
+
+    /// How far `counter` moved over all CPUs; None when the kernel does not
+    /// have it. A counter that went down is a broken read and panics.
+    pub fn by(&self, counter: &str) -> Option<u64> {
+        if !self.has(counter) {
+            return None;
+        }
+        let (before, after) = (total(&self.before, counter), total(&self.after, counter));
+        Some(after.checked_sub(before).unwrap_or_else(|| {
+            panic!("{counter} went down from {before} to {after}: not two reads of one namespace")
+        }))
+    }
+
+    /// insert_failed + drop moved: what the kernel counted as packets it
+    /// dropped (a clash loser on a kernel that drops it counts in both,
+    /// so this bounds the queries such drops can lose). Zero on a kernel
+    /// that resolved every clash of the run and counts them in
+    /// clash_resolve.
+    pub fn drops(&self) -> u64 {
+        self.by("insert_failed").unwrap_or(0) + self.by("drop").unwrap_or(0)
+    }
+
+    /// The counter in which this kernel counts a raced A/AAAA pair:
+    /// clash_resolve where it has it (5.10+); else insert_failed, which
+    /// counts the clash whether the kernel resolved it (5.6-5.9) or dropped
+    /// the loser (before 5.6).
+    pub fn race_counter(&self) -> &'static str {
+        if self.has("clash_resolve") {
+            "clash_resolve"
+        } else {
+            "insert_failed"
+        }
+    }
+
+    /// Races the kernel counted during the run, in [`Moved::race_counter`].
+    pub fn raced(&self) -> u64 {
+        self.by(self.race_counter()).unwrap_or(0)
+    }
+}
+
 /// A DNS query as glibc sends it: ID `id`, RD set, one question `name`
 /// of type `qtype` (1 A, 28 AAAA), class IN.
 pub fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
