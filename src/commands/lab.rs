@@ -160,7 +160,12 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
         budget,
         scenarios,
     };
-    let report = lab::run::run(&config, &|step| note(ctx, &format!("lab run: {step}")))?;
+    // Ctrl-C or SIGTERM stops the run between steps; the lab is still
+    // torn down and the table says how far it got.
+    crate::interrupt::install();
+    let report = lab::run::run(&config, &crate::interrupt::STOP, &|step| {
+        note(ctx, &format!("lab run: {step}"))
+    })?;
     // Decided before rendering: a closed pipe does not change it.
     let outcome = if report.interrupted {
         Outcome::Unknown
