@@ -458,9 +458,14 @@ fn load_state(prefix: &str) -> Result<Option<LabInfo>> {
     }
 }
 
+/// Writes the lab's state file: [`LabInfo`] as pretty-printed JSON, read
+/// back by [`load_state`]. The lab's own data, serialized here, not a
+/// rendered report (every string in it is the lab's own: names from the
+/// validated prefix, addresses, paths).
 fn save_state(info: &LabInfo) -> Result<()> {
     let path = state_file(&info.prefix);
-    let text = crate::render::json::document(info)?;
+    let text = serde_json::to_string_pretty(info)
+        .map_err(|e| Error::Runtime(format!("cannot serialize lab state: {e}")))?;
     // Write then rename, so a reader never sees half a file.
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text)
