@@ -2,7 +2,7 @@
 //! (the process itself is [`super::client`]) and keeping those whose
 //! conntrack entry in the node lands where a scenario needs it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -145,6 +145,20 @@ pub(super) fn start_sticky_clients(
             last_answered: None,
         });
     }
+    wait_for_entries(info, scenario, clients, source_ip, server)
+}
+
+/// Waits until each of `clients` (just started, querying `server` from
+/// `source_ip`) has a conntrack entry in the node and records the entry's
+/// reply source; stops them all and says why when one dies or
+/// [`STICKY_ENTRY_TIMEOUT`] passes first.
+fn wait_for_entries(
+    info: &LabInfo,
+    scenario: &str,
+    mut clients: Vec<StickyClient>,
+    source_ip: IpAddr,
+    server: SocketAddr,
+) -> Result<Vec<StickyClient>> {
     let deadline = std::time::Instant::now() + STICKY_ENTRY_TIMEOUT;
     loop {
         let entries = client::entries_towards(&info.namespaces.node, source_ip, server)?;
