@@ -466,17 +466,4 @@ mod tests {
         config.behavior.drop_rate = 0.5;
         assert!(config.validate().is_err());
     }
-
-    #[test]
-    fn addresses_and_names() {
-        assert_eq!(endpoint_ip(1), Ipv4Addr::new(198, 18, 2, 2));
-        assert_eq!(endpoint_ip(32), Ipv4Addr::new(198, 18, 33, 2));
-        assert_eq!(dns_ns("p", 3), "p-dns3");
-        let args = dnsmasq_args(&[endpoint_ip(1).into()], Path::new("/tmp/x.pid"));
-        assert!(args.contains(&"--listen-address=198.18.2.2".to_string()));
-        let both = dnsmasq_args(&[endpoint_ip(1).into(), endpoint_ip6(1).into()], Path::new("/x"));
-        assert!(both.contains(&"--listen-address=198.18.2.2,2001:db8:2::2".to_string()));
-        assert!(args
-            .contains(&"--address=/kubernetes.default.svc.cluster.local/198.19.0.1".to_string()));
-    }
 }

@@ -148,3 +148,19 @@ pub(super) fn restart_server(
     change(server);
     start_server(server, &dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::endpoint_ip6;
+    use super::*;
+
+    #[test]
+    fn dnsmasq_listens_on_each_address_and_serves_the_lab_names() {
+        let args = dnsmasq_args(&[endpoint_ip(1).into()], Path::new("/tmp/x.pid"));
+        assert!(args.contains(&"--listen-address=198.18.2.2".to_string()));
+        let both = dnsmasq_args(&[endpoint_ip(1).into(), endpoint_ip6(1).into()], Path::new("/x"));
+        assert!(both.contains(&"--listen-address=198.18.2.2,2001:db8:2::2".to_string()));
+        assert!(args
+            .contains(&"--address=/kubernetes.default.svc.cluster.local/198.19.0.1".to_string()));
+    }
+}

@@ -182,3 +182,15 @@ pub(super) fn write_resolv_conf(client: &str, cluster_ips: &[IpAddr]) -> Result<
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_names() {
+        assert_eq!(endpoint_ip(1), Ipv4Addr::new(198, 18, 2, 2));
+        assert_eq!(endpoint_ip(32), Ipv4Addr::new(198, 18, 33, 2));
+        assert_eq!(dns_ns("p", 3), "p-dns3");
+    }
+}
