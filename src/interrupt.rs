@@ -1,6 +1,10 @@
 //! Ctrl-C and SIGTERM as a request to stop: long-running commands (`stats
-//! --watch`, `probe`) finish what they measured and report it instead of
-//! dying mid-write.
+//! --watch`, `probe`, `lab run`) finish what they measured and report it
+//! instead of dying mid-write.
+//!
+//! The command layer installs the handler ([`install`]) and passes [`STOP`]
+//! down as a plain `&AtomicBool` (`stats --watch`, `lab run`, the probe
+//! engine); no core module installs a handler itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,9 +1,9 @@
 //! `ctdiag lab`: validate the arguments, build/inspect/tear down the lab,
-//! render what it is.
+//! render what it is (JSON, or the tables of [`crate::render::lab`]).
 
 use std::time::Duration;
 
-use comfy_table::Cell;
+use serde::Serialize;
 
 use crate::app::Outcome;
 use crate::cli::{
@@ -12,14 +12,12 @@ use crate::cli::{
     ResponderBehaviorArgs,
 };
 use crate::error::Result;
-use crate::lab::fill::{Family, FillConfig, FillReport, FillTarget};
+use crate::lab::fill::{Family, FillConfig, FillTarget};
 use crate::lab::responder::ResponderBehavior;
-use crate::lab::run::{RunConfig, RunReport, RunScenario};
-use crate::lab::{
-    self, DnsServerKind, DownReport, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode,
-    Scenario,
-};
-use crate::render::{emit, json, note, table, Context, Delivery};
+use crate::lab::run::{RunConfig, RunScenario};
+use crate::lab::{self, DnsServerKind, EndpointState, IpFamily, LabConfig, ProxyMode, Scenario};
+use crate::render::lab::{down_text, fill_table, info_table, run_table};
+use crate::render::{emit, json, note, Context, Delivery};
 
 /// Default delay of the slow-endpoint scenario.
 const DEFAULT_SLOW_DELAY: Duration = Duration::from_millis(1500);
@@ -33,6 +31,20 @@ fn behavior(args: &ResponderBehaviorArgs) -> ResponderBehavior {
         drop_rate: args.drop_rate,
         drop_aaaa_rate: args.drop_aaaa_rate,
     }
+}
+
+/// Writes a lab report as JSON or as its table (`-o prometheus` was
+/// refused before the lab was touched).
+fn show<R: Serialize>(
+    ctx: &Context,
+    report: &R,
+    table: fn(&Context, &R) -> String,
+) -> Result<Delivery> {
+    let text = match ctx.format {
+        OutputFormat::Json => json::document(report)?,
+        _ => table(ctx, report),
+    };
+    emit(&text)
 }
 
 /// Validates the arguments, runs, renders.
@@ -77,7 +89,7 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                 },
             };
             let info = lab::up(&config)?;
-            render_info(ctx, &info)?;
+            show(ctx, &info, info_table)?;
             if ctx.format == OutputFormat::Table {
                 note(
                     ctx,
@@ -91,20 +103,20 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         }
         LabAction::Down(down) => {
             let report = lab::down(&down.lab.prefix)?;
-            render_down(ctx, &report)?;
+            show(ctx, &report, down_text)?;
             Ok(Outcome::Clean)
         }
         LabAction::Status(which) => {
             let info = lab::status(&which.prefix)?;
             let broken = info.servers.iter().any(|s| s.state == EndpointState::Running && !s.alive);
-            render_info(ctx, &info)?;
+            show(ctx, &info, info_table)?;
             Ok(if broken { Outcome::Problem } else { Outcome::Clean })
         }
         LabAction::Scenario(scenario_args) => {
             let prefix = scenario_args.lab.prefix.clone();
             let scenario = validate_scenario(&scenario_args)?;
             let info = lab::apply_scenario(&prefix, &scenario)?;
-            render_info(ctx, &info)?;
+            show(ctx, &info, info_table)?;
             Ok(Outcome::Clean)
         }
         LabAction::Fill(fill_args) => {
@@ -116,7 +128,7 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
             } else {
                 Outcome::Clean
             };
-            render_fill(ctx, &report)?;
+            show(ctx, &report, fill_table)?;
             Ok(outcome)
         }
         LabAction::Run(run_args) => run(ctx, &run_args),
@@ -160,7 +172,12 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
         budget,
         scenarios,
     };
-    let report = lab::run::run(&config, &|step| note(ctx, &format!("lab run: {step}")))?;
+    // Ctrl-C or SIGTERM stops the run between steps; the lab is still
+    // torn down and the table says how far it got.
+    crate::interrupt::install();
+    let report = lab::run::run(&config, &crate::interrupt::STOP, &|step| {
+        note(ctx, &format!("lab run: {step}"))
+    })?;
     // Decided before rendering: a closed pipe does not change it.
     let outcome = if report.interrupted {
         Outcome::Unknown
@@ -169,74 +186,8 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
     } else {
         Outcome::Problem
     };
-    let text = match ctx.format {
-        OutputFormat::Json => json::document(&report)?,
-        _ => render_run(ctx, &report),
-    };
-    emit(&text)?;
+    show(ctx, &report, run_table)?;
     Ok(outcome)
-}
-
-/// The scenario table: what each failure should show, what doctor found.
-fn render_run(ctx: &Context, report: &RunReport) -> String {
-    let mut out = String::new();
-    if ctx.verbose > 0 {
-        for result in &report.scenarios {
-            if let Some(doctor) = &result.doctor {
-                out.push_str(&format!("== {}\n", result.scenario.as_str()));
-                out.push_str(&crate::render::doctor::table(ctx, doctor));
-                out.push('\n');
-            }
-        }
-    }
-    let mut t = table::new_table(
-        ctx,
-        &["scenario", "expected finding", "doctor found", "unrelated warnings", "result", "time"],
-    );
-    for result in &report.scenarios {
-        let expected = if result.expected.is_empty() {
-            "none at warning or above".to_string()
-        } else {
-            result.expected.join(" or ")
-        };
-        let found =
-            if result.found.is_empty() { "nothing".to_string() } else { result.found.join(", ") };
-        let mut unrelated = result.unrelated.join(", ");
-        if !result.unknown.is_empty() {
-            if !unrelated.is_empty() {
-                unrelated.push_str("; ");
-            }
-            unrelated.push_str(&format!("could not run: {}", result.unknown.join("; ")));
-        }
-        if let Some(error) = &result.error {
-            unrelated = error.clone();
-        }
-        let verdict = match (result.passed, result.expected_found) {
-            (true, _) => "pass".to_string(),
-            (false, false) => "FAIL: expected finding missing".to_string(),
-            (false, true) => "FAIL".to_string(),
-        };
-        t.add_row(vec![
-            Cell::new(result.scenario.as_str()),
-            Cell::new(expected),
-            Cell::new(found),
-            Cell::new(if unrelated.is_empty() { "none".to_string() } else { unrelated }),
-            Cell::new(verdict),
-            Cell::new(format!("{:.1} s + {:.1} s", result.setup_s, result.doctor_s)),
-        ]);
-    }
-    out.push_str(&format!("{t}\n"));
-    let passed = report.scenarios.iter().filter(|r| r.passed).count();
-    out.push_str(&format!(
-        "{} of {} scenarios passed{}; lab {} {}; {:.0} s in all (time: setting up + doctor; -v shows each doctor table)\n",
-        passed,
-        report.scenarios.len(),
-        if report.interrupted { " before the run was interrupted" } else { "" },
-        report.prefix,
-        if report.torn_down { "torn down" } else { "NOT torn down: run `ctdiag lab down --prefix` with it" },
-        report.duration_s
-    ));
-    out
 }
 
 /// The fill's plain config from its flags.
@@ -254,43 +205,6 @@ fn fill_config(args: &LabFillArgs) -> FillConfig {
         },
         timeout: args.timeout.map(Duration::from_secs),
     }
-}
-
-fn render_fill(ctx: &Context, report: &FillReport) -> Result<Delivery> {
-    if ctx.format == OutputFormat::Json {
-        return emit(&json::document(report)?);
-    }
-    let mut t = table::new_table(ctx, &["lab fill", &report.prefix]);
-    let rows: Vec<(&str, String)> = vec![
-        ("node namespace", report.node_namespace.clone()),
-        (
-            "flows",
-            format!(
-                "{} {} to {} ({})",
-                report.flows,
-                report.family.as_str(),
-                report.destination,
-                report.target.as_str()
-            ),
-        ),
-        ("sources", report.sources.clone()),
-        ("datagrams sent", format!("{} in {} round(s)", report.packets_sent, report.rounds)),
-        (
-            "entries (conntrack -C)",
-            format!("{} -> {} ({:+})", report.entries_before, report.entries_after, report.created),
-        ),
-        ("nf_conntrack_max", report.conntrack_max.to_string()),
-        ("entry timeout", format!("{} s without traffic", report.timeout_s)),
-        ("time", format!("{:.0} ms", report.elapsed_ms)),
-    ];
-    for (key, value) in rows {
-        t.add_row(vec![Cell::new(key), Cell::new(value)]);
-    }
-    let mut text = format!("{t}\n");
-    for n in &report.notes {
-        text.push_str(&format!("note: {n}\n"));
-    }
-    emit(&text)
 }
 
 /// Turns the scenario flags into a [`Scenario`]; flags that do not belong
@@ -355,129 +269,6 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
             Ok(Scenario::Lossy { endpoint: args.endpoint, drop_rate, drop_aaaa_rate })
         }
     }
-}
-
-fn render_info(ctx: &Context, info: &LabInfo) -> Result<Delivery> {
-    if ctx.format == OutputFormat::Json {
-        return emit(&json::document(info)?);
-    }
-    let mut summary = table::new_table(ctx, &["lab", &info.prefix]);
-    let rows: Vec<(&str, String)> = vec![
-        ("node namespace", info.namespaces.node.clone()),
-        ("client namespace", format!("{} (198.18.1.2, 2001:db8:1::2)", info.namespaces.client)),
-        ("router namespace", format!("{} ({}, drops all)", info.namespaces.router, lab::ROUTER_IP)),
-        (
-            "kube-dns ClusterIP",
-            format!(
-                "{} port {} udp+tcp ({})",
-                info.cluster_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", "),
-                info.port,
-                info.ip_family.as_str()
-            ),
-        ),
-        ("endpoints in the rules", info.endpoints.join(", ")),
-        ("rules", format!("kube-proxy {} mode", info.rules_mode.as_str())),
-        ("DNS server", info.dns_server.as_str().to_string()),
-        ("client resolv.conf", info.resolv_conf.display().to_string()),
-        ("state", info.state_dir.display().to_string()),
-    ];
-    for (key, value) in rows {
-        summary.add_row(vec![Cell::new(key), Cell::new(value)]);
-    }
-    let mut servers = table::new_table(
-        ctx,
-        &[
-            "endpoint",
-            "namespace",
-            "address",
-            "server",
-            "pid",
-            "alive",
-            "delay ms",
-            "drop",
-            "drop AAAA",
-        ],
-    );
-    for s in &info.servers {
-        let alive = match (s.state, s.alive) {
-            (EndpointState::Removed, _) => "removed".to_string(),
-            (_, true) => "yes".to_string(),
-            (_, false) => "NO".to_string(),
-        };
-        servers.add_row(vec![
-            table::num(s.endpoint),
-            Cell::new(&s.namespace),
-            Cell::new(if s.addresses.is_empty() {
-                s.address.clone()
-            } else {
-                s.addresses.join(", ")
-            }),
-            Cell::new(s.kind.as_str()),
-            Cell::new(s.pid.map_or("-".to_string(), |p| p.to_string())),
-            Cell::new(alive),
-            table::num(s.delay_ms),
-            table::num(format!("{:.2}", s.drop_rate)),
-            table::num(format!("{:.2}", s.drop_aaaa_rate)),
-        ]);
-    }
-    let mut text = format!("{summary}\n{servers}\n");
-    if !info.clients.is_empty() {
-        let mut clients = table::new_table(
-            ctx,
-            &["client", "pid", "source", "hostname", "entry to", "alive", "answered", "last query"],
-        );
-        for c in &info.clients {
-            clients.add_row(vec![
-                table::num(c.id),
-                Cell::new(c.pid),
-                Cell::new(&c.source),
-                Cell::new(&c.hostname),
-                Cell::new(&c.entry_reply_src),
-                Cell::new(if c.alive { "yes" } else { "no" }),
-                table::num(format!("{}/{}", c.answered, c.queries)),
-                Cell::new(match c.last_answered {
-                    Some(true) => "answered",
-                    Some(false) => "UNANSWERED",
-                    None => "-",
-                }),
-            ]);
-        }
-        text.push_str(&format!(
-            "sticky clients in {} (one socket each, a query per second):\n{clients}\n",
-            info.namespaces.client
-        ));
-    }
-    for scenario in &info.scenarios {
-        text.push_str(&format!("scenario {}: {}\n", scenario.name, scenario.summary));
-    }
-    emit(&text)
-}
-
-fn render_down(ctx: &Context, report: &DownReport) -> Result<Delivery> {
-    if ctx.format == OutputFormat::Json {
-        return emit(&json::document(report)?);
-    }
-    if !report.found {
-        return emit(&format!(
-            "No lab with prefix {:?} was there; nothing to remove.",
-            report.prefix
-        ));
-    }
-    let mut text = format!(
-        "Removed lab {:?}: namespaces {}; stopped {} process(es)",
-        report.prefix,
-        if report.removed_namespaces.is_empty() {
-            "none".to_string()
-        } else {
-            report.removed_namespaces.join(", ")
-        },
-        report.stopped_pids.len()
-    );
-    for path in &report.removed_paths {
-        text.push_str(&format!("; removed {}", path.display()));
-    }
-    text.push('.');
-    emit(&text)
 }
 
 #[cfg(test)]

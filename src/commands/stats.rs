@@ -56,7 +56,11 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
         Some(interval) => {
             let mut header_shown = false;
             let netns = config.netns.as_deref().map(Netns::open).transpose()?;
-            stats_report::watch(&config, netns.as_ref(), interval, |sample| {
+            // Ctrl-C or SIGTERM ends the watch after the interval being
+            // measured, instead of killing the process mid-write.
+            crate::interrupt::install();
+            let stop = &crate::interrupt::STOP;
+            stats_report::watch(&config, netns.as_ref(), interval, stop, |sample| {
                 let text = match ctx.format {
                     OutputFormat::Json => render::json::line(sample)?,
                     _ => {

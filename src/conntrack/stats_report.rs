@@ -4,6 +4,7 @@
 //! and the renderers all use it from here.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -331,22 +332,23 @@ fn analyze(
 
 /// Runs `--watch`: reads every interval, hands each sample to `on_sample`,
 /// and returns whether any interval found a problem. Stops after `count`
-/// intervals, on SIGINT/SIGTERM, or when `on_sample` returns false (its
-/// reader is gone); the sample it was given counts in the outcome.
+/// intervals, when `stop` is set (the command routes SIGINT/SIGTERM to it),
+/// or when `on_sample` returns false (its reader is gone); the sample it was
+/// given counts in the outcome.
 pub fn watch(
     config: &StatsConfig,
     netns: Option<&Netns>,
     interval: Duration,
+    stop: &AtomicBool,
     mut on_sample: impl FnMut(&WatchSample) -> Result<bool>,
 ) -> Result<Outcome> {
-    crate::interrupt::install();
     let kernel = Kernel::running();
     let mut before = read_snapshot(config, netns)?;
     let mut taken = Instant::now();
     let mut outcome = Outcome::Clean;
     let mut n = 0;
     while config.count.is_none_or(|count| n < count) {
-        if !sleep_unless_stopped(interval) {
+        if !sleep_unless_stopped(interval, stop) {
             break;
         }
         let now = read_snapshot(config, netns)?;
@@ -414,11 +416,11 @@ fn sample(
     }
 }
 
-/// Sleeps for `duration` in short steps; false when a stop signal came.
-fn sleep_unless_stopped(duration: Duration) -> bool {
+/// Sleeps for `duration` in short steps; false when `stop` was set.
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) -> bool {
     let deadline = Instant::now() + duration;
     loop {
-        if crate::interrupt::requested() {
+        if stop.load(Ordering::SeqCst) {
             return false;
         }
         let left = deadline.saturating_duration_since(Instant::now());

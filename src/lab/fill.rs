@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::LabInfo;
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 
@@ -568,14 +569,10 @@ fn save_cursor(dir: &Path, family: Family, value: u64) -> Result<()> {
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Fills the lab node's conntrack table with `config.flows` new UDP
-/// entries (see the module documentation) and reports the kernel's count
-/// before and after.
-pub fn fill(config: &FillConfig) -> Result<FillReport> {
-    config.validate()?;
-    super::require_root()?;
-    let started = Instant::now();
-    let info = super::status(&config.prefix)?;
+/// Where the fill's datagrams go: the lab's ClusterIP of the family, or an
+/// address no rule translates. A family the node has no rules for is a
+/// usage error.
+fn destination(config: &FillConfig, info: &LabInfo) -> Result<SocketAddr> {
     if !info.cluster_ips.iter().any(|ip| Family::of(*ip) == config.family) {
         // Why not allowed: a namespace tracks a family only once a rule of
         // that family needs conntrack (the node's kube-proxy rules); the
@@ -588,7 +585,7 @@ pub fn fill(config: &FillConfig) -> Result<FillReport> {
             config.family.as_str()
         )));
     }
-    let destination = match config.target {
+    Ok(match config.target {
         FillTarget::ClusterIp => {
             let ip = info.cluster_ips.iter().copied().find(|ip| Family::of(*ip) == config.family);
             SocketAddr::new(ip.unwrap_or(info.cluster_ip), super::DNS_PORT)
@@ -597,7 +594,33 @@ pub fn fill(config: &FillConfig) -> Result<FillReport> {
             Family::Ipv4 => SocketAddr::new(UNRELATED_V4.into(), UNRELATED_PORT),
             Family::Ipv6 => SocketAddr::new(UNRELATED_V6.into(), UNRELATED_PORT),
         },
-    };
+    })
+}
+
+/// The entries' timeout in seconds: `config.timeout` set with an nftables
+/// rule on the node, or the node's `nf_conntrack_udp_timeout`.
+fn entry_timeout(config: &FillConfig, info: &LabInfo, node: &Netns) -> Result<u64> {
+    Ok(match config.timeout {
+        Some(t) => {
+            super::system::require_tool("nft")?;
+            let mut args = vec!["netns", "exec", info.namespaces.node.as_str()];
+            args.extend(["nft", "-f", "-"]);
+            super::system::run("ip", &args, Some(&timeout_ruleset(t)))?;
+            t.as_secs()
+        }
+        None => netfilter_sysctl(node, "nf_conntrack_udp_timeout")?,
+    })
+}
+
+/// Fills the lab node's conntrack table with `config.flows` new UDP
+/// entries (see the module documentation) and reports the kernel's count
+/// before and after.
+pub fn fill(config: &FillConfig) -> Result<FillReport> {
+    config.validate()?;
+    super::require_root()?;
+    let started = Instant::now();
+    let info = super::status(&config.prefix)?;
+    let destination = destination(config, &info)?;
     let node = Netns::open(&info.namespaces.node)?;
     let client = Netns::open(&info.namespaces.client)?;
     let conntrack_max = netfilter_sysctl(&node, "nf_conntrack_max")?;
@@ -607,16 +630,7 @@ pub fn fill(config: &FillConfig) -> Result<FillReport> {
             config.flows
         )));
     }
-    let timeout_s = match config.timeout {
-        Some(t) => {
-            super::system::require_tool("nft")?;
-            let mut args = vec!["netns", "exec", info.namespaces.node.as_str()];
-            args.extend(["nft", "-f", "-"]);
-            super::system::run("ip", &args, Some(&timeout_ruleset(t)))?;
-            t.as_secs()
-        }
-        None => netfilter_sysctl(&node, "nf_conntrack_udp_timeout")?,
-    };
+    let timeout_s = entry_timeout(config, &info, &node)?;
     let socket = client.run(|| open_raw_socket(config.family))?.map_err(|e| {
         Error::Runtime(format!(
             "cannot open a raw {} socket in {}: {e} (CAP_NET_RAW is needed)",

@@ -179,36 +179,43 @@ impl ServiceRules {
             r#"-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"#
                 .to_string(),
         );
-        let mut out = String::from("*nat\n");
-        for chain in ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] {
-            let _ = writeln!(out, ":{chain} ACCEPT [0:0]");
-        }
-        for chain in &chains {
-            let _ = writeln!(out, ":{chain} - [0:0]");
-        }
-        for rule in &rules {
-            let _ = writeln!(out, "{rule}");
-        }
-        out.push_str("COMMIT\n");
-        // The filter table is always written, so that a sync with endpoints
-        // removes an earlier REJECT.
-        out.push_str("*filter\n");
-        for chain in ["INPUT", "FORWARD", "OUTPUT"] {
-            let _ = writeln!(out, ":{chain} ACCEPT [0:0]");
-        }
-        out.push_str(":KUBE-SERVICES - [0:0]\n");
-        for hook in ["FORWARD", "OUTPUT"] {
-            let _ = writeln!(
-                out,
-                r#"-A {hook} -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#
-            );
-        }
-        for rule in &reject_rules {
-            let _ = writeln!(out, "{rule}");
-        }
-        out.push_str("COMMIT\n");
-        out
+        restore_tables(&chains, &rules, &reject_rules)
     }
+}
+
+/// The `iptables-restore` text of kube-proxy's nat table (its base chains,
+/// `chains`, `rules`) and filter table (the jumps to KUBE-SERVICES and
+/// `reject_rules`).
+fn restore_tables(chains: &[String], rules: &[String], reject_rules: &[String]) -> String {
+    let mut out = String::from("*nat\n");
+    for chain in ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] {
+        let _ = writeln!(out, ":{chain} ACCEPT [0:0]");
+    }
+    for chain in chains {
+        let _ = writeln!(out, ":{chain} - [0:0]");
+    }
+    for rule in rules {
+        let _ = writeln!(out, "{rule}");
+    }
+    out.push_str("COMMIT\n");
+    // The filter table is always written, so that a sync with endpoints
+    // removes an earlier REJECT.
+    out.push_str("*filter\n");
+    for chain in ["INPUT", "FORWARD", "OUTPUT"] {
+        let _ = writeln!(out, ":{chain} ACCEPT [0:0]");
+    }
+    out.push_str(":KUBE-SERVICES - [0:0]\n");
+    for hook in ["FORWARD", "OUTPUT"] {
+        let _ = writeln!(
+            out,
+            r#"-A {hook} -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#
+        );
+    }
+    for rule in reject_rules {
+        let _ = writeln!(out, "{rule}");
+    }
+    out.push_str("COMMIT\n");
+    out
 }
 
 impl ServiceRules {

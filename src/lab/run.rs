@@ -347,18 +347,18 @@ fn judge(
 }
 
 /// Runs every scenario of `config` in turn on a lab rebuilt for each, and
-/// tears the lab down at the end (also on Ctrl-C, an error or a panic).
-/// `progress` hears what is happening, for a status line.
-pub fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunReport> {
+/// tears the lab down at the end (also when `stop` is set, on an error or
+/// a panic). `stop` is the command's (set by Ctrl-C and SIGTERM); `progress`
+/// hears what is happening, for a status line.
+pub fn run(config: &RunConfig, stop: &AtomicBool, progress: &dyn Fn(&str)) -> Result<RunReport> {
     super::validate_prefix(&config.prefix)?;
     super::require_root()?;
-    crate::interrupt::install();
     let started = Instant::now();
     let mut teardown = Teardown { prefix: config.prefix.clone(), done: false };
     let mut results = Vec::new();
     let mut interrupted = false;
     for scenario in &config.scenarios {
-        if crate::interrupt::requested() {
+        if stop.load(Ordering::SeqCst) {
             interrupted = true;
             break;
         }
@@ -383,7 +383,7 @@ pub fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunReport> {
             });
             continue;
         }
-        if crate::interrupt::requested() {
+        if stop.load(Ordering::SeqCst) {
             interrupted = true;
             break;
         }
@@ -422,7 +422,7 @@ pub fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunReport> {
             doctor: Some(report),
         });
     }
-    if crate::interrupt::requested() {
+    if stop.load(Ordering::SeqCst) {
         interrupted = true;
     }
     progress("tearing the lab down");

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod doctor;
 pub mod json;
+pub mod lab;
 pub mod probe;
 pub mod prometheus;
 pub mod services;
