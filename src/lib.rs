@@ -20,6 +20,7 @@ pub mod netns;
 pub mod process;
 pub mod render;
 pub mod service;
+pub mod stale;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -498,7 +498,7 @@ fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
     let source: std::net::SocketAddr =
         dead[0]["source"].as_str().expect("source").parse().expect("ip:port");
     let client = source.ip().to_string();
-    let config = ctdiag::conntrack::stale::StaleConfig {
+    let config = ctdiag::stale::StaleConfig {
         selector: ctdiag::service::select::Selector::Spec(
             ctdiag::service::select::ServiceSpec::kube_dns(),
         ),
@@ -556,7 +556,7 @@ fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
         let mut asked = 0;
         let mut replacements = 0;
         let mut same_id = false;
-        let report = ctdiag::conntrack::stale::run(&config, &mut |report| {
+        let report = ctdiag::stale::run(&config, &mut |report| {
             asked += 1;
             assert_eq!(report.stale_count, stale_before, "the scan found what conntrack -L lists");
             let sport = gone.to_string();

@@ -6,11 +6,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use crate::cli::OutputFormat;
 use crate::cli::StaleArgs;
 use crate::commands::args::selector;
-use crate::conntrack::stale::stream::{self, Listing};
-use crate::conntrack::stale::{self, StaleConfig, StaleReport};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::render::{self, Context};
+use crate::stale::stream::{self, Listing};
+use crate::stale::{self, StaleConfig, StaleReport};
 
 /// Checks the arguments before anything is read. `terminal`: whether
 /// stdin is a terminal to ask on. A `--flush` that could not ask and was

@@ -1,15 +1,14 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
 //! a procfs fallback for the counters; entries, the kernel-side dump filter
-//! and exact deletes for the stale scan.
+//! and exact deletes for the stale scan ([`crate::stale`]).
 
 #[cfg(test)]
-mod captures;
+pub(crate) mod captures;
 pub mod entry;
 #[cfg(test)]
 mod lab_tests;
 pub mod procfs;
 pub mod socket;
-pub mod stale;
 pub mod stats;
 pub mod stats_report;
 

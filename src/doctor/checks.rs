@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{CheckContext, CheckResult, CheckSpec};
-use crate::conntrack::stale::{self, StaleConfig};
 use crate::conntrack::stats::{CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE};
 use crate::conntrack::stats_report::{self, StatsConfig};
 use crate::error::{Error, Result};
@@ -16,6 +15,7 @@ use crate::netns::Netns;
 use crate::service::report::{self as services_report, ServicesConfig};
 use crate::service::select::{self, Selector};
 use crate::service::{Protocol, Service};
+use crate::stale::{self, StaleConfig};
 
 /// Longest window the conntrack counters are sampled over.
 const MAX_SAMPLE: Duration = Duration::from_secs(3);

@@ -10,7 +10,7 @@
 //! budget ([`crate::process::DeadlineCap`]).
 //!
 //! Doctor calls the same library functions as the other commands
-//! (`conntrack::stats_report`, `service::report`, `conntrack::stale`,
+//! (`conntrack::stats_report`, `service::report`, `stale`,
 //! `dns::compare`), never the commands, and never flushes anything.
 
 mod checks;

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use comfy_table::Cell;
 
-use crate::conntrack::stale::{EntryReport, ServiceReport, StaleReport, MAX_LISTED};
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num, verbose_notes};
 use crate::render::Context;
+use crate::stale::{EntryReport, ServiceReport, StaleReport, MAX_LISTED};
 
 /// Rows listed per Service in the table unless `-v`.
 const ROWS_SHOWN: usize = 50;

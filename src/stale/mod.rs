@@ -33,16 +33,16 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::entry::{
+use crate::conntrack::entry::{
     decode_entry, delete_request, family_of, unfiltered_request, DumpFilter, Entry, AF_INET,
     AF_INET6, IPPROTO_UDP,
 };
-use super::socket::{
+use crate::conntrack::socket::{
     AckOutcome, CtnetlinkSocket, DumpEvent, DumpSource, RawMessage, DUMP_DEADLINE,
     IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK,
 };
-use super::stats::read_fill_on;
-use super::ConntrackError;
+use crate::conntrack::stats::read_fill_on;
+use crate::conntrack::ConntrackError;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, FindingCode, Severity};
 use crate::netns::{run_in, Netns};
