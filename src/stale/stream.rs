@@ -23,12 +23,13 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::classify::{Target, Verdict};
 use super::clients::{self, ClientIndex};
 use super::reach;
-use super::{
-    merge, open_session, plan, scan_with, Context, Entry, EntryReport, FlushReport, Keep, Scan,
-    ServiceReport, StaleConfig, StaleReport, Tally, Target, TargetSummary, Verdict,
-};
+use super::report::Context;
+use super::scan::{merge, open_session, plan, scan_with, Keep, Scan, Tally};
+use super::{EntryReport, FlushReport, ServiceReport, StaleConfig, StaleReport, TargetSummary};
+use crate::conntrack::entry::Entry;
 use crate::conntrack::ConntrackError;
 use crate::error::{Error, Result};
 use crate::findings::Finding;

@@ -2,15 +2,27 @@
 //! on the real ctnetlink captures of src/conntrack/captures.rs.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use netlink_packet_netfilter::conntrack::ConntrackMessage;
 use netlink_packet_netfilter::NetfilterProtoFamily;
 
+use super::classify::Target;
+use super::clients::ClientIndex;
+use super::flush::delete_all;
+use super::reach::Unreachable;
+use super::report::Context;
+use super::scan::{plan, scan, scan_with, Keep, Scan, Tally, TargetCount};
 use super::*;
 use crate::conntrack::captures::*;
+use crate::conntrack::entry::{unfiltered_request, Entry, AF_INET6};
+use crate::conntrack::socket::{CtnetlinkSocket, DumpEvent, DumpSource};
 use crate::conntrack::socket::{DumpSummary, Expect, ReplyReader};
+use crate::conntrack::ConntrackError;
+use crate::findings::{FindingCode, Severity};
 use crate::service::select::ManualService;
+use crate::service::Protocol;
 
 /// One scripted dump: its attempts, each a list of datagrams.
 type Script = Vec<Vec<Vec<u8>>>;
