@@ -7,12 +7,13 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::classify::{Target, Verdict};
 use super::clients::{Client, ClientIndex};
+use super::findings;
 use super::flush::FlushReport;
 use super::reach::Unreachable;
 use super::scan::{Scan, Tally};
 use super::StaleConfig;
 use crate::conntrack::entry::Entry;
-use crate::findings::{Finding, FindingCode, Severity};
+use crate::findings::Finding;
 use crate::service::select::Selector;
 use crate::service::ProxyMode;
 
@@ -209,28 +210,16 @@ impl Context<'_> {
             let flush = flushes.and_then(|f| f.get(index)).cloned();
             services.push(self.service_report(target, tally, scan.kernel_filter, flush));
         }
-        let mut global = Vec::new();
         let mut notes = self.notes.clone();
         notes.extend(scan.filter_notes.iter().cloned());
-        if !scan.kernel_filter {
-            global.push(Finding::new(
-                Severity::Info,
-                FindingCode::KernelFilterUnavailable,
-                "The kernel did not filter the conntrack dump; ctdiag filtered it itself",
-                scan.filter_notes.join("; "),
-                "Nothing to do: the result is the same. On a very large table the scan takes longer (the kernel-side filter, CTA_FILTER, needs Linux >= 5.8)",
-            ));
-        }
         if scan.undecodable > 0 {
-            global.push(Finding::new(
-                Severity::Info,
-                FindingCode::UndecodableEntries,
-                format!("{} dump message(s) could not be decoded and were skipped", scan.undecodable),
-                scan.undecodable_notes.join("; "),
-                "Compare with `conntrack -L -p udp`; if entries are missing here, report the kernel version and this message",
-            ));
             notes.extend(scan.undecodable_notes.iter().cloned());
         }
+        let global: Vec<Finding> =
+            [findings::kernel_filter_unavailable(scan), findings::undecodable_entries(scan)]
+                .into_iter()
+                .flatten()
+                .collect();
         if scan.restarts > 0 {
             notes.push(format!(
                 "the dump was restarted {} time(s) (interrupted or overrun); the result is from a complete dump",
