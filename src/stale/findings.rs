@@ -25,7 +25,10 @@ struct Case<'a> {
     name: &'a str,
     /// The ClusterIP:port.
     address: SocketAddr,
-    /// The command that deletes the stale entries.
+    /// The command that deletes the stale entries: the edge's command line
+    /// that selects the same Services (`StaleConfig::command`) with the
+    /// action this advice is about, as the other remedies name `kubectl`
+    /// and `conntrack` commands.
     flush_command: String,
     /// The `conntrack -L` command that lists the same entries.
     cross_check: String,
