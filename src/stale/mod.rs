@@ -24,7 +24,7 @@
 //! [`FLUSH_BATCH`], each batch taken from a fresh scan, until a scan finds
 //! none.
 //!
-//! One file per job: [`classify`] (the verdict of an entry), `scan` (the
+//! One file per job: [`classify`](mod@classify) (the verdict of an entry), `scan` (the
 //! socket, the Services resolved, the dumps and their tallies), [`flush`]
 //! (the exact deletes), [`report`] (the report structs and how a scan
 //! becomes one), `findings` (one function per finding code), [`clients`]
