@@ -1,6 +1,7 @@
 //! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
 //! a procfs fallback for the counters; entries, the kernel-side dump filter
-//! and exact deletes for the stale scan ([`crate::stale`]).
+//! and exact deletes for the stale scan (module `stale`, which builds on
+//! this one).
 
 #[cfg(test)]
 pub(crate) mod captures;
