@@ -19,6 +19,10 @@ fn escaped(json: String) -> String {
     // Why C0 is left out: serde already escapes it inside strings, and a
     // raw newline is the pretty printer's own layout.
     let left_by_serde = |c: char| is_hostile(c) && u32::from(c) >= 0x20;
+    // Fast path (most reports): ASCII JSON can only hold DEL of those.
+    if json.is_ascii() && !json.contains('\u{7f}') {
+        return json;
+    }
     if !json.chars().any(left_by_serde) {
         return json;
     }

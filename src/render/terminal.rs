@@ -129,6 +129,10 @@ fn read_mark(rest: &str) -> Option<(String, usize)> {
 /// this process's [`paint`] marks turned into SGR sequences, every other
 /// hostile character escaped.
 pub fn for_terminal(text: &str) -> Cow<'_, str> {
+    // Fast path (JSON, plain text): printable ASCII, newlines and tabs.
+    if text.bytes().all(|b| matches!(b, b'\n' | b'\t' | 0x20..=0x7e)) {
+        return Cow::Borrowed(text);
+    }
     if !text.chars().any(|c| is_hostile(c) && c != '\n' && c != '\t') {
         return Cow::Borrowed(text);
     }
