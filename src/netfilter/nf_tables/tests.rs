@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::captures::*;
 use super::*;
-use crate::conntrack::socket::{Expect, Progress, RawMessage, ReplyReader};
+use crate::netfilter::{Expect, Progress, RawMessage, ReplyReader};
 use crate::service::{Protocol, ProxyMode};
 
 /// The messages of a captured reply, checked by the same reader the live
@@ -16,7 +16,7 @@ fn messages(datagrams: &[&[u8]], sequence: u32, port: u32, expect: Expect) -> Ve
     let mut progress = Progress::More;
     for datagram in datagrams {
         progress = reader
-            .feed(datagram, &mut |raw: RawMessage<'_>| {
+            .feed::<NetfilterError>(datagram, &mut |raw: RawMessage<'_>| {
                 out.push((raw.message_type, raw.attributes.to_vec()));
                 Ok(())
             })
@@ -208,7 +208,7 @@ fn the_chain_reply_and_enoent() {
     assert_eq!(found.len(), 1);
     let mut reader = ReplyReader::new("chain", 1_700_000_104, PORT_10, Expect::Ack);
     let error = reader.feed(&CHAIN_ENOENT, &mut |_| Ok(())).unwrap_err();
-    assert!(matches!(error, ConntrackError::Kernel { errno: libc::ENOENT, .. }), "{error:?}");
+    assert!(matches!(error, NetfilterError::Kernel { errno: libc::ENOENT, .. }), "{error:?}");
 }
 
 /// The captured objects as a [`Recorded`] source: what the readers of
@@ -505,7 +505,7 @@ mod properties {
             let _ = decode_elements(&bytes, &mut Vec::new());
             let _ = raw_rule_chain(&bytes);
             let _ = udata_comment(&bytes);
-            prop_assert!(Attributes::new(&bytes).count() <= bytes.len() / 4);
+            prop_assert!(walk(&bytes).count() <= bytes.len() / 4);
         }
     }
 }
@@ -516,7 +516,7 @@ mod properties {
 /// attempt's rules only (no rule of the abandoned attempt, none twice).
 #[test]
 fn an_interrupted_rule_dump_restarts_and_keeps_one_attempt() {
-    use crate::conntrack::socket::{dump_with, Deadline, Received, Transport};
+    use crate::netfilter::dump::{dump_with, Deadline, Received, Transport};
     use netlink_packet_core::NLM_F_DUMP_INTR;
     use std::time::Duration;
 
@@ -531,14 +531,14 @@ fn an_interrupted_rule_dump_restarts_and_keeps_one_attempt() {
         fn port(&self) -> u32 {
             PORT_7
         }
-        fn send(&mut self, bytes: &[u8]) -> Result<(), ConntrackError> {
+        fn send(&mut self, bytes: &[u8]) -> Result<(), NetfilterError> {
             self.sequence = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
             self.queue = self.attempts.remove(0);
             self.queue.reverse();
             self.sent += 1;
             Ok(())
         }
-        fn recv(&mut self, _: Duration) -> Result<Received<'_>, ConntrackError> {
+        fn recv(&mut self, _: Duration) -> Result<Received<'_>, NetfilterError> {
             let Some(mut datagram) = self.queue.pop() else { return Ok(Received::TimedOut) };
             // The kernel echoes the request's sequence number.
             let mut at = 0;
@@ -600,7 +600,7 @@ fn one_deadline_bounds_a_whole_reading() {
         reader.elements(Family::Ip, "kube-proxy", "service-ips").unwrap_err(),
         reader.chain_exists(Family::Ip, "nat", "KUBE-SERVICES").unwrap_err(),
     ] {
-        assert!(matches!(error, NftError::Netlink(ConntrackError::Deadline { .. })), "{error:?}");
+        assert!(matches!(error, NftError::Netlink(NetfilterError::Deadline { .. })), "{error:?}");
         assert!(error.to_string().contains("1ms"), "{error}");
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(1));

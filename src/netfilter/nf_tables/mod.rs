@@ -11,13 +11,13 @@
 //! reading, so [`consistent`] reads the generation before and after and
 //! starts over when the ruleset changed in between (as `nft` does); each
 //! dump on its own restarts on `NLM_F_DUMP_INTR` (the socket code of
-//! [`crate::conntrack::socket`] is shared for that). The readers of both
+//! [`crate::netfilter`] is shared for that). The readers of both
 //! proxy modes take their objects from a [`Source`]: the kernel, or
 //! [`Recorded`] objects in tests.
 //!
 //! Requests are built with `netlink-packet-netfilter`'s nftables types, and
 //! the generation and set messages decoded with them. Rule and set element
-//! messages, the large ones, are walked here instead ([`Attributes`],
+//! messages, the large ones, are walked here instead ([`walk`],
 //! kernel attribute names `NFTA_*`): the crate's decoders for them format
 //! the whole attribute buffer with `{:?}` for every nested attribute they
 //! read (an eager `format!` in each error context), which made a
@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLA_TYPE_MASK};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, GenAttribute, GenMessage, NfTablesMessage, RuleAttribute,
     RuleMessage, SetAttribute, SetElementList, SetElementMessage, SetMessage,
@@ -43,8 +43,8 @@ use netlink_packet_netfilter::nftables::{
 };
 use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 
-use crate::conntrack::socket::{CtnetlinkSocket, DumpEvent, DUMP_DEADLINE};
-use crate::conntrack::ConntrackError;
+use crate::netfilter::attributes::walk;
+use crate::netfilter::{DumpEvent, NetfilterError, NfnetlinkSocket, DUMP_DEADLINE};
 
 /// `NFNL_SUBSYS_NFTABLES` (include/uapi/linux/netfilter/nfnetlink.h).
 pub const NFNL_SUBSYS_NFTABLES: u8 = 10;
@@ -161,7 +161,7 @@ pub enum NftError {
     /// The conversation failed (socket error, kernel error, timeout, a
     /// dump interrupted too often).
     #[error("reading nf_tables over netlink failed: {0}")]
-    Netlink(ConntrackError),
+    Netlink(NetfilterError),
     /// The generation moved during every attempt.
     #[error("the nf_tables ruleset changed while it was read, {attempts} times in a row (kube-proxy syncing?); no partial reading is used")]
     Changing {
@@ -182,19 +182,16 @@ pub enum NftError {
     },
 }
 
-impl From<ConntrackError> for NftError {
-    fn from(error: ConntrackError) -> Self {
+impl From<NetfilterError> for NftError {
+    fn from(error: NetfilterError) -> Self {
         match error {
-            ConntrackError::PermissionDenied { .. } => NftError::Refused,
-            // Why not the text: ctnetlink's says to load nf_conntrack_netlink.
-            ConntrackError::Unavailable(why) if why.starts_with("the kernel does not support") => {
-                NftError::Unavailable(
-                    "the kernel answered EOPNOTSUPP: no nf_tables (module not loaded, or not built)"
-                        .into(),
-                )
-            }
-            ConntrackError::Unavailable(why) => NftError::Unavailable(why),
-            ConntrackError::Malformed { request, detail } => {
+            NetfilterError::PermissionDenied { .. } => NftError::Refused,
+            NetfilterError::NotSupported { .. } => NftError::Unavailable(
+                "the kernel answered EOPNOTSUPP: no nf_tables (module not loaded, or not built)"
+                    .into(),
+            ),
+            NetfilterError::Unavailable(why) => NftError::Unavailable(why),
+            NetfilterError::Malformed { request, detail } => {
                 NftError::Decode { what: request, detail }
             }
             other => NftError::Netlink(other),
@@ -418,7 +415,7 @@ pub struct NftElement {
 /// asked.
 #[derive(Debug)]
 pub struct Reader {
-    socket: CtnetlinkSocket,
+    socket: NfnetlinkSocket,
     /// When every dump must be over.
     deadline: Instant,
     /// The whole budget, for the error message.
@@ -438,7 +435,7 @@ impl Reader {
 
     /// [`Self::open`] with another budget.
     pub fn with_budget(budget: Duration) -> Result<Self, NftError> {
-        Ok(Reader { socket: CtnetlinkSocket::open()?, deadline: Instant::now() + budget, budget })
+        Ok(Reader { socket: NfnetlinkSocket::open()?, deadline: Instant::now() + budget, budget })
     }
 
     /// What is left of the deadline for the next dump (at most
@@ -446,7 +443,7 @@ impl Reader {
     fn time_left(&self, request: &'static str) -> Result<Duration, NftError> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(NftError::Netlink(ConntrackError::Deadline {
+            return Err(NftError::Netlink(NetfilterError::Deadline {
                 request,
                 after: self.budget,
             }));
@@ -542,7 +539,7 @@ impl Source for Reader {
         });
         match self.socket.request("nf_tables chain", family.proto(), message) {
             Ok(_) => Ok(true),
-            Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) => Ok(false),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(false),
             Err(other) => Err(other.into()),
         }
     }
@@ -566,7 +563,7 @@ impl Source for Reader {
                         let message = decode("nf_tables set dump", raw.bytes)?;
                         if let NfTablesMessage::NewSet(set) = message {
                             sets.push(set_from(&set).map_err(|detail| {
-                                ConntrackError::Malformed { request: "nf_tables set dump", detail }
+                                NetfilterError::Malformed { request: "nf_tables set dump", detail }
                             })?);
                         }
                     }
@@ -575,7 +572,7 @@ impl Source for Reader {
             });
         match result {
             Ok(_) => Ok(Some(sets)),
-            Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) => Ok(None),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(None),
             Err(other) => Err(other.into()),
         }
     }
@@ -605,7 +602,7 @@ impl Source for Reader {
                             return Err(unexpected("nf_tables set element dump", raw.message_type));
                         }
                         decode_elements(raw.attributes, &mut elements).map_err(|detail| {
-                            ConntrackError::Malformed {
+                            NetfilterError::Malformed {
                                 request: "nf_tables set element dump",
                                 detail: format!("set {set}: {detail}"),
                             }
@@ -619,7 +616,7 @@ impl Source for Reader {
             Ok(_) => Ok(elements),
             // The set went away since the set dump: the generation moved,
             // and `consistent` reads again.
-            Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) => Ok(Vec::new()),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(Vec::new()),
             Err(other) => Err(other.into()),
         }
     }
@@ -654,7 +651,7 @@ impl Source for Reader {
             Ok(_) => Ok(rules),
             // The chain went away since it was looked up: the generation
             // moved, and `consistent` reads again.
-            Err(ConntrackError::Kernel { errno: libc::ENOENT, .. }) if chain.is_some() => {
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) if chain.is_some() => {
                 Ok(Vec::new())
             }
             Err(other) => Err(other.into()),
@@ -668,7 +665,7 @@ impl Source for Reader {
 pub(crate) fn rule_consumer<'a>(
     rules: &'a mut Vec<NftRule>,
     keep: &'a dyn Fn(&str) -> bool,
-) -> impl FnMut(DumpEvent<'_>) -> Result<(), ConntrackError> + 'a {
+) -> impl FnMut(DumpEvent<'_>) -> Result<(), NetfilterError> + 'a {
     move |event| {
         match event {
             DumpEvent::Restart { .. } => rules.clear(),
@@ -680,7 +677,7 @@ pub(crate) fn rule_consumer<'a>(
                     return Ok(());
                 }
                 rules.push(decode_rule(raw.attributes).map_err(|detail| {
-                    ConntrackError::Malformed { request: "nf_tables rule dump", detail }
+                    NetfilterError::Malformed { request: "nf_tables rule dump", detail }
                 })?);
             }
         }
@@ -750,16 +747,16 @@ pub fn message_type(message: u8) -> u16 {
     (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | u16::from(message)
 }
 
-fn unexpected(request: &'static str, message_type: u16) -> ConntrackError {
-    ConntrackError::Malformed {
+fn unexpected(request: &'static str, message_type: u16) -> NetfilterError {
+    NetfilterError::Malformed {
         request,
         detail: format!("message type {message_type:#06x} in the dump"),
     }
 }
 
 /// Decodes one whole netlink message as an nf_tables message.
-pub fn decode(request: &'static str, bytes: &[u8]) -> Result<NfTablesMessage, ConntrackError> {
-    let malformed = |detail: String| ConntrackError::Malformed { request, detail };
+pub fn decode(request: &'static str, bytes: &[u8]) -> Result<NfTablesMessage, NetfilterError> {
+    let malformed = |detail: String| NetfilterError::Malformed { request, detail };
     let message = NetlinkMessage::<NetfilterMessage>::deserialize(bytes)
         .map_err(|e| malformed(e.to_string()))?;
     match message.payload {
@@ -775,9 +772,7 @@ pub fn decode(request: &'static str, bytes: &[u8]) -> Result<NfTablesMessage, Co
 /// header), without decoding anything else; `None` if it has none or it is
 /// not UTF-8.
 pub fn raw_rule_chain(attributes: &[u8]) -> Option<&str> {
-    Attributes::new(attributes)
-        .find(|(kind, _)| *kind == NFTA_RULE_CHAIN)
-        .and_then(|(_, v)| cstr(v))
+    walk(attributes).find(|(kind, _)| *kind == NFTA_RULE_CHAIN).and_then(|(_, v)| cstr(v))
 }
 
 /// A NUL-terminated (or unterminated) string.
@@ -820,40 +815,6 @@ fn set_from(message: &SetMessage) -> Result<NftSet, String> {
     Ok(set)
 }
 
-/// The attributes of a netlink message or of a nested attribute: `(type,
-/// value)` pairs, `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` masked off.
-/// Stops at the first attribute whose length does not fit (the caller sees
-/// fewer attributes, never a panic).
-#[derive(Debug, Clone)]
-pub struct Attributes<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Attributes<'a> {
-    /// The attributes in `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Attributes { rest: bytes }
-    }
-}
-
-impl<'a> Iterator for Attributes<'a> {
-    type Item = (u16, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        // struct nlattr { __u16 nla_len; __u16 nla_type; }, then the value;
-        // each attribute padded to 4 bytes (NLA_ALIGN).
-        let header = self.rest.get(..4)?;
-        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
-        let kind = u16::from_ne_bytes([header[2], header[3]]) & NLA_TYPE_MASK;
-        let Some(value) = self.rest.get(4..len) else {
-            self.rest = &[];
-            return None;
-        };
-        self.rest = self.rest.get((len + 3) & !3..).unwrap_or(&[]);
-        Some((kind, value))
-    }
-}
-
 /// `NFTA_DATA_VALUE` (include/uapi/linux/netfilter/nf_tables.h).
 const NFTA_DATA_VALUE: u16 = 1;
 /// `NFTA_DATA_VERDICT` (nested).
@@ -868,12 +829,12 @@ const NFTA_LIST_ELEM: u16 = 1;
 /// A `struct nft_data` attribute (`NFTA_DATA_VALUE` or
 /// `NFTA_DATA_VERDICT`).
 fn data(nested: &[u8]) -> Option<Data> {
-    for (kind, value) in Attributes::new(nested) {
+    for (kind, value) in walk(nested) {
         match kind {
             NFTA_DATA_VALUE => return Some(Data::Value(value.to_vec())),
             NFTA_DATA_VERDICT => {
                 let (mut code, mut chain) = (None, None);
-                for (kind, value) in Attributes::new(value) {
+                for (kind, value) in walk(value) {
                     match kind {
                         NFTA_VERDICT_CODE => code = Some(be_u32(value)?),
                         NFTA_VERDICT_CHAIN => chain = Some(cstr(value)?.to_string()),
@@ -902,17 +863,17 @@ const NFTA_SET_ELEM_USERDATA: u16 = 6;
 /// The elements of one `NFT_MSG_NEWSETELEM` message (its attributes after
 /// the nfgenmsg header).
 pub fn decode_elements(attributes: &[u8], out: &mut Vec<NftElement>) -> Result<(), String> {
-    for (kind, list) in Attributes::new(attributes) {
+    for (kind, list) in walk(attributes) {
         if kind != NFTA_SET_ELEM_LIST_ELEMENTS {
             continue;
         }
-        for (kind, element) in Attributes::new(list) {
+        for (kind, element) in walk(list) {
             if kind != NFTA_LIST_ELEM {
                 continue;
             }
             let mut parsed = NftElement { key: Vec::new(), data: None, flags: 0, comment: None };
             let mut has_key = false;
-            for (kind, value) in Attributes::new(element) {
+            for (kind, value) in walk(element) {
                 match kind {
                     NFTA_SET_ELEM_KEY => match data(value) {
                         Some(Data::Value(key)) => {
@@ -958,7 +919,7 @@ const NFTA_EXPR_DATA: u16 = 2;
 /// header).
 pub fn decode_rule(attributes: &[u8]) -> Result<NftRule, String> {
     let mut rule = NftRule { chain: String::new(), handle: 0, exprs: Vec::new(), comment: None };
-    for (kind, value) in Attributes::new(attributes) {
+    for (kind, value) in walk(attributes) {
         match kind {
             NFTA_RULE_CHAIN => {
                 rule.chain = cstr(value).ok_or("a chain name that is not UTF-8")?.to_string()
@@ -972,7 +933,7 @@ pub fn decode_rule(attributes: &[u8]) -> Result<NftRule, String> {
             }
             NFTA_RULE_USERDATA => rule.comment = udata_comment(value),
             NFTA_RULE_EXPRESSIONS => {
-                for (kind, expression) in Attributes::new(value) {
+                for (kind, expression) in walk(value) {
                     if kind == NFTA_LIST_ELEM {
                         rule.exprs.push(expression_of(expression));
                     }
@@ -991,7 +952,7 @@ pub fn decode_rule(attributes: &[u8]) -> Result<NftRule, String> {
 /// absent or short.
 fn u32_attributes<const N: usize>(nested: &[u8], wanted: [u16; N]) -> [Option<u32>; N] {
     let mut out = [None; N];
-    for (kind, value) in Attributes::new(nested) {
+    for (kind, value) in walk(nested) {
         if let Some(i) = wanted.iter().position(|w| *w == kind) {
             out[i] = be_u32(value);
         }
@@ -1004,7 +965,7 @@ fn u32_attributes<const N: usize>(nested: &[u8], wanted: [u16; N]) -> [Option<u3
 fn expression_of(attributes: &[u8]) -> Expr {
     let mut name = "";
     let mut data_of = None;
-    for (kind, value) in Attributes::new(attributes) {
+    for (kind, value) in walk(attributes) {
         match kind {
             NFTA_EXPR_NAME => name = cstr(value).unwrap_or(""),
             NFTA_EXPR_DATA => data_of = Some(value),
@@ -1014,7 +975,7 @@ fn expression_of(attributes: &[u8]) -> Expr {
     let data_of = data_of.unwrap_or(&[]);
     // The kernel's attribute numbers of each expression (NFTA_PAYLOAD_*,
     // NFTA_META_*, ... in nf_tables.h), as `(type, u32)` reads.
-    let nested = |wanted: u16| Attributes::new(data_of).find(|(k, _)| *k == wanted).map(|(_, v)| v);
+    let nested = |wanted: u16| walk(data_of).find(|(k, _)| *k == wanted).map(|(_, v)| v);
     let decoded = match name {
         // NFTA_PAYLOAD_DREG 1, BASE 2, OFFSET 3, LEN 4, SREG 5 (a write).
         "payload" => match u32_attributes(data_of, [1, 2, 3, 4, 5]) {
