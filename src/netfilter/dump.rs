@@ -1,5 +1,5 @@
 //! One exchange with the kernel (a request and its whole reply) over any
-//! [`Transport`], and the dump loop on top of it: restarts on
+//! transport (`Transport`), and the dump loop on top of it: restarts on
 //! `NLM_F_DUMP_INTR` and overruns, an overall deadline, the consumer told
 //! to discard what it took before each restart.
 

@@ -1,6 +1,6 @@
 //! netfilter: the protocol-agnostic side of `NETLINK_NETFILTER`
-//! (nfnetlink), which both [`crate::conntrack`] (ctnetlink) and
-//! [`crate::service`] (kube-proxy's nf_tables rules) build on, neither on
+//! (nfnetlink), which both `conntrack` (ctnetlink) and
+//! `service` (kube-proxy's nf_tables rules) build on, neither on
 //! the other.
 //!
 //! - [`socket`]: the socket, one request and its whole (possibly

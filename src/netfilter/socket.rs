@@ -1,5 +1,5 @@
 //! An nfnetlink socket (`NETLINK_NETFILTER`, any subsystem: ctnetlink for
-//! [`crate::conntrack`], nf_tables for [`super::nf_tables`]): one request,
+//! `conntrack`, nf_tables for [`super::nf_tables`]): one request,
 //! its whole (possibly multipart) reply, either collected
 //! ([`NfnetlinkSocket::dump`]) or streamed message by message
 //! ([`NfnetlinkSocket::dump_each`]) so that memory does not grow with the

@@ -322,6 +322,9 @@ fn service_element(family: Family, element: &NftElement) -> Result<Element, Stri
 }
 
 #[cfg(test)]
+mod both_modes;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
