@@ -6,8 +6,8 @@
 use std::io;
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLMSG_DONE, NLMSG_ERROR,
-    NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLMSG_ALIGNTO, NLMSG_DONE,
+    NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR,
 };
 use netlink_packet_netfilter::NetfilterMessage;
 
@@ -128,11 +128,13 @@ impl ReplyReader {
                 .map_err(|error| self.malformed(format!("at byte {offset}: {error}")))?;
             let length = buffer.length() as usize;
             let bytes = rest.get(..length).unwrap_or(rest);
-            let payload = bytes.get(16..).unwrap_or(&[]);
+            // Checked above: the header fits and the length covers it.
+            let payload = buffer.payload();
             let (message_type, flags) = (buffer.message_type(), buffer.flags());
             let (sequence, port) = (buffer.sequence_number(), buffer.port_number());
-            // Messages are 4-byte aligned within a datagram (NLMSG_ALIGN).
-            offset = offset.saturating_add(length.saturating_add(3) & !3);
+            // Messages are aligned within a datagram (NLMSG_ALIGN).
+            let align = usize::from(NLMSG_ALIGNTO) - 1;
+            offset = offset.saturating_add(length.saturating_add(align) & !align);
 
             if sequence != self.sequence {
                 // Left over from an abandoned earlier request on this socket.
