@@ -16,6 +16,7 @@ pub mod generate;
 pub mod interrupt;
 pub mod kernel;
 pub mod lab;
+pub mod netfilter;
 pub mod netns;
 pub mod process;
 pub mod render;

@@ -473,6 +473,7 @@ mod tests {
     use crate::conntrack::socket::{
         encode_request, Expect, Progress, RawMessage, ReplyReader, IPCTNL_MSG_CT_DELETE,
     };
+    use crate::conntrack::ConntrackError;
     use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
     use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
 
@@ -482,7 +483,7 @@ mod tests {
         let mut out = Vec::new();
         for datagram in datagrams {
             reader
-                .feed(datagram, &mut |raw: RawMessage<'_>| {
+                .feed::<ConntrackError>(datagram, &mut |raw: RawMessage<'_>| {
                     out.push((raw.family, raw.attributes.to_vec()));
                     Ok(())
                 })
@@ -552,7 +553,7 @@ mod tests {
             let mut reader = ReplyReader::new("test", sequence, port, Expect::Done);
             let mut checked = 0;
             reader
-                .feed(datagram, &mut |raw: RawMessage<'_>| {
+                .feed::<ConntrackError>(datagram, &mut |raw: RawMessage<'_>| {
                     let ours = decode_entry(raw.family, raw.attributes).unwrap();
                     let theirs =
                         netlink_packet_core::NetlinkMessage::<NetfilterMessage>::deserialize(
@@ -749,18 +750,22 @@ mod tests {
         assert_eq!(DELETE_REPLY_ENOENT[20..], DELETE_REPLY_REQUEST);
         let mut reader =
             ReplyReader::new("delete", DELETE_ID_SEQUENCE, DELETE_ID_PORT, Expect::Ack);
-        let error = reader.feed(&DELETE_ID_ENOENT, &mut |_| Ok(())).unwrap_err();
+        let error = reader.feed::<ConntrackError>(&DELETE_ID_ENOENT, &mut |_| Ok(())).unwrap_err();
         assert!(
             matches!(error, crate::conntrack::ConntrackError::Kernel { errno: libc::ENOENT, .. }),
             "{error:?}"
         );
         let mut reader =
             ReplyReader::new("delete", DELETE_OK_SEQUENCE, DELETE_OK_PORT, Expect::Ack);
-        assert_eq!(reader.feed(&DELETE_OK_ACK, &mut |_| Ok(())).unwrap(), Progress::Complete);
+        assert_eq!(
+            reader.feed::<ConntrackError>(&DELETE_OK_ACK, &mut |_| Ok(())).unwrap(),
+            Progress::Complete
+        );
         // By the reply tuple: the recreated entry is not found ...
         let mut reader =
             ReplyReader::new("delete", DELETE_REPLY_SEQUENCE, DELETE_REPLY_PORT, Expect::Ack);
-        let error = reader.feed(&DELETE_REPLY_ENOENT, &mut |_| Ok(())).unwrap_err();
+        let error =
+            reader.feed::<ConntrackError>(&DELETE_REPLY_ENOENT, &mut |_| Ok(())).unwrap_err();
         assert!(
             matches!(error, crate::conntrack::ConntrackError::Kernel { errno: libc::ENOENT, .. }),
             "{error:?}"
@@ -768,6 +773,9 @@ mod tests {
         // ... and a stale one is deleted.
         let mut reader =
             ReplyReader::new("delete", DELETE_REPLY_OK_SEQUENCE, DELETE_REPLY_OK_PORT, Expect::Ack);
-        assert_eq!(reader.feed(&DELETE_REPLY_ACK, &mut |_| Ok(())).unwrap(), Progress::Complete);
+        assert_eq!(
+            reader.feed::<ConntrackError>(&DELETE_REPLY_ACK, &mut |_| Ok(())).unwrap(),
+            Progress::Complete
+        );
     }
 }

@@ -1,10 +1,12 @@
-//! conntrack: ctnetlink over netlink-sys and netlink-packet-netfilter, with
-//! a procfs fallback for the counters; entries, the kernel-side dump filter
-//! and exact deletes for the stale scan (module `stale`, which builds on
-//! this one).
+//! conntrack: ctnetlink on the nfnetlink socket of [`crate::netfilter`],
+//! with a procfs fallback for the counters; entries, the kernel-side dump
+//! filter and exact deletes for the stale scan (module `stale`, which
+//! builds on this one).
 
+/// The captured ctnetlink bytes, kept in [`crate::netfilter`] (its socket
+/// tests read them too) and reachable here for conntrack's own tests.
 #[cfg(test)]
-pub(crate) mod captures;
+pub(crate) use crate::netfilter::captures;
 pub mod entry;
 #[cfg(test)]
 mod lab_tests;

@@ -522,7 +522,7 @@ mod tests {
         datagram[CPU_DUMP_MESSAGE1_LAST_NLA_TYPE - 2] = 12;
         let mut collector =
             ReplyCollector::new("test", CPU_DUMP_SEQUENCE, CPU_DUMP_PORT, Expect::Done);
-        let error = collector.feed(&datagram).unwrap_err();
+        let error = ConntrackError::from(collector.feed(&datagram).unwrap_err());
         assert!(matches!(error, ConntrackError::Malformed { .. }), "{error:?}");
     }
 

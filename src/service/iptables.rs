@@ -21,11 +21,11 @@ pub(crate) use netlink::to_rule as netlink_rule;
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::nf_tables::{Family, NftError, Reader};
 use super::{
     merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
 };
 use crate::error::{Error, Result};
+use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
 use crate::process::{listing_deadline, run_bounded_lines, RunError};
 

@@ -10,7 +10,6 @@
 pub mod api;
 pub mod iptables;
 pub mod ipvs;
-pub mod nf_tables;
 pub mod nftables;
 pub mod report;
 pub mod select;

@@ -1,6 +1,6 @@
 //! iptables mode over netlink, where the rules were written by iptables-nft
 //! (the `nf_tables` backend): the `nat` and `filter` tables of the `ip` and
-//! `ip6` families read as kernel objects ([`crate::service::nf_tables`]),
+//! `ip6` families read as kernel objects ([`crate::netfilter::nf_tables`]),
 //! each rule turned back into the options `iptables-save` would print for
 //! it ([`Rule`]) and handed to the same [`Parser::rule`] the text goes
 //! through, so one piece of code turns iptables-mode rules into Services.
@@ -29,7 +29,7 @@
 use std::net::IpAddr;
 
 use super::{port_rule, Parser, Rule};
-use crate::service::nf_tables::{
+use crate::netfilter::nf_tables::{
     consistent, follow, Data, Expr, Family, Field, NftError, NftRule, Registers, Source, Value,
     Verdict, NFT_META_L4PROTO, NFT_NAT_DNAT, NFT_PAYLOAD_NETWORK_HEADER,
     NFT_PAYLOAD_TRANSPORT_HEADER, REGISTER_NEUTRAL,
@@ -392,7 +392,7 @@ fn to_destination(range: &Range) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::nf_tables::Recorded;
+    use crate::netfilter::nf_tables::Recorded;
 
     fn rule(chain: &str, exprs: Vec<Expr>) -> NftRule {
         NftRule { chain: chain.into(), handle: 7, exprs, comment: None }

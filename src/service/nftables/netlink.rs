@@ -1,5 +1,5 @@
 //! nftables mode over netlink: kube-proxy's `ip` and `ip6` `kube-proxy`
-//! tables read as kernel objects ([`crate::service::nf_tables`]) and turned
+//! tables read as kernel objects ([`crate::netfilter::nf_tables`]) and turned
 //! into the same elements and chain graph the `nft list` parser builds, so
 //! that one function, [`super::build`], makes Services out of either.
 //!
@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use super::{build, Element, Found};
-use crate::service::nf_tables::{
+use crate::netfilter::nf_tables::{
     consistent, follow, Data, Expr, Family, NftElement, NftError, NftRule, NftSet, Registers,
     Source, Value, Verdict, NFT_NAT_DNAT, NFT_SET_ELEM_INTERVAL_END,
 };
@@ -320,6 +320,9 @@ fn service_element(family: Family, element: &NftElement) -> Result<Element, Stri
     };
     Ok(Element { ip, protocol, port, comment: element.comment.clone(), chain })
 }
+
+#[cfg(test)]
+mod both_modes;
 
 #[cfg(test)]
 mod tests {

@@ -920,3 +920,115 @@ pub const CHAIN_ENOENT: [u8; 60] = [
     0x02, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0x6e, 0x61, 0x74, 0x00, 0x09, 0x00, 0x03, 0x00,
     0x4e, 0x4f, 0x50, 0x45, 0x00, 0x00, 0x00, 0x00, // the request, echoed
 ];
+
+/// The captures as the readers see them: replies checked by the same
+/// reader the live socket uses, decoded objects, and a [`Recorded`] source
+/// of all of them.
+mod decoded {
+    use super::*;
+    use crate::netfilter::nf_tables::decode::set_from;
+    use crate::netfilter::nf_tables::{
+        decode, decode_elements, decode_rule, message_type, Family, NftElement, NftRule, Recorded,
+        NFT_MSG_NEWRULE, NFT_MSG_NEWSETELEM,
+    };
+    use crate::netfilter::{Expect, NetfilterError, Progress, RawMessage, ReplyReader};
+    use netlink_packet_netfilter::nftables::NfTablesMessage;
+
+    /// The messages of a captured reply, checked by the same reader the live
+    /// socket uses (sequence, port, NLMSG_DONE / NLMSG_ERROR).
+    pub(crate) fn messages(
+        datagrams: &[&[u8]],
+        sequence: u32,
+        port: u32,
+        expect: Expect,
+    ) -> Vec<(u16, Vec<u8>)> {
+        let mut reader = ReplyReader::new("capture", sequence, port, expect);
+        let mut out = Vec::new();
+        let mut progress = Progress::More;
+        for datagram in datagrams {
+            progress = reader
+                .feed::<NetfilterError>(datagram, &mut |raw: RawMessage<'_>| {
+                    out.push((raw.message_type, raw.attributes.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(progress, Progress::Complete);
+        assert!(!reader.interrupted);
+        out
+    }
+
+    pub(crate) fn elements_of(datagrams: &[&[u8]], port: u32) -> Vec<NftElement> {
+        let mut elements = Vec::new();
+        for (kind, attributes) in messages(datagrams, 1_700_000_102, port, Expect::Done) {
+            assert_eq!(kind, message_type(NFT_MSG_NEWSETELEM));
+            decode_elements(&attributes, &mut elements).unwrap();
+        }
+        elements
+    }
+
+    pub(crate) fn rules_of(datagram: &[u8], port: u32) -> Vec<NftRule> {
+        messages(&[datagram, &SETS_DONE_FOR_RULES(port)], 1_700_000_103, port, Expect::Done)
+            .into_iter()
+            .map(|(kind, attributes)| {
+                assert_eq!(kind, message_type(NFT_MSG_NEWRULE));
+                decode_rule(&attributes).unwrap()
+            })
+            .collect()
+    }
+
+    /// The rule dumps' NLMSG_DONE was captured too; it is the set dump's with
+    /// the rule dump's sequence number and port.
+    #[allow(non_snake_case)]
+    pub(crate) fn SETS_DONE_FOR_RULES(port: u32) -> Vec<u8> {
+        let mut done = SETS_DONE.to_vec();
+        done[8..12].copy_from_slice(&1_700_000_103u32.to_ne_bytes());
+        done[12..16].copy_from_slice(&port.to_ne_bytes());
+        done
+    }
+
+    /// The messages of one datagram, as raw bytes.
+    pub(crate) fn split_messages(datagram: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at + 16 <= datagram.len() {
+            let len = u32::from_ne_bytes(datagram[at..at + 4].try_into().unwrap()) as usize;
+            out.push(&datagram[at..at + len]);
+            at += (len + 3) & !3;
+        }
+        out
+    }
+
+    /// The captured objects as a [`Recorded`] source: what the readers of
+    /// both modes see in the capture namespace.
+    pub(crate) fn recorded() -> Recorded {
+        let mut source = Recorded { generation: 3, ..Recorded::default() };
+        let table = |t: &str| (Family::Ip, t.to_string());
+        let sets = split_messages(&SETS_DATAGRAM)
+            .into_iter()
+            .map(|bytes| match decode("sets", bytes).unwrap() {
+                NfTablesMessage::NewSet(set) => set_from(&set).unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        source.sets.insert(table("kube-proxy"), sets);
+        for (set, datagrams, port) in [
+            ("service-ips", vec![&SERVICE_IPS_DATAGRAM[..], &SERVICE_IPS_DONE[..]], PORT_3),
+            (
+                "no-endpoint-services",
+                vec![&NO_ENDPOINTS_DATAGRAM[..], &NO_ENDPOINTS_DONE[..]],
+                PORT_4,
+            ),
+            ("cluster-ips", vec![&CLUSTER_IPS_DATAGRAM[..], &CLUSTER_IPS_DONE[..]], PORT_5),
+            ("__map0", vec![&MAP0_DATAGRAM[..], &MAP0_DONE[..]], PORT_6),
+        ] {
+            let key = (Family::Ip, "kube-proxy".to_string(), set.to_string());
+            source.elements.insert(key, elements_of(&datagrams, port));
+        }
+        source.rules.insert(table("kube-proxy"), rules_of(&NFT_RULES_DATAGRAM, PORT_7));
+        source.rules.insert(table("nat"), rules_of(&NAT_RULES_DATAGRAM, PORT_8));
+        source.chains.push((Family::Ip, "nat".into(), "KUBE-SERVICES".into()));
+        source
+    }
+}
+pub(crate) use decoded::*;
