@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 
 use crate::cli::CompareArgs;
 use crate::commands::args::{
-    check_netns_flags, engine_mode, lookup_names, lookup_plan, retry_after, selector,
-    slow_threshold,
+    check_netns_flags, lookup_names, lookup_plan, retry_after, selector, slow_threshold,
 };
 use crate::dns::compare::{self, CompareConfig, ModePlan, Role, Target, MAX_ROUNDS};
 use crate::dns::engine::{EngineConfig, Mode};
@@ -28,28 +27,23 @@ pub fn config(
     resolve: impl FnOnce(&Selector, &[Protocol]) -> Result<Resolved>,
 ) -> Result<CompareConfig> {
     let mut modes: Vec<Mode> = Vec::new();
-    let asked = if args.modes.is_empty() { vec![args.mode] } else { args.modes.clone() };
-    for mode in asked.into_iter().map(engine_mode) {
+    let (lookup, namespaces) = (&args.lookup, &args.namespaces);
+    let asked = if args.modes.is_empty() { vec![lookup.mode] } else { args.modes.clone() };
+    for mode in asked.into_iter().map(Mode::from) {
         // A mode named twice is compared once.
         if !modes.contains(&mode) {
             modes.push(mode);
         }
     }
-    let (names, names_text) = lookup_names(&args.names)?;
-    let plan = lookup_plan(
-        args.count,
-        args.duration.as_deref(),
-        args.rate,
-        args.concurrency,
-        args.timeout,
-    )?;
+    let (names, names_text) = lookup_names(&lookup.names)?;
+    let plan = lookup_plan(lookup)?;
     if args.rounds == 0 || args.rounds > MAX_ROUNDS {
         return Err(Error::Usage(format!(
             "--rounds {}: give 1 to {MAX_ROUNDS} rounds",
             args.rounds
         )));
     }
-    check_netns_flags(&[("--netns", &args.netns), ("--stats-netns", &args.stats_netns)])?;
+    check_netns_flags(namespaces)?;
     let selector = selector(&args.service, false)?;
     let mut protocols = Vec::new();
     for mode in &modes {
@@ -74,12 +68,12 @@ pub fn config(
     let cluster_ip = first.targets[0].address;
     let endpoints: Vec<SocketAddr> = first.targets[1..].iter().map(|t| t.address).collect();
     let targets_per_mode: usize = plans.iter().map(|p| p.targets.len()).sum();
-    if let (Some(n), true) = (plan.count, args.rate > 0.0) {
-        let needed = n as f64 * targets_per_mode as f64 / args.rate;
+    if let (Some(n), true) = (plan.count, lookup.rate > 0.0) {
+        let needed = n as f64 * targets_per_mode as f64 / lookup.rate;
         if needed > MAX_RUN.as_secs_f64() {
             return Err(Error::Usage(format!(
                 "--count {n} for {targets_per_mode} targets at --rate {} takes {needed:.0} s, more than the {} s limit per run; raise --rate or lower --count",
-                args.rate,
+                lookup.rate,
                 MAX_RUN.as_secs()
             )));
         }
@@ -89,7 +83,7 @@ pub fn config(
         Some(n) => args.rounds.min(u32::try_from(n).unwrap_or(u32::MAX)),
         None => args.rounds,
     };
-    let resolv_path = resolv_conf_path(args.netns.as_deref());
+    let resolv_path = resolv_conf_path(namespaces.netns.as_deref());
     let resolver = resolver_options_or_defaults(&resolv_path);
     let (slow_after, slow_from) = slow_threshold(args.slow_ms, &resolver, plan.timeout)?;
     let service_name = match &selector {
@@ -110,8 +104,8 @@ pub fn config(
             mode: first.mode,
             count: plan.count,
             duration: plan.duration,
-            rate: args.rate,
-            concurrency: args.concurrency,
+            rate: lookup.rate,
+            concurrency: lookup.concurrency,
             timeout: plan.timeout,
             linger: plan.timeout.min(MAX_LINGER),
             max_run: MAX_RUN,
@@ -124,8 +118,8 @@ pub fn config(
         duration: plan.duration,
         rounds,
         names: names_text,
-        netns: args.netns.clone(),
-        stats_netns: args.stats_netns.clone(),
+        netns: namespaces.netns.clone(),
+        stats_netns: namespaces.stats_netns.clone(),
         resolver,
         slow_from,
     })
@@ -214,7 +208,7 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, |selector, protocols| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
-        let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        let rules_ns = args.namespaces.stats_netns.as_deref().map(Netns::open).transpose()?;
         let resolved = select::resolve(selector, rules_ns.as_ref(), protocols)?;
         if ctx.verbose > 0 {
             for line in resolved.notes.iter().chain(&resolved.skipped) {
