@@ -11,7 +11,7 @@ use crate::dns::probe::{
     ResolverOptions, DEFAULT_COUNT, DEFAULT_NAME, MAX_CONCURRENCY, MAX_COUNT, MAX_RATE, MAX_RUN,
     MAX_TIMEOUT_MS, SLOW_FRACTION_OF_RESOLVER_TIMEOUT,
 };
-use crate::dns::wire::parse_name;
+use crate::dns::wire::check_name;
 use crate::error::{Error, Result};
 use crate::service::select::{ManualService, Selector, ServiceSpec};
 
@@ -34,7 +34,10 @@ impl From<ProbeMode> for Mode {
 pub fn lookup_names(names: &[String]) -> Result<(Vec<Name>, Vec<String>)> {
     let text: Vec<String> =
         if names.is_empty() { vec![DEFAULT_NAME.to_string()] } else { names.to_vec() };
-    let parsed = text.iter().map(|n| parse_name(n)).collect::<Result<_>>()?;
+    let parsed = text
+        .iter()
+        .map(|n| check_name(n).map_err(|why| Error::Usage(format!("--name {n:?}: {why}"))))
+        .collect::<Result<_>>()?;
     Ok((parsed, text))
 }
 
@@ -83,6 +86,22 @@ pub fn lookup_plan(args: &LookupArgs) -> Result<LookupPlan> {
         )));
     }
     Ok(LookupPlan { count, duration, timeout: Duration::from_millis(timeout_ms) })
+}
+
+/// A run's error for the user who typed the flags: the open-file limit
+/// that cannot hold the lookups in flight names `--concurrency`; other
+/// errors pass unchanged.
+pub fn name_concurrency(err: Error) -> Error {
+    match err {
+        Error::SocketBudget(e) => Error::Usage(format!(
+            "--concurrency {}: {}; raise the limit (`ulimit -n {}`) or give --concurrency {} or less",
+            e.concurrency,
+            e.shortfall(),
+            e.wanted,
+            e.fits
+        )),
+        other => other,
+    }
 }
 
 /// Refuses an empty `--netns ""` or `--stats-netns ""`.

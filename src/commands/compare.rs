@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use crate::cli::CompareArgs;
 use crate::commands::args::{
-    check_netns_flags, lookup_names, lookup_plan, retry_after, selector, slow_threshold,
+    check_netns_flags, lookup_names, lookup_plan, name_concurrency, retry_after, selector,
+    slow_threshold,
 };
 use crate::dns::compare::{self, CompareConfig, ModePlan, Role, Target, MAX_ROUNDS};
 use crate::dns::engine::{EngineConfig, Mode};
@@ -227,7 +228,7 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
         config.duration,
         |progress| compare::run(&config, &crate::interrupt::STOP, progress),
     );
-    let report = outcome?;
+    let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);
     render::report(ctx, &report, verdict, render::compare::table, render::compare::prometheus)
 }

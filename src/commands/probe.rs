@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::cli::{ProbeArgs, ProbeMode};
 use crate::commands::args::{
-    check_netns_flags, lookup_names, lookup_plan, parse_server, retry_after, selector,
-    slow_threshold,
+    check_netns_flags, lookup_names, lookup_plan, name_concurrency, parse_server, retry_after,
+    selector, slow_threshold,
 };
 use crate::dns::engine::{EngineConfig, Mode};
 use crate::dns::probe::{
@@ -78,7 +78,9 @@ pub fn config(
                 )),
                 other => other,
             })?;
-            let server = conf.first_server(&resolv_path)?;
+            let server = conf.first_server(&resolv_path).map_err(|e| {
+                Error::Usage(format!("{e}: give the server to probe with --server IP[:PORT]"))
+            })?;
             (server, format!("{}", resolv_path.display()), resolver_options(&conf, &resolv_path))
         }
     };
@@ -146,7 +148,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         config.engine.duration,
         |progress| probe::run(&config, progress),
     );
-    let report = outcome?;
+    let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);
     render::report(ctx, &report, verdict, render::probe::table, render::probe::prometheus)
 }

@@ -41,7 +41,7 @@ impl<'a> Engine<'a> {
         if config.names.is_empty() {
             return Err(Error::Usage("no name to look up".into()));
         }
-        let sockets = socket_budget(config)?;
+        let sockets = socket_budget(config.concurrency, config.mode)?;
         let senders = if config.mode == Mode::Threads { Some(SenderPair::spawn()?) } else { None };
         Ok(Engine {
             config,

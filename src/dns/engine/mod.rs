@@ -33,6 +33,7 @@ use crate::error::Result;
 use event_loop::Engine;
 
 pub use result::{EngineResult, SocketUse, StrayCounts, TypeCounts};
+pub use sockets::{socket_budget, SocketBudgetError};
 
 /// How a lookup's two queries are sent: the resolver behaviours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,9 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
-use crate::error::{Error, Result};
-
-use super::{EngineConfig, Mode, SocketUse};
+use super::{Mode, SocketUse};
 
 /// Whether an I/O error is the socket reporting an ICMP error (what a
 /// connected UDP socket turns port/host/network unreachable into).
@@ -56,15 +54,56 @@ pub(super) fn open_file_limits() -> (u64, u64) {
     getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024))
 }
 
-/// How many sockets a run may hold, from the open-file limit: every lookup
-/// in flight must have its sockets, and sockets lingering for late answers
-/// get what is left, at most twice as many as the lookups in flight hold. Raises the soft
+/// The open-file limit leaves too little room for the lookups asked to be
+/// in flight at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}; raise the limit (`ulimit -n {wanted}`) or allow {fits} lookups in flight or fewer",
+    self.shortfall()
+)]
+pub struct SocketBudgetError {
+    /// Lookups asked to be in flight at once.
+    pub concurrency: usize,
+    /// The resolver mode (reopen holds two sockets per lookup).
+    pub mode: Mode,
+    /// Sockets those lookups need.
+    pub in_flight: u64,
+    /// The soft open-file limit (after trying to raise it).
+    pub soft: u64,
+    /// Descriptors this process held already.
+    pub open_now: u64,
+    /// The limit that would be enough.
+    pub wanted: u64,
+    /// Lookups in flight that fit (at least 1).
+    pub fits: u64,
+}
+
+impl SocketBudgetError {
+    /// What does not fit: the sockets needed against the limit.
+    pub fn shortfall(&self) -> String {
+        format!(
+            "{} lookups in flight need {} sockets{}, but the open-file limit (`ulimit -n`) is {} with {} descriptors already open",
+            self.concurrency,
+            self.in_flight,
+            if self.mode == Mode::Reopen { " (two each in reopen mode)" } else { "" },
+            self.soft,
+            self.open_now
+        )
+    }
+}
+
+/// How many sockets a run of `concurrency` lookups in flight in `mode` may
+/// hold, from the open-file limit: every lookup in flight must have its
+/// sockets, and sockets lingering for late answers get what is left, at
+/// most twice as many as the lookups in flight hold. Raises the soft
 /// open-file limit towards the hard one when that is needed (as Go
 /// programs do at start); fails, naming the limit, when even the lookups in
 /// flight would not fit.
-pub(super) fn socket_budget(config: &EngineConfig) -> Result<SocketUse> {
-    let concurrency = config.concurrency as u64;
-    let in_flight = concurrency * sockets_per_lookup(config.mode);
+pub fn socket_budget(
+    concurrency: usize,
+    mode: Mode,
+) -> std::result::Result<SocketUse, SocketBudgetError> {
+    let in_flight = concurrency as u64 * sockets_per_lookup(mode);
     let open_now = open_descriptors();
     let wanted = open_now + DESCRIPTOR_SLACK + 3 * in_flight;
     let (mut soft, hard) = open_file_limits();
@@ -76,15 +115,16 @@ pub(super) fn socket_budget(config: &EngineConfig) -> Result<SocketUse> {
     }
     let available = soft.saturating_sub(open_now + DESCRIPTOR_SLACK);
     if available < in_flight {
-        let fits = available / sockets_per_lookup(config.mode);
-        return Err(Error::Usage(format!(
-            "--concurrency {}: {} lookups in flight need {in_flight} sockets{}, but the open-file limit (`ulimit -n`) is {soft} with {open_now} descriptors already open; raise the limit (`ulimit -n {}`) or give --concurrency {} or less",
-            config.concurrency,
-            config.concurrency,
-            if config.mode == Mode::Reopen { " (two each in reopen mode)" } else { "" },
+        let fits = (available / sockets_per_lookup(mode)).max(1);
+        return Err(SocketBudgetError {
+            concurrency,
+            mode,
+            in_flight,
+            soft,
+            open_now,
             wanted,
-            fits.max(1),
-        )));
+            fits,
+        });
     }
     Ok(SocketUse {
         open_file_limit: soft,
