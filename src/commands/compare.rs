@@ -27,15 +27,8 @@ pub fn config(
     args: &CompareArgs,
     resolve: impl FnOnce(&Selector, &[Protocol]) -> Result<Resolved>,
 ) -> Result<CompareConfig> {
-    let mut modes: Vec<Mode> = Vec::new();
     let (lookup, namespaces) = (&args.lookup, &args.namespaces);
-    let asked = if args.modes.is_empty() { vec![lookup.mode] } else { args.modes.clone() };
-    for mode in asked.into_iter().map(Mode::from) {
-        // A mode named twice is compared once.
-        if !modes.contains(&mode) {
-            modes.push(mode);
-        }
-    }
+    let modes = modes_asked(args);
     let (names, names_text) = lookup_names(&lookup.names)?;
     let plan = lookup_plan(lookup)?;
     if args.rounds == 0 || args.rounds > MAX_ROUNDS {
@@ -46,14 +39,7 @@ pub fn config(
     }
     check_netns_flags(namespaces)?;
     let selector = selector(&args.service, false)?;
-    let mut protocols = Vec::new();
-    for mode in &modes {
-        let protocol = protocol_of(*mode);
-        if !protocols.contains(&protocol) {
-            protocols.push(protocol);
-        }
-    }
-    let resolved = resolve(&selector, &protocols)?;
+    let resolved = resolve(&selector, &protocols_of(&modes))?;
     let mut plans = Vec::new();
     for mode in &modes {
         let service = service_port(&resolved, &selector, protocol_of(*mode))?;
@@ -124,6 +110,31 @@ pub fn config(
         resolver,
         slow_from,
     })
+}
+
+/// `--modes` (else `--mode`), each once, in the order given.
+fn modes_asked(args: &CompareArgs) -> Vec<Mode> {
+    let asked = if args.modes.is_empty() { vec![args.lookup.mode] } else { args.modes.clone() };
+    let mut modes: Vec<Mode> = Vec::new();
+    for mode in asked.into_iter().map(Mode::from) {
+        // A mode named twice is compared once.
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    modes
+}
+
+/// The transports `modes` need, each once, in the order of the modes.
+fn protocols_of(modes: &[Mode]) -> Vec<Protocol> {
+    let mut protocols = Vec::new();
+    for mode in modes {
+        let protocol = protocol_of(*mode);
+        if !protocols.contains(&protocol) {
+            protocols.push(protocol);
+        }
+    }
+    protocols
 }
 
 /// The transport a mode's lookups use.
