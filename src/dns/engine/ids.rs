@@ -1,6 +1,8 @@
 //! Query IDs.
 
 /// Small fast PRNG for query IDs (xorshift64*), seeded from getrandom(2).
+/// Why libc: nix (0.30) has no `getrandom`, and this one call does not
+/// warrant a dependency of its own.
 #[derive(Debug)]
 pub(super) struct IdSource(u64);
 

@@ -111,7 +111,11 @@ impl SenderPair {
 }
 
 /// Sends both datagrams in one `sendmmsg(2)` call, as glibc does; returns
-/// how many left.
+/// how many left. Why libc and not `nix::sys::socket::sendmmsg` (nix 0.30):
+/// nix tells how many messages left only through `MultiResults`, whose
+/// iterator copies each message's source-address slot out of storage that
+/// only `recvmmsg` fills (after a send it was never written), and the
+/// count matters here: a partial send (1) sends the AAAA query again alone.
 fn send_pair_mmsg(socket: &UdpSocket, a: &[u8], b: &[u8]) -> io::Result<usize> {
     let mut iov = [
         libc::iovec { iov_base: a.as_ptr() as *mut libc::c_void, iov_len: a.len() },
