@@ -1,7 +1,7 @@
 //! Command-line definitions (clap derive) only. Also the source of the
 //! generated shell completions and man pages.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
 
 /// Find and fix the node-level causes of 5-second DNS lookups on a
 /// Kubernetes node.
@@ -289,6 +289,28 @@ pub struct ProbeArgs {
     /// are named in the report and the loss remedy).
     #[command(flatten)]
     pub service: ServiceArgs,
+    // Why the lookup flags come in two blocks with `--parallel` between:
+    // the flags keep the order `--help`, the man page and the completions
+    // had before they were shared with `compare`.
+    #[command(flatten)]
+    pub lookup: LookupArgs,
+    /// Shorthand for --mode parallel.
+    #[arg(long, conflicts_with = "mode")]
+    pub parallel: bool,
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+    /// Warn when 1 % or more of the answered lookups take this long or
+    /// longer, in milliseconds. Default: a fifth of the resolver timeout
+    /// the probed namespace's resolv.conf implies (1000 for the usual 5 s).
+    #[arg(long, value_name = "MS")]
+    pub slow_ms: Option<u64>,
+}
+
+/// The lookups `probe` and `compare` make: which names, how many, for how
+/// long, how fast, how patiently, and the resolver behaviour. `compare`
+/// rewords the help of `--count` and `--duration` (see [`CompareArgs`]).
+#[derive(Debug, Args)]
+pub struct LookupArgs {
     /// Name to look up (repeat for several; they are used in turn).
     #[arg(long = "name", value_name = "NAME")]
     pub names: Vec<String>,
@@ -310,9 +332,12 @@ pub struct ProbeArgs {
     /// Resolver behaviour to imitate.
     #[arg(short, long, value_enum, default_value_t = ProbeMode::Parallel)]
     pub mode: ProbeMode,
-    /// Shorthand for --mode parallel.
-    #[arg(long, conflicts_with = "mode")]
-    pub parallel: bool,
+}
+
+/// Where `probe` and `compare` open their sockets and read the counters.
+/// `compare` rewords the help of `--stats-netns` (see [`CompareArgs`]).
+#[derive(Debug, Args)]
+pub struct NamespaceArgs {
     /// Open the probe sockets inside this network namespace (a pod's):
     /// a path, a PID, or an `ip netns` name.
     #[arg(long, value_name = "PATH|PID")]
@@ -321,11 +346,21 @@ pub struct ProbeArgs {
     /// the node's). Default: the current namespace.
     #[arg(long, value_name = "PATH|PID")]
     pub stats_netns: Option<String>,
-    /// Warn when 1 % or more of the answered lookups take this long or
-    /// longer, in milliseconds. Default: a fifth of the resolver timeout
-    /// the probed namespace's resolv.conf implies (1000 for the usual 5 s).
-    #[arg(long, value_name = "MS")]
-    pub slow_ms: Option<u64>,
+}
+
+/// What the shared lookup flags mean for `compare`: per target and mode,
+/// in all. Why `mut_args` and not `mut_arg`: `mut_arg` moves the flag to the
+/// end, which reorders the completions and the man page.
+fn compare_wording(arg: Arg) -> Arg {
+    match arg.get_id().as_str() {
+        "count" => arg.help("Lookups per target and mode (default 200 unless --duration is given)"),
+        "duration" => arg.help("Run for this long in all (every target and mode share it): 30s, 2m"),
+        "mode" => arg.conflicts_with("modes"),
+        "stats_netns" => arg.help(
+            "Read the node's kube-proxy rules and conntrack counters in this namespace (where DNAT happens). Default: the current namespace",
+        ),
+        _ => arg,
+    }
 }
 
 /// `ctdiag compare`.
@@ -336,34 +371,17 @@ Each target (the ClusterIP, then every endpoint) gets --count lookups per mode, 
 a batch to every target in turn, so load and time hit all alike. The conntrack counters of \
 --stats-netns are read around each batch.\n\n\
 Exit status: 0 nothing wrong, 1 a finding of severity warning or worse (a dead, lossy or slow \
-endpoint, loss through the ClusterIP, loss everywhere), 2 could not tell."
+endpoint, loss through the ClusterIP, loss everywhere), 2 could not tell.",
+    mut_args(compare_wording)
 )]
 pub struct CompareArgs {
     /// Which Service (default kube-dns, from the node's rules in
     /// --stats-netns, else the current namespace).
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// Name to look up (repeat for several; they are used in turn).
-    #[arg(long = "name", value_name = "NAME")]
-    pub names: Vec<String>,
-    /// Lookups per target and mode (default 200 unless --duration is given).
-    #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration")]
-    pub count: Option<u64>,
-    /// Run for this long in all (every target and mode share it): 30s, 2m.
-    #[arg(short, long, value_name = "DURATION")]
-    pub duration: Option<String>,
-    /// Lookups started per second; 0 means as fast as possible.
-    #[arg(short, long, value_name = "LOOKUPS_PER_S", default_value_t = 200.0)]
-    pub rate: f64,
-    /// Lookups in flight at once.
-    #[arg(long, value_name = "K", default_value_t = 32)]
-    pub concurrency: usize,
-    /// How long to wait for each answer, in milliseconds.
-    #[arg(short, long, value_name = "MS", default_value_t = 2000)]
-    pub timeout: u64,
-    /// Resolver behaviour to imitate.
-    #[arg(short, long, value_enum, default_value_t = ProbeMode::Parallel, conflicts_with = "modes")]
-    pub mode: ProbeMode,
+    // Why two blocks: see `ProbeArgs`.
+    #[command(flatten)]
+    pub lookup: LookupArgs,
     /// Repeat the comparison for each of these resolver modes
     /// (comma-separated) and say which resolv.conf option makes the loss go
     /// away: parallel (glibc), sequential (single-request), reopen
@@ -377,14 +395,8 @@ pub struct CompareArgs {
     /// resolver timeout the probed namespace's resolv.conf implies.
     #[arg(long, value_name = "MS")]
     pub slow_ms: Option<u64>,
-    /// Open the probe sockets inside this network namespace (a pod's):
-    /// a path, a PID, or an `ip netns` name.
-    #[arg(long, value_name = "PATH|PID")]
-    pub netns: Option<String>,
-    /// Read the node's kube-proxy rules and conntrack counters in this
-    /// namespace (where DNAT happens). Default: the current namespace.
-    #[arg(long, value_name = "PATH|PID")]
-    pub stats_netns: Option<String>,
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
 }
 
 /// `ctdiag lab`.

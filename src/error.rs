@@ -39,6 +39,9 @@ pub enum Error {
         /// Its exit status and stderr.
         detail: String,
     },
+    /// The open-file limit leaves too little room for the probe sockets.
+    #[error(transparent)]
+    SocketBudget(#[from] crate::dns::engine::SocketBudgetError),
     /// Any other runtime failure, with context.
     #[error("{0}")]
     Runtime(String),

@@ -5,25 +5,27 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use crate::cli::{ProbeMode, ServiceArgs};
+use crate::cli::{LookupArgs, NamespaceArgs, ProbeMode, ServiceArgs};
 use crate::dns::engine::Mode;
 use crate::dns::probe::{
     ResolverOptions, DEFAULT_COUNT, DEFAULT_NAME, MAX_CONCURRENCY, MAX_COUNT, MAX_RATE, MAX_RUN,
     MAX_TIMEOUT_MS, SLOW_FRACTION_OF_RESOLVER_TIMEOUT,
 };
-use crate::dns::wire::parse_name;
+use crate::dns::wire::check_name;
 use crate::error::{Error, Result};
 use crate::service::select::{ManualService, Selector, ServiceSpec};
 
-/// The engine's mode for a `--mode` value.
-pub fn engine_mode(mode: ProbeMode) -> Mode {
-    match mode {
-        ProbeMode::Parallel => Mode::Parallel,
-        ProbeMode::Threads => Mode::Threads,
-        ProbeMode::Sequential => Mode::Sequential,
-        ProbeMode::Reopen => Mode::Reopen,
-        ProbeMode::Tcp => Mode::Tcp,
-        ProbeMode::Musl => Mode::Musl,
+/// The engine's mode for a `--mode`/`--modes` value.
+impl From<ProbeMode> for Mode {
+    fn from(mode: ProbeMode) -> Self {
+        match mode {
+            ProbeMode::Parallel => Mode::Parallel,
+            ProbeMode::Threads => Mode::Threads,
+            ProbeMode::Sequential => Mode::Sequential,
+            ProbeMode::Reopen => Mode::Reopen,
+            ProbeMode::Tcp => Mode::Tcp,
+            ProbeMode::Musl => Mode::Musl,
+        }
     }
 }
 
@@ -32,7 +34,10 @@ pub fn engine_mode(mode: ProbeMode) -> Mode {
 pub fn lookup_names(names: &[String]) -> Result<(Vec<Name>, Vec<String>)> {
     let text: Vec<String> =
         if names.is_empty() { vec![DEFAULT_NAME.to_string()] } else { names.to_vec() };
-    let parsed = text.iter().map(|n| parse_name(n)).collect::<Result<_>>()?;
+    let parsed = text
+        .iter()
+        .map(|n| check_name(n).map_err(|why| Error::Usage(format!("--name {n:?}: {why}"))))
+        .collect::<Result<_>>()?;
     Ok((parsed, text))
 }
 
@@ -49,13 +54,9 @@ pub struct LookupPlan {
 
 /// Checks `--count`, `--duration`, `--rate`, `--concurrency` and
 /// `--timeout` (clap already refuses `--count` with `--duration`).
-pub fn lookup_plan(
-    count: Option<u64>,
-    duration: Option<&str>,
-    rate: f64,
-    concurrency: usize,
-    timeout_ms: u64,
-) -> Result<LookupPlan> {
+pub fn lookup_plan(args: &LookupArgs) -> Result<LookupPlan> {
+    let (count, rate, concurrency, timeout_ms) =
+        (args.count, args.rate, args.concurrency, args.timeout);
     match count {
         Some(0) => return Err(Error::Usage("--count 0: give at least one lookup".into())),
         Some(n) if n > MAX_COUNT => {
@@ -63,7 +64,7 @@ pub fn lookup_plan(
         }
         _ => {}
     }
-    let duration = duration.map(parse_duration).transpose()?;
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
     let count = match (count, duration) {
         (Some(n), _) => Some(n),
         (None, Some(_)) => None,
@@ -87,9 +88,25 @@ pub fn lookup_plan(
     Ok(LookupPlan { count, duration, timeout: Duration::from_millis(timeout_ms) })
 }
 
-/// Refuses an empty `--netns ""` and the like.
-pub fn check_netns_flags(flags: &[(&str, &Option<String>)]) -> Result<()> {
-    for (flag, spec) in flags {
+/// A run's error for the user who typed the flags: the open-file limit
+/// that cannot hold the lookups in flight names `--concurrency`; other
+/// errors pass unchanged.
+pub fn name_concurrency(err: Error) -> Error {
+    match err {
+        Error::SocketBudget(e) => Error::Usage(format!(
+            "--concurrency {}: {}; raise the limit (`ulimit -n {}`) or give --concurrency {} or less",
+            e.concurrency,
+            e.shortfall(),
+            e.wanted,
+            e.fits
+        )),
+        other => other,
+    }
+}
+
+/// Refuses an empty `--netns ""` or `--stats-netns ""`.
+pub fn check_netns_flags(args: &NamespaceArgs) -> Result<()> {
+    for (flag, spec) in [("--netns", &args.netns), ("--stats-netns", &args.stats_netns)] {
         if spec.as_deref() == Some("") {
             return Err(Error::Usage(format!("{flag} needs a path, a PID or a name")));
         }

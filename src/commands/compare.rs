@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use crate::cli::CompareArgs;
 use crate::commands::args::{
-    check_netns_flags, engine_mode, lookup_names, lookup_plan, retry_after, selector,
+    check_netns_flags, lookup_names, lookup_plan, name_concurrency, retry_after, selector,
     slow_threshold,
 };
 use crate::dns::compare::{self, CompareConfig, ModePlan, Role, Target, MAX_ROUNDS};
@@ -27,38 +27,19 @@ pub fn config(
     args: &CompareArgs,
     resolve: impl FnOnce(&Selector, &[Protocol]) -> Result<Resolved>,
 ) -> Result<CompareConfig> {
-    let mut modes: Vec<Mode> = Vec::new();
-    let asked = if args.modes.is_empty() { vec![args.mode] } else { args.modes.clone() };
-    for mode in asked.into_iter().map(engine_mode) {
-        // A mode named twice is compared once.
-        if !modes.contains(&mode) {
-            modes.push(mode);
-        }
-    }
-    let (names, names_text) = lookup_names(&args.names)?;
-    let plan = lookup_plan(
-        args.count,
-        args.duration.as_deref(),
-        args.rate,
-        args.concurrency,
-        args.timeout,
-    )?;
+    let (lookup, namespaces) = (&args.lookup, &args.namespaces);
+    let modes = modes_asked(args);
+    let (names, names_text) = lookup_names(&lookup.names)?;
+    let plan = lookup_plan(lookup)?;
     if args.rounds == 0 || args.rounds > MAX_ROUNDS {
         return Err(Error::Usage(format!(
             "--rounds {}: give 1 to {MAX_ROUNDS} rounds",
             args.rounds
         )));
     }
-    check_netns_flags(&[("--netns", &args.netns), ("--stats-netns", &args.stats_netns)])?;
+    check_netns_flags(namespaces)?;
     let selector = selector(&args.service, false)?;
-    let mut protocols = Vec::new();
-    for mode in &modes {
-        let protocol = protocol_of(*mode);
-        if !protocols.contains(&protocol) {
-            protocols.push(protocol);
-        }
-    }
-    let resolved = resolve(&selector, &protocols)?;
+    let resolved = resolve(&selector, &protocols_of(&modes))?;
     let mut plans = Vec::new();
     for mode in &modes {
         let service = service_port(&resolved, &selector, protocol_of(*mode))?;
@@ -74,12 +55,12 @@ pub fn config(
     let cluster_ip = first.targets[0].address;
     let endpoints: Vec<SocketAddr> = first.targets[1..].iter().map(|t| t.address).collect();
     let targets_per_mode: usize = plans.iter().map(|p| p.targets.len()).sum();
-    if let (Some(n), true) = (plan.count, args.rate > 0.0) {
-        let needed = n as f64 * targets_per_mode as f64 / args.rate;
+    if let (Some(n), true) = (plan.count, lookup.rate > 0.0) {
+        let needed = n as f64 * targets_per_mode as f64 / lookup.rate;
         if needed > MAX_RUN.as_secs_f64() {
             return Err(Error::Usage(format!(
                 "--count {n} for {targets_per_mode} targets at --rate {} takes {needed:.0} s, more than the {} s limit per run; raise --rate or lower --count",
-                args.rate,
+                lookup.rate,
                 MAX_RUN.as_secs()
             )));
         }
@@ -89,7 +70,7 @@ pub fn config(
         Some(n) => args.rounds.min(u32::try_from(n).unwrap_or(u32::MAX)),
         None => args.rounds,
     };
-    let resolv_path = resolv_conf_path(args.netns.as_deref());
+    let resolv_path = resolv_conf_path(namespaces.netns.as_deref());
     let resolver = resolver_options_or_defaults(&resolv_path);
     let (slow_after, slow_from) = slow_threshold(args.slow_ms, &resolver, plan.timeout)?;
     let service_name = match &selector {
@@ -110,8 +91,8 @@ pub fn config(
             mode: first.mode,
             count: plan.count,
             duration: plan.duration,
-            rate: args.rate,
-            concurrency: args.concurrency,
+            rate: lookup.rate,
+            concurrency: lookup.concurrency,
             timeout: plan.timeout,
             linger: plan.timeout.min(MAX_LINGER),
             max_run: MAX_RUN,
@@ -124,11 +105,36 @@ pub fn config(
         duration: plan.duration,
         rounds,
         names: names_text,
-        netns: args.netns.clone(),
-        stats_netns: args.stats_netns.clone(),
+        netns: namespaces.netns.clone(),
+        stats_netns: namespaces.stats_netns.clone(),
         resolver,
         slow_from,
     })
+}
+
+/// `--modes` (else `--mode`), each once, in the order given.
+fn modes_asked(args: &CompareArgs) -> Vec<Mode> {
+    let asked = if args.modes.is_empty() { vec![args.lookup.mode] } else { args.modes.clone() };
+    let mut modes: Vec<Mode> = Vec::new();
+    for mode in asked.into_iter().map(Mode::from) {
+        // A mode named twice is compared once.
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    modes
+}
+
+/// The transports `modes` need, each once, in the order of the modes.
+fn protocols_of(modes: &[Mode]) -> Vec<Protocol> {
+    let mut protocols = Vec::new();
+    for mode in modes {
+        let protocol = protocol_of(*mode);
+        if !protocols.contains(&protocol) {
+            protocols.push(protocol);
+        }
+    }
+    protocols
 }
 
 /// The transport a mode's lookups use.
@@ -214,7 +220,7 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, |selector, protocols| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
-        let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        let rules_ns = args.namespaces.stats_netns.as_deref().map(Netns::open).transpose()?;
         let resolved = select::resolve(selector, rules_ns.as_ref(), protocols)?;
         if ctx.verbose > 0 {
             for line in resolved.notes.iter().chain(&resolved.skipped) {
@@ -233,7 +239,7 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
         config.duration,
         |progress| compare::run(&config, &crate::interrupt::STOP, progress),
     );
-    let report = outcome?;
+    let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);
     render::report(ctx, &report, verdict, render::compare::table, render::compare::prometheus)
 }

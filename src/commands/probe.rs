@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::cli::{ProbeArgs, ProbeMode};
 use crate::commands::args::{
-    check_netns_flags, engine_mode, lookup_names, lookup_plan, parse_server, retry_after, selector,
-    slow_threshold,
+    check_netns_flags, lookup_names, lookup_plan, name_concurrency, parse_server, retry_after,
+    selector, slow_threshold,
 };
 use crate::dns::engine::{EngineConfig, Mode};
 use crate::dns::probe::{
@@ -33,27 +33,23 @@ pub fn config(
     args: &ProbeArgs,
     cluster_dns: impl FnOnce(Option<&ServiceSpec>, Protocol) -> Result<Option<ClusterDns>>,
 ) -> Result<ProbeConfig> {
-    let mode = engine_mode(if args.parallel { ProbeMode::Parallel } else { args.mode });
-    let (names, names_text) = lookup_names(&args.names)?;
-    let plan = lookup_plan(
-        args.count,
-        args.duration.as_deref(),
-        args.rate,
-        args.concurrency,
-        args.timeout,
-    )?;
-    if let (Some(n), true) = (plan.count, args.rate > 0.0) {
-        let needed = n as f64 / args.rate;
+    let lookup = &args.lookup;
+    let mode = Mode::from(if args.parallel { ProbeMode::Parallel } else { lookup.mode });
+    let (names, names_text) = lookup_names(&lookup.names)?;
+    let plan = lookup_plan(lookup)?;
+    if let (Some(n), true) = (plan.count, lookup.rate > 0.0) {
+        let needed = n as f64 / lookup.rate;
         if needed > MAX_RUN.as_secs_f64() {
             return Err(Error::Usage(format!(
                 "--count {n} at --rate {} takes {needed:.0} s, more than the {} s limit per run; raise --rate or lower --count",
-                args.rate,
+                lookup.rate,
                 MAX_RUN.as_secs()
             )));
         }
     }
-    check_netns_flags(&[("--netns", &args.netns), ("--stats-netns", &args.stats_netns)])?;
-    let resolv_path = resolv_conf_path(args.netns.as_deref());
+    let namespaces = &args.namespaces;
+    check_netns_flags(namespaces)?;
+    let resolv_path = resolv_conf_path(namespaces.netns.as_deref());
     // The resolver's timeout comes from the namespace's file whenever it
     // is readable, whatever the server; it is only used for reporting.
     let resolver_or_defaults = || resolver_options_or_defaults(&resolv_path);
@@ -82,7 +78,9 @@ pub fn config(
                 )),
                 other => other,
             })?;
-            let server = conf.first_server(&resolv_path)?;
+            let server = conf.first_server(&resolv_path).map_err(|e| {
+                Error::Usage(format!("{e}: give the server to probe with --server IP[:PORT]"))
+            })?;
             (server, format!("{}", resolv_path.display()), resolver_options(&conf, &resolv_path))
         }
     };
@@ -94,8 +92,8 @@ pub fn config(
             mode,
             count: plan.count,
             duration: plan.duration,
-            rate: args.rate,
-            concurrency: args.concurrency,
+            rate: lookup.rate,
+            concurrency: lookup.concurrency,
             timeout: plan.timeout,
             linger: plan.timeout.min(MAX_LINGER),
             max_run: MAX_RUN,
@@ -106,8 +104,8 @@ pub fn config(
         slow_from,
         server_from,
         names: names_text,
-        netns: args.netns.clone(),
-        stats_netns: args.stats_netns.clone(),
+        netns: namespaces.netns.clone(),
+        stats_netns: namespaces.stats_netns.clone(),
         resolver,
         cluster_endpoints,
     })
@@ -118,7 +116,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, |spec, protocol| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
-        let rules_ns = args.stats_netns.as_deref().map(Netns::open).transpose()?;
+        let rules_ns = args.namespaces.stats_netns.as_deref().map(Netns::open).transpose()?;
         if let Some(spec) = spec {
             let resolved =
                 select::resolve(&Selector::Spec(spec.clone()), rules_ns.as_ref(), &[protocol])?;
@@ -150,7 +148,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         config.engine.duration,
         |progress| probe::run(&config, progress),
     );
-    let report = outcome?;
+    let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);
     render::report(ctx, &report, verdict, render::probe::table, render::probe::prometheus)
 }

@@ -99,12 +99,10 @@ impl ResolvConf {
     /// The first nameserver on port 53; a usage error naming the file when
     /// there is none.
     pub fn first_server(&self, path: &Path) -> Result<SocketAddr> {
-        self.nameservers.first().map(|ip| SocketAddr::new(*ip, 53)).ok_or_else(|| {
-            Error::Usage(format!(
-                "no nameserver in {}: give the server to probe with --server IP[:PORT]",
-                path.display()
-            ))
-        })
+        self.nameservers
+            .first()
+            .map(|ip| SocketAddr::new(*ip, 53))
+            .ok_or_else(|| Error::Usage(format!("no nameserver in {}", path.display())))
     }
 
     /// The resolver's per-query timeout.

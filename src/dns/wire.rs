@@ -48,11 +48,22 @@ impl QueryType {
     }
 }
 
-/// Checks a name the user typed and turns it into a fully qualified name.
+/// Why a name is not one to look up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidName(String);
+
+/// Checks a name the user typed and turns it into a fully qualified name;
+/// the error names the name. [`check_name`] says only why.
+pub fn parse_name(text: &str) -> Result<Name> {
+    check_name(text).map_err(|why| Error::Usage(format!("name {text:?}: {why}")))
+}
+
+/// Checks a name and turns it into a fully qualified name.
 /// Accepts letters, digits, `-` and `_` in labels of 1 to 63 characters,
 /// at most 253 characters in all, an optional trailing dot.
-pub fn parse_name(text: &str) -> Result<Name> {
-    let bad = |why: &str| Error::Usage(format!("--name {text:?}: {why}"));
+pub fn check_name(text: &str) -> std::result::Result<Name, InvalidName> {
+    let bad = |why: &str| InvalidName(why.to_string());
     let trimmed = text.strip_suffix('.').unwrap_or(text);
     if trimmed.is_empty() {
         return Err(bad("the name is empty (give e.g. kubernetes.default.svc.cluster.local)"));
@@ -326,6 +337,17 @@ mod tests {
         assert!(m.metadata.recursion_desired);
         assert_eq!(m.queries.len(), 1);
         assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
+    }
+
+    #[test]
+    fn a_bad_name_is_named_in_the_error_not_a_flag() {
+        let err = parse_name("a..b").unwrap_err().to_string();
+        assert!(err.starts_with("name \"a..b\": empty label"), "{err}");
+        assert!(!err.contains("--"), "{err}");
+        assert_eq!(
+            check_name("a..b").unwrap_err().to_string(),
+            "empty label (two dots in a row, or a leading dot)"
+        );
     }
 
     #[test]
