@@ -38,7 +38,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod ci;
+pub mod conntrack;
 pub mod kernel;
+pub mod report;
+pub mod sticky;
 
 /// The longest any single command run by the harness may take. Why 60 s:
 /// the longest commands run with it (a lab `compare` or `doctor`, `probe`
@@ -50,6 +53,16 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Path of the `ctdiag` binary under test.
 pub const CTDIAG: &str = env!("CARGO_BIN_EXE_ctdiag");
+
+/// The tools the stale tests' labs need beside root: conntrack-tools (the
+/// kernel's view), nftables (nftables-mode rules) and dig (real DNS
+/// clients). Records the skip, or panics in CI, like [`require_tool`].
+pub fn lab_tools() -> bool {
+    require_root()
+        && require_tool("conntrack", "conntrack")
+        && require_tool("nft", "nftables")
+        && require_tool("dig", "bind9-dnsutils")
+}
 
 /// True when running as root (lab tests can run). Otherwise: outside CI
 /// records the skip with its reason ([`ci::record_skip`]) and returns
