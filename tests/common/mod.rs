@@ -128,6 +128,17 @@ pub fn run_with_timeout(program: &str, args: &[&str], timeout: Duration) -> Outp
 /// A command started in the background with stdin closed and its output
 /// collected; waiting for it is bounded ([`Running::wait_bounded`]), and
 /// dropping it unwaited kills it.
+///
+/// Why not the crate's own runner (`ctdiag::process::run_bounded`), which
+/// does the same process-group-and-deadline work: this one is the harness
+/// that checks the code under test, so it stays independent of it (a bug
+/// in `process.rs`, such as a deadline that never fires, must fail tests,
+/// not hang the harness that runs them). It also differs on purpose: it
+/// finds programs in the test's own PATH (the crate, as root, looks only
+/// in its fixed root PATH), it knows nothing of the crate's process-wide
+/// `DeadlineCap`, and it runs commands in the background (`spawn`,
+/// `signal`, `is_running`, stdout closed early), which the crate's runner
+/// has no use for.
 pub struct Running {
     child: Option<Child>,
     command: String,
