@@ -11,12 +11,9 @@ mod common;
 use std::process::Output;
 
 use common::kernel::Moved;
+use common::report::u;
 use common::TestLab;
 use serde_json::Value;
-
-fn u(value: &Value, field: &str) -> u64 {
-    value[field].as_u64().unwrap_or_else(|| panic!("{field} is not a number in {value:#}"))
-}
 
 /// `ctdiag compare --netns CLIENT --stats-netns NODE ARGS -o json`.
 fn compare(lab: &TestLab, args: &[&str]) -> (Output, Value) {

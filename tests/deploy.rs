@@ -10,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::report::check;
 use common::TestLab;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::Value;
@@ -430,13 +431,6 @@ fn outcome(report: &Value) -> (String, Pairs, Pairs) {
         .collect();
     findings.sort();
     (text(&report["verdict"]), checks, findings)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["check"] == name))
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
 fn pods_seen(report: &Value) -> usize {

@@ -9,6 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::report::{check, codes};
 use common::TestLab;
 use serde_json::Value;
 
@@ -24,23 +25,6 @@ fn doctor_args<'a>(
     let mut args = vec!["doctor", "--netns", node, "--probe-netns", client, "--pods", client];
     args.extend_from_slice(extra);
     args
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["check"] == name))
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
-}
-
-fn codes(report: &Value, at_least_warning: bool) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| !at_least_warning || f["severity"] != "info")
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Slowness findings: on a healthy lab they can only come from a loaded

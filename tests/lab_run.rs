@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::report::codes;
 use serde_json::Value;
 
 /// One `lab run` at a time.
@@ -28,16 +29,6 @@ const BUDGET_S: u64 = 10;
 /// run that hangs is still stopped.
 fn run_timeout(scenarios: u64) -> Duration {
     Duration::from_secs(scenarios * (BUDGET_S + 10))
-}
-
-fn codes(report: &Value, at_least_warning: bool) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| !at_least_warning || f["severity"] != "info")
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// What one scenario must show, stated here from what the scenario builds

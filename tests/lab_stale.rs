@@ -7,61 +7,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::conntrack::{conntrack_count, conntrack_list, CtLine as Entry};
+use common::lab_tools;
+use common::sticky::{client_port, now_ms, queries_after};
 use common::{assert_success, ctdiag, exec, json, stdout, TestLab};
 use serde_json::Value;
-
-/// `conntrack -C` in the namespace.
-fn conntrack_count(ns: &str) -> u64 {
-    let out = exec(ns, &["conntrack", "-C"]);
-    assert_success(&out, "conntrack -C");
-    stdout(&out)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("conntrack -C printed {:?}", stdout(&out)))
-}
-
-/// One line of `conntrack -L`: the original and reply tuples and the
-/// seconds left.
-#[derive(Debug, Clone, PartialEq)]
-struct Entry {
-    timeout: u64,
-    src: String,
-    dst: String,
-    sport: u16,
-    reply_src: String,
-    unreplied: bool,
-}
-
-/// Parses `conntrack -L` lines (`udp 17 29 src=.. dst=.. sport=.. dport=..
-/// [UNREPLIED] src=.. dst=.. sport=.. dport=.. ...`).
-fn parse_conntrack(text: &str) -> Vec<Entry> {
-    text.lines()
-        .filter(|l| l.starts_with("udp"))
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let values = |key: &str| -> Vec<&str> {
-                fields.iter().filter_map(|f| f.strip_prefix(key)).collect()
-            };
-            Entry {
-                timeout: fields[2].parse().unwrap_or_else(|_| panic!("{line}")),
-                src: values("src=")[0].to_string(),
-                dst: values("dst=")[0].to_string(),
-                sport: values("sport=")[0].parse().unwrap(),
-                reply_src: values("src=")[1].to_string(),
-                unreplied: line.contains("[UNREPLIED]"),
-            }
-        })
-        .collect()
-}
-
-/// `conntrack -L -p udp ARGS` in the namespace, parsed.
-fn conntrack_list(ns: &str, args: &[&str]) -> Vec<Entry> {
-    let mut cmd = vec!["conntrack", "-L", "-p", "udp"];
-    cmd.extend_from_slice(args);
-    let out = exec(ns, &cmd);
-    assert_success(&out, &cmd.join(" "));
-    parse_conntrack(&stdout(&out))
-}
 
 /// `ctdiag lab fill --prefix P -o json ARGS`, which must succeed.
 fn fill(lab: &TestLab, args: &[&str]) -> Value {
@@ -70,13 +20,6 @@ fn fill(lab: &TestLab, args: &[&str]) -> Value {
     let out = ctdiag(&full);
     assert_success(&out, &full.join(" "));
     json(&out)
-}
-
-fn lab_tools() -> bool {
-    common::require_root()
-        && common::require_tool("conntrack", "conntrack")
-        && common::require_tool("nft", "nftables")
-        && common::require_tool("dig", "bind9-dnsutils")
 }
 
 #[test]
@@ -160,52 +103,6 @@ fn fill_refuses_bad_input() {
     assert!(common::stderr(&out).contains("lab up"), "{}", common::stderr(&out));
     // Nothing was created by the refused fills.
     assert_eq!(conntrack_count(&lab.node_ns()), 0);
-}
-
-/// Milliseconds since the Unix epoch, the clock the status files use.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// A sticky client's status file: one JSON object per query.
-fn client_queries(client: &Value) -> Vec<Value> {
-    let path = client["status_file"].as_str().unwrap();
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// The queries a client sent after `since_ms`, waiting (bounded) until
-/// there are at least `n` of them.
-fn queries_after(client: &Value, since_ms: u64, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4 + n as u64 * 2);
-    loop {
-        let after: Vec<Value> = client_queries(client)
-            .into_iter()
-            .filter(|q| q["sent_unix_ms"].as_u64().unwrap_or(0) > since_ms)
-            .collect();
-        if after.len() >= n || std::time::Instant::now() >= deadline {
-            assert!(
-                after.len() >= n,
-                "client {} logged {} queries after {since_ms}: {after:?}",
-                client["id"],
-                after.len()
-            );
-            return after;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
-
-/// The source port of a sticky client.
-fn client_port(client: &Value) -> u16 {
-    let source: std::net::SocketAddr = client["source"].as_str().unwrap().parse().unwrap();
-    source.port()
 }
 
 /// The hostname of process `pid` as seen in its UTS namespace.

@@ -14,14 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kernel::Moved;
+use common::report::u;
 use common::TestLab;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::Value;
-
-fn u(report: &Value, field: &str) -> u64 {
-    report[field].as_u64().unwrap_or_else(|| panic!("{field} is not a number in {report:#}"))
-}
 
 fn probe_in_lab(lab: &TestLab, args: &[&str]) -> (std::process::Output, Value) {
     let client = lab.client_ns();

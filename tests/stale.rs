@@ -10,53 +10,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
+use common::conntrack::{conntrack_count, conntrack_list, CtLine};
+use common::lab_tools;
+use common::sticky::{client_port, now_ms, queries_after, stop_client};
 use common::{assert_success, ctdiag, exec, json, stderr, stdout, TestLab};
 use serde_json::Value;
-
-/// One line of `conntrack -L -o id`: the original and reply tuples.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CtLine {
-    src: String,
-    sport: u16,
-    dst: String,
-    dport: u16,
-    reply_src: String,
-    reply_sport: u16,
-    zone: u16,
-    id: u64,
-}
-
-/// `conntrack -L -p udp -o id ARGS` in `ns`, parsed.
-fn conntrack_list(ns: &str, args: &[&str]) -> Vec<CtLine> {
-    let mut full = vec!["conntrack", "-L", "-p", "udp", "-o", "id"];
-    full.extend_from_slice(args);
-    let out = exec(ns, &full);
-    assert!(out.status.success(), "conntrack -L failed: {}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .filter_map(|line| {
-            let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for token in line.split_whitespace() {
-                if let Some((key, value)) = token.split_once('=') {
-                    seen.entry(key).or_default().push(value);
-                }
-            }
-            let get = |key: &str, n: usize| seen.get(key).and_then(|v| v.get(n)).copied();
-            Some(CtLine {
-                src: get("src", 0)?.to_string(),
-                sport: get("sport", 0)?.parse().ok()?,
-                dst: get("dst", 0)?.to_string(),
-                dport: get("dport", 0)?.parse().ok()?,
-                reply_src: get("src", 1)?.to_string(),
-                reply_sport: get("sport", 1)?.parse().ok()?,
-                zone: get("zone", 0).and_then(|z| z.parse().ok()).unwrap_or(0),
-                id: get("id", 0)?.parse().ok()?,
-            })
-        })
-        .collect()
-}
 
 /// Whether the kernel of `ns` filters a conntrack dump itself (CTA_FILTER,
 /// Linux 5.8+, sometimes backported), as the kernel shows it to a peer
@@ -102,13 +61,6 @@ fn codes_besides_filter(report: &Value) -> Vec<String> {
     codes.into_iter().filter(|c| c != "kernel-filter-unavailable").collect()
 }
 
-/// `conntrack -C` in `ns`.
-fn conntrack_count(ns: &str) -> u64 {
-    let out = exec(ns, &["conntrack", "-C"]);
-    assert!(out.status.success(), "conntrack -C failed: {}", stderr(&out));
-    stdout(&out).trim().parse().expect("conntrack -C prints a number")
-}
-
 /// Runs `ctdiag stale ARGS` with stdin closed (no terminal).
 fn stale(args: &[&str]) -> Output {
     let mut full = vec!["stale"];
@@ -122,60 +74,6 @@ fn long_udp_timeouts(ns: &str) {
     for key in ["nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream"] {
         let setting = format!("net.netfilter.{key}=600");
         assert_success(&exec(ns, &["sysctl", "-q", "-w", &setting]), "sysctl");
-    }
-}
-
-/// Milliseconds since the Unix epoch, the clock of the clients' status
-/// files.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The queries a sticky client logged after `since_ms` (its status file:
-/// one JSON object per query), waiting, bounded, until there are `n`.
-fn queries_after(client: &Value, since_ms: u64, n: usize) -> Vec<Value> {
-    let path = client["status_file"].as_str().expect("status_file").to_string();
-    let deadline = Instant::now() + Duration::from_secs(5 + 2 * n as u64);
-    loop {
-        let after: Vec<Value> = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|q| q["sent_unix_ms"].as_u64().unwrap_or(0) > since_ms)
-            .collect();
-        if after.len() >= n {
-            return after;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "client {} logged {after:?} after {since_ms}",
-            client["id"]
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A sticky client's source port.
-fn client_port(client: &Value) -> u16 {
-    let source: std::net::SocketAddr =
-        client["source"].as_str().expect("source").parse().expect("ip:port");
-    source.port()
-}
-
-/// Stops a sticky client (its entry stays, kept by the long timeouts).
-fn stop_client(client: &Value) {
-    let pid = client["pid"].as_u64().expect("pid") as i32;
-    // SAFETY: kill(2) of a process this test's lab started.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while common::process_running(pid as u32) {
-        assert!(Instant::now() < deadline, "client {pid} did not stop");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -226,13 +124,6 @@ fn sorted_ports(clients: &[Value]) -> Vec<u16> {
     let mut ports: Vec<u16> = clients.iter().map(client_port).collect();
     ports.sort_unstable();
     ports
-}
-
-fn lab_tools() -> bool {
-    common::require_root()
-        && common::require_tool("conntrack", "conntrack")
-        && common::require_tool("nft", "nftables")
-        && common::require_tool("dig", "bind9-dnsutils")
 }
 
 #[test]

@@ -38,7 +38,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod ci;
+pub mod conntrack;
 pub mod kernel;
+pub mod report;
+pub mod sticky;
 
 /// The longest any single command run by the harness may take. Why 60 s:
 /// the longest commands run with it (a lab `compare` or `doctor`, `probe`
@@ -50,6 +53,16 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Path of the `ctdiag` binary under test.
 pub const CTDIAG: &str = env!("CARGO_BIN_EXE_ctdiag");
+
+/// The tools the stale tests' labs need beside root: conntrack-tools (the
+/// kernel's view), nftables (nftables-mode rules) and dig (real DNS
+/// clients). Records the skip, or panics in CI, like [`require_tool`].
+pub fn lab_tools() -> bool {
+    require_root()
+        && require_tool("conntrack", "conntrack")
+        && require_tool("nft", "nftables")
+        && require_tool("dig", "bind9-dnsutils")
+}
 
 /// True when running as root (lab tests can run). Otherwise: outside CI
 /// records the skip with its reason ([`ci::record_skip`]) and returns
@@ -115,6 +128,17 @@ pub fn run_with_timeout(program: &str, args: &[&str], timeout: Duration) -> Outp
 /// A command started in the background with stdin closed and its output
 /// collected; waiting for it is bounded ([`Running::wait_bounded`]), and
 /// dropping it unwaited kills it.
+///
+/// Why not the crate's own runner (`ctdiag::process::run_bounded`), which
+/// does the same process-group-and-deadline work: this one is the harness
+/// that checks the code under test, so it stays independent of it (a bug
+/// in `process.rs`, such as a deadline that never fires, must fail tests,
+/// not hang the harness that runs them). It also differs on purpose: it
+/// finds programs in the test's own PATH (the crate, as root, looks only
+/// in its fixed root PATH), it knows nothing of the crate's process-wide
+/// `DeadlineCap`, and it runs commands in the background (`spawn`,
+/// `signal`, `is_running`, stdout closed early), which the crate's runner
+/// has no use for.
 pub struct Running {
     child: Option<Child>,
     command: String,
