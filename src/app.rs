@@ -14,7 +14,8 @@ pub use crate::findings::Outcome;
 /// itself and exits 2.
 pub fn run() -> Result<Outcome> {
     let cli = Cli::parse();
-    let ctx = Context::new(&cli.global);
+    let g = &cli.global;
+    let ctx = Context::new(g.output, g.color, g.quiet, g.verbose);
     // Each command decides its outcome before it renders, and a closed
     // stdout pipe is not an error (`render::emit`): `ctdiag probe | head -c
     // 1` exits quietly with the status of the findings.

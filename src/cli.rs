@@ -3,6 +3,8 @@
 
 use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::render::{ColorChoice, OutputFormat};
+
 /// Find and fix the node-level causes of 5-second DNS lookups on a
 /// Kubernetes node.
 #[derive(Debug, Parser)]
@@ -43,28 +45,6 @@ pub struct GlobalArgs {
     /// Explain more: notes, sources, per-step detail. Repeat for more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human-readable tables.
-    Table,
-    /// One JSON object (JSON Lines for streams such as `--watch`).
-    Json,
-    /// Prometheus text exposition format (metrics commands only).
-    Prometheus,
-}
-
-/// Color choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    /// Color when stdout is a terminal and NO_COLOR is unset.
-    Auto,
-    /// Always color.
-    Always,
-    /// Never color.
-    Never,
 }
 
 /// The subcommands.

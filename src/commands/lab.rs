@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::Outcome;
 use crate::cli::{
     FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabIpFamily,
     LabProxyMode, LabRunArgs, LabRunScenario, LabScenarioArgs, LabScenarioName, OutputFormat,
     ResponderBehaviorArgs,
 };
 use crate::error::Result;
+use crate::findings::Outcome;
 use crate::lab::fill::{Family, FillConfig, FillTarget};
 use crate::lab::responder::ResponderBehavior;
 use crate::lab::run::{RunConfig, RunScenario};

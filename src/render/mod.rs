@@ -15,8 +15,29 @@ pub mod terminal;
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use crate::error::{Error, Result};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    Table,
+    /// One JSON object (JSON Lines for streams such as `--watch`).
+    Json,
+    /// Prometheus text exposition format (metrics commands only).
+    Prometheus,
+}
+
+/// Color choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Color when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always color.
+    Always,
+    /// Never color.
+    Never,
+}
 
 /// How to render, from the global options.
 #[derive(Debug, Clone)]
@@ -33,8 +54,8 @@ pub struct Context {
 
 impl Context {
     /// Resolves `--color auto` against the terminal and `NO_COLOR`.
-    pub fn new(global: &GlobalArgs) -> Self {
-        let color = match global.color {
+    pub fn new(format: OutputFormat, color: ColorChoice, quiet: bool, verbose: u8) -> Self {
+        let color = match color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
@@ -42,7 +63,7 @@ impl Context {
                     && std::io::stdout().is_terminal()
             }
         };
-        Context { format: global.output, color, quiet: global.quiet, verbose: global.verbose }
+        Context { format, color, quiet, verbose }
     }
 
     /// A usage error for commands that have no Prometheus form.

@@ -7,11 +7,11 @@ use std::time::Duration;
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::OutputFormat;
 use crate::dns::probe::ProbeReport;
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
 use crate::render::Context;
+use crate::render::OutputFormat;
 
 /// Runs `work` with a lookup progress bar on stderr when the output is a
 /// table on a terminal and not `-q` (never into JSON or Prometheus text),

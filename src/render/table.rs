@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn finding_fields_stay_on_their_lines() {
         let ctx = Context {
-            format: crate::cli::OutputFormat::Table,
+            format: crate::render::OutputFormat::Table,
             color: true,
             quiet: false,
             verbose: 0,
