@@ -241,5 +241,6 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
     );
     let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);
-    render::report(ctx, &report, verdict, render::compare::table, render::compare::prometheus)
+    render::emit_report(ctx, &report)?;
+    Ok(verdict)
 }

@@ -93,7 +93,8 @@ pub fn execute(args: DoctorArgs, ctx: &Context) -> Result<Outcome> {
         return Ok(outcome);
     }
     let outcome = report.outcome();
-    render::report(ctx, &report, outcome, render::doctor::table, render::doctor::prometheus)
+    render::emit_report(ctx, &report)?;
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
 //! `ctdiag lab`: validate the arguments, build/inspect/tear down the lab,
-//! render what it is (JSON, or the tables of [`crate::render::lab`]).
+//! render what it is ([`crate::render::emit_report`]: JSON, or the tables
+//! of [`crate::render::lab`]).
 
 use std::time::Duration;
-
-use serde::Serialize;
 
 use crate::cli::{
     FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabIpFamily,
@@ -15,9 +14,10 @@ use crate::findings::Outcome;
 use crate::lab::fill::{Family, FillConfig, FillTarget};
 use crate::lab::responder::ResponderBehavior;
 use crate::lab::run::{RunConfig, RunScenario};
-use crate::lab::{self, DnsServerKind, EndpointState, IpFamily, LabConfig, ProxyMode, Scenario};
-use crate::render::lab::{down_text, fill_table, info_table, run_table};
-use crate::render::{emit, json, note, Context, Delivery};
+use crate::lab::{
+    self, DnsServerKind, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode, Scenario,
+};
+use crate::render::{check_format, emit_report, note, Context};
 
 /// Default delay of the slow-endpoint scenario.
 const DEFAULT_SLOW_DELAY: Duration = Duration::from_millis(1500);
@@ -31,20 +31,6 @@ fn behavior(args: &ResponderBehaviorArgs) -> ResponderBehavior {
         drop_rate: args.drop_rate,
         drop_aaaa_rate: args.drop_aaaa_rate,
     }
-}
-
-/// Writes a lab report as JSON or as its table (`-o prometheus` was
-/// refused before the lab was touched).
-fn show<R: Serialize>(
-    ctx: &Context,
-    report: &R,
-    table: fn(&Context, &R) -> String,
-) -> Result<Delivery> {
-    let text = match ctx.format {
-        OutputFormat::Json => json::document(report)?,
-        _ => table(ctx, report),
-    };
-    emit(&text)
 }
 
 /// Validates the arguments, runs, renders.
@@ -67,7 +53,8 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         })?;
         return Ok(Outcome::Clean);
     }
-    ctx.no_prometheus("ctdiag lab")?;
+    // No lab report has metrics: refused before the lab is touched.
+    check_format::<LabInfo>(ctx)?;
     match args.action {
         LabAction::Up(up) => {
             let config = LabConfig {
@@ -89,7 +76,7 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
                 },
             };
             let info = lab::up(&config)?;
-            show(ctx, &info, info_table)?;
+            emit_report(ctx, &info)?;
             if ctx.format == OutputFormat::Table {
                 note(
                     ctx,
@@ -103,20 +90,20 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
         }
         LabAction::Down(down) => {
             let report = lab::down(&down.lab.prefix)?;
-            show(ctx, &report, down_text)?;
+            emit_report(ctx, &report)?;
             Ok(Outcome::Clean)
         }
         LabAction::Status(which) => {
             let info = lab::status(&which.prefix)?;
             let broken = info.servers.iter().any(|s| s.state == EndpointState::Running && !s.alive);
-            show(ctx, &info, info_table)?;
+            emit_report(ctx, &info)?;
             Ok(if broken { Outcome::Problem } else { Outcome::Clean })
         }
         LabAction::Scenario(scenario_args) => {
             let prefix = scenario_args.lab.prefix.clone();
             let scenario = validate_scenario(&scenario_args)?;
             let info = lab::apply_scenario(&prefix, &scenario)?;
-            show(ctx, &info, info_table)?;
+            emit_report(ctx, &info)?;
             Ok(Outcome::Clean)
         }
         LabAction::Fill(fill_args) => {
@@ -128,7 +115,7 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
             } else {
                 Outcome::Clean
             };
-            show(ctx, &report, fill_table)?;
+            emit_report(ctx, &report)?;
             Ok(outcome)
         }
         LabAction::Run(run_args) => run(ctx, &run_args),
@@ -186,7 +173,7 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
     } else {
         Outcome::Problem
     };
-    show(ctx, &report, run_table)?;
+    emit_report(ctx, &report)?;
     Ok(outcome)
 }
 

@@ -150,7 +150,8 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
     );
     let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);
-    render::report(ctx, &report, verdict, render::probe::table, render::probe::prometheus)
+    render::emit_report(ctx, &report)?;
+    Ok(verdict)
 }
 
 #[cfg(test)]

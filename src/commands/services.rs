@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{OutputFormat, ServicesArgs};
+use crate::cli::ServicesArgs;
 use crate::commands::args::selector;
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::render::{self, Context};
 use crate::service::api::ApiSource;
-use crate::service::report::{self, ServicesConfig};
+use crate::service::report::{self, ServicesConfig, ServicesReport};
 
 /// Checks the arguments; opens nothing.
 pub fn config(args: &ServicesArgs) -> Result<ServicesConfig> {
@@ -33,19 +33,10 @@ pub fn config(args: &ServicesArgs) -> Result<ServicesConfig> {
 
 /// Validates the arguments, builds the report, renders it.
 pub fn execute(args: ServicesArgs, ctx: &Context) -> Result<Outcome> {
-    ctx.no_prometheus("services")?;
+    render::check_format::<ServicesReport>(ctx)?;
     let config = config(&args)?;
     let report = report::build(&config)?;
-    let text = match ctx.format {
-        OutputFormat::Json => {
-            // The contract is the list itself; people reading stderr
-            // still learn what is wrong.
-            render::services::findings_to_stderr(ctx, &report);
-            render::json::document(&report.services)?
-        }
-        _ => render::services::table(ctx, &report),
-    };
-    render::emit(&text)?;
+    render::emit_report(ctx, &report)?;
     Ok(Outcome::from_findings(&report.findings))
 }
 

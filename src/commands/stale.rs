@@ -104,18 +104,14 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
         };
         drop(out);
         let verdict = Outcome::from_findings(&report.findings);
-        return render::report(
-            ctx,
-            &report,
-            verdict,
-            render::stale::table,
-            render::stale::prometheus,
-        );
+        render::emit_report(ctx, &report)?;
+        return Ok(verdict);
     }
     let yes = args.yes;
     let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
     let verdict = Outcome::from_findings(&report.findings);
-    render::report(ctx, &report, verdict, render::stale::table, render::stale::prometheus)
+    render::emit_report(ctx, &report)?;
+    Ok(verdict)
 }
 
 #[cfg(test)]

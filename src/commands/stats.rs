@@ -51,7 +51,8 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
         None => {
             let report = stats_report::report_once(&config)?;
             let verdict = Outcome::from_findings(&report.findings);
-            render::report(ctx, &report, verdict, render::stats::table, render::stats::prometheus)
+            render::emit_report(ctx, &report)?;
+            Ok(verdict)
         }
         Some(interval) => {
             let mut header_shown = false;
@@ -61,15 +62,9 @@ pub fn execute(args: StatsArgs, ctx: &Context) -> Result<Outcome> {
             crate::interrupt::install();
             let stop = &crate::interrupt::STOP;
             stats_report::watch(&config, netns.as_ref(), interval, stop, |sample| {
-                let text = match ctx.format {
-                    OutputFormat::Json => render::json::line(sample)?,
-                    _ => {
-                        let text = render::stats::watch_row(ctx, sample, !header_shown);
-                        header_shown = true;
-                        text
-                    }
-                };
-                Ok(render::emit(&text)? == render::Delivery::Written)
+                let delivery = render::emit_line(ctx, sample, !header_shown)?;
+                header_shown = true;
+                Ok(delivery == render::Delivery::Written)
             })
         }
     }

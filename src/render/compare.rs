@@ -8,7 +8,7 @@ use comfy_table::Cell;
 use crate::dns::compare::CompareReport;
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
-use crate::render::Context;
+use crate::render::{Context, Render};
 
 fn ms(value: Option<f64>) -> Cell {
     match value {
@@ -26,7 +26,7 @@ fn counter(value: Option<Option<u64>>) -> Cell {
 
 /// The report for people: what was compared, one row per target (and
 /// mode), the resolver options measured, the findings.
-pub fn table(ctx: &Context, report: &CompareReport) -> String {
+fn table(ctx: &Context, report: &CompareReport) -> String {
     let mut out = String::new();
     if !ctx.quiet {
         let _ = writeln!(
@@ -121,7 +121,7 @@ pub fn table(ctx: &Context, report: &CompareReport) -> String {
 /// findings counted by code. Gauges, because each run replaces the last
 /// one's figures; latency percentiles are a `percentile` label, not a
 /// summary's `quantile` (the histogram keeps no exact sum to go with it).
-pub fn prometheus(report: &CompareReport) -> String {
+fn prometheus(report: &CompareReport) -> String {
     let mut lookups = Family::gauge(
         "ctdiag_compare_lookups",
         "Lookups (an A and an AAAA query each) made to the target in the last ctdiag compare run.",
@@ -188,4 +188,17 @@ pub fn prometheus(report: &CompareReport) -> String {
         family.write(&mut out);
     }
     out
+}
+
+impl Render for CompareReport {
+    const COMMAND: &'static str = "compare";
+    const METRICS: bool = true;
+
+    fn table(&self, ctx: &Context) -> String {
+        table(ctx, self)
+    }
+
+    fn prometheus(&self) -> Option<String> {
+        Some(prometheus(self))
+    }
 }

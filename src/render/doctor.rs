@@ -11,7 +11,7 @@ use crate::doctor::{DoctorReport, Progress, Status};
 use crate::findings::Finding;
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table};
-use crate::render::Context;
+use crate::render::{Context, Render};
 
 /// The longest line node-problem-detector keeps (its `max_output_length`).
 pub const NPD_MAX_LINE: usize = 80;
@@ -30,7 +30,7 @@ fn status_cell(ctx: &Context, status: Status) -> Cell {
 }
 
 /// The verdict table, the findings, and the verdict line.
-pub fn table(ctx: &Context, report: &DoctorReport) -> String {
+fn table(ctx: &Context, report: &DoctorReport) -> String {
     let mut out = String::new();
     let mut t = new_table(ctx, &["check", "status", "evidence", "remedy"]);
     for check in &report.checks {
@@ -126,7 +126,7 @@ pub fn npd_error(error: &crate::Error) -> String {
 /// Prometheus text exposition: per check its status (one series per
 /// status, 1 for the current one) and duration, the findings by check, the
 /// verdict and the run's time.
-pub fn prometheus(report: &DoctorReport) -> String {
+fn prometheus(report: &DoctorReport) -> String {
     const STATUSES: [Status; 4] = [Status::Ok, Status::Unknown, Status::Warning, Status::Critical];
     let mut status = Family::gauge(
         "ctdiag_doctor_check_status",
@@ -167,6 +167,19 @@ pub fn prometheus(report: &DoctorReport) -> String {
         Family::gauge("ctdiag_doctor_run_seconds", "Wall time of the last ctdiag doctor run.");
     run.sample(&[], report.duration_s);
     prometheus::write_all(&[&status, &duration, &findings, &verdict, &run])
+}
+
+impl Render for DoctorReport {
+    const COMMAND: &'static str = "doctor";
+    const METRICS: bool = true;
+
+    fn table(&self, ctx: &Context) -> String {
+        table(ctx, self)
+    }
+
+    fn prometheus(&self) -> Option<String> {
+        Some(prometheus(self))
+    }
 }
 
 #[cfg(test)]

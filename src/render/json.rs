@@ -41,14 +41,14 @@ fn escaped(json: String) -> String {
 }
 
 /// One pretty-printed JSON document.
-pub fn document<T: Serialize>(report: &T) -> Result<String> {
+pub fn document<T: Serialize + ?Sized>(report: &T) -> Result<String> {
     serde_json::to_string_pretty(report)
         .map(escaped)
         .map_err(|e| Error::Runtime(format!("cannot serialize report: {e}")))
 }
 
 /// One compact JSON line (for JSON Lines streams such as `stats --watch`).
-pub fn line<T: Serialize>(report: &T) -> Result<String> {
+pub fn line<T: Serialize + ?Sized>(report: &T) -> Result<String> {
     serde_json::to_string(report)
         .map(escaped)
         .map_err(|e| Error::Runtime(format!("cannot serialize report: {e}")))

@@ -1,6 +1,7 @@
 //! Rendering of `ctdiag lab` reports: the lab (`up`, `status`,
 //! `scenario`), what `down` removed, the fill, and `lab run`'s scenario
-//! table. JSON is the reports as they are ([`crate::render::json`]).
+//! table. JSON is the reports as they are ([`crate::render::json`]); none
+//! has metrics (`-o prometheus` is refused before the lab is touched).
 
 use comfy_table::{Cell, Table};
 
@@ -8,11 +9,11 @@ use crate::lab::fill::FillReport;
 use crate::lab::run::RunReport;
 use crate::lab::{DownReport, EndpointState, LabInfo, ROUTER_IP};
 use crate::render::table::{new_table, num};
-use crate::render::Context;
+use crate::render::{Context, Render};
 
 /// The lab: what it is made of, its DNS servers, its sticky clients and
 /// the scenarios applied.
-pub fn info_table(ctx: &Context, info: &LabInfo) -> String {
+fn info_table(ctx: &Context, info: &LabInfo) -> String {
     let summary = summary_table(ctx, info);
     let servers = servers_table(ctx, info);
     let mut text = format!("{summary}\n{servers}\n");
@@ -124,7 +125,7 @@ fn clients_table(ctx: &Context, info: &LabInfo) -> Table {
 }
 
 /// What `lab down` removed, in one sentence.
-pub fn down_text(_ctx: &Context, report: &DownReport) -> String {
+fn down_text(_ctx: &Context, report: &DownReport) -> String {
     if !report.found {
         return format!("No lab with prefix {:?} was there; nothing to remove.", report.prefix);
     }
@@ -146,7 +147,7 @@ pub fn down_text(_ctx: &Context, report: &DownReport) -> String {
 }
 
 /// The fill: flows sent, entries before and after, the table's limit.
-pub fn fill_table(ctx: &Context, report: &FillReport) -> String {
+fn fill_table(ctx: &Context, report: &FillReport) -> String {
     let mut t = new_table(ctx, &["lab fill", &report.prefix]);
     let rows: Vec<(&str, String)> = vec![
         ("node namespace", report.node_namespace.clone()),
@@ -182,13 +183,13 @@ pub fn fill_table(ctx: &Context, report: &FillReport) -> String {
 
 /// `lab run`'s scenario table: what each failure should show, what doctor
 /// found (with `-v`, each doctor table first).
-pub fn run_table(ctx: &Context, report: &RunReport) -> String {
+fn run_table(ctx: &Context, report: &RunReport) -> String {
     let mut out = String::new();
     if ctx.verbose > 0 {
         for result in &report.scenarios {
             if let Some(doctor) = &result.doctor {
                 out.push_str(&format!("== {}\n", result.scenario.as_str()));
-                out.push_str(&crate::render::doctor::table(ctx, doctor));
+                out.push_str(&doctor.table(ctx));
                 out.push('\n');
             }
         }
@@ -241,4 +242,36 @@ pub fn run_table(ctx: &Context, report: &RunReport) -> String {
         report.duration_s
     ));
     out
+}
+
+impl Render for LabInfo {
+    const COMMAND: &'static str = "ctdiag lab";
+
+    fn table(&self, ctx: &Context) -> String {
+        info_table(ctx, self)
+    }
+}
+
+impl Render for DownReport {
+    const COMMAND: &'static str = "ctdiag lab";
+
+    fn table(&self, ctx: &Context) -> String {
+        down_text(ctx, self)
+    }
+}
+
+impl Render for FillReport {
+    const COMMAND: &'static str = "ctdiag lab";
+
+    fn table(&self, ctx: &Context) -> String {
+        fill_table(ctx, self)
+    }
+}
+
+impl Render for RunReport {
+    const COMMAND: &'static str = "ctdiag lab";
+
+    fn table(&self, ctx: &Context) -> String {
+        run_table(ctx, self)
+    }
 }

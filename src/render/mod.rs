@@ -1,5 +1,10 @@
-//! Rendering of reports: one file per output format, all taking the same
-//! report structs. Progress goes to stderr, and only on a terminal.
+//! Rendering of reports, one way for every command: each report implements
+//! [`Render`] (its table, its JSON, and its Prometheus text where it has
+//! metrics), and [`emit_report`] picks the format and writes it; a stream
+//! of samples (`stats --watch`) implements [`RenderLine`] and goes through
+//! [`emit_line`]. The impls live in one file per command (`probe.rs`,
+//! `lab.rs`, ...); the formats' shared pieces in [`table`], [`json`] and
+//! [`prometheus`]. Progress goes to stderr, and only on a terminal.
 
 pub mod compare;
 pub mod doctor;
@@ -65,16 +70,11 @@ impl Context {
         };
         Context { format, color, quiet, verbose }
     }
+}
 
-    /// A usage error for commands that have no Prometheus form.
-    pub fn no_prometheus(&self, command: &str) -> Result<()> {
-        if self.format == OutputFormat::Prometheus {
-            return Err(Error::Usage(format!(
-                "`{command}` has no Prometheus output; use -o table or -o json"
-            )));
-        }
-        Ok(())
-    }
+/// The usage error of `-o prometheus` for a command without metrics.
+fn no_prometheus(command: &str) -> Error {
+    Error::Usage(format!("`{command}` has no Prometheus output; use -o table or -o json"))
 }
 
 /// Whether written output reached a reader.
@@ -108,24 +108,68 @@ pub fn emit(text: &str) -> Result<Delivery> {
     }
 }
 
-/// Renders a command's report in the chosen format and writes it: the
-/// report as JSON, or the command's own table or Prometheus text. The
-/// outcome is the caller's, decided before rendering, so a reader that
-/// closed the pipe does not change the exit status.
-pub fn report<R: serde::Serialize>(
-    ctx: &Context,
-    report: &R,
-    outcome: crate::findings::Outcome,
-    table: fn(&Context, &R) -> String,
-    prometheus: fn(&R) -> String,
-) -> Result<crate::findings::Outcome> {
+/// A command's report, as each output format draws it. JSON is the report
+/// serialized as it is (unless [`Render::json`] says otherwise), so what a
+/// person reads and what a script parses come from the same struct.
+pub trait Render: serde::Serialize {
+    /// The command as the `-o prometheus` usage error names it.
+    const COMMAND: &'static str;
+    /// Whether the report has metrics: [`Render::prometheus`] gives `Some`.
+    const METRICS: bool = false;
+
+    /// The table (and text) for people.
+    fn table(&self, ctx: &Context) -> String;
+
+    /// The JSON document scripts parse: the report itself.
+    fn json(&self, _ctx: &Context) -> Result<String> {
+        json::document(self)
+    }
+
+    /// The Prometheus text exposition, for reports with metrics.
+    fn prometheus(&self) -> Option<String> {
+        None
+    }
+}
+
+/// One sample of a stream (`stats --watch`): a JSON line each, or a table
+/// row (with the header before the first).
+pub trait RenderLine: serde::Serialize {
+    /// The sample's table row, after the header line when `with_header`.
+    fn row(&self, ctx: &Context, with_header: bool) -> String;
+}
+
+/// The usage error for `-o prometheus` when `R` has no metrics, given
+/// before the command does any work (`lab up` builds nothing).
+pub fn check_format<R: Render>(ctx: &Context) -> Result<()> {
+    if ctx.format == OutputFormat::Prometheus && !R::METRICS {
+        return Err(no_prometheus(R::COMMAND));
+    }
+    Ok(())
+}
+
+/// Renders a command's report in the chosen format and writes it. The
+/// command decides its outcome before rendering, so a reader that closed
+/// the pipe does not change the exit status.
+pub fn emit_report<R: Render>(ctx: &Context, report: &R) -> Result<Delivery> {
     let text = match ctx.format {
-        OutputFormat::Json => json::document(report)?,
-        OutputFormat::Prometheus => prometheus(report),
-        OutputFormat::Table => table(ctx, report),
+        OutputFormat::Json => report.json(ctx)?,
+        OutputFormat::Table => report.table(ctx),
+        OutputFormat::Prometheus => match report.prometheus() {
+            Some(text) => text,
+            None => return Err(no_prometheus(R::COMMAND)),
+        },
     };
-    emit(&text)?;
-    Ok(outcome)
+    emit(&text)
+}
+
+/// Writes one sample of a stream: a compact JSON line, or its table row
+/// (`-o prometheus` is refused by the command before the stream starts).
+pub fn emit_line<R: RenderLine>(ctx: &Context, sample: &R, with_header: bool) -> Result<Delivery> {
+    let text = match ctx.format {
+        OutputFormat::Json => json::line(sample)?,
+        _ => sample.row(ctx, with_header),
+    };
+    emit(&text)
 }
 
 /// Writes a note for people to stderr (never into the JSON on stdout),

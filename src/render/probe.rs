@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::dns::probe::ProbeReport;
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
-use crate::render::Context;
 use crate::render::OutputFormat;
+use crate::render::{Context, Render};
 
 /// Runs `work` with a lookup progress bar on stderr when the output is a
 /// table on a terminal and not `-q` (never into JSON or Prometheus text),
@@ -75,7 +75,7 @@ fn ms(value: Option<f64>) -> Cell {
 
 /// The report for people: what was probed, the counts, the latency, the
 /// conntrack evidence, the findings.
-pub fn table(ctx: &Context, report: &ProbeReport) -> String {
+fn table(ctx: &Context, report: &ProbeReport) -> String {
     let mut out = String::new();
     if !ctx.quiet {
         let _ = writeln!(
@@ -186,7 +186,7 @@ pub fn table(ctx: &Context, report: &ProbeReport) -> String {
 /// run's lookups, queries, losses, latency percentiles in seconds, the
 /// conntrack counter deltas and the findings. Gauges: each run replaces
 /// the last one's figures.
-pub fn prometheus(report: &ProbeReport) -> String {
+fn prometheus(report: &ProbeReport) -> String {
     let labels = [("server", report.server.as_str()), ("mode", report.mode.as_str())];
     let gauge = |name: &str, help: &str, value: u64| {
         let mut family = Family::gauge(name, help);
@@ -248,4 +248,17 @@ pub fn prometheus(report: &ProbeReport) -> String {
     prometheus::write_all(&[
         &lookups, &sent, &answered, &lost, &one_lost, &latency, &delta, &run, &findings,
     ])
+}
+
+impl Render for ProbeReport {
+    const COMMAND: &'static str = "probe";
+    const METRICS: bool = true;
+
+    fn table(&self, ctx: &Context) -> String {
+        table(ctx, self)
+    }
+
+    fn prometheus(&self) -> Option<String> {
+        Some(prometheus(self))
+    }
 }

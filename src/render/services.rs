@@ -7,7 +7,7 @@ use comfy_table::Cell;
 use crate::findings::Severity;
 use crate::render::table::{findings, new_table, num};
 use crate::render::terminal::escape;
-use crate::render::{warn, Context};
+use crate::render::{json, warn, Context, Render};
 use crate::service::report::ServicesReport;
 use crate::service::Service;
 
@@ -29,7 +29,7 @@ fn endpoints(service: &Service) -> String {
 
 /// The report for people: the Services, where they came from, findings;
 /// with `-v` the skipped rules and notes.
-pub fn table(ctx: &Context, report: &ServicesReport) -> String {
+fn table(ctx: &Context, report: &ServicesReport) -> String {
     let mut out = String::new();
     if !ctx.quiet {
         let modes: Vec<String> =
@@ -93,7 +93,7 @@ pub fn table(ctx: &Context, report: &ServicesReport) -> String {
 
 /// With `-o json` (a bare list on stdout): the findings of warning or
 /// worse, and with `-v` the notes and skipped rules, on stderr.
-pub fn findings_to_stderr(ctx: &Context, report: &ServicesReport) {
+fn findings_to_stderr(ctx: &Context, report: &ServicesReport) {
     if ctx.quiet {
         return;
     }
@@ -118,5 +118,20 @@ pub fn findings_to_stderr(ctx: &Context, report: &ServicesReport) {
                 warn(&format!("ctdiag: skipped (API): {}", escape(line)));
             }
         }
+    }
+}
+
+impl Render for ServicesReport {
+    const COMMAND: &'static str = "services";
+
+    fn table(&self, ctx: &Context) -> String {
+        table(ctx, self)
+    }
+
+    /// The list of Service ports: that list is the JSON contract. People
+    /// reading stderr still learn what is wrong (the findings go there).
+    fn json(&self, ctx: &Context) -> crate::error::Result<String> {
+        findings_to_stderr(ctx, self);
+        json::document(&self.services)
     }
 }

@@ -7,7 +7,7 @@ use comfy_table::Cell;
 
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num, verbose_notes};
-use crate::render::Context;
+use crate::render::{Context, Render};
 use crate::stale::{EntryReport, ServiceReport, StaleReport, MAX_LISTED};
 
 /// Rows listed per Service in the table unless `-v`.
@@ -90,7 +90,7 @@ fn service_heading(service: &ServiceReport) -> String {
 
 /// The report for people: per Service its entries, a summary per DNAT
 /// target and the flush outcome, then the findings.
-pub fn table(ctx: &Context, report: &StaleReport) -> String {
+fn table(ctx: &Context, report: &StaleReport) -> String {
     let mut out = String::new();
     if !ctx.quiet {
         let place = report.netns.as_deref().unwrap_or("the current namespace");
@@ -174,7 +174,7 @@ type Metric = fn(&ServiceReport) -> u64;
 
 /// Prometheus text exposition: per Service the stale and live entry counts,
 /// the entries scanned, and the findings.
-pub fn prometheus(report: &StaleReport) -> String {
+fn prometheus(report: &StaleReport) -> String {
     let metrics: [(&str, &str, Metric); 3] = [
         (
             "ctdiag_stale_conntrack_entries",
@@ -220,4 +220,17 @@ pub fn prometheus(report: &StaleReport) -> String {
     }
     families.push(prometheus::findings("stale", &report.findings));
     prometheus::write_all(&families.iter().collect::<Vec<_>>())
+}
+
+impl Render for StaleReport {
+    const COMMAND: &'static str = "stale";
+    const METRICS: bool = true;
+
+    fn table(&self, ctx: &Context) -> String {
+        table(ctx, self)
+    }
+
+    fn prometheus(&self) -> Option<String> {
+        Some(prometheus(self))
+    }
 }

@@ -1,4 +1,5 @@
-//! Rendering of `ctdiag stats` reports (table, watch rows, Prometheus).
+//! Rendering of `ctdiag stats` reports (table, Prometheus) and of its
+//! `--watch` samples (rows, JSON Lines).
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,7 @@ use crate::conntrack::stats_report::{StatsReport, WatchSample};
 use crate::conntrack::{Counters, CpuStats};
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num, verbose_notes};
-use crate::render::Context;
+use crate::render::{Context, Render, RenderLine};
 
 /// Counter names in attribute order, as the kernel sent them.
 fn counter_names(cpus: &[CpuStats], total: &Counters) -> Vec<String> {
@@ -27,7 +28,7 @@ fn value_of(counters: &Counters, name: &str) -> Option<u64> {
 
 /// The one-shot table: a row per CPU, a total row, the table fill, the
 /// findings.
-pub fn table(ctx: &Context, report: &StatsReport) -> String {
+fn table(ctx: &Context, report: &StatsReport) -> String {
     let mut out = String::new();
     if !ctx.quiet {
         let names = counter_names(&report.cpus, &report.total);
@@ -76,7 +77,7 @@ const WATCH_COLUMN: usize = 14;
 
 /// One `--watch` line (with the header line before the first): each
 /// counter's change in the interval and its per-second rate.
-pub fn watch_row(ctx: &Context, sample: &WatchSample, with_header: bool) -> String {
+fn watch_row(ctx: &Context, sample: &WatchSample, with_header: bool) -> String {
     let names = counter_names(&sample.cpus, &sample.delta);
     let mut out = String::new();
     if with_header {
@@ -108,13 +109,19 @@ pub fn watch_row(ctx: &Context, sample: &WatchSample, with_header: bool) -> Stri
     out
 }
 
+impl RenderLine for WatchSample {
+    fn row(&self, ctx: &Context, with_header: bool) -> String {
+        watch_row(ctx, self, with_header)
+    }
+}
+
 fn is_loss_counter(name: &str) -> bool {
     matches!(name, "insert_failed" | "drop" | "early_drop" | "chaintoolong")
 }
 
 /// Prometheus text exposition of a one-shot report: each counter per CPU
 /// (counters, since boot), the table fill, the findings.
-pub fn prometheus(report: &StatsReport) -> String {
+fn prometheus(report: &StatsReport) -> String {
     let names = counter_names(&report.cpus, &report.total);
     let mut families = Vec::new();
     for name in &names {
@@ -143,4 +150,17 @@ pub fn prometheus(report: &StatsReport) -> String {
 /// Metric names allow [a-zA-Z0-9_].
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+impl Render for StatsReport {
+    const COMMAND: &'static str = "stats";
+    const METRICS: bool = true;
+
+    fn table(&self, ctx: &Context) -> String {
+        table(ctx, self)
+    }
+
+    fn prometheus(&self) -> Option<String> {
+        Some(prometheus(self))
+    }
 }
