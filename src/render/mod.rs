@@ -185,3 +185,40 @@ pub fn note(ctx: &Context, text: &str) {
 pub fn warn(text: &str) {
     eprintln!("{}", terminal::for_terminal(text));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::DownReport;
+    use crate::stale::StaleReport;
+
+    fn ctx(format: OutputFormat) -> Context {
+        Context { format, color: false, quiet: false, verbose: 0 }
+    }
+
+    #[test]
+    fn prometheus_is_refused_where_a_report_has_no_metrics() {
+        // The CLI's usage error (exit 2), the same whether the command asks
+        // before its work or the report is already there.
+        let expected = "`ctdiag lab` has no Prometheus output; use -o table or -o json";
+        let down = DownReport {
+            prefix: "none".into(),
+            found: false,
+            removed_namespaces: Vec::new(),
+            stopped_pids: Vec::new(),
+            removed_paths: Vec::new(),
+        };
+        let prometheus = ctx(OutputFormat::Prometheus);
+        for result in
+            [check_format::<DownReport>(&prometheus), emit_report(&prometheus, &down).map(|_| ())]
+        {
+            match result {
+                Err(Error::Usage(message)) => assert_eq!(message, expected),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(check_format::<DownReport>(&ctx(OutputFormat::Table)).is_ok());
+        assert!(check_format::<DownReport>(&ctx(OutputFormat::Json)).is_ok());
+        assert!(check_format::<StaleReport>(&prometheus).is_ok());
+    }
+}
