@@ -1,4 +1,5 @@
-//! Rendering of `ctdiag services` reports: one row per Service port.
+//! Rendering of `ctdiag services` reports: one row per Service port; the
+//! JSON is the list of Service ports, the findings go to stderr; no metrics.
 
 use std::fmt::Write as _;
 
