@@ -22,7 +22,8 @@ pub(crate) use netlink::to_rule as netlink_rule;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
+    merge_families, read_rules, Builder, Chains, Discovery, Key, ModeReaders, Parsed, Protocol,
+    ProxyMode,
 };
 use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
@@ -323,21 +324,14 @@ const SAVE_TOOLS: [&[&str]; 2] = [
 /// tools ([`read_tools`]) when netlink gives no reading (the reason goes to
 /// [`Discovery::notes`]), as [`RulesFrom`] says.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
-    match RulesFrom::from_env().0 {
-        RulesFrom::Tools => read_tools(netns),
-        RulesFrom::Netlink => read_netlink(netns)?.map_err(|why| Error::Runtime(why.to_string())),
-        RulesFrom::Auto => match read_netlink(netns)? {
-            Ok(discovery) => Ok(discovery),
-            Err(why) => {
-                let mut discovery = read_tools(netns)
-                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
-                discovery.notes.push(format!(
-                    "iptables mode read with iptables-save, not over netlink: {why}"
-                ));
-                Ok(discovery)
-            }
+    read_rules(
+        netns,
+        &ModeReaders {
+            netlink: read_netlink,
+            tools: read_tools,
+            tools_read: "iptables mode read with iptables-save",
         },
-    }
+    )
 }
 
 /// The name the netlink reader goes by in [`Discovery::tools`].
@@ -458,15 +452,7 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
         let mut tools: Vec<String> = v4.tool.into_iter().collect();
         // IPv6 is optional: a node without ip6tables still has IPv4 rules.
         if let Ok(v6) = v6 {
-            let mut builder = Builder::default();
-            for s in parsed.services.drain(..).chain(v6.parsed.services) {
-                let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-                for ip in &s.cluster_ips {
-                    builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
-                }
-            }
-            parsed.services = builder.finish();
-            parsed.skipped.extend(v6.parsed.skipped);
+            parsed = merge_families([parsed, v6.parsed]);
             tools.extend(v6.tool);
         }
         Ok(Discovery { parsed, tools, ..Discovery::default() })

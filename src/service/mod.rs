@@ -215,6 +215,49 @@ pub(crate) fn merge_families(parts: impl IntoIterator<Item = Parsed>) -> Parsed 
     Parsed { services: builder.finish(), skipped }
 }
 
+/// One kube-proxy mode's two readers, as [`read_rules`] chooses between
+/// them: the iptables and nftables modes differ only in these pieces.
+pub(crate) struct ModeReaders {
+    /// Over netlink. The outer error: the namespace could not be entered
+    /// (or a tool it runs hung); the inner: why netlink gave no reading
+    /// (then the listing tools may).
+    pub(crate) netlink: fn(
+        Option<&crate::netns::Netns>,
+    ) -> crate::error::Result<
+        std::result::Result<Discovery, crate::netfilter::nf_tables::NftError>,
+    >,
+    /// With the listing tools.
+    pub(crate) tools: fn(Option<&crate::netns::Netns>) -> crate::error::Result<Discovery>,
+    /// How the note on a fallback names the mode and its listing tool,
+    /// e.g. `iptables mode read with iptables-save`.
+    pub(crate) tools_read: &'static str,
+}
+
+/// Reads one mode's rules inside `netns` as [`RulesFrom`] says: over
+/// netlink, or with the listing tools when netlink gives no reading (the
+/// reason goes to [`Discovery::notes`]).
+pub(crate) fn read_rules(
+    netns: Option<&crate::netns::Netns>,
+    readers: &ModeReaders,
+) -> crate::error::Result<Discovery> {
+    use crate::error::Error;
+    match RulesFrom::from_env().0 {
+        RulesFrom::Tools => (readers.tools)(netns),
+        RulesFrom::Netlink => {
+            (readers.netlink)(netns)?.map_err(|why| Error::Runtime(why.to_string()))
+        }
+        RulesFrom::Auto => match (readers.netlink)(netns)? {
+            Ok(discovery) => Ok(discovery),
+            Err(why) => {
+                let mut discovery = (readers.tools)(netns)
+                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
+                discovery.notes.push(format!("{}, not over netlink: {why}", readers.tools_read));
+                Ok(discovery)
+            }
+        },
+    }
+}
+
 /// The kube-proxy rules of a namespace, and where they were read.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {

@@ -21,7 +21,8 @@ pub use netlink::read_family;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
+    merge_families, read_rules, Builder, Chains, Discovery, Key, ModeReaders, Parsed, Protocol,
+    ProxyMode,
 };
 use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
@@ -378,21 +379,14 @@ fn collect_elements(
 /// goes to [`Discovery::notes`]), as [`RulesFrom`] says. A missing table is
 /// not an error.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
-    match RulesFrom::from_env().0 {
-        RulesFrom::Tools => read_tools(netns),
-        RulesFrom::Netlink => read_netlink(netns)?.map_err(|why| Error::Runtime(why.to_string())),
-        RulesFrom::Auto => match read_netlink(netns)? {
-            Ok(discovery) => Ok(discovery),
-            Err(why) => {
-                let mut discovery = read_tools(netns)
-                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
-                discovery
-                    .notes
-                    .push(format!("nftables mode read with nft, not over netlink: {why}"));
-                Ok(discovery)
-            }
+    read_rules(
+        netns,
+        &ModeReaders {
+            netlink: read_netlink,
+            tools: read_tools,
+            tools_read: "nftables mode read with nft",
         },
-    }
+    )
 }
 
 /// The name the netlink reader goes by in [`Discovery::tools`].
@@ -434,23 +428,14 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
             let v4 = list("ip");
             (v4, v6.join().unwrap_or_else(|_| Ok((failed_run(), Parser::default()))))
         });
-        let mut builder = Builder::default();
-        let mut skipped = Vec::new();
+        let mut parts = Vec::new();
         let mut read_any = false;
         let mut failures = Vec::new();
         for (family, result) in [("ip", v4), ("ip6", v6)] {
             match result {
                 Ok((out, parser)) if out.status.success() => {
                     read_any = true;
-                    let parsed = parser.finish();
-                    for s in parsed.services {
-                        let key =
-                            (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-                        for ip in &s.cluster_ips {
-                            builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
-                        }
-                    }
-                    skipped.extend(parsed.skipped);
+                    parts.push(parser.finish());
                 }
                 Ok((out, _)) => {
                     let stderr = out.stderr_text();
@@ -478,7 +463,7 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
             });
         }
         let tools = if read_any { vec!["nft".to_string()] } else { Vec::new() };
-        let parsed = Parsed { services: builder.finish(), skipped };
+        let parsed = merge_families(parts);
         Ok(Discovery { parsed, tools, notes: failures, ..Discovery::default() })
     })?
 }
