@@ -22,13 +22,13 @@ pub(crate) use netlink::to_rule as netlink_rule;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    merge_families, read_rules, Builder, Chains, Discovery, Key, ModeReaders, Parsed, Protocol,
-    ProxyMode,
+    merge_families, parse_listing, read_rules, run_listing, Builder, Chains, Discovery, Key,
+    ListingParser, ModeReaders, Parsed, Protocol, ProxyMode,
 };
 use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
-use crate::process::{listing_deadline, run_bounded_lines, RunError};
+use crate::process::RunError;
 
 /// The options of one `-A CHAIN ...` rule that matter here, as
 /// `iptables-save` writes them (the netlink reader builds the same from
@@ -188,11 +188,7 @@ fn port_rule(rule: &Rule, suffix: &str) -> std::result::Result<Option<PortRule>,
 /// output. Rules that are not kube-proxy's are ignored; kube-proxy rules
 /// that cannot be read are listed in `skipped`, never fatal.
 pub fn parse(text: &str) -> Parsed {
-    let mut parser = Parser::default();
-    for line in text.lines() {
-        parser.line(line);
-    }
-    parser.finish()
+    parse_listing::<Parser>(text)
 }
 
 /// The iptables-save parser, fed one line at a time (so it can read a
@@ -211,9 +207,8 @@ pub(crate) struct Parser {
     pub(crate) saw_kube_services: bool,
 }
 
-impl Parser {
-    /// Reads the next line of the listing.
-    pub(crate) fn line(&mut self, line: &str) {
+impl ListingParser for Parser {
+    fn line(&mut self, line: &str) {
         self.number += 1;
         let number = self.number;
         let line = line.trim();
@@ -242,6 +237,21 @@ impl Parser {
         self.table = table;
     }
 
+    fn finish(self) -> Parsed {
+        let mut builder = Builder::default();
+        for r in &self.cluster_rules {
+            let endpoints =
+                r.chain.as_deref().map(|c| self.chains.endpoints_from(c)).unwrap_or_default();
+            builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
+        }
+        for r in &self.no_endpoint_rules {
+            builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
+        }
+        Parsed { services: builder.finish(), skipped: self.skipped }
+    }
+}
+
+impl Parser {
     /// Takes in one rule of `table` (`nat`, `filter`), read at `at` (`line
     /// N`, or where the netlink reader found it): the one place where
     /// iptables-mode rules, from `iptables-save` or over netlink, become
@@ -292,20 +302,6 @@ impl Parser {
             }
             _ => {}
         }
-    }
-
-    /// The Services of everything read.
-    pub(crate) fn finish(self) -> Parsed {
-        let mut builder = Builder::default();
-        for r in &self.cluster_rules {
-            let endpoints =
-                r.chain.as_deref().map(|c| self.chains.endpoints_from(c)).unwrap_or_default();
-            builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
-        }
-        for r in &self.no_endpoint_rules {
-            builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
-        }
-        Parsed { services: builder.finish(), skipped: self.skipped }
     }
 }
 
@@ -476,9 +472,8 @@ fn save_family(candidates: &[&str]) -> Result<SavedFamily> {
     let mut family =
         SavedFamily { parsed: Parsed::default(), tool: None, ran_any: false, failures: Vec::new() };
     for tool in candidates {
-        let mut parser = Parser::default();
-        match run_bounded_lines(tool, &[], listing_deadline(), |line| parser.line(line)) {
-            Ok(out) if out.status.success() => {
+        match run_listing::<Parser>(tool, &[]) {
+            Ok((out, parser)) if out.status.success() => {
                 family.ran_any = true;
                 if parser.saw_kube_services {
                     family.parsed = parser.finish();
@@ -486,7 +481,7 @@ fn save_family(candidates: &[&str]) -> Result<SavedFamily> {
                     return Ok(family);
                 }
             }
-            Ok(out) => {
+            Ok((out, _)) => {
                 family.failures.push(format!("{tool}: {} {}", out.status, out.stderr_text()))
             }
             Err(RunError::NotFound { .. }) => {}

@@ -215,6 +215,39 @@ pub(crate) fn merge_families(parts: impl IntoIterator<Item = Parsed>) -> Parsed 
     Parsed { services: builder.finish(), skipped }
 }
 
+/// A kube-proxy rule listing's parser (`iptables-save`, `nft list`), fed
+/// one line at a time so it can read a listing while the tool still
+/// prints it.
+pub(crate) trait ListingParser: Default {
+    /// Reads the next line of the listing.
+    fn line(&mut self, line: &str);
+    /// The Services of everything read.
+    fn finish(self) -> Parsed;
+}
+
+/// A whole listing parsed by `P`.
+pub(crate) fn parse_listing<P: ListingParser>(text: &str) -> Parsed {
+    let mut parser = P::default();
+    for line in text.lines() {
+        parser.line(line);
+    }
+    parser.finish()
+}
+
+/// Runs a listing tool with the listing deadline, `P` parsing its output
+/// while it prints. Why parse while the tool prints: on a big node the
+/// parse then ends with the listing instead of after it.
+pub(crate) fn run_listing<P: ListingParser>(
+    tool: &str,
+    args: &[&str],
+) -> std::result::Result<(crate::process::Ran, P), crate::process::RunError> {
+    let mut parser = P::default();
+    crate::process::run_bounded_lines(tool, args, crate::process::listing_deadline(), |line| {
+        parser.line(line)
+    })
+    .map(|ran| (ran, parser))
+}
+
 /// One kube-proxy mode's two readers, as [`read_rules`] chooses between
 /// them: the iptables and nftables modes differ only in these pieces.
 pub(crate) struct ModeReaders {

@@ -21,13 +21,13 @@ pub use netlink::read_family;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    merge_families, read_rules, Builder, Chains, Discovery, Key, ModeReaders, Parsed, Protocol,
-    ProxyMode,
+    merge_families, parse_listing, read_rules, run_listing, Builder, Chains, Discovery, Key,
+    ListingParser, ModeReaders, Parsed, Protocol, ProxyMode,
 };
 use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
-use crate::process::{listing_deadline, run_bounded_lines, RunError};
+use crate::process::RunError;
 
 /// A block of the listing the parser is inside.
 #[derive(Debug)]
@@ -172,11 +172,7 @@ fn dnat_targets(rule: &str) -> Option<std::result::Result<Vec<SocketAddr>, Strin
 /// list ruleset`: other tables are ignored). Elements and rules that cannot
 /// be read are listed in `skipped`, never fatal.
 pub fn parse(text: &str) -> Parsed {
-    let mut parser = Parser::default();
-    for line in text.lines() {
-        parser.line(line);
-    }
-    parser.finish()
+    parse_listing::<Parser>(text)
 }
 
 /// The `nft list` parser, fed one line at a time (so it can read a
@@ -195,9 +191,8 @@ pub(crate) struct Parser {
     number: usize,
 }
 
-impl Parser {
-    /// Reads the next line of the listing.
-    pub(crate) fn line(&mut self, raw: &str) {
+impl ListingParser for Parser {
+    fn line(&mut self, raw: &str) {
         self.number += 1;
         let number = self.number;
         let line = raw.trim();
@@ -272,8 +267,7 @@ impl Parser {
         }
     }
 
-    /// The Services of everything read.
-    pub(crate) fn finish(self) -> Parsed {
+    fn finish(self) -> Parsed {
         let Parser { mut skipped, chains, found, pending, .. } = self;
         if let Some((map, _, start, _)) = pending {
             skipped.push(format!("line {start}: the elements of map {map} never close"));
@@ -418,10 +412,7 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
         // Why parse while nft prints: on a big node the parse then ends
         // with the listing instead of after it.
         let list = |family: &'static str| {
-            let mut parser = Parser::default();
-            let args = ["list", "table", family, "kube-proxy"];
-            run_bounded_lines("nft", &args, listing_deadline(), |line| parser.line(line))
-                .map(|ran| (ran, parser))
+            run_listing::<Parser>("nft", &["list", "table", family, "kube-proxy"])
         };
         let (v4, v6) = std::thread::scope(|scope| {
             let v6 = scope.spawn(|| list("ip6"));
