@@ -502,16 +502,8 @@ mod tests {
         parse_rule(&tokenize(line).unwrap()).unwrap()
     }
 
-    /// The services as JSON without `proxy_mode` (the expected files list
-    /// what a parser finds, shared with other tools), after checking that
-    /// every one came from this mode.
     fn as_json(parsed: &Parsed) -> serde_json::Value {
-        assert!(parsed.services.iter().all(|s| s.proxy_mode == ProxyMode::Iptables));
-        let mut value = serde_json::to_value(&parsed.services).unwrap();
-        for service in value.as_array_mut().unwrap() {
-            service.as_object_mut().unwrap().remove("proxy_mode");
-        }
-        value
+        crate::service::services_json(parsed, ProxyMode::Iptables)
     }
 
     fn expected(text: &str) -> serde_json::Value {

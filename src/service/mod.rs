@@ -531,6 +531,20 @@ impl Chains {
     }
 }
 
+/// The services as JSON without `proxy_mode` (the expected files list
+/// what a parser finds, shared with other tools), after checking that
+/// every one came from `mode`: for the iptables and nftables parsers'
+/// tests.
+#[cfg(test)]
+pub(crate) fn services_json(parsed: &Parsed, mode: ProxyMode) -> serde_json::Value {
+    assert!(parsed.services.iter().all(|s| s.proxy_mode == mode));
+    let mut value = serde_json::to_value(&parsed.services).unwrap();
+    for service in value.as_array_mut().unwrap() {
+        service.as_object_mut().unwrap().remove("proxy_mode");
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
