@@ -33,46 +33,13 @@ pub struct ResolvConf {
 }
 
 impl ResolvConf {
-    /// Parses the text as glibc does for the parts used here: comments
-    /// start with `#` or `;`, the last `options` value wins, unparsable
-    /// nameserver addresses are skipped.
+    /// Parses the text as glibc does for the parts used here: the
+    /// nameservers, `timeout` and `attempts` of [`ResolverSetup::parse`],
+    /// the one resolv.conf parser (comments start with `#` or `;`, the last
+    /// `options` value wins, unparsable nameserver addresses are skipped).
     pub fn parse(text: &str) -> Self {
-        let mut conf = ResolvConf {
-            nameservers: Vec::new(),
-            timeout_s: DEFAULT_TIMEOUT_S,
-            attempts: DEFAULT_ATTEMPTS,
-        };
-        for line in text.lines() {
-            let line = line.split(['#', ';']).next().unwrap_or("");
-            let mut words = line.split_whitespace();
-            match words.next() {
-                Some("nameserver") => {
-                    // Why strip a zone: `fe80::1%eth0` is valid in resolv.conf.
-                    if let Some(ip) = words
-                        .next()
-                        .and_then(|w| w.split('%').next())
-                        .and_then(|w| w.parse::<IpAddr>().ok())
-                    {
-                        conf.nameservers.push(ip);
-                    }
-                }
-                Some("options") => {
-                    for option in words {
-                        if let Some(v) = option.strip_prefix("timeout:") {
-                            if let Ok(n) = v.parse::<u32>() {
-                                conf.timeout_s = n.clamp(1, MAX_TIMEOUT_S);
-                            }
-                        } else if let Some(v) = option.strip_prefix("attempts:") {
-                            if let Ok(n) = v.parse::<u32>() {
-                                conf.attempts = n.clamp(1, MAX_ATTEMPTS);
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        conf
+        let ResolverSetup { nameservers, timeout_s, attempts, .. } = ResolverSetup::parse(text);
+        ResolvConf { nameservers, timeout_s, attempts }
     }
 
     /// Reads and parses a file through the guarded reader
@@ -181,6 +148,7 @@ impl ResolverSetup {
             let mut words = line.split_whitespace();
             match words.next() {
                 Some("nameserver") => {
+                    // Why strip a zone: `fe80::1%eth0` is valid in resolv.conf.
                     if let Some(ip) = words
                         .next()
                         .and_then(|w| w.split('%').next())

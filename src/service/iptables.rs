@@ -22,12 +22,13 @@ pub(crate) use netlink::to_rule as netlink_rule;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
+    merge_families, parse_listing, read_rules, run_listing, Builder, Chains, Discovery, Key,
+    ListingParser, ModeReaders, Parsed, Protocol, ProxyMode,
 };
 use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
-use crate::process::{listing_deadline, run_bounded_lines, RunError};
+use crate::process::RunError;
 
 /// The options of one `-A CHAIN ...` rule that matter here, as
 /// `iptables-save` writes them (the netlink reader builds the same from
@@ -187,11 +188,7 @@ fn port_rule(rule: &Rule, suffix: &str) -> std::result::Result<Option<PortRule>,
 /// output. Rules that are not kube-proxy's are ignored; kube-proxy rules
 /// that cannot be read are listed in `skipped`, never fatal.
 pub fn parse(text: &str) -> Parsed {
-    let mut parser = Parser::default();
-    for line in text.lines() {
-        parser.line(line);
-    }
-    parser.finish()
+    parse_listing::<Parser>(text)
 }
 
 /// The iptables-save parser, fed one line at a time (so it can read a
@@ -210,9 +207,8 @@ pub(crate) struct Parser {
     pub(crate) saw_kube_services: bool,
 }
 
-impl Parser {
-    /// Reads the next line of the listing.
-    pub(crate) fn line(&mut self, line: &str) {
+impl ListingParser for Parser {
+    fn line(&mut self, line: &str) {
         self.number += 1;
         let number = self.number;
         let line = line.trim();
@@ -241,6 +237,21 @@ impl Parser {
         self.table = table;
     }
 
+    fn finish(self) -> Parsed {
+        let mut builder = Builder::default();
+        for r in &self.cluster_rules {
+            let endpoints =
+                r.chain.as_deref().map(|c| self.chains.endpoints_from(c)).unwrap_or_default();
+            builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
+        }
+        for r in &self.no_endpoint_rules {
+            builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
+        }
+        Parsed { services: builder.finish(), skipped: self.skipped }
+    }
+}
+
+impl Parser {
     /// Takes in one rule of `table` (`nat`, `filter`), read at `at` (`line
     /// N`, or where the netlink reader found it): the one place where
     /// iptables-mode rules, from `iptables-save` or over netlink, become
@@ -292,20 +303,6 @@ impl Parser {
             _ => {}
         }
     }
-
-    /// The Services of everything read.
-    pub(crate) fn finish(self) -> Parsed {
-        let mut builder = Builder::default();
-        for r in &self.cluster_rules {
-            let endpoints =
-                r.chain.as_deref().map(|c| self.chains.endpoints_from(c)).unwrap_or_default();
-            builder.add(&r.key, r.ip, r.port, endpoints, ProxyMode::Iptables);
-        }
-        for r in &self.no_endpoint_rules {
-            builder.add(&r.key, r.ip, r.port, Vec::new(), ProxyMode::Iptables);
-        }
-        Parsed { services: builder.finish(), skipped: self.skipped }
-    }
 }
 
 /// The save tools to try per address family, in order: the system's
@@ -323,21 +320,14 @@ const SAVE_TOOLS: [&[&str]; 2] = [
 /// tools ([`read_tools`]) when netlink gives no reading (the reason goes to
 /// [`Discovery::notes`]), as [`RulesFrom`] says.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
-    match RulesFrom::from_env().0 {
-        RulesFrom::Tools => read_tools(netns),
-        RulesFrom::Netlink => read_netlink(netns)?.map_err(|why| Error::Runtime(why.to_string())),
-        RulesFrom::Auto => match read_netlink(netns)? {
-            Ok(discovery) => Ok(discovery),
-            Err(why) => {
-                let mut discovery = read_tools(netns)
-                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
-                discovery.notes.push(format!(
-                    "iptables mode read with iptables-save, not over netlink: {why}"
-                ));
-                Ok(discovery)
-            }
+    read_rules(
+        netns,
+        &ModeReaders {
+            netlink: read_netlink,
+            tools: read_tools,
+            tools_read: "iptables mode read with iptables-save",
         },
-    }
+    )
 }
 
 /// The name the netlink reader goes by in [`Discovery::tools`].
@@ -458,15 +448,7 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
         let mut tools: Vec<String> = v4.tool.into_iter().collect();
         // IPv6 is optional: a node without ip6tables still has IPv4 rules.
         if let Ok(v6) = v6 {
-            let mut builder = Builder::default();
-            for s in parsed.services.drain(..).chain(v6.parsed.services) {
-                let key = (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-                for ip in &s.cluster_ips {
-                    builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
-                }
-            }
-            parsed.services = builder.finish();
-            parsed.skipped.extend(v6.parsed.skipped);
+            parsed = merge_families([parsed, v6.parsed]);
             tools.extend(v6.tool);
         }
         Ok(Discovery { parsed, tools, ..Discovery::default() })
@@ -490,9 +472,8 @@ fn save_family(candidates: &[&str]) -> Result<SavedFamily> {
     let mut family =
         SavedFamily { parsed: Parsed::default(), tool: None, ran_any: false, failures: Vec::new() };
     for tool in candidates {
-        let mut parser = Parser::default();
-        match run_bounded_lines(tool, &[], listing_deadline(), |line| parser.line(line)) {
-            Ok(out) if out.status.success() => {
+        match run_listing::<Parser>(tool, &[]) {
+            Ok((out, parser)) if out.status.success() => {
                 family.ran_any = true;
                 if parser.saw_kube_services {
                     family.parsed = parser.finish();
@@ -500,7 +481,7 @@ fn save_family(candidates: &[&str]) -> Result<SavedFamily> {
                     return Ok(family);
                 }
             }
-            Ok(out) => {
+            Ok((out, _)) => {
                 family.failures.push(format!("{tool}: {} {}", out.status, out.stderr_text()))
             }
             Err(RunError::NotFound { .. }) => {}
@@ -521,16 +502,8 @@ mod tests {
         parse_rule(&tokenize(line).unwrap()).unwrap()
     }
 
-    /// The services as JSON without `proxy_mode` (the expected files list
-    /// what a parser finds, shared with other tools), after checking that
-    /// every one came from this mode.
     fn as_json(parsed: &Parsed) -> serde_json::Value {
-        assert!(parsed.services.iter().all(|s| s.proxy_mode == ProxyMode::Iptables));
-        let mut value = serde_json::to_value(&parsed.services).unwrap();
-        for service in value.as_array_mut().unwrap() {
-            service.as_object_mut().unwrap().remove("proxy_mode");
-        }
-        value
+        crate::service::services_json(parsed, ProxyMode::Iptables)
     }
 
     fn expected(text: &str) -> serde_json::Value {

@@ -215,6 +215,82 @@ pub(crate) fn merge_families(parts: impl IntoIterator<Item = Parsed>) -> Parsed 
     Parsed { services: builder.finish(), skipped }
 }
 
+/// A kube-proxy rule listing's parser (`iptables-save`, `nft list`), fed
+/// one line at a time so it can read a listing while the tool still
+/// prints it.
+pub(crate) trait ListingParser: Default {
+    /// Reads the next line of the listing.
+    fn line(&mut self, line: &str);
+    /// The Services of everything read.
+    fn finish(self) -> Parsed;
+}
+
+/// A whole listing parsed by `P`.
+pub(crate) fn parse_listing<P: ListingParser>(text: &str) -> Parsed {
+    let mut parser = P::default();
+    for line in text.lines() {
+        parser.line(line);
+    }
+    parser.finish()
+}
+
+/// Runs a listing tool with the listing deadline, `P` parsing its output
+/// while it prints. Why parse while the tool prints: on a big node the
+/// parse then ends with the listing instead of after it.
+pub(crate) fn run_listing<P: ListingParser>(
+    tool: &str,
+    args: &[&str],
+) -> std::result::Result<(crate::process::Ran, P), crate::process::RunError> {
+    let mut parser = P::default();
+    crate::process::run_bounded_lines(tool, args, crate::process::listing_deadline(), |line| {
+        parser.line(line)
+    })
+    .map(|ran| (ran, parser))
+}
+
+/// One kube-proxy mode's two readers, as [`read_rules`] chooses between
+/// them: the iptables and nftables modes differ only in these pieces.
+pub(crate) struct ModeReaders {
+    /// Over netlink. The outer error: the namespace could not be entered
+    /// (or a tool it runs hung); the inner: why netlink gave no reading
+    /// (then the listing tools may).
+    pub(crate) netlink: fn(
+        Option<&crate::netns::Netns>,
+    ) -> crate::error::Result<
+        std::result::Result<Discovery, crate::netfilter::nf_tables::NftError>,
+    >,
+    /// With the listing tools.
+    pub(crate) tools: fn(Option<&crate::netns::Netns>) -> crate::error::Result<Discovery>,
+    /// How the note on a fallback names the mode and its listing tool,
+    /// e.g. `iptables mode read with iptables-save`.
+    pub(crate) tools_read: &'static str,
+}
+
+/// Reads one mode's rules inside `netns` as [`RulesFrom`] says: over
+/// netlink, or with the listing tools when netlink gives no reading (the
+/// reason goes to [`Discovery::notes`]).
+pub(crate) fn read_rules(
+    netns: Option<&crate::netns::Netns>,
+    readers: &ModeReaders,
+) -> crate::error::Result<Discovery> {
+    use crate::error::Error;
+    match RulesFrom::from_env().0 {
+        RulesFrom::Tools => (readers.tools)(netns),
+        RulesFrom::Netlink => {
+            (readers.netlink)(netns)?.map_err(|why| Error::Runtime(why.to_string()))
+        }
+        RulesFrom::Auto => match (readers.netlink)(netns)? {
+            Ok(discovery) => Ok(discovery),
+            Err(why) => {
+                let mut discovery = (readers.tools)(netns)
+                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
+                discovery.notes.push(format!("{}, not over netlink: {why}", readers.tools_read));
+                Ok(discovery)
+            }
+        },
+    }
+}
+
 /// The kube-proxy rules of a namespace, and where they were read.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
@@ -453,6 +529,20 @@ impl Chains {
         }
         out
     }
+}
+
+/// The services as JSON without `proxy_mode` (the expected files list
+/// what a parser finds, shared with other tools), after checking that
+/// every one came from `mode`: for the iptables and nftables parsers'
+/// tests.
+#[cfg(test)]
+pub(crate) fn services_json(parsed: &Parsed, mode: ProxyMode) -> serde_json::Value {
+    assert!(parsed.services.iter().all(|s| s.proxy_mode == mode));
+    let mut value = serde_json::to_value(&parsed.services).unwrap();
+    for service in value.as_array_mut().unwrap() {
+        service.as_object_mut().unwrap().remove("proxy_mode");
+    }
+    value
 }
 
 #[cfg(test)]

@@ -21,12 +21,13 @@ pub use netlink::read_family;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    merge_families, Builder, Chains, Discovery, Key, Parsed, Protocol, ProxyMode, RulesFrom,
+    merge_families, parse_listing, read_rules, run_listing, Builder, Chains, Discovery, Key,
+    ListingParser, ModeReaders, Parsed, Protocol, ProxyMode,
 };
 use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
-use crate::process::{listing_deadline, run_bounded_lines, RunError};
+use crate::process::RunError;
 
 /// A block of the listing the parser is inside.
 #[derive(Debug)]
@@ -171,11 +172,7 @@ fn dnat_targets(rule: &str) -> Option<std::result::Result<Vec<SocketAddr>, Strin
 /// list ruleset`: other tables are ignored). Elements and rules that cannot
 /// be read are listed in `skipped`, never fatal.
 pub fn parse(text: &str) -> Parsed {
-    let mut parser = Parser::default();
-    for line in text.lines() {
-        parser.line(line);
-    }
-    parser.finish()
+    parse_listing::<Parser>(text)
 }
 
 /// The `nft list` parser, fed one line at a time (so it can read a
@@ -194,9 +191,8 @@ pub(crate) struct Parser {
     number: usize,
 }
 
-impl Parser {
-    /// Reads the next line of the listing.
-    pub(crate) fn line(&mut self, raw: &str) {
+impl ListingParser for Parser {
+    fn line(&mut self, raw: &str) {
         self.number += 1;
         let number = self.number;
         let line = raw.trim();
@@ -271,8 +267,7 @@ impl Parser {
         }
     }
 
-    /// The Services of everything read.
-    pub(crate) fn finish(self) -> Parsed {
+    fn finish(self) -> Parsed {
         let Parser { mut skipped, chains, found, pending, .. } = self;
         if let Some((map, _, start, _)) = pending {
             skipped.push(format!("line {start}: the elements of map {map} never close"));
@@ -378,21 +373,14 @@ fn collect_elements(
 /// goes to [`Discovery::notes`]), as [`RulesFrom`] says. A missing table is
 /// not an error.
 pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
-    match RulesFrom::from_env().0 {
-        RulesFrom::Tools => read_tools(netns),
-        RulesFrom::Netlink => read_netlink(netns)?.map_err(|why| Error::Runtime(why.to_string())),
-        RulesFrom::Auto => match read_netlink(netns)? {
-            Ok(discovery) => Ok(discovery),
-            Err(why) => {
-                let mut discovery = read_tools(netns)
-                    .map_err(|e| Error::Runtime(format!("{e} (and over netlink: {why})")))?;
-                discovery
-                    .notes
-                    .push(format!("nftables mode read with nft, not over netlink: {why}"));
-                Ok(discovery)
-            }
+    read_rules(
+        netns,
+        &ModeReaders {
+            netlink: read_netlink,
+            tools: read_tools,
+            tools_read: "nftables mode read with nft",
         },
-    }
+    )
 }
 
 /// The name the netlink reader goes by in [`Discovery::tools`].
@@ -424,33 +412,21 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
         // Why parse while nft prints: on a big node the parse then ends
         // with the listing instead of after it.
         let list = |family: &'static str| {
-            let mut parser = Parser::default();
-            let args = ["list", "table", family, "kube-proxy"];
-            run_bounded_lines("nft", &args, listing_deadline(), |line| parser.line(line))
-                .map(|ran| (ran, parser))
+            run_listing::<Parser>("nft", &["list", "table", family, "kube-proxy"])
         };
         let (v4, v6) = std::thread::scope(|scope| {
             let v6 = scope.spawn(|| list("ip6"));
             let v4 = list("ip");
             (v4, v6.join().unwrap_or_else(|_| Ok((failed_run(), Parser::default()))))
         });
-        let mut builder = Builder::default();
-        let mut skipped = Vec::new();
+        let mut parts = Vec::new();
         let mut read_any = false;
         let mut failures = Vec::new();
         for (family, result) in [("ip", v4), ("ip6", v6)] {
             match result {
                 Ok((out, parser)) if out.status.success() => {
                     read_any = true;
-                    let parsed = parser.finish();
-                    for s in parsed.services {
-                        let key =
-                            (s.namespace.clone(), s.name.clone(), s.port_name.clone(), s.protocol);
-                        for ip in &s.cluster_ips {
-                            builder.add(&key, *ip, s.port, s.endpoints.clone(), s.proxy_mode);
-                        }
-                    }
-                    skipped.extend(parsed.skipped);
+                    parts.push(parser.finish());
                 }
                 Ok((out, _)) => {
                     let stderr = out.stderr_text();
@@ -478,7 +454,7 @@ pub fn read_tools(netns: Option<&Netns>) -> Result<Discovery> {
             });
         }
         let tools = if read_any { vec!["nft".to_string()] } else { Vec::new() };
-        let parsed = Parsed { services: builder.finish(), skipped };
+        let parsed = merge_families(parts);
         Ok(Discovery { parsed, tools, notes: failures, ..Discovery::default() })
     })?
 }
@@ -499,16 +475,8 @@ mod tests {
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/kube-proxy/synthetic-1.33.nft");
 
-    /// The services as JSON without `proxy_mode` (the expected files list
-    /// what a parser finds, shared with other tools), after checking that
-    /// every one came from this mode.
     fn as_json(parsed: &Parsed) -> serde_json::Value {
-        assert!(parsed.services.iter().all(|s| s.proxy_mode == ProxyMode::Nftables));
-        let mut value = serde_json::to_value(&parsed.services).unwrap();
-        for service in value.as_array_mut().unwrap() {
-            service.as_object_mut().unwrap().remove("proxy_mode");
-        }
-        value
+        crate::service::services_json(parsed, ProxyMode::Nftables)
     }
 
     fn expected() -> serde_json::Value {

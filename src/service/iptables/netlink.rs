@@ -34,6 +34,7 @@ use crate::netfilter::nf_tables::{
     Verdict, NFT_META_L4PROTO, NFT_NAT_DNAT, NFT_PAYLOAD_NETWORK_HEADER,
     NFT_PAYLOAD_TRANSPORT_HEADER, REGISTER_NEUTRAL,
 };
+use crate::service::ListingParser;
 use crate::service::Parsed;
 
 /// The chain whose presence says kube-proxy's iptables rules are here.
