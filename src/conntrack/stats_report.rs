@@ -202,9 +202,65 @@ fn source_name(source: Source) -> &'static str {
     }
 }
 
+/// The counters and table fill one analysis reads, with the window and the
+/// running kernel they are explained for.
+struct Signals<'a> {
+    insert_failed: u64,
+    drop: u64,
+    early_drop: u64,
+    clash_resolve: u64,
+    chaintoolong: u64,
+    has_clash_resolve: bool,
+    entries: u64,
+    max: u64,
+    percent: f64,
+    near_full: bool,
+    rising: bool,
+    window: Window,
+    kernel: &'a Kernel,
+}
+
+impl<'a> Signals<'a> {
+    fn read(
+        counters: &Counters,
+        entries: u64,
+        max: u64,
+        window: Window,
+        kernel: &'a Kernel,
+    ) -> Self {
+        let value = |attr| counters.get(attr).unwrap_or(0);
+        let percent = used_percent(entries, max);
+        Signals {
+            insert_failed: value(CTA_STATS_INSERT_FAILED),
+            drop: value(CTA_STATS_DROP),
+            early_drop: value(CTA_STATS_EARLY_DROP),
+            clash_resolve: value(CTA_STATS_CLASH_RESOLVE),
+            chaintoolong: value(CTA_STATS_CHAIN_TOOLONG),
+            has_clash_resolve: counters.has(CTA_STATS_CLASH_RESOLVE),
+            entries,
+            max,
+            percent,
+            near_full: max > 0 && percent > TABLE_NEAR_FULL_PERCENT,
+            rising: matches!(window, Window::Interval(_)),
+            window,
+            kernel,
+        }
+    }
+
+    /// Whether conntrack lost packets (`insert_failed` or `drop` above 0).
+    fn dropping(&self) -> bool {
+        self.insert_failed > 0 || self.drop > 0
+    }
+
+    /// Whether the table is at its limit.
+    fn full(&self) -> bool {
+        self.max > 0 && self.entries >= self.max
+    }
+}
+
 /// What the counters say, for totals since boot or for the changes over an
 /// interval, explained for the running kernel (feature detection by
-/// attribute presence).
+/// attribute presence): one function per finding code, in report order.
 fn analyze(
     counters: &Counters,
     entries: u64,
@@ -212,122 +268,158 @@ fn analyze(
     window: Window,
     kernel: &Kernel,
 ) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let value = |attr| counters.get(attr).unwrap_or(0);
-    let insert_failed = value(CTA_STATS_INSERT_FAILED);
-    let drop = value(CTA_STATS_DROP);
-    let early_drop = value(CTA_STATS_EARLY_DROP);
-    let clash_resolve = value(CTA_STATS_CLASH_RESOLVE);
-    let chaintoolong = value(CTA_STATS_CHAIN_TOOLONG);
-    let has_clash_resolve = counters.has(CTA_STATS_CLASH_RESOLVE);
-    let percent = used_percent(entries, max);
-    let near_full = max > 0 && percent > TABLE_NEAR_FULL_PERCENT;
-    let rising = matches!(window, Window::Interval(_));
+    let signals = Signals::read(counters, entries, max, window, kernel);
+    [
+        conntrack_drops(&signals),
+        clashes_resolved(&signals),
+        table_full(&signals),
+        table_near_full(&signals),
+        early_drop(&signals),
+        chain_too_long(&signals),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
-    if insert_failed > 0 || drop > 0 {
-        let severity = if rising { Severity::Critical } else { Severity::Warning };
-        let release = &kernel.release;
-        let mut cause = if has_clash_resolve {
-            format!(
-                "On this kernel ({release}, it reports clash_resolve) a clash the kernel resolves is not \
-                 counted in insert_failed: insert_failed counts races it could not resolve, and those \
-                 packets are dropped, so the lookup waits for the resolver's 5 s timeout"
-            )
-        } else if kernel.older_than(5, 6) {
-            format!(
-                "This kernel ({release}) predates UDP clash resolution (5.6): every lost race drops \
-                 a packet and counts in insert_failed"
-            )
-        } else {
-            format!(
-                "On this kernel ({release}, no clash_resolve counter) insert_failed also counts \
-                 clashes that were resolved; drop counts the packets really lost"
-            )
-        };
-        if kernel.older_than(6, 12) && !kernel.older_than(5, 6) {
-            cause.push_str(
-                "; kernels before 6.12 still drop clashes in the reply direction (reverse collisions)",
-            );
-        }
-        let table_hint = if early_drop > 0 || near_full {
-            format!("; the table is {percent:.1}% full and early_drop is {early_drop}, so a full table also drops")
-        } else {
-            String::new()
-        };
-        findings.push(Finding::new(
-            severity,
-            FindingCode::ConntrackDrops,
-            format!(
-                "conntrack is dropping packets{}: the DNS race of parallel A/AAAA queries or a full table",
-                if rising { " now" } else { "" }
-            ),
-            format!(
-                "insert_failed {}, drop {}{table_hint}. {cause}",
-                window.describe(insert_failed),
-                window.describe(drop)
-            ),
-            "Reproduce with `ctdiag probe --mode parallel` from a pod's namespace; mitigate the race with \
-             `options single-request-reopen` (glibc) or NodeLocal DNSCache, or TCP for DNS; a kernel >= 5.10 \
-             resolves most clashes (reverse-direction clashes since 6.12)",
-        ));
-    } else if clash_resolve > 0 {
-        findings.push(Finding::new(
-            Severity::Info,
-            FindingCode::ClashesResolved,
-            "Parallel A/AAAA races happen and the kernel resolves every one of them",
-            format!(
-                "clash_resolve {}, insert_failed 0, drop 0",
-                window.describe(clash_resolve)
-            ),
-            "Nothing to do: no packet was lost to a clash. If lookups still take 5 s, look at stale \
-             entries and dead endpoints (`ctdiag probe`)",
-        ));
+/// [`FindingCode::ConntrackDrops`]: `insert_failed` or `drop` above 0,
+/// explained for the running kernel.
+fn conntrack_drops(s: &Signals) -> Option<Finding> {
+    if !s.dropping() {
+        return None;
     }
+    let severity = if s.rising { Severity::Critical } else { Severity::Warning };
+    let kernel = s.kernel;
+    let release = &kernel.release;
+    let mut cause = if s.has_clash_resolve {
+        format!(
+            "On this kernel ({release}, it reports clash_resolve) a clash the kernel resolves is not \
+             counted in insert_failed: insert_failed counts races it could not resolve, and those \
+             packets are dropped, so the lookup waits for the resolver's 5 s timeout"
+        )
+    } else if kernel.older_than(5, 6) {
+        format!(
+            "This kernel ({release}) predates UDP clash resolution (5.6): every lost race drops \
+             a packet and counts in insert_failed"
+        )
+    } else {
+        format!(
+            "On this kernel ({release}, no clash_resolve counter) insert_failed also counts \
+             clashes that were resolved; drop counts the packets really lost"
+        )
+    };
+    if kernel.older_than(6, 12) && !kernel.older_than(5, 6) {
+        cause.push_str(
+            "; kernels before 6.12 still drop clashes in the reply direction (reverse collisions)",
+        );
+    }
+    let (percent, early_drop) = (s.percent, s.early_drop);
+    let table_hint = if early_drop > 0 || s.near_full {
+        format!("; the table is {percent:.1}% full and early_drop is {early_drop}, so a full table also drops")
+    } else {
+        String::new()
+    };
+    Some(Finding::new(
+        severity,
+        FindingCode::ConntrackDrops,
+        format!(
+            "conntrack is dropping packets{}: the DNS race of parallel A/AAAA queries or a full table",
+            if s.rising { " now" } else { "" }
+        ),
+        format!(
+            "insert_failed {}, drop {}{table_hint}. {cause}",
+            s.window.describe(s.insert_failed),
+            s.window.describe(s.drop)
+        ),
+        "Reproduce with `ctdiag probe --mode parallel` from a pod's namespace; mitigate the race with \
+         `options single-request-reopen` (glibc) or NodeLocal DNSCache, or TCP for DNS; a kernel >= 5.10 \
+         resolves most clashes (reverse-direction clashes since 6.12)",
+    ))
+}
 
-    if max > 0 && entries >= max {
-        findings.push(Finding::new(
-            Severity::Critical,
-            FindingCode::TableFull,
-            "The conntrack table is full: new flows (DNS queries included) are dropped",
-            format!("{entries} of {max} entries (100%), early_drop {}", window.describe(early_drop)),
-            "Raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or find what fills the \
-             table: `conntrack -L | awk '{print $1, $4}' | sort | uniq -c | sort -rn | head`",
-        ));
-    } else if near_full {
-        findings.push(Finding::new(
-            Severity::Warning,
-            FindingCode::TableNearFull,
-            format!("The conntrack table is {percent:.1}% full"),
-            format!("{entries} of {max} entries (over {TABLE_NEAR_FULL_PERCENT}%)"),
-            "Raise net.netfilter.nf_conntrack_max before it fills up and starts dropping new flows",
-        ));
+/// [`FindingCode::ClashesResolved`]: clashes counted, none lost (only when
+/// [`conntrack_drops`] has nothing to say).
+fn clashes_resolved(s: &Signals) -> Option<Finding> {
+    if s.dropping() || s.clash_resolve == 0 {
+        return None;
     }
+    Some(Finding::new(
+        Severity::Info,
+        FindingCode::ClashesResolved,
+        "Parallel A/AAAA races happen and the kernel resolves every one of them",
+        format!("clash_resolve {}, insert_failed 0, drop 0", s.window.describe(s.clash_resolve)),
+        "Nothing to do: no packet was lost to a clash. If lookups still take 5 s, look at stale \
+         entries and dead endpoints (`ctdiag probe`)",
+    ))
+}
 
-    if early_drop > 0 {
-        let severity = if near_full || rising { Severity::Warning } else { Severity::Info };
-        findings.push(Finding::new(
-            severity,
-            FindingCode::EarlyDrop,
-            "conntrack evicted entries early because the table was full",
-            format!(
-                "early_drop {}; the table is {percent:.1}% full now ({entries} of {max})",
-                window.describe(early_drop)
-            ),
-            "The table reached nf_conntrack_max at some point: raise net.netfilter.nf_conntrack_max",
-        ));
+/// [`FindingCode::TableFull`]: the table at `nf_conntrack_max`.
+fn table_full(s: &Signals) -> Option<Finding> {
+    if !s.full() {
+        return None;
     }
+    let (entries, max) = (s.entries, s.max);
+    Some(Finding::new(
+        Severity::Critical,
+        FindingCode::TableFull,
+        "The conntrack table is full: new flows (DNS queries included) are dropped",
+        format!(
+            "{entries} of {max} entries (100%), early_drop {}",
+            s.window.describe(s.early_drop)
+        ),
+        "Raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or find what fills the \
+         table: `conntrack -L | awk '{print $1, $4}' | sort | uniq -c | sort -rn | head`",
+    ))
+}
 
-    if chaintoolong > 0 {
-        findings.push(Finding::new(
-            Severity::Warning,
-            FindingCode::ChainTooLong,
-            "conntrack refused inserts because a hash chain grew too long",
-            format!("chaintoolong {}", window.describe(chaintoolong)),
-            "The hash table is small for the number of entries (or someone floods one bucket): raise \
-             nf_conntrack_buckets (/sys/module/nf_conntrack/parameters/hashsize)",
-        ));
+/// [`FindingCode::TableNearFull`]: above [`TABLE_NEAR_FULL_PERCENT`] but not
+/// full (then [`table_full`] speaks).
+fn table_near_full(s: &Signals) -> Option<Finding> {
+    if s.full() || !s.near_full {
+        return None;
     }
-    findings
+    let (entries, max, percent) = (s.entries, s.max, s.percent);
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::TableNearFull,
+        format!("The conntrack table is {percent:.1}% full"),
+        format!("{entries} of {max} entries (over {TABLE_NEAR_FULL_PERCENT}%)"),
+        "Raise net.netfilter.nf_conntrack_max before it fills up and starts dropping new flows",
+    ))
+}
+
+/// [`FindingCode::EarlyDrop`]: entries evicted because the table was full.
+fn early_drop(s: &Signals) -> Option<Finding> {
+    if s.early_drop == 0 {
+        return None;
+    }
+    let severity = if s.near_full || s.rising { Severity::Warning } else { Severity::Info };
+    let (entries, max, percent) = (s.entries, s.max, s.percent);
+    Some(Finding::new(
+        severity,
+        FindingCode::EarlyDrop,
+        "conntrack evicted entries early because the table was full",
+        format!(
+            "early_drop {}; the table is {percent:.1}% full now ({entries} of {max})",
+            s.window.describe(s.early_drop)
+        ),
+        "The table reached nf_conntrack_max at some point: raise net.netfilter.nf_conntrack_max",
+    ))
+}
+
+/// [`FindingCode::ChainTooLong`]: inserts refused on a too-long hash chain.
+fn chain_too_long(s: &Signals) -> Option<Finding> {
+    if s.chaintoolong == 0 {
+        return None;
+    }
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::ChainTooLong,
+        "conntrack refused inserts because a hash chain grew too long",
+        format!("chaintoolong {}", s.window.describe(s.chaintoolong)),
+        "The hash table is small for the number of entries (or someone floods one bucket): raise \
+         nf_conntrack_buckets (/sys/module/nf_conntrack/parameters/hashsize)",
+    ))
 }
 
 /// Runs `--watch`: reads every interval, hands each sample to `on_sample`,

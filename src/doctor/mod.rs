@@ -294,6 +294,20 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// What a check's thread sends back: its index, its result, its time.
 type Done = (usize, std::result::Result<CheckResult, String>, Duration);
 
+/// What a check handed in, and how long it took.
+type Returned = (std::result::Result<CheckResult, String>, Duration);
+
+/// The checks of one run while they run: per check (by index) what it
+/// handed in, its deadline, its stop flag, and whether it was given up.
+struct Running {
+    results: Vec<Option<Returned>>,
+    deadlines: Vec<Instant>,
+    stops: Vec<Arc<AtomicBool>>,
+    given_up: Vec<bool>,
+    /// Ctrl-C came during the run.
+    interrupted: bool,
+}
+
 /// Runs `checks` on their own threads, each until its deadline, and builds
 /// the report (also used by tests with checks of their own).
 pub fn run_checks(
@@ -303,18 +317,60 @@ pub fn run_checks(
     progress: &dyn Fn(&Progress),
 ) -> DoctorReport {
     let budget = config.budget;
+    let (mut running, rx) = spawn_checks(&config, &checks, started);
+    wait_for_checks(&mut running, &rx, &checks, started, budget, progress);
+    let mut reports = Vec::with_capacity(checks.len());
+    let mut findings = Vec::new();
+    for (index, spec) in checks.iter().enumerate() {
+        let allowed = running.deadlines[index].saturating_duration_since(started);
+        let returned = running.results[index].take();
+        reports.push(check_report(
+            spec,
+            returned,
+            allowed,
+            running.interrupted,
+            budget,
+            &mut findings,
+        ));
+    }
+    // Most severe first; checks keep their order among equals.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+    let (verdict, summary) = verdict(&reports, &findings);
+    DoctorReport {
+        verdict,
+        summary,
+        netns: config.netns.clone(),
+        budget_s: seconds(budget),
+        duration_s: seconds(started.elapsed()),
+        checks: reports,
+        findings,
+    }
+}
+
+/// Starts one thread per check, each with its deadline (its share of the
+/// budget after `started`) and its stop flag; a check whose thread cannot
+/// start has its error handed in at once.
+fn spawn_checks(
+    config: &Arc<DoctorConfig>,
+    checks: &[CheckSpec],
+    started: Instant,
+) -> (Running, mpsc::Receiver<Done>) {
+    let budget = config.budget;
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel::<Done>();
-    let mut results: Vec<Option<(std::result::Result<CheckResult, String>, Duration)>> =
-        vec![None; checks.len()];
-    let mut deadlines = Vec::with_capacity(checks.len());
-    let mut stops = Vec::with_capacity(checks.len());
+    let mut running = Running {
+        results: vec![None; checks.len()],
+        deadlines: Vec::with_capacity(checks.len()),
+        stops: Vec::with_capacity(checks.len()),
+        given_up: vec![false; checks.len()],
+        interrupted: false,
+    };
     for (index, spec) in checks.iter().enumerate() {
         let share = spec.share.clamp(0.05, 1.0 - RENDER_MARGIN);
         let deadline = started + budget.mul_f64(share);
         let stop = Arc::new(AtomicBool::new(false));
-        deadlines.push(deadline);
-        stops.push(stop.clone());
+        running.deadlines.push(deadline);
+        running.stops.push(stop.clone());
         let context =
             CheckContext { config: config.clone(), deadline, stop, shared: shared.clone() };
         let run = spec.run.clone();
@@ -332,15 +388,27 @@ pub fn run_checks(
                 let _ = tx.send((index, outcome, began.elapsed()));
             });
         if let Err(e) = spawned {
-            results[index] = Some((Err(format!("cannot start its thread: {e}")), Duration::ZERO));
+            running.results[index] =
+                Some((Err(format!("cannot start its thread: {e}")), Duration::ZERO));
         }
     }
-    drop(tx);
-    let mut given_up = vec![false; checks.len()];
-    let mut interrupted = false;
+    (running, rx)
+}
+
+/// Collects what the checks hand in until each has or is given up (at its
+/// deadline, or a moment after Ctrl-C), reporting progress on the way.
+fn wait_for_checks(
+    running: &mut Running,
+    rx: &mpsc::Receiver<Done>,
+    checks: &[CheckSpec],
+    started: Instant,
+    budget: Duration,
+    progress: &dyn Fn(&Progress),
+) {
     loop {
-        let pending: Vec<usize> =
-            (0..checks.len()).filter(|i| results[*i].is_none() && !given_up[*i]).collect();
+        let pending: Vec<usize> = (0..checks.len())
+            .filter(|i| running.results[*i].is_none() && !running.given_up[*i])
+            .collect();
         progress(&Progress {
             done: checks.len() - pending.len(),
             total: checks.len(),
@@ -351,91 +419,105 @@ pub fn run_checks(
         if pending.is_empty() {
             break;
         }
-        if !interrupted && crate::interrupt::requested() {
+        if !running.interrupted && crate::interrupt::requested() {
             // Ctrl-C: every check is asked to stop and gets a moment to
             // hand in what it has.
-            interrupted = true;
+            running.interrupted = true;
             let soon = Instant::now() + Duration::from_secs(1);
             for i in &pending {
-                stops[*i].store(true, Ordering::SeqCst);
-                deadlines[*i] = deadlines[*i].min(soon);
+                running.stops[*i].store(true, Ordering::SeqCst);
+                running.deadlines[*i] = running.deadlines[*i].min(soon);
             }
         }
         let now = Instant::now();
         for i in &pending {
-            if now >= deadlines[*i] {
-                stops[*i].store(true, Ordering::SeqCst);
-                given_up[*i] = true;
+            if now >= running.deadlines[*i] {
+                running.stops[*i].store(true, Ordering::SeqCst);
+                running.given_up[*i] = true;
             }
         }
-        let next =
-            pending.iter().filter(|i| !given_up[**i]).map(|i| deadlines[*i]).min().unwrap_or(now);
+        let next = pending
+            .iter()
+            .filter(|i| !running.given_up[**i])
+            .map(|i| running.deadlines[*i])
+            .min()
+            .unwrap_or(now);
         let wait = next.saturating_duration_since(now).min(Duration::from_millis(100));
         match rx.recv_timeout(wait) {
             Ok((index, outcome, took)) => {
-                if !given_up[index] {
-                    results[index] = Some((outcome, took));
+                if !running.given_up[index] {
+                    running.results[index] = Some((outcome, took));
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Every thread has reported or died; what is missing is given up.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 for i in pending {
-                    if results[i].is_none() {
-                        given_up[i] = true;
+                    if running.results[i].is_none() {
+                        running.given_up[i] = true;
                     }
                 }
             }
         }
     }
-    let mut reports = Vec::with_capacity(checks.len());
-    let mut findings = Vec::new();
-    for (index, spec) in checks.iter().enumerate() {
-        let allowed = deadlines[index].saturating_duration_since(started);
-        let report = match results[index].take() {
-            Some((Ok(result), took)) => {
-                let status = Status::of(&result.findings);
-                let remedy = result
+}
+
+/// One check's row from what it handed in (its findings go to `findings`,
+/// named after it), or `unknown` with the reason when it handed in nothing
+/// within `allowed`.
+fn check_report(
+    spec: &CheckSpec,
+    returned: Option<Returned>,
+    allowed: Duration,
+    interrupted: bool,
+    budget: Duration,
+    findings: &mut Vec<DoctorFinding>,
+) -> CheckReport {
+    match returned {
+        Some((Ok(result), took)) => {
+            let status = Status::of(&result.findings);
+            let remedy = result
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning)
+                .max_by_key(|f| f.severity)
+                .map(|f| f.remedy.clone())
+                .or(result.remedy.clone())
+                .unwrap_or_else(|| "-".to_string());
+            findings.extend(
+                result
                     .findings
-                    .iter()
-                    .filter(|f| f.severity >= Severity::Warning)
-                    .max_by_key(|f| f.severity)
-                    .map(|f| f.remedy.clone())
-                    .or(result.remedy.clone())
-                    .unwrap_or_else(|| "-".to_string());
-                findings.extend(
-                    result
-                        .findings
-                        .into_iter()
-                        .map(|finding| DoctorFinding { check: spec.name.to_string(), finding }),
-                );
-                CheckReport {
-                    check: spec.name.to_string(),
-                    status,
-                    evidence: result.evidence,
-                    remedy,
-                    duration_s: seconds(took),
-                    data: result.data,
-                }
+                    .into_iter()
+                    .map(|finding| DoctorFinding { check: spec.name.to_string(), finding }),
+            );
+            CheckReport {
+                check: spec.name.to_string(),
+                status,
+                evidence: result.evidence,
+                remedy,
+                duration_s: seconds(took),
+                data: result.data,
             }
-            Some((Err(why), took)) => unknown(spec.name, why, seconds(took)),
-            None if interrupted => {
-                unknown(spec.name, "interrupted before it finished".into(), seconds(allowed))
-            }
-            None => unknown(
-                spec.name,
-                format!(
-                    "did not finish within {:.1} s (its share of the {:.0} s budget; --budget gives more)",
-                    allowed.as_secs_f64(),
-                    budget.as_secs_f64()
-                ),
-                seconds(allowed),
+        }
+        Some((Err(why), took)) => unknown(spec.name, why, seconds(took)),
+        None if interrupted => {
+            unknown(spec.name, "interrupted before it finished".into(), seconds(allowed))
+        }
+        None => unknown(
+            spec.name,
+            format!(
+                "did not finish within {:.1} s (its share of the {:.0} s budget; --budget gives more)",
+                allowed.as_secs_f64(),
+                budget.as_secs_f64()
             ),
-        };
-        reports.push(report);
+            seconds(allowed),
+        ),
     }
-    // Most severe first; checks keep their order among equals.
-    findings.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+}
+
+/// The run's verdict (the worst problem, else `unknown` when a check could
+/// not tell, else ok) and its one-line summary; `findings` most severe first.
+fn verdict(reports: &[CheckReport], findings: &[DoctorFinding]) -> (Status, String) {
     let problem = reports.iter().map(|c| c.status).filter(|s| *s >= Status::Warning).max();
     let verdict = match problem {
         Some(status) => status,
@@ -457,15 +539,7 @@ pub fn run_checks(
         }
         Status::Ok => format!("all {} checks passed", reports.len()),
     };
-    DoctorReport {
-        verdict,
-        summary,
-        netns: config.netns.clone(),
-        budget_s: seconds(budget),
-        duration_s: seconds(started.elapsed()),
-        checks: reports,
-        findings,
-    }
+    (verdict, summary)
 }
 
 fn seconds(d: Duration) -> f64 {
