@@ -10,12 +10,13 @@
 //! budget ([`crate::process::DeadlineCap`]).
 //!
 //! Doctor calls the same library functions as the other commands
-//! (`conntrack::stats_report`, `service::report`, `stale`,
+//! (`conntrack::stats::report`, `service::report`, `stale`,
 //! `dns::compare`), never the commands, and never flushes anything.
 
 mod checks;
 mod compare;
 pub mod dns_path;
+mod report;
 pub mod resolver;
 
 use std::net::IpAddr;
@@ -24,11 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::findings::{Finding, Outcome, Severity};
+use crate::findings::{Finding, Severity};
 use crate::service::api::ApiSource;
 use crate::service::select::Selector;
+
+pub use report::{CheckReport, DoctorFinding, DoctorReport, Status};
 
 /// The budget when `--budget` is not given.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(15);
@@ -88,41 +89,6 @@ impl DoctorConfig {
     }
 }
 
-/// A check's state in the verdict table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Ran; nothing at warning or above.
-    Ok,
-    /// Could not run, failed, or did not finish in its share of the budget.
-    Unknown,
-    /// Ran; found something wrong.
-    Warning,
-    /// Ran; DNS lookups are failing or will fail.
-    Critical,
-}
-
-impl Status {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Unknown => "unknown",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-        }
-    }
-
-    /// The status that findings of `severity` give a check.
-    pub fn of(findings: &[Finding]) -> Status {
-        match findings.iter().map(|f| f.severity).max() {
-            Some(Severity::Critical) => Status::Critical,
-            Some(Severity::Warning) => Status::Warning,
-            _ => Status::Ok,
-        }
-    }
-}
-
 /// What a check concluded (before the orchestrator adds its name, status
 /// and time).
 #[derive(Debug, Clone, Default)]
@@ -135,84 +101,6 @@ pub struct CheckResult {
     pub findings: Vec<Finding>,
     /// The check's own data, for `-o json`.
     pub data: serde_json::Value,
-}
-
-/// One row of the verdict table.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckReport {
-    /// The check's name (`conntrack`, `kube-dns`, ...).
-    pub check: String,
-    /// ok, warning, critical or unknown.
-    pub status: Status,
-    /// What was seen, or why it could not be seen.
-    pub evidence: String,
-    /// What to do ("-" when nothing).
-    pub remedy: String,
-    /// How long it took, seconds.
-    pub duration_s: f64,
-    /// The check's own data (null when unknown).
-    pub data: serde_json::Value,
-}
-
-/// A finding with the check it came from.
-#[derive(Debug, Clone, Serialize)]
-pub struct DoctorFinding {
-    /// The check.
-    pub check: String,
-    /// The finding.
-    #[serde(flatten)]
-    pub finding: Finding,
-}
-
-/// What `ctdiag doctor` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct DoctorReport {
-    /// critical or warning when a check found a problem; else unknown when
-    /// a check could not run; else ok.
-    pub verdict: Status,
-    /// One line naming the worst finding (or the check that could not run).
-    pub summary: String,
-    /// The node namespace, as given.
-    pub netns: Option<String>,
-    /// The budget, seconds.
-    pub budget_s: f64,
-    /// Wall time of the run, seconds.
-    pub duration_s: f64,
-    /// One per check, in table order.
-    pub checks: Vec<CheckReport>,
-    /// Every finding, most severe first.
-    pub findings: Vec<DoctorFinding>,
-}
-
-impl DoctorReport {
-    /// Exit status for a person or a script: 1 when a check found a
-    /// problem, 2 only when no check could run, else 0.
-    pub fn outcome(&self) -> Outcome {
-        if matches!(self.verdict, Status::Critical | Status::Warning) {
-            Outcome::Problem
-        } else if !self.checks.is_empty() && self.checks.iter().all(|c| c.status == Status::Unknown)
-        {
-            Outcome::Unknown
-        } else {
-            Outcome::Clean
-        }
-    }
-
-    /// Exit status for node-problem-detector: NonOK (1) on a problem,
-    /// Unknown (2) when no problem was found but a check could not run
-    /// (OK must mean every check ran), else OK (0).
-    pub fn npd_outcome(&self) -> Outcome {
-        match self.verdict {
-            Status::Critical | Status::Warning => Outcome::Problem,
-            Status::Unknown => Outcome::Unknown,
-            Status::Ok => Outcome::Clean,
-        }
-    }
-
-    /// The findings of one check.
-    pub fn findings_of<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
-        self.findings.iter().filter(move |f| f.check == check).map(|f| &f.finding)
-    }
 }
 
 /// What every check gets.
@@ -560,7 +448,7 @@ fn unknown(name: &str, why: String, duration_s: f64) -> CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::findings::FindingCode;
+    use crate::findings::{FindingCode, Outcome};
 
     fn spec(
         name: &'static str,

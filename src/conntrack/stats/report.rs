@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::stats::{
+use super::{
     CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP,
     CTA_STATS_INSERT_FAILED,
 };
-use super::{read_stats, read_stats_from, Counters, CpuStats, Source, StatsSnapshot};
+use crate::conntrack::{read_stats, read_stats_from, Counters, CpuStats, Source, StatsSnapshot};
 use crate::error::Result;
 use crate::findings::{Finding, FindingCode, Outcome, Severity};
 use crate::kernel::Kernel;
