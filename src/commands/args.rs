@@ -13,7 +13,8 @@ use crate::dns::probe::{
 };
 use crate::dns::wire::check_name;
 use crate::error::{Error, Result};
-use crate::service::select::{ManualService, Selector, ServiceSpec};
+use crate::service::select::{ManualService, Selector, ServiceSpec, DEFAULT_MANUAL_PORT};
+use crate::service::KUBE_DNS;
 
 /// The engine's mode for a `--mode`/`--modes` value.
 impl From<ProbeMode> for Mode {
@@ -156,14 +157,14 @@ pub fn retry_after(mode: Mode, timeout: Duration, resolver: &ResolverOptions) ->
 /// (named by `--service` when both are given), `--all`, `--service SPEC`,
 /// else kube-dns.
 pub fn selector(args: &ServiceArgs, all: bool) -> Result<Selector> {
-    let spec = args.service.as_deref().map(ServiceSpec::parse).transpose()?;
+    let spec = args.service.as_deref().map(parse_service).transpose()?;
     if all && (spec.is_some() || args.cluster_ip.is_some()) {
         return Err(Error::Usage(
             "--all takes every Service in the rules: leave out --service and --cluster-ip".into(),
         ));
     }
     if let Some(cluster_ip) = &args.cluster_ip {
-        return Ok(Selector::Manual(ManualService::parse(cluster_ip, &args.endpoints, spec)?));
+        return Ok(Selector::Manual(parse_manual(cluster_ip, &args.endpoints, spec)?));
     }
     if !args.endpoints.is_empty() {
         return Err(Error::Usage("--endpoints needs --cluster-ip".into()));
@@ -173,6 +174,104 @@ pub fn selector(args: &ServiceArgs, all: bool) -> Result<Selector> {
         (false, Some(spec)) => Selector::Spec(spec),
         (false, None) => Selector::Spec(ServiceSpec::kube_dns()),
     })
+}
+
+/// Parses what the user typed after `--service`: `kube-dns`
+/// (`kube-system/kube-dns`), `NS/NAME` or `NS/NAME:PORT`, PORT a port name
+/// (`dns`) or number (`53`).
+pub fn parse_service(text: &str) -> Result<ServiceSpec> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "--service {text:?}: {why}; give kube-dns, NAMESPACE/NAME or NAMESPACE/NAME:PORT (PORT a port name or number)"
+        ))
+    };
+    let (service, port) = match text.split_once(':') {
+        Some((service, port)) => (service, Some(port)),
+        None => (text, None),
+    };
+    if let Some(port) = port {
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(bad("the port is empty or not a port name or number"));
+        }
+    }
+    let (namespace, name) = match service.split_once('/') {
+        Some((namespace, name)) => (namespace, name),
+        None if service == KUBE_DNS.1 => (KUBE_DNS.0, KUBE_DNS.1),
+        None => return Err(bad("no namespace (only kube-dns may be given without one)")),
+    };
+    // Kubernetes names: DNS labels (lowercase letters, digits, '-').
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    if !valid(namespace) || !valid(name) {
+        return Err(bad("not a valid namespace/name"));
+    }
+    Ok(ServiceSpec {
+        namespace: namespace.into(),
+        name: name.into(),
+        port: port.map(str::to_string),
+    })
+}
+
+/// Parses `--cluster-ip` and `--endpoints` (each endpoint `IP:PORT`,
+/// `[IPv6]:PORT`, or a bare IP meaning the Service port; several per flag
+/// separated by commas). The first endpoint that is wrong, in the order
+/// given, is the one named.
+pub fn parse_manual(
+    cluster_ip: &str,
+    endpoints: &[String],
+    spec: Option<ServiceSpec>,
+) -> Result<ManualService> {
+    let (ip, port) = parse_ip_port(cluster_ip, DEFAULT_MANUAL_PORT).ok_or_else(|| {
+        Error::Usage(format!(
+            "--cluster-ip {cluster_ip:?}: give an IP or IP:PORT (e.g. 10.96.0.10, 10.96.0.10:53, [fd00::a]:53)"
+        ))
+    })?;
+    let mut texts = Vec::new();
+    let mut parsed = Vec::new();
+    let mut unparsed = None;
+    for text in endpoints.iter().flat_map(|e| e.split(',')).map(str::trim) {
+        if text.is_empty() {
+            continue;
+        }
+        match parse_ip_port(text, port) {
+            Some((ep_ip, ep_port)) => {
+                texts.push(text);
+                parsed.push(SocketAddr::new(ep_ip, ep_port));
+            }
+            None => {
+                unparsed = Some(text);
+                break;
+            }
+        }
+    }
+    // An endpoint of the wrong family before the first unparsable one is
+    // named first.
+    let manual = ManualService::new(ip, port, parsed, spec).map_err(|mixed| {
+        Error::Usage(format!(
+            "--endpoints: {} is not of the ClusterIP's address family ({ip})",
+            texts[mixed.index]
+        ))
+    })?;
+    if let Some(text) = unparsed {
+        return Err(Error::Usage(format!(
+            "--endpoints: {text:?} is not IP:PORT (e.g. 10.244.1.5:53, [fd00::5]:53)"
+        )));
+    }
+    Ok(manual)
+}
+
+/// `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address; port 0 refused.
+fn parse_ip_port(text: &str, default_port: u16) -> Option<(IpAddr, u16)> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some((ip, default_port));
+    }
+    let address = text.parse::<SocketAddr>().ok()?;
+    (address.port() != 0).then_some((address.ip(), address.port()))
 }
 
 /// Parses `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address.
@@ -241,4 +340,68 @@ pub fn parse_duration_of(flag: &str, text: &str) -> Result<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_forms() {
+        assert_eq!(parse_service("kube-dns").unwrap(), ServiceSpec::kube_dns());
+        let spec = parse_service("default/web:http").unwrap();
+        assert_eq!((spec.namespace.as_str(), spec.name.as_str()), ("default", "web"));
+        assert_eq!(spec.port.as_deref(), Some("http"));
+        assert_eq!(spec.to_string(), "default/web:http");
+        assert_eq!(parse_service("kube-system/kube-dns:53").unwrap().port.as_deref(), Some("53"));
+        assert_eq!(parse_service("kube-dns:dns").unwrap().namespace, "kube-system");
+        for bad in ["", "web", "/web", "ns/", "ns/web:", "ns/web:a b", "NS/web", "ns/we b"] {
+            let error = parse_service(bad).unwrap_err();
+            assert!(matches!(error, Error::Usage(_)), "{bad:?}");
+            let text = error.to_string();
+            assert!(text.contains(&format!("--service {bad:?}: ")), "{text}");
+            assert!(text.contains("NAMESPACE/NAME"), "{text}");
+        }
+    }
+
+    #[test]
+    fn manual_forms() {
+        let manual = parse_manual(
+            "198.19.0.10",
+            &["198.18.2.2:53,198.18.3.2".into(), "198.18.2.2:53".into()],
+            None,
+        )
+        .unwrap();
+        assert_eq!(manual.port, 53);
+        assert_eq!(
+            manual.endpoints,
+            vec!["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()]
+        );
+        let v6 = parse_manual("[2001:db8::a]:5353", &["[2001:db8::2]:53".into()], None).unwrap();
+        assert_eq!(v6.port, 5353);
+        for (ip, eps) in [
+            ("x", vec![]),
+            ("198.19.0.10:0", vec![]),
+            ("198.19.0.10", vec!["nope".to_string()]),
+            ("198.19.0.10", vec!["[2001:db8::2]:53".to_string()]),
+        ] {
+            assert!(matches!(parse_manual(ip, &eps, None), Err(Error::Usage(_))), "{ip} {eps:?}");
+        }
+    }
+
+    /// The first wrong endpoint in the order given is the one named,
+    /// whether it does not parse or is of the other family; a bare IP is
+    /// named as typed.
+    #[test]
+    fn manual_names_the_first_wrong_endpoint_as_typed() {
+        let error = |eps: &str| parse_manual("198.19.0.10", &[eps.to_string()], None).unwrap_err();
+        assert_eq!(
+            error("2001:db8::2, nope").to_string(),
+            "--endpoints: 2001:db8::2 is not of the ClusterIP's address family (198.19.0.10)"
+        );
+        assert_eq!(
+            error("nope,2001:db8::2").to_string(),
+            "--endpoints: \"nope\" is not IP:PORT (e.g. 10.244.1.5:53, [fd00::5]:53)"
+        );
+    }
 }

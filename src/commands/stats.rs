@@ -2,7 +2,7 @@
 //! table, JSON or Prometheus text.
 
 use crate::cli::{OutputFormat, StatsArgs};
-use crate::conntrack::stats_report::{self, StatsConfig};
+use crate::conntrack::stats::report::{self as stats_report, StatsConfig};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::netns::Netns;

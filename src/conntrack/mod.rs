@@ -13,10 +13,12 @@ mod lab_tests;
 pub mod procfs;
 pub mod socket;
 pub mod stats;
-pub mod stats_report;
 
 pub use procfs::{parse_proc_stat, read_stats_procfs};
 pub use socket::{AckOutcome, CtnetlinkSocket, Reply};
+/// The `ctdiag stats` report, at its old path (the report lives in
+/// [`stats::report`]; `render` and `lab` still name it this way).
+pub use stats::report as stats_report;
 pub use stats::{
     read_stats, read_stats_from, read_stats_netlink, Counters, CpuStats, Source, StatsSnapshot,
 };

@@ -2,6 +2,8 @@
 //! ctnetlink (`IPCTNL_MSG_CT_GET_STATS_CPU`, `IPCTNL_MSG_CT_GET_STATS`) or
 //! from `/proc/net/stat/nf_conntrack` when ctnetlink is refused.
 
+pub mod report;
+
 use std::collections::BTreeMap;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{CheckContext, CheckResult, CheckSpec};
+use crate::conntrack::stats::report::{self as stats_report, StatsConfig};
 use crate::conntrack::stats::{CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE};
-use crate::conntrack::stats_report::{self, StatsConfig};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, FindingCode, Severity};
 use crate::netns::Netns;

@@ -10,12 +10,13 @@
 //! budget ([`crate::process::DeadlineCap`]).
 //!
 //! Doctor calls the same library functions as the other commands
-//! (`conntrack::stats_report`, `service::report`, `stale`,
+//! (`conntrack::stats::report`, `service::report`, `stale`,
 //! `dns::compare`), never the commands, and never flushes anything.
 
 mod checks;
 mod compare;
 pub mod dns_path;
+mod report;
 pub mod resolver;
 
 use std::net::IpAddr;
@@ -24,11 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::findings::{Finding, Outcome, Severity};
+use crate::findings::{Finding, Severity};
 use crate::service::api::ApiSource;
 use crate::service::select::Selector;
+
+pub use report::{CheckReport, DoctorFinding, DoctorReport, Status};
 
 /// The budget when `--budget` is not given.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(15);
@@ -88,41 +89,6 @@ impl DoctorConfig {
     }
 }
 
-/// A check's state in the verdict table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Ran; nothing at warning or above.
-    Ok,
-    /// Could not run, failed, or did not finish in its share of the budget.
-    Unknown,
-    /// Ran; found something wrong.
-    Warning,
-    /// Ran; DNS lookups are failing or will fail.
-    Critical,
-}
-
-impl Status {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Unknown => "unknown",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-        }
-    }
-
-    /// The status that findings of `severity` give a check.
-    pub fn of(findings: &[Finding]) -> Status {
-        match findings.iter().map(|f| f.severity).max() {
-            Some(Severity::Critical) => Status::Critical,
-            Some(Severity::Warning) => Status::Warning,
-            _ => Status::Ok,
-        }
-    }
-}
-
 /// What a check concluded (before the orchestrator adds its name, status
 /// and time).
 #[derive(Debug, Clone, Default)]
@@ -135,84 +101,6 @@ pub struct CheckResult {
     pub findings: Vec<Finding>,
     /// The check's own data, for `-o json`.
     pub data: serde_json::Value,
-}
-
-/// One row of the verdict table.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckReport {
-    /// The check's name (`conntrack`, `kube-dns`, ...).
-    pub check: String,
-    /// ok, warning, critical or unknown.
-    pub status: Status,
-    /// What was seen, or why it could not be seen.
-    pub evidence: String,
-    /// What to do ("-" when nothing).
-    pub remedy: String,
-    /// How long it took, seconds.
-    pub duration_s: f64,
-    /// The check's own data (null when unknown).
-    pub data: serde_json::Value,
-}
-
-/// A finding with the check it came from.
-#[derive(Debug, Clone, Serialize)]
-pub struct DoctorFinding {
-    /// The check.
-    pub check: String,
-    /// The finding.
-    #[serde(flatten)]
-    pub finding: Finding,
-}
-
-/// What `ctdiag doctor` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct DoctorReport {
-    /// critical or warning when a check found a problem; else unknown when
-    /// a check could not run; else ok.
-    pub verdict: Status,
-    /// One line naming the worst finding (or the check that could not run).
-    pub summary: String,
-    /// The node namespace, as given.
-    pub netns: Option<String>,
-    /// The budget, seconds.
-    pub budget_s: f64,
-    /// Wall time of the run, seconds.
-    pub duration_s: f64,
-    /// One per check, in table order.
-    pub checks: Vec<CheckReport>,
-    /// Every finding, most severe first.
-    pub findings: Vec<DoctorFinding>,
-}
-
-impl DoctorReport {
-    /// Exit status for a person or a script: 1 when a check found a
-    /// problem, 2 only when no check could run, else 0.
-    pub fn outcome(&self) -> Outcome {
-        if matches!(self.verdict, Status::Critical | Status::Warning) {
-            Outcome::Problem
-        } else if !self.checks.is_empty() && self.checks.iter().all(|c| c.status == Status::Unknown)
-        {
-            Outcome::Unknown
-        } else {
-            Outcome::Clean
-        }
-    }
-
-    /// Exit status for node-problem-detector: NonOK (1) on a problem,
-    /// Unknown (2) when no problem was found but a check could not run
-    /// (OK must mean every check ran), else OK (0).
-    pub fn npd_outcome(&self) -> Outcome {
-        match self.verdict {
-            Status::Critical | Status::Warning => Outcome::Problem,
-            Status::Unknown => Outcome::Unknown,
-            Status::Ok => Outcome::Clean,
-        }
-    }
-
-    /// The findings of one check.
-    pub fn findings_of<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
-        self.findings.iter().filter(move |f| f.check == check).map(|f| &f.finding)
-    }
 }
 
 /// What every check gets.
@@ -294,6 +182,20 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// What a check's thread sends back: its index, its result, its time.
 type Done = (usize, std::result::Result<CheckResult, String>, Duration);
 
+/// What a check handed in, and how long it took.
+type Returned = (std::result::Result<CheckResult, String>, Duration);
+
+/// The checks of one run while they run: per check (by index) what it
+/// handed in, its deadline, its stop flag, and whether it was given up.
+struct Running {
+    results: Vec<Option<Returned>>,
+    deadlines: Vec<Instant>,
+    stops: Vec<Arc<AtomicBool>>,
+    given_up: Vec<bool>,
+    /// Ctrl-C came during the run.
+    interrupted: bool,
+}
+
 /// Runs `checks` on their own threads, each until its deadline, and builds
 /// the report (also used by tests with checks of their own).
 pub fn run_checks(
@@ -303,18 +205,60 @@ pub fn run_checks(
     progress: &dyn Fn(&Progress),
 ) -> DoctorReport {
     let budget = config.budget;
+    let (mut running, rx) = spawn_checks(&config, &checks, started);
+    wait_for_checks(&mut running, &rx, &checks, started, budget, progress);
+    let mut reports = Vec::with_capacity(checks.len());
+    let mut findings = Vec::new();
+    for (index, spec) in checks.iter().enumerate() {
+        let allowed = running.deadlines[index].saturating_duration_since(started);
+        let returned = running.results[index].take();
+        reports.push(check_report(
+            spec,
+            returned,
+            allowed,
+            running.interrupted,
+            budget,
+            &mut findings,
+        ));
+    }
+    // Most severe first; checks keep their order among equals.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+    let (verdict, summary) = verdict(&reports, &findings);
+    DoctorReport {
+        verdict,
+        summary,
+        netns: config.netns.clone(),
+        budget_s: seconds(budget),
+        duration_s: seconds(started.elapsed()),
+        checks: reports,
+        findings,
+    }
+}
+
+/// Starts one thread per check, each with its deadline (its share of the
+/// budget after `started`) and its stop flag; a check whose thread cannot
+/// start has its error handed in at once.
+fn spawn_checks(
+    config: &Arc<DoctorConfig>,
+    checks: &[CheckSpec],
+    started: Instant,
+) -> (Running, mpsc::Receiver<Done>) {
+    let budget = config.budget;
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel::<Done>();
-    let mut results: Vec<Option<(std::result::Result<CheckResult, String>, Duration)>> =
-        vec![None; checks.len()];
-    let mut deadlines = Vec::with_capacity(checks.len());
-    let mut stops = Vec::with_capacity(checks.len());
+    let mut running = Running {
+        results: vec![None; checks.len()],
+        deadlines: Vec::with_capacity(checks.len()),
+        stops: Vec::with_capacity(checks.len()),
+        given_up: vec![false; checks.len()],
+        interrupted: false,
+    };
     for (index, spec) in checks.iter().enumerate() {
         let share = spec.share.clamp(0.05, 1.0 - RENDER_MARGIN);
         let deadline = started + budget.mul_f64(share);
         let stop = Arc::new(AtomicBool::new(false));
-        deadlines.push(deadline);
-        stops.push(stop.clone());
+        running.deadlines.push(deadline);
+        running.stops.push(stop.clone());
         let context =
             CheckContext { config: config.clone(), deadline, stop, shared: shared.clone() };
         let run = spec.run.clone();
@@ -332,15 +276,27 @@ pub fn run_checks(
                 let _ = tx.send((index, outcome, began.elapsed()));
             });
         if let Err(e) = spawned {
-            results[index] = Some((Err(format!("cannot start its thread: {e}")), Duration::ZERO));
+            running.results[index] =
+                Some((Err(format!("cannot start its thread: {e}")), Duration::ZERO));
         }
     }
-    drop(tx);
-    let mut given_up = vec![false; checks.len()];
-    let mut interrupted = false;
+    (running, rx)
+}
+
+/// Collects what the checks hand in until each has or is given up (at its
+/// deadline, or a moment after Ctrl-C), reporting progress on the way.
+fn wait_for_checks(
+    running: &mut Running,
+    rx: &mpsc::Receiver<Done>,
+    checks: &[CheckSpec],
+    started: Instant,
+    budget: Duration,
+    progress: &dyn Fn(&Progress),
+) {
     loop {
-        let pending: Vec<usize> =
-            (0..checks.len()).filter(|i| results[*i].is_none() && !given_up[*i]).collect();
+        let pending: Vec<usize> = (0..checks.len())
+            .filter(|i| running.results[*i].is_none() && !running.given_up[*i])
+            .collect();
         progress(&Progress {
             done: checks.len() - pending.len(),
             total: checks.len(),
@@ -351,91 +307,105 @@ pub fn run_checks(
         if pending.is_empty() {
             break;
         }
-        if !interrupted && crate::interrupt::requested() {
+        if !running.interrupted && crate::interrupt::requested() {
             // Ctrl-C: every check is asked to stop and gets a moment to
             // hand in what it has.
-            interrupted = true;
+            running.interrupted = true;
             let soon = Instant::now() + Duration::from_secs(1);
             for i in &pending {
-                stops[*i].store(true, Ordering::SeqCst);
-                deadlines[*i] = deadlines[*i].min(soon);
+                running.stops[*i].store(true, Ordering::SeqCst);
+                running.deadlines[*i] = running.deadlines[*i].min(soon);
             }
         }
         let now = Instant::now();
         for i in &pending {
-            if now >= deadlines[*i] {
-                stops[*i].store(true, Ordering::SeqCst);
-                given_up[*i] = true;
+            if now >= running.deadlines[*i] {
+                running.stops[*i].store(true, Ordering::SeqCst);
+                running.given_up[*i] = true;
             }
         }
-        let next =
-            pending.iter().filter(|i| !given_up[**i]).map(|i| deadlines[*i]).min().unwrap_or(now);
+        let next = pending
+            .iter()
+            .filter(|i| !running.given_up[**i])
+            .map(|i| running.deadlines[*i])
+            .min()
+            .unwrap_or(now);
         let wait = next.saturating_duration_since(now).min(Duration::from_millis(100));
         match rx.recv_timeout(wait) {
             Ok((index, outcome, took)) => {
-                if !given_up[index] {
-                    results[index] = Some((outcome, took));
+                if !running.given_up[index] {
+                    running.results[index] = Some((outcome, took));
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Every thread has reported or died; what is missing is given up.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 for i in pending {
-                    if results[i].is_none() {
-                        given_up[i] = true;
+                    if running.results[i].is_none() {
+                        running.given_up[i] = true;
                     }
                 }
             }
         }
     }
-    let mut reports = Vec::with_capacity(checks.len());
-    let mut findings = Vec::new();
-    for (index, spec) in checks.iter().enumerate() {
-        let allowed = deadlines[index].saturating_duration_since(started);
-        let report = match results[index].take() {
-            Some((Ok(result), took)) => {
-                let status = Status::of(&result.findings);
-                let remedy = result
+}
+
+/// One check's row from what it handed in (its findings go to `findings`,
+/// named after it), or `unknown` with the reason when it handed in nothing
+/// within `allowed`.
+fn check_report(
+    spec: &CheckSpec,
+    returned: Option<Returned>,
+    allowed: Duration,
+    interrupted: bool,
+    budget: Duration,
+    findings: &mut Vec<DoctorFinding>,
+) -> CheckReport {
+    match returned {
+        Some((Ok(result), took)) => {
+            let status = Status::of(&result.findings);
+            let remedy = result
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning)
+                .max_by_key(|f| f.severity)
+                .map(|f| f.remedy.clone())
+                .or(result.remedy.clone())
+                .unwrap_or_else(|| "-".to_string());
+            findings.extend(
+                result
                     .findings
-                    .iter()
-                    .filter(|f| f.severity >= Severity::Warning)
-                    .max_by_key(|f| f.severity)
-                    .map(|f| f.remedy.clone())
-                    .or(result.remedy.clone())
-                    .unwrap_or_else(|| "-".to_string());
-                findings.extend(
-                    result
-                        .findings
-                        .into_iter()
-                        .map(|finding| DoctorFinding { check: spec.name.to_string(), finding }),
-                );
-                CheckReport {
-                    check: spec.name.to_string(),
-                    status,
-                    evidence: result.evidence,
-                    remedy,
-                    duration_s: seconds(took),
-                    data: result.data,
-                }
+                    .into_iter()
+                    .map(|finding| DoctorFinding { check: spec.name.to_string(), finding }),
+            );
+            CheckReport {
+                check: spec.name.to_string(),
+                status,
+                evidence: result.evidence,
+                remedy,
+                duration_s: seconds(took),
+                data: result.data,
             }
-            Some((Err(why), took)) => unknown(spec.name, why, seconds(took)),
-            None if interrupted => {
-                unknown(spec.name, "interrupted before it finished".into(), seconds(allowed))
-            }
-            None => unknown(
-                spec.name,
-                format!(
-                    "did not finish within {:.1} s (its share of the {:.0} s budget; --budget gives more)",
-                    allowed.as_secs_f64(),
-                    budget.as_secs_f64()
-                ),
-                seconds(allowed),
+        }
+        Some((Err(why), took)) => unknown(spec.name, why, seconds(took)),
+        None if interrupted => {
+            unknown(spec.name, "interrupted before it finished".into(), seconds(allowed))
+        }
+        None => unknown(
+            spec.name,
+            format!(
+                "did not finish within {:.1} s (its share of the {:.0} s budget; --budget gives more)",
+                allowed.as_secs_f64(),
+                budget.as_secs_f64()
             ),
-        };
-        reports.push(report);
+            seconds(allowed),
+        ),
     }
-    // Most severe first; checks keep their order among equals.
-    findings.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+}
+
+/// The run's verdict (the worst problem, else `unknown` when a check could
+/// not tell, else ok) and its one-line summary; `findings` most severe first.
+fn verdict(reports: &[CheckReport], findings: &[DoctorFinding]) -> (Status, String) {
     let problem = reports.iter().map(|c| c.status).filter(|s| *s >= Status::Warning).max();
     let verdict = match problem {
         Some(status) => status,
@@ -457,15 +427,7 @@ pub fn run_checks(
         }
         Status::Ok => format!("all {} checks passed", reports.len()),
     };
-    DoctorReport {
-        verdict,
-        summary,
-        netns: config.netns.clone(),
-        budget_s: seconds(budget),
-        duration_s: seconds(started.elapsed()),
-        checks: reports,
-        findings,
-    }
+    (verdict, summary)
 }
 
 fn seconds(d: Duration) -> f64 {
@@ -486,7 +448,7 @@ fn unknown(name: &str, why: String, duration_s: f64) -> CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::findings::FindingCode;
+    use crate::findings::{FindingCode, Outcome};
 
     fn spec(
         name: &'static str,

@@ -41,34 +41,47 @@ fn ignored_by_musl(pod: &PodResolver) -> Vec<&'static str> {
 
 /// The findings about what the scan found.
 pub fn analyze(scan: &PodScan) -> Vec<Finding> {
-    let mut findings = Vec::new();
+    [resolver_option_ignored(scan), search_list_expansion(scan), resolv_conf_unusable(scan)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// [`FindingCode::ResolverOptionIgnored`]: musl containers relying on
+/// options musl ignores.
+fn resolver_option_ignored(scan: &PodScan) -> Option<Finding> {
     let musl_ignoring: Vec<&PodResolver> = scan
         .pods
         .iter()
         .filter(|p| p.libc.libc == Libc::Musl && !ignored_by_musl(p).is_empty())
         .collect();
-    if !musl_ignoring.is_empty() {
-        let mut options: Vec<&str> =
-            musl_ignoring.iter().flat_map(|p| ignored_by_musl(p)).collect();
-        options.sort_unstable();
-        options.dedup();
-        findings.push(Finding::new(
-            Severity::Warning,
-            FindingCode::ResolverOptionIgnored,
-            format!(
-                "{} musl container(s) rely on {}, which musl ignores: their A and AAAA queries still leave one socket in parallel",
-                musl_ignoring.len(),
-                options.join(", ")
-            ),
-            format!(
-                "{} (C library {}; options {})",
-                names(&musl_ignoring),
-                musl_ignoring[0].libc.files.join(", "),
-                musl_ignoring[0].setup.as_ref().map(|s| s.options_text().join(" ")).unwrap_or_default()
-            ),
-            "musl has no single-request, single-request-reopen or use-vc: protect these pods with NodeLocal DNSCache (no DNAT for DNS), a kernel that resolves the clash (>= 5.10), or a glibc-based image; fully qualified names (a trailing dot) also cut the search-list queries",
-        ));
+    if musl_ignoring.is_empty() {
+        return None;
     }
+    let mut options: Vec<&str> = musl_ignoring.iter().flat_map(|p| ignored_by_musl(p)).collect();
+    options.sort_unstable();
+    options.dedup();
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::ResolverOptionIgnored,
+        format!(
+            "{} musl container(s) rely on {}, which musl ignores: their A and AAAA queries still leave one socket in parallel",
+            musl_ignoring.len(),
+            options.join(", ")
+        ),
+        format!(
+            "{} (C library {}; options {})",
+            names(&musl_ignoring),
+            musl_ignoring[0].libc.files.join(", "),
+            musl_ignoring[0].setup.as_ref().map(|s| s.options_text().join(" ")).unwrap_or_default()
+        ),
+        "musl has no single-request, single-request-reopen or use-vc: protect these pods with NodeLocal DNSCache (no DNAT for DNS), a kernel that resolves the clash (>= 5.10), or a glibc-based image; fully qualified names (a trailing dot) also cut the search-list queries",
+    ))
+}
+
+/// [`FindingCode::SearchListExpansion`]: the most common search-list
+/// expansion (ndots above 1 with a search list).
+fn search_list_expansion(scan: &PodScan) -> Option<Finding> {
     // Search-list expansion, per (ndots, search list): the most common first.
     let mut expansions: BTreeMap<(u32, Vec<String>), Vec<&PodResolver>> = BTreeMap::new();
     for pod in &scan.pods {
@@ -80,30 +93,32 @@ pub fn analyze(scan: &PodScan) -> Vec<Finding> {
     }
     let mut expansions: Vec<_> = expansions.into_iter().collect();
     expansions.sort_by_key(|(_, pods)| std::cmp::Reverse(pods.len()));
-    if let Some(((ndots, search), pods)) = expansions.first() {
-        let setup = pods[0]
-            .setup
-            .as_ref()
-            .map(|s| (s.names_per_short_lookup(), s.queries_per_short_lookup()));
-        let (names_n, queries_n) = setup.unwrap_or((search.len() + 1, 2 * (search.len() + 1)));
-        let others = expansions.len() - 1;
-        findings.push(Finding::new(
-            Severity::Info,
-            FindingCode::SearchListExpansion,
-            format!(
-                "A name with fewer than {ndots} dots is tried as {names_n} names ({queries_n} queries, A and AAAA) before it is looked up as given: {} container(s) with ndots:{ndots} and {} search domains",
-                pods.len(),
-                search.len()
-            ),
-            format!(
-                "search {}; {}{}",
-                search.join(" "),
-                names(pods),
-                if others > 0 { format!("; {others} other search set-up(s) in -o json") } else { String::new() }
-            ),
-            "Each extra query is another chance to hit the conntrack race or a dead endpoint: use fully qualified names with a trailing dot (example.com.) for names outside the cluster, or a lower ndots in the pods' dnsConfig (options ndots:2)",
-        ));
-    }
+    let ((ndots, search), pods) = expansions.first()?;
+    let setup =
+        pods[0].setup.as_ref().map(|s| (s.names_per_short_lookup(), s.queries_per_short_lookup()));
+    let (names_n, queries_n) = setup.unwrap_or((search.len() + 1, 2 * (search.len() + 1)));
+    let others = expansions.len() - 1;
+    Some(Finding::new(
+        Severity::Info,
+        FindingCode::SearchListExpansion,
+        format!(
+            "A name with fewer than {ndots} dots is tried as {names_n} names ({queries_n} queries, A and AAAA) before it is looked up as given: {} container(s) with ndots:{ndots} and {} search domains",
+            pods.len(),
+            search.len()
+        ),
+        format!(
+            "search {}; {}{}",
+            search.join(" "),
+            names(pods),
+            if others > 0 { format!("; {others} other search set-up(s) in -o json") } else { String::new() }
+        ),
+        "Each extra query is another chance to hit the conntrack race or a dead endpoint: use fully qualified names with a trailing dot (example.com.) for names outside the cluster, or a lower ndots in the pods' dnsConfig (options ndots:2)",
+    ))
+}
+
+/// [`FindingCode::ResolvConfUnusable`]: container resolv.conf files not
+/// used.
+fn resolv_conf_unusable(scan: &PodScan) -> Option<Finding> {
     let unusable: Vec<(&PodResolver, String)> = scan
         .pods
         .iter()
@@ -120,18 +135,18 @@ pub fn analyze(scan: &PodScan) -> Vec<Finding> {
             RootFile::Read { .. } | RootFile::Missing => None,
         })
         .collect();
-    if !unusable.is_empty() {
-        let listed: Vec<String> =
-            unusable.iter().take(NAMED).map(|(p, why)| format!("{}: {why}", p.label())).collect();
-        findings.push(Finding::new(
-            Severity::Info,
-            FindingCode::ResolvConfUnusable,
-            format!("{} container resolv.conf file(s) were not used (too large, binary, or not a regular file)", unusable.len()),
-            listed.join("; "),
-            "Look at these containers' /etc/resolv.conf: the kubelet writes a small text file; anything else came from the image or was mounted over it",
-        ));
+    if unusable.is_empty() {
+        return None;
     }
-    findings
+    let listed: Vec<String> =
+        unusable.iter().take(NAMED).map(|(p, why)| format!("{}: {why}", p.label())).collect();
+    Some(Finding::new(
+        Severity::Info,
+        FindingCode::ResolvConfUnusable,
+        format!("{} container resolv.conf file(s) were not used (too large, binary, or not a regular file)", unusable.len()),
+        listed.join("; "),
+        "Look at these containers' /etc/resolv.conf: the kubelet writes a small text file; anything else came from the image or was mounted over it",
+    ))
 }
 
 /// One line: how many containers, which C libraries, which options.

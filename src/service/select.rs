@@ -1,7 +1,9 @@
-//! Which Service ports a command works on: `--service kube-dns`, `--service
-//! NS/NAME[:PORT]`, `--all`, or `--cluster-ip IP[:PORT] --endpoints
-//! IP:PORT,...` (no rules needed), resolved against the node's kube-proxy
-//! rules. Shared by `stale`, `services`, `compare`, `probe` and `doctor`.
+//! Which Service ports a command works on: a Service by namespace and name
+//! (kube-dns by default, one port or all), every Service, or a Service given
+//! by its ClusterIP and endpoints (no rules needed), resolved against the
+//! node's kube-proxy rules. Shared by `stale`, `services`, `compare`,
+//! `probe` and `doctor`; the command edge (`commands::args`) builds the
+//! [`Selector`] from the flags' text.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -13,8 +15,8 @@ use super::{discover_with, Protocol, ProxyMode, Service, KUBE_DNS};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 
-/// `NS/NAME` or `NS/NAME:PORT` (`kube-dns` alone means
-/// `kube-system/kube-dns`). PORT is a port name (`dns`) or number (`53`).
+/// A Service by namespace and name, one of its ports (by name, `dns`, or
+/// number, `53`) or all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
     /// The Service's namespace.
@@ -29,44 +31,6 @@ impl ServiceSpec {
     /// `kube-system/kube-dns`, every port.
     pub fn kube_dns() -> Self {
         ServiceSpec { namespace: KUBE_DNS.0.into(), name: KUBE_DNS.1.into(), port: None }
-    }
-
-    /// Parses what the user typed after `--service`.
-    pub fn parse(text: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::Usage(format!(
-                "--service {text:?}: {why}; give kube-dns, NAMESPACE/NAME or NAMESPACE/NAME:PORT (PORT a port name or number)"
-            ))
-        };
-        let (service, port) = match text.split_once(':') {
-            Some((service, port)) => (service, Some(port)),
-            None => (text, None),
-        };
-        if let Some(port) = port {
-            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(bad("the port is empty or not a port name or number"));
-            }
-        }
-        let (namespace, name) = match service.split_once('/') {
-            Some((namespace, name)) => (namespace, name),
-            None if service == KUBE_DNS.1 => (KUBE_DNS.0, KUBE_DNS.1),
-            None => return Err(bad("no namespace (only kube-dns may be given without one)")),
-        };
-        // Kubernetes names: DNS labels (lowercase letters, digits, '-').
-        let valid = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 253
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        };
-        if !valid(namespace) || !valid(name) {
-            return Err(bad("not a valid namespace/name"));
-        }
-        Ok(ServiceSpec {
-            namespace: namespace.into(),
-            name: name.into(),
-            port: port.map(str::to_string),
-        })
     }
 
     /// Whether a Service port is one this spec names.
@@ -90,56 +54,60 @@ impl fmt::Display for ServiceSpec {
     }
 }
 
-/// A Service given on the command line: `--cluster-ip IP[:PORT]
-/// --endpoints IP:PORT,...`.
+/// A Service given by its ClusterIP and endpoints, without rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManualService {
     /// The ClusterIP.
     pub cluster_ip: IpAddr,
-    /// The Service port (53 when not given).
+    /// The Service port.
     pub port: u16,
     /// The endpoints, sorted, without repeats.
     pub endpoints: Vec<SocketAddr>,
-    /// A name for it, from `--service` when both are given.
+    /// A name for it, when it has one.
     pub spec: Option<ServiceSpec>,
 }
 
-/// The port assumed when `--cluster-ip` has none: DNS.
+/// The Service port assumed when none is given: DNS.
 pub const DEFAULT_MANUAL_PORT: u16 = 53;
 
+/// An endpoint of the other address family than the ClusterIP's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MixedFamily {
+    /// Its place among the endpoints as given.
+    pub index: usize,
+    /// The endpoint.
+    pub endpoint: SocketAddr,
+    /// The ClusterIP.
+    pub cluster_ip: IpAddr,
+}
+
+impl fmt::Display for MixedFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "endpoint {} is not of the ClusterIP's address family ({})",
+            self.endpoint, self.cluster_ip
+        )
+    }
+}
+
 impl ManualService {
-    /// Parses `--cluster-ip` and `--endpoints` (each endpoint `IP:PORT`,
-    /// `[IPv6]:PORT`, or a bare IP meaning the Service port).
-    pub fn parse(
-        cluster_ip: &str,
-        endpoints: &[String],
+    /// The Service at `cluster_ip`:`port` with `endpoints` (sorted, repeats
+    /// dropped); refuses the first endpoint of the other address family.
+    pub fn new(
+        cluster_ip: IpAddr,
+        port: u16,
+        mut endpoints: Vec<SocketAddr>,
         spec: Option<ServiceSpec>,
-    ) -> Result<Self> {
-        let (ip, port) = parse_ip_port(cluster_ip, DEFAULT_MANUAL_PORT).ok_or_else(|| {
-            Error::Usage(format!(
-                "--cluster-ip {cluster_ip:?}: give an IP or IP:PORT (e.g. 10.96.0.10, 10.96.0.10:53, [fd00::a]:53)"
-            ))
-        })?;
-        let mut parsed = Vec::new();
-        for text in endpoints.iter().flat_map(|e| e.split(',')).map(str::trim) {
-            if text.is_empty() {
-                continue;
-            }
-            let (ep_ip, ep_port) = parse_ip_port(text, port).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--endpoints: {text:?} is not IP:PORT (e.g. 10.244.1.5:53, [fd00::5]:53)"
-                ))
-            })?;
-            if ep_ip.is_ipv4() != ip.is_ipv4() {
-                return Err(Error::Usage(format!(
-                    "--endpoints: {text} is not of the ClusterIP's address family ({ip})"
-                )));
-            }
-            parsed.push(SocketAddr::new(ep_ip, ep_port));
+    ) -> std::result::Result<Self, MixedFamily> {
+        if let Some((index, endpoint)) =
+            endpoints.iter().enumerate().find(|(_, e)| e.is_ipv4() != cluster_ip.is_ipv4())
+        {
+            return Err(MixedFamily { index, endpoint: *endpoint, cluster_ip });
         }
-        parsed.sort();
-        parsed.dedup();
-        Ok(ManualService { cluster_ip: ip, port, endpoints: parsed, spec })
+        endpoints.sort();
+        endpoints.dedup();
+        Ok(ManualService { cluster_ip, port, endpoints, spec })
     }
 
     /// The Service ports it stands for, one per protocol asked for.
@@ -160,25 +128,14 @@ impl ManualService {
     }
 }
 
-/// `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address; port 0 refused.
-fn parse_ip_port(text: &str, default_port: u16) -> Option<(IpAddr, u16)> {
-    let text = text.trim();
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some((ip, default_port));
-    }
-    let address = text.parse::<SocketAddr>().ok()?;
-    (address.port() != 0).then_some((address.ip(), address.port()))
-}
-
 /// Which Service ports a command works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
-    /// `--service SPEC` (the default is kube-dns).
+    /// One Service (kube-dns by default).
     Spec(ServiceSpec),
-    /// `--all`: every Service port the rules define, zero-endpoint ones
-    /// included.
+    /// Every Service port the rules define, zero-endpoint ones included.
     All,
-    /// `--cluster-ip` / `--endpoints`: no rules read.
+    /// A Service given by its ClusterIP and endpoints: no rules read.
     Manual(ManualService),
 }
 
@@ -188,7 +145,7 @@ pub struct Resolved {
     /// The Service ports, sorted by namespace, name, port name, protocol.
     pub services: Vec<Service>,
     /// Where they came from: `netlink (iptables-nft) in NS`, `nft in NS`,
-    /// `--cluster-ip/--endpoints`.
+    /// `--cluster-ip/--endpoints` (a [`Selector::Manual`]).
     pub source: String,
     /// Rules that were skipped and why (for `-v`).
     pub skipped: Vec<String>,
@@ -331,67 +288,40 @@ mod tests {
     }
 
     #[test]
-    fn spec_forms() {
-        assert_eq!(ServiceSpec::parse("kube-dns").unwrap(), ServiceSpec::kube_dns());
-        let spec = ServiceSpec::parse("default/web:http").unwrap();
-        assert_eq!((spec.namespace.as_str(), spec.name.as_str()), ("default", "web"));
-        assert_eq!(spec.port.as_deref(), Some("http"));
-        assert_eq!(spec.to_string(), "default/web:http");
-        assert_eq!(
-            ServiceSpec::parse("kube-system/kube-dns:53").unwrap().port.as_deref(),
-            Some("53")
-        );
-        assert_eq!(ServiceSpec::parse("kube-dns:dns").unwrap().namespace, "kube-system");
-        for bad in ["", "web", "/web", "ns/", "ns/web:", "ns/web:a b", "NS/web", "ns/we b"] {
-            let error = ServiceSpec::parse(bad).unwrap_err();
-            assert!(matches!(error, Error::Usage(_)), "{bad:?}");
-            assert!(error.to_string().contains("NAMESPACE/NAME"), "{error}");
-        }
-    }
-
-    #[test]
     fn spec_matches_every_port_or_one_by_name_or_number() {
         let dns = service("kube-system", "kube-dns", "dns", Protocol::Udp);
         let tcp = service("kube-system", "kube-dns", "dns-tcp", Protocol::Tcp);
         let all = ServiceSpec::kube_dns();
         assert!(all.matches(&dns) && all.matches(&tcp));
-        let by_name = ServiceSpec::parse("kube-system/kube-dns:dns").unwrap();
+        let spec = |namespace: &str, port: Option<&str>| ServiceSpec {
+            namespace: namespace.into(),
+            name: "kube-dns".into(),
+            port: port.map(str::to_string),
+        };
+        let by_name = spec("kube-system", Some("dns"));
         assert!(by_name.matches(&dns) && !by_name.matches(&tcp));
-        let by_number = ServiceSpec::parse("kube-system/kube-dns:53").unwrap();
+        let by_number = spec("kube-system", Some("53"));
         assert!(by_number.matches(&dns) && by_number.matches(&tcp));
-        assert!(!ServiceSpec::parse("default/kube-dns").unwrap().matches(&dns));
+        assert!(!spec("default", None).matches(&dns));
     }
 
     #[test]
     fn manual_services() {
-        let manual = ManualService::parse(
-            "198.19.0.10",
-            &["198.18.2.2:53,198.18.3.2".into(), "198.18.2.2:53".into()],
-            None,
-        )
-        .unwrap();
-        assert_eq!(manual.port, 53);
-        assert_eq!(
-            manual.endpoints,
-            vec!["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()]
-        );
+        let ip: IpAddr = "198.19.0.10".parse().unwrap();
+        let a: SocketAddr = "198.18.2.2:53".parse().unwrap();
+        let b: SocketAddr = "198.18.3.2:53".parse().unwrap();
+        let manual = ManualService::new(ip, 53, vec![b, a, b], None).unwrap();
+        assert_eq!(manual.endpoints, vec![a, b]);
         let services = manual.services(&[Protocol::Udp]);
         assert_eq!(services.len(), 1);
         assert_eq!(services[0].proxy_mode, ProxyMode::Manual);
         assert_eq!(services[0].port_name_string(), "198.19.0.10:53");
-        let v6 =
-            ManualService::parse("[2001:db8::a]:5353", &["[2001:db8::2]:53".into()], None).unwrap();
-        assert_eq!(v6.port, 5353);
-        for (ip, eps) in [
-            ("x", vec![]),
-            ("198.19.0.10:0", vec![]),
-            ("198.19.0.10", vec!["nope".to_string()]),
-            ("198.19.0.10", vec!["[2001:db8::2]:53".to_string()]),
-        ] {
-            assert!(
-                matches!(ManualService::parse(ip, &eps, None), Err(Error::Usage(_))),
-                "{ip} {eps:?}"
-            );
-        }
+        let v6: SocketAddr = "[2001:db8::2]:53".parse().unwrap();
+        let mixed = ManualService::new(ip, 53, vec![a, v6], None).unwrap_err();
+        assert_eq!((mixed.index, mixed.endpoint, mixed.cluster_ip), (1, v6, ip));
+        assert_eq!(
+            mixed.to_string(),
+            "endpoint [2001:db8::2]:53 is not of the ClusterIP's address family (198.19.0.10)"
+        );
     }
 }

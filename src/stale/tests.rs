@@ -21,7 +21,7 @@ use crate::conntrack::socket::{CtnetlinkSocket, DumpEvent, DumpSource};
 use crate::conntrack::socket::{DumpSummary, Expect, ReplyReader};
 use crate::conntrack::ConntrackError;
 use crate::findings::{FindingCode, Severity};
-use crate::service::select::ManualService;
+use crate::service::select::{ManualService, DEFAULT_MANUAL_PORT};
 use crate::service::Protocol;
 
 /// One scripted dump: its attempts, each a list of datagrams.
@@ -94,8 +94,11 @@ fn captured_dump() -> Vec<Vec<u8>> {
 }
 
 fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
-    let endpoints: Vec<String> = endpoints.iter().map(|e| e.to_string()).collect();
-    Selector::Manual(ManualService::parse(cluster_ip, &endpoints, None).unwrap())
+    let cluster: std::net::SocketAddr = cluster_ip.parse().unwrap_or_else(|_| {
+        std::net::SocketAddr::new(cluster_ip.parse().unwrap(), DEFAULT_MANUAL_PORT)
+    });
+    let endpoints = endpoints.iter().map(|e| e.parse().unwrap()).collect();
+    Selector::Manual(ManualService::new(cluster.ip(), cluster.port(), endpoints, None).unwrap())
 }
 
 fn targets_of(selector: &Selector) -> Vec<Target> {

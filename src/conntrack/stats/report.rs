@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::stats::{
+use super::{
     CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP,
     CTA_STATS_INSERT_FAILED,
 };
-use super::{read_stats, read_stats_from, Counters, CpuStats, Source, StatsSnapshot};
+use crate::conntrack::{read_stats, read_stats_from, Counters, CpuStats, Source, StatsSnapshot};
 use crate::error::Result;
 use crate::findings::{Finding, FindingCode, Outcome, Severity};
 use crate::kernel::Kernel;
@@ -202,9 +202,65 @@ fn source_name(source: Source) -> &'static str {
     }
 }
 
+/// The counters and table fill one analysis reads, with the window and the
+/// running kernel they are explained for.
+struct Signals<'a> {
+    insert_failed: u64,
+    drop: u64,
+    early_drop: u64,
+    clash_resolve: u64,
+    chaintoolong: u64,
+    has_clash_resolve: bool,
+    entries: u64,
+    max: u64,
+    percent: f64,
+    near_full: bool,
+    rising: bool,
+    window: Window,
+    kernel: &'a Kernel,
+}
+
+impl<'a> Signals<'a> {
+    fn read(
+        counters: &Counters,
+        entries: u64,
+        max: u64,
+        window: Window,
+        kernel: &'a Kernel,
+    ) -> Self {
+        let value = |attr| counters.get(attr).unwrap_or(0);
+        let percent = used_percent(entries, max);
+        Signals {
+            insert_failed: value(CTA_STATS_INSERT_FAILED),
+            drop: value(CTA_STATS_DROP),
+            early_drop: value(CTA_STATS_EARLY_DROP),
+            clash_resolve: value(CTA_STATS_CLASH_RESOLVE),
+            chaintoolong: value(CTA_STATS_CHAIN_TOOLONG),
+            has_clash_resolve: counters.has(CTA_STATS_CLASH_RESOLVE),
+            entries,
+            max,
+            percent,
+            near_full: max > 0 && percent > TABLE_NEAR_FULL_PERCENT,
+            rising: matches!(window, Window::Interval(_)),
+            window,
+            kernel,
+        }
+    }
+
+    /// Whether conntrack lost packets (`insert_failed` or `drop` above 0).
+    fn dropping(&self) -> bool {
+        self.insert_failed > 0 || self.drop > 0
+    }
+
+    /// Whether the table is at its limit.
+    fn full(&self) -> bool {
+        self.max > 0 && self.entries >= self.max
+    }
+}
+
 /// What the counters say, for totals since boot or for the changes over an
 /// interval, explained for the running kernel (feature detection by
-/// attribute presence).
+/// attribute presence): one function per finding code, in report order.
 fn analyze(
     counters: &Counters,
     entries: u64,
@@ -212,122 +268,158 @@ fn analyze(
     window: Window,
     kernel: &Kernel,
 ) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let value = |attr| counters.get(attr).unwrap_or(0);
-    let insert_failed = value(CTA_STATS_INSERT_FAILED);
-    let drop = value(CTA_STATS_DROP);
-    let early_drop = value(CTA_STATS_EARLY_DROP);
-    let clash_resolve = value(CTA_STATS_CLASH_RESOLVE);
-    let chaintoolong = value(CTA_STATS_CHAIN_TOOLONG);
-    let has_clash_resolve = counters.has(CTA_STATS_CLASH_RESOLVE);
-    let percent = used_percent(entries, max);
-    let near_full = max > 0 && percent > TABLE_NEAR_FULL_PERCENT;
-    let rising = matches!(window, Window::Interval(_));
+    let signals = Signals::read(counters, entries, max, window, kernel);
+    [
+        conntrack_drops(&signals),
+        clashes_resolved(&signals),
+        table_full(&signals),
+        table_near_full(&signals),
+        early_drop(&signals),
+        chain_too_long(&signals),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
-    if insert_failed > 0 || drop > 0 {
-        let severity = if rising { Severity::Critical } else { Severity::Warning };
-        let release = &kernel.release;
-        let mut cause = if has_clash_resolve {
-            format!(
-                "On this kernel ({release}, it reports clash_resolve) a clash the kernel resolves is not \
-                 counted in insert_failed: insert_failed counts races it could not resolve, and those \
-                 packets are dropped, so the lookup waits for the resolver's 5 s timeout"
-            )
-        } else if kernel.older_than(5, 6) {
-            format!(
-                "This kernel ({release}) predates UDP clash resolution (5.6): every lost race drops \
-                 a packet and counts in insert_failed"
-            )
-        } else {
-            format!(
-                "On this kernel ({release}, no clash_resolve counter) insert_failed also counts \
-                 clashes that were resolved; drop counts the packets really lost"
-            )
-        };
-        if kernel.older_than(6, 12) && !kernel.older_than(5, 6) {
-            cause.push_str(
-                "; kernels before 6.12 still drop clashes in the reply direction (reverse collisions)",
-            );
-        }
-        let table_hint = if early_drop > 0 || near_full {
-            format!("; the table is {percent:.1}% full and early_drop is {early_drop}, so a full table also drops")
-        } else {
-            String::new()
-        };
-        findings.push(Finding::new(
-            severity,
-            FindingCode::ConntrackDrops,
-            format!(
-                "conntrack is dropping packets{}: the DNS race of parallel A/AAAA queries or a full table",
-                if rising { " now" } else { "" }
-            ),
-            format!(
-                "insert_failed {}, drop {}{table_hint}. {cause}",
-                window.describe(insert_failed),
-                window.describe(drop)
-            ),
-            "Reproduce with `ctdiag probe --mode parallel` from a pod's namespace; mitigate the race with \
-             `options single-request-reopen` (glibc) or NodeLocal DNSCache, or TCP for DNS; a kernel >= 5.10 \
-             resolves most clashes (reverse-direction clashes since 6.12)",
-        ));
-    } else if clash_resolve > 0 {
-        findings.push(Finding::new(
-            Severity::Info,
-            FindingCode::ClashesResolved,
-            "Parallel A/AAAA races happen and the kernel resolves every one of them",
-            format!(
-                "clash_resolve {}, insert_failed 0, drop 0",
-                window.describe(clash_resolve)
-            ),
-            "Nothing to do: no packet was lost to a clash. If lookups still take 5 s, look at stale \
-             entries and dead endpoints (`ctdiag probe`)",
-        ));
+/// [`FindingCode::ConntrackDrops`]: `insert_failed` or `drop` above 0,
+/// explained for the running kernel.
+fn conntrack_drops(s: &Signals) -> Option<Finding> {
+    if !s.dropping() {
+        return None;
     }
+    let severity = if s.rising { Severity::Critical } else { Severity::Warning };
+    let kernel = s.kernel;
+    let release = &kernel.release;
+    let mut cause = if s.has_clash_resolve {
+        format!(
+            "On this kernel ({release}, it reports clash_resolve) a clash the kernel resolves is not \
+             counted in insert_failed: insert_failed counts races it could not resolve, and those \
+             packets are dropped, so the lookup waits for the resolver's 5 s timeout"
+        )
+    } else if kernel.older_than(5, 6) {
+        format!(
+            "This kernel ({release}) predates UDP clash resolution (5.6): every lost race drops \
+             a packet and counts in insert_failed"
+        )
+    } else {
+        format!(
+            "On this kernel ({release}, no clash_resolve counter) insert_failed also counts \
+             clashes that were resolved; drop counts the packets really lost"
+        )
+    };
+    if kernel.older_than(6, 12) && !kernel.older_than(5, 6) {
+        cause.push_str(
+            "; kernels before 6.12 still drop clashes in the reply direction (reverse collisions)",
+        );
+    }
+    let (percent, early_drop) = (s.percent, s.early_drop);
+    let table_hint = if early_drop > 0 || s.near_full {
+        format!("; the table is {percent:.1}% full and early_drop is {early_drop}, so a full table also drops")
+    } else {
+        String::new()
+    };
+    Some(Finding::new(
+        severity,
+        FindingCode::ConntrackDrops,
+        format!(
+            "conntrack is dropping packets{}: the DNS race of parallel A/AAAA queries or a full table",
+            if s.rising { " now" } else { "" }
+        ),
+        format!(
+            "insert_failed {}, drop {}{table_hint}. {cause}",
+            s.window.describe(s.insert_failed),
+            s.window.describe(s.drop)
+        ),
+        "Reproduce with `ctdiag probe --mode parallel` from a pod's namespace; mitigate the race with \
+         `options single-request-reopen` (glibc) or NodeLocal DNSCache, or TCP for DNS; a kernel >= 5.10 \
+         resolves most clashes (reverse-direction clashes since 6.12)",
+    ))
+}
 
-    if max > 0 && entries >= max {
-        findings.push(Finding::new(
-            Severity::Critical,
-            FindingCode::TableFull,
-            "The conntrack table is full: new flows (DNS queries included) are dropped",
-            format!("{entries} of {max} entries (100%), early_drop {}", window.describe(early_drop)),
-            "Raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or find what fills the \
-             table: `conntrack -L | awk '{print $1, $4}' | sort | uniq -c | sort -rn | head`",
-        ));
-    } else if near_full {
-        findings.push(Finding::new(
-            Severity::Warning,
-            FindingCode::TableNearFull,
-            format!("The conntrack table is {percent:.1}% full"),
-            format!("{entries} of {max} entries (over {TABLE_NEAR_FULL_PERCENT}%)"),
-            "Raise net.netfilter.nf_conntrack_max before it fills up and starts dropping new flows",
-        ));
+/// [`FindingCode::ClashesResolved`]: clashes counted, none lost (only when
+/// [`conntrack_drops`] has nothing to say).
+fn clashes_resolved(s: &Signals) -> Option<Finding> {
+    if s.dropping() || s.clash_resolve == 0 {
+        return None;
     }
+    Some(Finding::new(
+        Severity::Info,
+        FindingCode::ClashesResolved,
+        "Parallel A/AAAA races happen and the kernel resolves every one of them",
+        format!("clash_resolve {}, insert_failed 0, drop 0", s.window.describe(s.clash_resolve)),
+        "Nothing to do: no packet was lost to a clash. If lookups still take 5 s, look at stale \
+         entries and dead endpoints (`ctdiag probe`)",
+    ))
+}
 
-    if early_drop > 0 {
-        let severity = if near_full || rising { Severity::Warning } else { Severity::Info };
-        findings.push(Finding::new(
-            severity,
-            FindingCode::EarlyDrop,
-            "conntrack evicted entries early because the table was full",
-            format!(
-                "early_drop {}; the table is {percent:.1}% full now ({entries} of {max})",
-                window.describe(early_drop)
-            ),
-            "The table reached nf_conntrack_max at some point: raise net.netfilter.nf_conntrack_max",
-        ));
+/// [`FindingCode::TableFull`]: the table at `nf_conntrack_max`.
+fn table_full(s: &Signals) -> Option<Finding> {
+    if !s.full() {
+        return None;
     }
+    let (entries, max) = (s.entries, s.max);
+    Some(Finding::new(
+        Severity::Critical,
+        FindingCode::TableFull,
+        "The conntrack table is full: new flows (DNS queries included) are dropped",
+        format!(
+            "{entries} of {max} entries (100%), early_drop {}",
+            s.window.describe(s.early_drop)
+        ),
+        "Raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or find what fills the \
+         table: `conntrack -L | awk '{print $1, $4}' | sort | uniq -c | sort -rn | head`",
+    ))
+}
 
-    if chaintoolong > 0 {
-        findings.push(Finding::new(
-            Severity::Warning,
-            FindingCode::ChainTooLong,
-            "conntrack refused inserts because a hash chain grew too long",
-            format!("chaintoolong {}", window.describe(chaintoolong)),
-            "The hash table is small for the number of entries (or someone floods one bucket): raise \
-             nf_conntrack_buckets (/sys/module/nf_conntrack/parameters/hashsize)",
-        ));
+/// [`FindingCode::TableNearFull`]: above [`TABLE_NEAR_FULL_PERCENT`] but not
+/// full (then [`table_full`] speaks).
+fn table_near_full(s: &Signals) -> Option<Finding> {
+    if s.full() || !s.near_full {
+        return None;
     }
-    findings
+    let (entries, max, percent) = (s.entries, s.max, s.percent);
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::TableNearFull,
+        format!("The conntrack table is {percent:.1}% full"),
+        format!("{entries} of {max} entries (over {TABLE_NEAR_FULL_PERCENT}%)"),
+        "Raise net.netfilter.nf_conntrack_max before it fills up and starts dropping new flows",
+    ))
+}
+
+/// [`FindingCode::EarlyDrop`]: entries evicted because the table was full.
+fn early_drop(s: &Signals) -> Option<Finding> {
+    if s.early_drop == 0 {
+        return None;
+    }
+    let severity = if s.near_full || s.rising { Severity::Warning } else { Severity::Info };
+    let (entries, max, percent) = (s.entries, s.max, s.percent);
+    Some(Finding::new(
+        severity,
+        FindingCode::EarlyDrop,
+        "conntrack evicted entries early because the table was full",
+        format!(
+            "early_drop {}; the table is {percent:.1}% full now ({entries} of {max})",
+            s.window.describe(s.early_drop)
+        ),
+        "The table reached nf_conntrack_max at some point: raise net.netfilter.nf_conntrack_max",
+    ))
+}
+
+/// [`FindingCode::ChainTooLong`]: inserts refused on a too-long hash chain.
+fn chain_too_long(s: &Signals) -> Option<Finding> {
+    if s.chaintoolong == 0 {
+        return None;
+    }
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::ChainTooLong,
+        "conntrack refused inserts because a hash chain grew too long",
+        format!("chaintoolong {}", s.window.describe(s.chaintoolong)),
+        "The hash table is small for the number of entries (or someone floods one bucket): raise \
+         nf_conntrack_buckets (/sys/module/nf_conntrack/parameters/hashsize)",
+    ))
 }
 
 /// Runs `--watch`: reads every interval, hands each sample to `on_sample`,
@@ -604,153 +696,5 @@ mod tests {
     }
 }
 
-/// One finding code per case: synthetic counters in, the finding and its
-/// severity out, through the same [`report`] (totals since boot) and
-/// `sample` (a `--watch` interval) a run uses. A coverage test checks that
-/// every code of `stats` is produced here.
 #[cfg(test)]
-mod finding_tests {
-    use super::*;
-
-    /// Every counter of a 6.18 kernel at 0, with `set` applied.
-    fn counters(set: &[(u16, u64)]) -> Counters {
-        let mut c =
-            Counters((1..=15).filter(|a| ![1, 3, 5, 6, 7].contains(a)).map(|a| (a, 0)).collect());
-        for (attr, value) in set {
-            c.0.insert(*attr, *value);
-        }
-        c
-    }
-
-    fn snapshot(counters: Counters, entries: u64, max: u64) -> StatsSnapshot {
-        StatsSnapshot {
-            source: Source::Netlink,
-            cpus: vec![CpuStats { cpu: 0, counters }],
-            entries,
-            max_entries: max,
-            notes: vec![],
-        }
-    }
-
-    /// Totals since boot (`ctdiag stats`).
-    fn since_boot(snapshot: StatsSnapshot) -> Vec<Finding> {
-        report(snapshot, None, Kernel::from_release("6.18.0")).findings
-    }
-
-    /// One `--watch` interval of 1 s from all-zero counters to `now`.
-    fn interval(now: StatsSnapshot) -> Vec<Finding> {
-        let before = snapshot(counters(&[]), now.entries, now.max_entries);
-        sample(1, 1.0, &before, &now, None, &Kernel::from_release("6.18.0")).findings
-    }
-
-    fn cases() -> Vec<(&'static str, Vec<Finding>, FindingCode, Severity)> {
-        let busy = || counters(&[(CTA_STATS_CLASH_RESOLVE, 3)]);
-        let mut procfs = snapshot(busy(), 10, 1000);
-        procfs.source = Source::Procfs;
-        procfs.notes.push("ctnetlink refused the request (CAP_NET_ADMIN is needed)".into());
-        let mut pre_5_10 = counters(&[(CTA_STATS_INSERT_FAILED, 0)]);
-        pre_5_10.0.remove(&CTA_STATS_CLASH_RESOLVE);
-        pre_5_10.0.remove(&CTA_STATS_CHAIN_TOOLONG);
-        pre_5_10.0.insert(crate::conntrack::stats::CTA_STATS_FOUND, 9);
-        vec![
-            (
-                "insert_failed since boot",
-                since_boot(snapshot(counters(&[(CTA_STATS_INSERT_FAILED, 4)]), 10, 1000)),
-                FindingCode::ConntrackDrops,
-                Severity::Warning,
-            ),
-            (
-                "drop rising now",
-                interval(snapshot(counters(&[(CTA_STATS_DROP, 4)]), 10, 1000)),
-                FindingCode::ConntrackDrops,
-                Severity::Critical,
-            ),
-            (
-                "clashes resolved",
-                interval(snapshot(busy(), 10, 1000)),
-                FindingCode::ClashesResolved,
-                Severity::Info,
-            ),
-            (
-                "table at its limit",
-                since_boot(snapshot(busy(), 1000, 1000)),
-                FindingCode::TableFull,
-                Severity::Critical,
-            ),
-            (
-                "table 95 % full",
-                since_boot(snapshot(busy(), 950, 1000)),
-                FindingCode::TableNearFull,
-                Severity::Warning,
-            ),
-            (
-                "early_drop since boot, table low",
-                since_boot(snapshot(counters(&[(CTA_STATS_EARLY_DROP, 2)]), 10, 1000)),
-                FindingCode::EarlyDrop,
-                Severity::Info,
-            ),
-            (
-                "early_drop rising now",
-                interval(snapshot(counters(&[(CTA_STATS_EARLY_DROP, 2)]), 10, 1000)),
-                FindingCode::EarlyDrop,
-                Severity::Warning,
-            ),
-            (
-                "chaintoolong",
-                interval(snapshot(counters(&[(CTA_STATS_CHAIN_TOOLONG, 1)]), 10, 1000)),
-                FindingCode::ChainTooLong,
-                Severity::Warning,
-            ),
-            (
-                "no clash_resolve attribute",
-                since_boot(snapshot(pre_5_10, 10, 1000)),
-                FindingCode::NoClashResolveCounter,
-                Severity::Info,
-            ),
-            (
-                "a one-shot read",
-                since_boot(snapshot(busy(), 10, 1000)),
-                FindingCode::TotalsSinceBoot,
-                Severity::Info,
-            ),
-            (
-                "all zero, empty table",
-                since_boot(snapshot(counters(&[]), 0, 1000)),
-                FindingCode::NoConntrackActivity,
-                Severity::Info,
-            ),
-            ("procfs fallback", since_boot(procfs), FindingCode::StatsSource, Severity::Info),
-        ]
-    }
-
-    #[test]
-    fn each_case_produces_its_finding_with_its_severity() {
-        for (name, findings, code, severity) in cases() {
-            let found = findings
-                .iter()
-                .find(|f| f.code == code)
-                .unwrap_or_else(|| panic!("{name}: no {code} in {findings:?}"));
-            assert_eq!(found.severity, severity, "{name}: {found:?}");
-            assert!(
-                !found.summary.is_empty() && !found.evidence.is_empty() && !found.remedy.is_empty()
-            );
-            for f in &findings {
-                assert_eq!(f.code.command(), "stats", "{name}: {f:?}");
-                assert!(f.code.severities().contains(&f.severity), "{name}: {f:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn every_stats_code_is_produced_by_a_case() {
-        let cases = cases();
-        for code in FindingCode::ALL.iter().filter(|c| c.command() == "stats") {
-            for severity in code.severities() {
-                assert!(
-                    cases.iter().any(|c| c.2 == *code && c.3 == *severity),
-                    "no case in conntrack::stats_report::finding_tests produces {code} as {severity:?}"
-                );
-            }
-        }
-    }
-}
+mod finding_tests;
