@@ -16,9 +16,6 @@ pub mod stats;
 
 pub use procfs::{parse_proc_stat, read_stats_procfs};
 pub use socket::{AckOutcome, CtnetlinkSocket, Reply};
-/// The `ctdiag stats` report, at its old path (the report lives in
-/// [`stats::report`]; `render` and `lab` still name it this way).
-pub use stats::report as stats_report;
 pub use stats::{
     read_stats, read_stats_from, read_stats_netlink, Counters, CpuStats, Source, StatsSnapshot,
 };

@@ -238,8 +238,8 @@ fn set_up(config: &RunConfig, scenario: RunScenario) -> Result<()> {
         }
         RunScenario::FullTable => {
             let node = Netns::open(&super::node_ns(prefix))?;
-            let max = crate::conntrack::stats_report::read_snapshot(
-                &crate::conntrack::stats_report::StatsConfig::default(),
+            let max = crate::conntrack::stats::report::read_snapshot(
+                &crate::conntrack::stats::report::StatsConfig::default(),
                 Some(&node),
             )?
             .max_entries;

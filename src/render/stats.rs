@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use comfy_table::Cell;
 
-use crate::conntrack::stats_report::{StatsReport, WatchSample};
+use crate::conntrack::stats::report::{StatsReport, WatchSample};
 use crate::conntrack::{Counters, CpuStats};
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num, verbose_notes};
