@@ -10,7 +10,8 @@
 #   - byte for byte with the values that change between two runs masked: `lab up` (run by each
 #     binary in turn; the DNS servers' pids), `lab status` (the sticky clients' query counters),
 #     `stale` (each entry's `expires_s` counts down, `table_entries` counts the whole node
-#     table, which other lab traffic moves);
+#     table, which other lab traffic moves; `state`
+#     goes from SEEN_REPLY to ASSURED as the clients keep querying);
 #   - key paths and JSON types only (the values are counters and timings that move between two
 #     runs): `stats`, `probe`, `compare`, `doctor`.
 # First on the healthy lab, then after `lab scenario stale-endpoint` (endpoint 2 gone from the
@@ -51,7 +52,7 @@ mode, text = sys.argv[1], sys.stdin.read()
 if mode == "exact":
     sys.stdout.write(text)
 elif mode == "mask":
-    sys.stdout.write(re.sub(r'("(?:%s)": )(-?[0-9.]+|null|true|false)' % sys.argv[2], r'\1"<varies>"', text))
+    sys.stdout.write(re.sub(r'("(?:%s)": )(-?[0-9.]+|null|true|false|"[^"]*")' % sys.argv[2], r'\1"<varies>"', text))
 elif mode == "keys":
     try:
         doc = json.loads(text)
@@ -121,7 +122,7 @@ for phase in healthy stale-endpoint; do
     if [ "$phase" = stale-endpoint ]; then
         timeout 120 "$new" lab scenario stale-endpoint --endpoint 2 --prefix "$prefix" >/dev/null
         # First, while the scenario's entries are fresh: every entry listed by both runs.
-        run "$phase.stale" mask 'expires_s|table_entries' -- stale --netns "$node" -o json
+        run "$phase.stale" mask 'expires_s|table_entries|state' -- stale --netns "$node" -o json
     fi
     # The sticky clients (stale-endpoint) keep querying: their counters move.
     run "$phase.status" mask 'queries|answered|last_answered' -- \
