@@ -188,8 +188,19 @@ pub(super) mod tests {
     /// /proc/PID/exe names once every set-up step has exec'd).
     pub(in crate::service::ipvs) fn start(args: &[&str], exe_name: &str) -> Proc {
         use std::os::unix::process::CommandExt;
-        let child =
-            std::process::Command::new(args[0]).args(&args[1..]).process_group(0).spawn().unwrap();
+        // A copy just written can be "busy" (ETXTBSY) for a moment: another
+        // test thread that forked while the copy's write descriptor was open
+        // holds it until its child execs. Retried, bounded.
+        let mut tries = 0;
+        let child = loop {
+            match std::process::Command::new(args[0]).args(&args[1..]).process_group(0).spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                spawned => break spawned.unwrap(),
+            }
+        };
         let pid = child.id();
         let running = Proc(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
