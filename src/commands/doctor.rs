@@ -79,7 +79,7 @@ pub fn execute(args: DoctorArgs, ctx: &Context) -> Result<Outcome> {
         && ctx.format == OutputFormat::Table
         && std::io::stderr().is_terminal();
     let bar = show.then(render::doctor::progress_bar);
-    let report = doctor::run(config, &|progress| {
+    let report = doctor::run(config, &crate::interrupt::STOP, &|progress| {
         if let Some(bar) = &bar {
             bar.set_message(render::doctor::progress_text(progress));
         }

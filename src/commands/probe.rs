@@ -146,7 +146,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         ctx,
         config.engine.count,
         config.engine.duration,
-        |progress| probe::run(&config, progress),
+        |progress| probe::run(&config, &crate::interrupt::STOP, progress),
     );
     let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);

@@ -399,7 +399,7 @@ pub fn run(config: &RunConfig, stop: &AtomicBool, progress: &dyn Fn(&str)) -> Re
             None
         };
         let doctor_started = Instant::now();
-        let report = doctor::run(doctor_config(config), &|_| {});
+        let report = doctor::run(doctor_config(config), stop, &|_| {});
         let doctor_s = seconds(doctor_started.elapsed());
         stop_load.store(true, Ordering::SeqCst);
         if let Some(load) = load {
