@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::findings::{Finding, Severity};
 use crate::service::api::ApiSource;
-use crate::service::select::Selector;
+use crate::service::select::{Advice, Selector};
 
 pub use report::{CheckReport, DoctorFinding, DoctorReport, Status};
 
@@ -66,11 +66,15 @@ pub struct DoctorConfig {
     /// The `ctdiag stale` command that selects the same Services in the same
     /// namespace (without `--flush`), for remedies.
     pub stale_command: String,
+    /// What to pass instead when the DNS Service cannot be resolved (in
+    /// the evidence of the checks that need it).
+    pub advice: Advice,
 }
 
 impl DoctorConfig {
-    /// A config for the node namespace `netns` with the defaults.
-    pub fn new(netns: Option<String>) -> Self {
+    /// A config for the node namespace `netns` with the defaults, `advice`
+    /// from the caller.
+    pub fn new(netns: Option<String>, advice: Advice) -> Self {
         let stale_command = match &netns {
             Some(ns) => format!("ctdiag stale --netns {ns}"),
             None => "ctdiag stale".to_string(),
@@ -85,6 +89,7 @@ impl DoctorConfig {
             pods: None,
             node_local_dns: NODE_LOCAL_DNS,
             stale_command,
+            advice,
         }
     }
 }
@@ -463,7 +468,10 @@ mod tests {
     }
 
     fn config(budget: Duration) -> Arc<DoctorConfig> {
-        Arc::new(DoctorConfig { budget, ..DoctorConfig::new(Some("node".into())) })
+        Arc::new(DoctorConfig {
+            budget,
+            ..DoctorConfig::new(Some("node".into()), crate::commands::args::SELECT_ADVICE)
+        })
     }
 
     fn clean(_: &CheckContext) -> crate::Result<CheckResult> {
