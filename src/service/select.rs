@@ -389,4 +389,46 @@ mod tests {
             "endpoint [2001:db8::2]:53 is not of the ClusterIP's address family (198.19.0.10)"
         );
     }
+
+    /// The advice goes where the caller's words belong and nowhere else:
+    /// the error itself names no flag.
+    #[test]
+    fn select_error_messages_take_the_callers_advice() {
+        let advice = Advice { manual: "MANUAL", node: "NODE" };
+        let unreadable =
+            SelectError::RulesUnreadable { place: "ns1".into(), cause: "refused".into() };
+        assert_eq!(
+            unreadable.message(&advice),
+            "cannot read kube-proxy's rules in ns1: refused; MANUAL"
+        );
+        let none =
+            SelectError::NoRules { place: "ns1".into(), notes: vec!["a".into(), "b".into()] };
+        let text = none.message(&advice);
+        assert!(text.starts_with("no kube-proxy rules in ns1: checked iptables mode"), "{text}");
+        assert!(
+            text.ends_with("kube-ipvs0) (a; b); run on the node (or NODE), or MANUAL"),
+            "{text}"
+        );
+        let spec =
+            ServiceSpec { namespace: "a".into(), name: "b".into(), port: Some("dns".into()) };
+        let missing = |found: Vec<String>, more| SelectError::NoService {
+            place: "ns1".into(),
+            spec: Some(Box::new(spec.clone())),
+            protocols: vec![Protocol::Udp],
+            found,
+            more,
+        };
+        assert_eq!(
+            missing(Vec::new(), 0).message(&advice),
+            "no UDP Service a/b:dns in the kube-proxy rules of ns1: they define no UDP Service at all"
+        );
+        assert_eq!(
+            missing(vec!["x/y:dns (udp 53)".into()], 2).message(&advice),
+            "no UDP Service a/b:dns in the kube-proxy rules of ns1; the UDP Services found: x/y:dns (udp 53), and 2 more (`ctdiag services` lists them all)"
+        );
+        for error in [unreadable, none, missing(Vec::new(), 0)] {
+            let text = error.message(&Advice { manual: "", node: "" });
+            assert!(!text.contains("--"), "{text}");
+        }
+    }
 }
