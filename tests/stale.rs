@@ -397,6 +397,7 @@ fn gone_and_recreated_entries_between_scan_and_flush(proxy_mode: &str) {
         flush: true,
         all_entries: false,
         command: format!("ctdiag stale --netns {node}"),
+        advice: ctdiag::commands::args::SELECT_ADVICE,
     };
     // Between the scan and the deletes (the prompt's moment): one stale
     // entry is deleted by someone else, one is replaced by a new entry with

@@ -13,8 +13,23 @@ use crate::dns::probe::{
 };
 use crate::dns::wire::check_name;
 use crate::error::{Error, Result};
-use crate::service::select::{ManualService, Selector, ServiceSpec, DEFAULT_MANUAL_PORT};
+use crate::service::select::{
+    Advice, ManualService, SelectError, Selector, ServiceSpec, DEFAULT_MANUAL_PORT,
+};
 use crate::service::KUBE_DNS;
+
+/// What to pass instead when the Services cannot be resolved, in flags;
+/// handed to the core in the configs of `stale`, `services` and `doctor`.
+pub const SELECT_ADVICE: Advice = Advice {
+    manual: "pass the Service yourself with --cluster-ip IP[:PORT] --endpoints IP:PORT,...",
+    node: "--netns with the node's namespace",
+};
+
+/// A [`SelectError`] as the command line reports it: a usage error with
+/// [`SELECT_ADVICE`].
+pub fn select_error(error: SelectError) -> Error {
+    Error::Usage(error.message(&SELECT_ADVICE))
+}
 
 /// The engine's mode for a `--mode`/`--modes` value.
 impl From<ProbeMode> for Mode {

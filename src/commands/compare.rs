@@ -221,7 +221,8 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
         let rules_ns = args.namespaces.stats_netns.as_deref().map(Netns::open).transpose()?;
-        let resolved = select::resolve(selector, rules_ns.as_ref(), protocols)?;
+        let resolved = select::resolve(selector, rules_ns.as_ref(), protocols)
+            .map_err(super::args::select_error)?;
         if ctx.verbose > 0 {
             for line in resolved.notes.iter().chain(&resolved.skipped) {
                 render::note(ctx, &format!("ctdiag: {line}"));

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::cli::{DoctorArgs, OutputFormat, StaleArgs};
-use crate::commands::args::{parse_duration_of, selector};
+use crate::commands::args::{parse_duration_of, selector, SELECT_ADVICE};
 use crate::doctor::{self, DoctorConfig, MAX_BUDGET, MIN_BUDGET};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
@@ -59,6 +59,7 @@ pub fn config(args: &DoctorArgs) -> Result<DoctorConfig> {
         pods: (!args.pods.is_empty()).then(|| args.pods.clone()),
         node_local_dns: args.node_local_dns,
         stale_command: crate::commands::stale::command_line(&stale),
+        advice: SELECT_ADVICE,
     })
 }
 
@@ -79,7 +80,7 @@ pub fn execute(args: DoctorArgs, ctx: &Context) -> Result<Outcome> {
         && ctx.format == OutputFormat::Table
         && std::io::stderr().is_terminal();
     let bar = show.then(render::doctor::progress_bar);
-    let report = doctor::run(config, &|progress| {
+    let report = doctor::run(config, &crate::interrupt::STOP, &|progress| {
         if let Some(bar) = &bar {
             bar.set_message(render::doctor::progress_text(progress));
         }

@@ -158,6 +158,7 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
         },
         budget,
         scenarios,
+        advice: super::args::SELECT_ADVICE,
     };
     // Ctrl-C or SIGTERM stops the run between steps; the lab is still
     // torn down and the table says how far it got.

@@ -119,7 +119,8 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         let rules_ns = args.namespaces.stats_netns.as_deref().map(Netns::open).transpose()?;
         if let Some(spec) = spec {
             let resolved =
-                select::resolve(&Selector::Spec(spec.clone()), rules_ns.as_ref(), &[protocol])?;
+                select::resolve(&Selector::Spec(spec.clone()), rules_ns.as_ref(), &[protocol])
+                    .map_err(super::args::select_error)?;
             let Some((found, ip)) =
                 resolved.services.iter().find_map(|s| s.cluster_ips.first().map(|ip| (s, *ip)))
             else {
@@ -146,7 +147,7 @@ pub fn execute(args: ProbeArgs, ctx: &Context) -> Result<Outcome> {
         ctx,
         config.engine.count,
         config.engine.duration,
-        |progress| probe::run(&config, progress),
+        |progress| probe::run(&config, &crate::interrupt::STOP, progress),
     );
     let report = outcome.map_err(name_concurrency)?;
     let verdict = Outcome::from_findings(&report.findings);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::cli::ServicesArgs;
-use crate::commands::args::selector;
+use crate::commands::args::{selector, SELECT_ADVICE};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::render::{self, Context};
@@ -28,7 +28,13 @@ pub fn config(args: &ServicesArgs) -> Result<ServicesConfig> {
         (None, true) => Some(ApiSource::Kubectl),
         (None, false) => None,
     };
-    Ok(ServicesConfig { selector, netns: args.netns.clone(), cluster_dns: args.cluster_dns, api })
+    Ok(ServicesConfig {
+        selector,
+        netns: args.netns.clone(),
+        cluster_dns: args.cluster_dns,
+        api,
+        advice: SELECT_ADVICE,
+    })
 }
 
 /// Validates the arguments, builds the report, renders it.

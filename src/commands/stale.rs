@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::OutputFormat;
 use crate::cli::StaleArgs;
-use crate::commands::args::selector;
+use crate::commands::args::{selector, SELECT_ADVICE};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::render::{self, Context};
@@ -31,6 +31,7 @@ pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
         flush: args.flush,
         all_entries: args.all_entries,
         command: command_line(args),
+        advice: SELECT_ADVICE,
     })
 }
 

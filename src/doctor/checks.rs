@@ -89,7 +89,8 @@ fn conntrack(ctx: &CheckContext) -> Result<CheckResult> {
 pub(super) fn dns_service(ctx: &CheckContext) -> Result<Vec<Service>> {
     let resolved = ctx.shared.dns_service.get_or_init(|| {
         let netns = open(ctx.config.netns.as_deref()).map_err(|e| e.to_string())?;
-        select::resolve(&ctx.config.selector, netns.as_ref(), &[]).map_err(|e| e.to_string())
+        select::resolve(&ctx.config.selector, netns.as_ref(), &[])
+            .map_err(|e| e.message(&ctx.config.advice))
     });
     match resolved {
         Ok(resolved) => Ok(resolved.services.clone()),
@@ -118,6 +119,7 @@ fn kube_dns(ctx: &CheckContext) -> Result<CheckResult> {
         netns: ctx.config.netns.clone(),
         cluster_dns: None,
         api: ctx.config.api.clone(),
+        advice: ctx.config.advice,
     };
     let report = services_report::build(&config)?;
     let modes: Vec<&str> = report.per_mode.keys().map(|m| m.as_str()).collect();
@@ -156,6 +158,7 @@ fn stale_entries(ctx: &CheckContext) -> Result<CheckResult> {
         flush: false,
         all_entries: false,
         command: ctx.config.stale_command.clone(),
+        advice: ctx.config.advice,
     };
     // Why a confirm that always says no: doctor never deletes; without
     // `flush` it is never asked anyway.

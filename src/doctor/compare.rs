@@ -110,7 +110,8 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
         let (stop, outer) = (stop.clone(), ctx.stop.clone());
         std::thread::spawn(move || loop {
             let due = stop_at.is_none_or(|at| Instant::now() >= at);
-            if due || outer.load(Ordering::Relaxed) || crate::interrupt::requested() {
+            // `outer` is set by the orchestrator on Ctrl-C too.
+            if due || outer.load(Ordering::Relaxed) {
                 stop.store(true, Ordering::SeqCst);
             }
             if stop.load(Ordering::Relaxed) {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::findings::{Finding, Severity};
 use crate::service::api::ApiSource;
-use crate::service::select::Selector;
+use crate::service::select::{Advice, Selector};
 
 pub use report::{CheckReport, DoctorFinding, DoctorReport, Status};
 
@@ -66,11 +66,15 @@ pub struct DoctorConfig {
     /// The `ctdiag stale` command that selects the same Services in the same
     /// namespace (without `--flush`), for remedies.
     pub stale_command: String,
+    /// What to pass instead when the DNS Service cannot be resolved (in
+    /// the evidence of the checks that need it).
+    pub advice: Advice,
 }
 
 impl DoctorConfig {
-    /// A config for the node namespace `netns` with the defaults.
-    pub fn new(netns: Option<String>) -> Self {
+    /// A config for the node namespace `netns` with the defaults, `advice`
+    /// from the caller.
+    pub fn new(netns: Option<String>, advice: Advice) -> Self {
         let stale_command = match &netns {
             Some(ns) => format!("ctdiag stale --netns {ns}"),
             None => "ctdiag stale".to_string(),
@@ -85,6 +89,7 @@ impl DoctorConfig {
             pods: None,
             node_local_dns: NODE_LOCAL_DNS,
             stale_command,
+            advice,
         }
     }
 }
@@ -161,11 +166,12 @@ pub struct Progress {
 
 /// Runs every check within the budget and builds the report. External
 /// commands started meanwhile are killed at the end of the budget at the
-/// latest.
-pub fn run(config: DoctorConfig, progress: &dyn Fn(&Progress)) -> DoctorReport {
+/// latest. `stop` is the command's (set by Ctrl-C): when it is set, every
+/// check is asked to stop and hands in what it has.
+pub fn run(config: DoctorConfig, stop: &AtomicBool, progress: &dyn Fn(&Progress)) -> DoctorReport {
     let started = Instant::now();
     let _cap = crate::process::DeadlineCap::until(started + config.budget);
-    run_checks(Arc::new(config), checks::all(), started, progress)
+    run_checks(Arc::new(config), checks::all(), started, stop, progress)
 }
 
 /// A panic's message, when it has one.
@@ -197,16 +203,18 @@ struct Running {
 }
 
 /// Runs `checks` on their own threads, each until its deadline, and builds
-/// the report (also used by tests with checks of their own).
+/// the report (also used by tests with checks of their own); `stop` as in
+/// [`run`].
 pub fn run_checks(
     config: Arc<DoctorConfig>,
     checks: Vec<CheckSpec>,
     started: Instant,
+    stop: &AtomicBool,
     progress: &dyn Fn(&Progress),
 ) -> DoctorReport {
     let budget = config.budget;
     let (mut running, rx) = spawn_checks(&config, &checks, started);
-    wait_for_checks(&mut running, &rx, &checks, started, budget, progress);
+    wait_for_checks(&mut running, &rx, &checks, started, budget, stop, progress);
     let mut reports = Vec::with_capacity(checks.len());
     let mut findings = Vec::new();
     for (index, spec) in checks.iter().enumerate() {
@@ -291,6 +299,7 @@ fn wait_for_checks(
     checks: &[CheckSpec],
     started: Instant,
     budget: Duration,
+    stop: &AtomicBool,
     progress: &dyn Fn(&Progress),
 ) {
     loop {
@@ -307,7 +316,7 @@ fn wait_for_checks(
         if pending.is_empty() {
             break;
         }
-        if !running.interrupted && crate::interrupt::requested() {
+        if !running.interrupted && stop.load(Ordering::Relaxed) {
             // Ctrl-C: every check is asked to stop and gets a moment to
             // hand in what it has.
             running.interrupted = true;
@@ -459,7 +468,10 @@ mod tests {
     }
 
     fn config(budget: Duration) -> Arc<DoctorConfig> {
-        Arc::new(DoctorConfig { budget, ..DoctorConfig::new(Some("node".into())) })
+        Arc::new(DoctorConfig {
+            budget,
+            ..DoctorConfig::new(Some("node".into()), crate::commands::args::SELECT_ADVICE)
+        })
     }
 
     fn clean(_: &CheckContext) -> crate::Result<CheckResult> {
@@ -493,7 +505,13 @@ mod tests {
             }),
             spec("fine", 0.9, clean),
         ];
-        let report = run_checks(config(Duration::from_secs(2)), checks, started, &|_| {});
+        let report = run_checks(
+            config(Duration::from_secs(2)),
+            checks,
+            started,
+            &AtomicBool::new(false),
+            &|_| {},
+        );
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_millis(1900), "{elapsed:?}");
         let status: Vec<(&str, Status)> =
@@ -530,6 +548,7 @@ mod tests {
             config(Duration::from_secs(5)),
             vec![spec("a", 0.5, clean)],
             started,
+            &AtomicBool::new(false),
             &|_| {},
         );
         assert_eq!(
@@ -543,6 +562,7 @@ mod tests {
                 spec("b", 0.5, |_| Err(crate::Error::Runtime("no".into()))),
             ],
             started,
+            &AtomicBool::new(false),
             &|_| {},
         );
         assert_eq!(partly.verdict, Status::Unknown);
@@ -553,6 +573,7 @@ mod tests {
             config(Duration::from_secs(5)),
             vec![spec("b", 0.5, |_| Err(crate::Error::Runtime("no".into())))],
             started,
+            &AtomicBool::new(false),
             &|_| {},
         );
         assert_eq!(

@@ -17,6 +17,7 @@ use crate::doctor::{self, DoctorConfig, DoctorReport, Status};
 use crate::error::{Error, Result};
 use crate::findings::Severity;
 use crate::netns::Netns;
+use crate::service::select::Advice;
 
 /// The failures `lab run` reproduces, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,6 +130,9 @@ pub struct RunConfig {
     pub budget: Duration,
     /// The scenarios, in order.
     pub scenarios: Vec<RunScenario>,
+    /// What doctor's evidence tells to pass instead when the DNS Service
+    /// cannot be resolved.
+    pub advice: Advice,
 }
 
 /// One scenario's outcome.
@@ -304,7 +308,7 @@ fn doctor_config(config: &RunConfig) -> DoctorConfig {
         probe_netns: Some(client.clone()),
         pods: Some(vec![client]),
         budget: config.budget,
-        ..DoctorConfig::new(Some(node))
+        ..DoctorConfig::new(Some(node), config.advice)
     }
 }
 
@@ -399,7 +403,7 @@ pub fn run(config: &RunConfig, stop: &AtomicBool, progress: &dyn Fn(&str)) -> Re
             None
         };
         let doctor_started = Instant::now();
-        let report = doctor::run(doctor_config(config), &|_| {});
+        let report = doctor::run(doctor_config(config), stop, &|_| {});
         let doctor_s = seconds(doctor_started.elapsed());
         stop_load.store(true, Ordering::SeqCst);
         if let Some(load) = load {

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::api::{self, ApiCheck, ApiSource};
 use super::ipvs::ClusterDnsHint;
-use super::select::{resolve_with, Selector};
+use super::select::{resolve_with, Advice, Selector};
 use super::{ProxyMode, Service, KUBE_DNS};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::findings::{Finding, FindingCode, Severity};
 use crate::netns::Netns;
 
@@ -26,6 +26,8 @@ pub struct ServicesConfig {
     pub cluster_dns: Option<IpAddr>,
     /// `--api` / `--kubectl`: the API to compare with.
     pub api: Option<ApiSource>,
+    /// What to pass instead when the Services cannot be resolved.
+    pub advice: Advice,
 }
 
 /// What `ctdiag services` found.
@@ -63,7 +65,8 @@ pub fn build(config: &ServicesConfig) -> Result<ServicesReport> {
     let api_state =
         api_text.map(|(text, from)| api::parse(&text, &from).map(|s| (s, from))).transpose()?;
     let hint = ClusterDnsHint { cluster_dns: config.cluster_dns };
-    let resolved = resolve_with(&config.selector, netns.as_ref(), &[], &hint)?;
+    let resolved = resolve_with(&config.selector, netns.as_ref(), &[], &hint)
+        .map_err(|e| Error::Usage(e.message(&config.advice)))?;
     let mut findings = rule_findings(&resolved.services, &resolved.per_mode, &resolved.skipped);
     let api = api_state.map(|(state, from)| {
         let (check, api_findings) = api::cross_check(&resolved.services, &state, &from);

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use super::ipvs::{ClusterDnsHint, DnsMatch};
 use super::{discover_with, Protocol, ProxyMode, Service, KUBE_DNS};
-use crate::error::{Error, Result};
 use crate::netns::Netns;
 
 /// A Service by namespace and name, one of its ports (by name, `dns`, or
@@ -158,18 +157,103 @@ pub struct Resolved {
     pub ipvs_kube_dns: Option<DnsMatch>,
 }
 
-/// What `--cluster-ip`/`--endpoints` do, for error messages.
-const MANUAL_HINT: &str =
-    "pass the Service yourself with --cluster-ip IP[:PORT] --endpoints IP:PORT,...";
+/// Why a [`Selector`] could not be resolved: what is wrong and what was
+/// checked, with its data. What to pass instead is the caller's to say (in
+/// the words of its interface: the command line names its flags), through
+/// [`SelectError::message`] with an [`Advice`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectError {
+    /// The kube-proxy rules could not be read.
+    RulesUnreadable {
+        /// Where: `this namespace` or the namespace as typed.
+        place: String,
+        /// Why, in words.
+        cause: String,
+    },
+    /// No kube-proxy rules of any mode.
+    NoRules {
+        /// Where: `this namespace` or the namespace as typed.
+        place: String,
+        /// Remarks from the discovery (a mode that could not be read).
+        notes: Vec<String>,
+    },
+    /// The rules define no Service port the selector names.
+    NoService {
+        /// Where: `this namespace` or the namespace as typed.
+        place: String,
+        /// The Service asked for (`None`: any); boxed to keep the error
+        /// small.
+        spec: Option<Box<ServiceSpec>>,
+        /// The protocols asked for (every protocol when empty).
+        protocols: Vec<Protocol>,
+        /// The Service ports of those protocols found, described, at most
+        /// [`LISTED_IN_ERRORS`].
+        found: Vec<String>,
+        /// How many more were found than `found` lists.
+        more: usize,
+    },
+}
+
+/// What a caller tells the user to do instead when a [`SelectError`]
+/// leaves them stuck: the command line names its flags here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advice {
+    /// How to give the Service by hand, without rules.
+    pub manual: &'static str,
+    /// How to point at the node's namespace (after "run on the node (or").
+    pub node: &'static str,
+}
+
+impl SelectError {
+    /// The message for the user: what is wrong, what was checked, and
+    /// (where there is nothing to fix in the selection) `advice`.
+    pub fn message(&self, advice: &Advice) -> String {
+        let Advice { manual, node } = advice;
+        match self {
+            SelectError::RulesUnreadable { place, cause } => {
+                format!("cannot read kube-proxy's rules in {place}: {cause}; {manual}")
+            }
+            SelectError::NoRules { place, notes } => {
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                };
+                format!(
+                    "no kube-proxy rules in {place}: checked iptables mode (KUBE-SERVICES in the ip/ip6 nat and filter tables over netlink, or iptables-save, ip6tables-save and their -nft/-legacy variants), nftables mode (the ip/ip6 kube-proxy tables over netlink, or nft list table ip|ip6 kube-proxy) and IPVS mode (/proc/net/ip_vs, kube-ipvs0){notes}; run on the node (or {node}), or {manual}"
+                )
+            }
+            SelectError::NoService { place, spec, protocols, found, more } => {
+                let protocol_words = protocol_words(protocols);
+                let wanted = match spec {
+                    Some(spec) => format!("no {protocol_words}Service {spec}"),
+                    None => format!("no {protocol_words}Service"),
+                };
+                let mut found = found.clone();
+                if *more > 0 {
+                    found.push(format!("and {more} more (`ctdiag services` lists them all)"));
+                }
+                if found.is_empty() {
+                    format!("{wanted} in the kube-proxy rules of {place}: they define no {protocol_words}Service at all")
+                } else {
+                    format!(
+                        "{wanted} in the kube-proxy rules of {place}; the {protocol_words}Services found: {}",
+                        found.join(", ")
+                    )
+                }
+            }
+        }
+    }
+}
 
 /// Resolves `selector` against the kube-proxy rules of `netns` (the current
 /// namespace when `None`), keeping only `protocols` (every protocol when
-/// empty). Errors name what was checked and what to pass instead.
+/// empty). Errors name what was checked ([`SelectError`]).
 pub fn resolve(
     selector: &Selector,
     netns: Option<&Netns>,
     protocols: &[Protocol],
-) -> Result<Resolved> {
+) -> std::result::Result<Resolved, SelectError> {
     resolve_with(selector, netns, protocols, &ClusterDnsHint::default())
 }
 
@@ -182,7 +266,7 @@ pub fn resolve_with(
     netns: Option<&Netns>,
     protocols: &[Protocol],
     hint: &ClusterDnsHint,
-) -> Result<Resolved> {
+) -> std::result::Result<Resolved, SelectError> {
     if let Selector::Manual(manual) = selector {
         let protocols = if protocols.is_empty() {
             vec![Protocol::Udp, Protocol::Tcp]
@@ -199,18 +283,10 @@ pub fn resolve_with(
         });
     }
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery = discover_with(netns, hint).map_err(|e| {
-        Error::Usage(format!("cannot read kube-proxy's rules in {place}: {e}; {MANUAL_HINT}"))
-    })?;
+    let discovery = discover_with(netns, hint)
+        .map_err(|e| SelectError::RulesUnreadable { place: place.clone(), cause: e.to_string() })?;
     if discovery.parsed.services.is_empty() {
-        let notes = if discovery.notes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", discovery.notes.join("; "))
-        };
-        return Err(Error::Usage(format!(
-            "no kube-proxy rules in {place}: checked iptables mode (KUBE-SERVICES in the ip/ip6 nat and filter tables over netlink, or iptables-save, ip6tables-save and their -nft/-legacy variants), nftables mode (the ip/ip6 kube-proxy tables over netlink, or nft list table ip|ip6 kube-proxy) and IPVS mode (/proc/net/ip_vs, kube-ipvs0){notes}; run on the node (or --netns with the node's namespace), or {MANUAL_HINT}"
-        )));
+        return Err(SelectError::NoRules { place, notes: discovery.notes });
     }
     let of_protocol: Vec<&Service> = discovery
         .parsed
@@ -218,7 +294,6 @@ pub fn resolve_with(
         .iter()
         .filter(|s| protocols.is_empty() || protocols.contains(&s.protocol))
         .collect();
-    let protocol_words = protocol_words(protocols);
     let services: Vec<Service> = match selector {
         Selector::Spec(spec) => {
             of_protocol.iter().filter(|s| spec.matches(s)).map(|s| (*s).clone()).collect()
@@ -226,26 +301,16 @@ pub fn resolve_with(
         _ => of_protocol.iter().map(|s| (*s).clone()).collect(),
     };
     if services.is_empty() {
-        let mut found: Vec<String> =
-            of_protocol.iter().take(LISTED_IN_ERRORS).map(|s| describe(s)).collect();
-        if of_protocol.len() > LISTED_IN_ERRORS {
-            found.push(format!(
-                "and {} more (`ctdiag services` lists them all)",
-                of_protocol.len() - LISTED_IN_ERRORS
-            ));
-        }
-        let wanted = match selector {
-            Selector::Spec(spec) => format!("no {protocol_words}Service {spec}"),
-            _ => format!("no {protocol_words}Service"),
-        };
-        return Err(Error::Usage(if found.is_empty() {
-            format!("{wanted} in the kube-proxy rules of {place}: they define no {protocol_words}Service at all")
-        } else {
-            format!(
-                "{wanted} in the kube-proxy rules of {place}; the {protocol_words}Services found: {}",
-                found.join(", ")
-            )
-        }));
+        return Err(SelectError::NoService {
+            place,
+            spec: match selector {
+                Selector::Spec(spec) => Some(Box::new(spec.clone())),
+                _ => None,
+            },
+            protocols: protocols.to_vec(),
+            found: of_protocol.iter().take(LISTED_IN_ERRORS).map(|s| describe(s)).collect(),
+            more: of_protocol.len().saturating_sub(LISTED_IN_ERRORS),
+        });
     }
     Ok(Resolved {
         services,
@@ -323,5 +388,47 @@ mod tests {
             mixed.to_string(),
             "endpoint [2001:db8::2]:53 is not of the ClusterIP's address family (198.19.0.10)"
         );
+    }
+
+    /// The advice goes where the caller's words belong and nowhere else:
+    /// the error itself names no flag.
+    #[test]
+    fn select_error_messages_take_the_callers_advice() {
+        let advice = Advice { manual: "MANUAL", node: "NODE" };
+        let unreadable =
+            SelectError::RulesUnreadable { place: "ns1".into(), cause: "refused".into() };
+        assert_eq!(
+            unreadable.message(&advice),
+            "cannot read kube-proxy's rules in ns1: refused; MANUAL"
+        );
+        let none =
+            SelectError::NoRules { place: "ns1".into(), notes: vec!["a".into(), "b".into()] };
+        let text = none.message(&advice);
+        assert!(text.starts_with("no kube-proxy rules in ns1: checked iptables mode"), "{text}");
+        assert!(
+            text.ends_with("kube-ipvs0) (a; b); run on the node (or NODE), or MANUAL"),
+            "{text}"
+        );
+        let spec =
+            ServiceSpec { namespace: "a".into(), name: "b".into(), port: Some("dns".into()) };
+        let missing = |found: Vec<String>, more| SelectError::NoService {
+            place: "ns1".into(),
+            spec: Some(Box::new(spec.clone())),
+            protocols: vec![Protocol::Udp],
+            found,
+            more,
+        };
+        assert_eq!(
+            missing(Vec::new(), 0).message(&advice),
+            "no UDP Service a/b:dns in the kube-proxy rules of ns1: they define no UDP Service at all"
+        );
+        assert_eq!(
+            missing(vec!["x/y:dns (udp 53)".into()], 2).message(&advice),
+            "no UDP Service a/b:dns in the kube-proxy rules of ns1; the UDP Services found: x/y:dns (udp 53), and 2 more (`ctdiag services` lists them all)"
+        );
+        for error in [unreadable, none, missing(Vec::new(), 0)] {
+            let text = error.message(&Advice { manual: "", node: "" });
+            assert!(!text.contains("--"), "{text}");
+        }
     }
 }

@@ -46,7 +46,7 @@ use std::net::IpAddr;
 
 use crate::error::Result;
 use crate::netns::{run_in, Netns};
-use crate::service::select::Selector;
+use crate::service::select::{Advice, Selector};
 use clients::ClientIndex;
 use flush::flush;
 use report::Context;
@@ -83,6 +83,8 @@ pub struct StaleConfig {
     /// The command line that selects the same Services, for remedies
     /// (`ctdiag stale --netns X --service kube-dns`), without `--flush`.
     pub command: String,
+    /// What to pass instead when the Services cannot be resolved.
+    pub advice: Advice,
 }
 
 /// Scans, asks `confirm` (with the report as it stands) before a flush,

@@ -490,7 +490,8 @@ pub(super) fn open_session(config: &StaleConfig, netns: Option<&Netns>) -> Resul
         ),
         other => Error::Conntrack(other),
     })?;
-    let resolved = resolve(&config.selector, netns, &[Protocol::Udp])?;
+    let resolved = resolve(&config.selector, netns, &[Protocol::Udp])
+        .map_err(|e| Error::Usage(e.message(&config.advice)))?;
     let mut targets = Vec::new();
     for service in &resolved.services {
         for cluster_ip in &service.cluster_ips {

@@ -123,6 +123,7 @@ fn config(selector: Selector) -> StaleConfig {
         all_entries: false,
         command: "ctdiag stale --netns lab-node --cluster-ip 198.19.0.10 --endpoints 198.18.2.2"
             .into(),
+        advice: crate::commands::args::SELECT_ADVICE,
     }
 }
 

@@ -12,6 +12,7 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -121,13 +122,18 @@ pub(crate) fn read_counters(stats_ns: Option<&Netns>) -> std::result::Result<Cou
 }
 
 /// Runs the probe with a validated config: counters, lookups, counters.
-pub fn run(config: &ProbeConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<ProbeReport> {
+/// `stop` is the command's (set by Ctrl-C): the lookups stop early and the
+/// report covers what was sent.
+pub fn run(
+    config: &ProbeConfig,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ProbeReport> {
     let probe_ns = config.netns.as_deref().map(Netns::open).transpose()?;
     let stats_ns = config.stats_netns.as_deref().map(Netns::open).transpose()?;
     let (probe_ns, stats_ns) = (probe_ns.as_ref(), stats_ns.as_ref());
     let before = read_counters(stats_ns);
-    let result =
-        run_in(probe_ns, || engine::run(&config.engine, &crate::interrupt::STOP, progress))??;
+    let result = run_in(probe_ns, || engine::run(&config.engine, stop, progress))??;
     let after = read_counters(stats_ns);
     let delta = match (before, after) {
         (Ok(before), Ok(after)) => Ok(ConntrackDelta::from_counters(&after.delta_since(&before))),
