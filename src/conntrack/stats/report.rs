@@ -537,7 +537,7 @@ pub fn interval_sample(
     let before = read_snapshot(config, netns)?;
     let taken = Instant::now();
     let deadline = taken + interval;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) && !crate::interrupt::requested() {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
