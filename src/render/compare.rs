@@ -40,8 +40,8 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
             } else {
                 report.endpoints.join(", ")
             },
-            report.netns.as_deref().unwrap_or("the current namespace"),
-            report.names.join(", "),
+            report.header.netns.as_deref().unwrap_or("the current namespace"),
+            report.header.names.join(", "),
         );
         let _ = writeln!(
             out,

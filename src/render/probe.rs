@@ -84,8 +84,8 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
             report.server,
             report.server_from,
             report.mode.as_str(),
-            report.netns.as_deref().unwrap_or("the current namespace"),
-            report.names.join(", "),
+            report.header.netns.as_deref().unwrap_or("the current namespace"),
+            report.header.names.join(", "),
         );
         if let Some(endpoints) = &report.cluster_endpoints {
             let _ = writeln!(
