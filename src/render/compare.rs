@@ -168,19 +168,14 @@ fn prometheus(report: &CompareReport) -> String {
     let mut run =
         Family::gauge("ctdiag_compare_run_seconds", "Wall time of the last ctdiag compare run.");
     run.sample(&[("service", report.service.as_str())], report.duration_s);
-    let mut finding = Family::gauge("ctdiag_compare_findings", "Findings of the last ctdiag compare run by code and severity (how many; one per endpoint for endpoint findings).");
-    // Why counted: two dead endpoints are two findings with one code, and
-    // a series may appear only once.
-    let mut counted: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
-    for f in &report.findings {
-        *counted.entry((f.code.as_str(), f.severity.as_str())).or_insert(0) += 1;
-    }
-    for ((code, severity), n) in counted {
-        finding.sample(
-            &[("service", report.service.as_str()), ("code", code), ("severity", severity)],
-            f64::from(n),
-        );
-    }
+    let service = report.service.as_str();
+    let finding = prometheus::counted(
+        "ctdiag_compare_findings",
+        "Findings of the last ctdiag compare run by code and severity (how many; one per endpoint for endpoint findings).",
+        report.findings.iter().map(|f| {
+            vec![("service", service), ("code", f.code.as_str()), ("severity", f.severity.as_str())]
+        }),
+    );
     let mut out = String::new();
     for family in
         [&lookups, &sent, &lost, &lost_ratio, &one_lost, &slow, &latency, &delta, &run, &finding]
