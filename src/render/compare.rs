@@ -149,18 +149,7 @@ fn prometheus(report: &CompareReport) -> String {
         lost_ratio.sample(&labels, t.lost_percent / 100.0);
         one_lost.sample(&labels, t.one_lost_lookups as f64);
         slow.sample(&labels, t.slow_lookups as f64);
-        for (quantile, v) in [
-            ("50", t.latency_ms.p50),
-            ("90", t.latency_ms.p90),
-            ("99", t.latency_ms.p99),
-            ("100", t.latency_ms.max),
-        ] {
-            if let Some(v) = v {
-                let mut with = labels.to_vec();
-                with.push(("percentile", quantile));
-                latency.sample(&with, v / 1000.0);
-            }
-        }
+        prometheus::latency_percentiles(&mut latency, &labels, &t.latency_ms);
         if let Some(d) = &t.conntrack_delta {
             prometheus::conntrack_delta(&mut delta, &labels, d);
         }

@@ -222,18 +222,7 @@ fn prometheus(report: &ProbeReport) -> String {
         "ctdiag_probe_lookup_latency_seconds",
         "Lookup latency (first query sent to last answer) of the fully answered lookups, by percentile (100 = the slowest), in the last ctdiag probe run.",
     );
-    for (percentile, v) in [
-        ("50", report.latency_ms.p50),
-        ("90", report.latency_ms.p90),
-        ("99", report.latency_ms.p99),
-        ("100", report.latency_ms.max),
-    ] {
-        if let Some(v) = v {
-            let mut with = labels.to_vec();
-            with.push(("percentile", percentile));
-            latency.sample(&with, v / 1000.0);
-        }
-    }
+    prometheus::latency_percentiles(&mut latency, &labels, &report.latency_ms);
     let mut delta = Family::gauge(
         "ctdiag_probe_conntrack_delta",
         "How much a conntrack counter of the stats namespace rose during the last ctdiag probe run (namespace-wide).",

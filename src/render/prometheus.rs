@@ -73,6 +73,26 @@ pub fn counted<'a>(
     family
 }
 
+/// One sample per lookup latency percentile a probe or compare run has
+/// (`percentile` label, `100` for the slowest), in seconds, with the
+/// caller's labels; percentiles without a figure (no answered lookup) are
+/// left out.
+pub fn latency_percentiles(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    latency: &crate::dns::probe::Latency,
+) {
+    for (percentile, v) in
+        [("50", latency.p50), ("90", latency.p90), ("99", latency.p99), ("100", latency.max)]
+    {
+        if let Some(v) = v {
+            let mut with = labels.to_vec();
+            with.push(("percentile", percentile));
+            family.sample(&with, v / 1000.0);
+        }
+    }
+}
+
 /// One sample per conntrack counter that a probe or compare run saw rise
 /// (`counter` label), with the caller's labels; unread counters are left
 /// out.
