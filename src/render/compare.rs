@@ -31,7 +31,7 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
     if !ctx.quiet {
         let _ = writeln!(
             out,
-            "compare {} ClusterIP {} ({}) with its endpoints {}, from {}; names: {}",
+            "compare {} ClusterIP {} ({}) with its endpoints {}, {}",
             report.service,
             report.cluster_ip,
             report.service_from,
@@ -40,8 +40,7 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
             } else {
                 report.endpoints.join(", ")
             },
-            report.header.netns.as_deref().unwrap_or("the current namespace"),
-            report.header.names.join(", "),
+            super::probe::from_and_names(&report.header),
         );
         let _ = writeln!(
             out,
