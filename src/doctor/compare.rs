@@ -141,7 +141,7 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
     let evidence = format!(
         "{} lookups per target from {}: {}{}",
         LOOKUPS_PER_TARGET,
-        report.netns.as_deref().unwrap_or("this namespace"),
+        report.header.netns.as_deref().unwrap_or("this namespace"),
         columns.join("; "),
         if report.stopped_early { " (stopped early for the budget)" } else { "" }
     );

@@ -31,7 +31,7 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
     if !ctx.quiet {
         let _ = writeln!(
             out,
-            "compare {} ClusterIP {} ({}) with its endpoints {}, from {}; names: {}",
+            "compare {} ClusterIP {} ({}) with its endpoints {}, {}",
             report.service,
             report.cluster_ip,
             report.service_from,
@@ -40,8 +40,7 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
             } else {
                 report.endpoints.join(", ")
             },
-            report.netns.as_deref().unwrap_or("the current namespace"),
-            report.names.join(", "),
+            super::probe::from_and_names(&report.header),
         );
         let _ = writeln!(
             out,
@@ -149,18 +148,7 @@ fn prometheus(report: &CompareReport) -> String {
         lost_ratio.sample(&labels, t.lost_percent / 100.0);
         one_lost.sample(&labels, t.one_lost_lookups as f64);
         slow.sample(&labels, t.slow_lookups as f64);
-        for (quantile, v) in [
-            ("50", t.latency_ms.p50),
-            ("90", t.latency_ms.p90),
-            ("99", t.latency_ms.p99),
-            ("100", t.latency_ms.max),
-        ] {
-            if let Some(v) = v {
-                let mut with = labels.to_vec();
-                with.push(("percentile", quantile));
-                latency.sample(&with, v / 1000.0);
-            }
-        }
+        prometheus::latency_percentiles(&mut latency, &labels, &t.latency_ms);
         if let Some(d) = &t.conntrack_delta {
             prometheus::conntrack_delta(&mut delta, &labels, d);
         }
@@ -168,19 +156,14 @@ fn prometheus(report: &CompareReport) -> String {
     let mut run =
         Family::gauge("ctdiag_compare_run_seconds", "Wall time of the last ctdiag compare run.");
     run.sample(&[("service", report.service.as_str())], report.duration_s);
-    let mut finding = Family::gauge("ctdiag_compare_findings", "Findings of the last ctdiag compare run by code and severity (how many; one per endpoint for endpoint findings).");
-    // Why counted: two dead endpoints are two findings with one code, and
-    // a series may appear only once.
-    let mut counted: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
-    for f in &report.findings {
-        *counted.entry((f.code.as_str(), f.severity.as_str())).or_insert(0) += 1;
-    }
-    for ((code, severity), n) in counted {
-        finding.sample(
-            &[("service", report.service.as_str()), ("code", code), ("severity", severity)],
-            f64::from(n),
-        );
-    }
+    let service = report.service.as_str();
+    let finding = prometheus::counted(
+        "ctdiag_compare_findings",
+        "Findings of the last ctdiag compare run by code and severity (how many; one per endpoint for endpoint findings).",
+        report.findings.iter().map(|f| {
+            vec![("service", service), ("code", f.code.as_str()), ("severity", f.severity.as_str())]
+        }),
+    );
     let mut out = String::new();
     for family in
         [&lookups, &sent, &lost, &lost_ratio, &one_lost, &slow, &latency, &delta, &run, &finding]

@@ -143,19 +143,17 @@ fn prometheus(report: &DoctorReport) -> String {
         }
         duration.sample(&[("check", &check.check)], check.duration_s);
     }
-    let mut findings = Family::gauge(
+    let findings = prometheus::counted(
         "ctdiag_doctor_findings",
         "Findings of the last ctdiag doctor run by check, code and severity (how many).",
+        report.findings.iter().map(|f| {
+            vec![
+                ("check", f.check.as_str()),
+                ("code", f.finding.code.as_str()),
+                ("severity", f.finding.severity.as_str()),
+            ]
+        }),
     );
-    let mut counted: std::collections::BTreeMap<(&str, &str, &str), u32> = Default::default();
-    for f in &report.findings {
-        *counted
-            .entry((f.check.as_str(), f.finding.code.as_str(), f.finding.severity.as_str()))
-            .or_insert(0) += 1;
-    }
-    for ((check, code, severity), n) in counted {
-        findings.sample(&[("check", check), ("code", code), ("severity", severity)], f64::from(n));
-    }
     let mut verdict = Family::gauge(
         "ctdiag_doctor_verdict",
         "Whether the last ctdiag doctor run's verdict is this status (1) or not (0).",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::dns::engine::LookupHeader;
 use crate::dns::probe::ProbeReport;
 use crate::render::prometheus::{self, Family};
 use crate::render::table::{findings, new_table, num};
@@ -73,6 +74,16 @@ fn ms(value: Option<f64>) -> Cell {
     }
 }
 
+/// The end of probe's and compare's opening line: where the lookups ran
+/// and the names they asked for.
+pub(super) fn from_and_names(header: &LookupHeader) -> String {
+    format!(
+        "from {}; names: {}",
+        header.netns.as_deref().unwrap_or("the current namespace"),
+        header.names.join(", ")
+    )
+}
+
 /// The report for people: what was probed, the counts, the latency, the
 /// conntrack evidence, the findings.
 fn table(ctx: &Context, report: &ProbeReport) -> String {
@@ -80,12 +91,11 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
     if !ctx.quiet {
         let _ = writeln!(
             out,
-            "probe {} ({}) mode {} from {}; names: {}",
+            "probe {} ({}) mode {} {}",
             report.server,
             report.server_from,
             report.mode.as_str(),
-            report.netns.as_deref().unwrap_or("the current namespace"),
-            report.names.join(", "),
+            from_and_names(&report.header),
         );
         if let Some(endpoints) = &report.cluster_endpoints {
             let _ = writeln!(
@@ -222,18 +232,7 @@ fn prometheus(report: &ProbeReport) -> String {
         "ctdiag_probe_lookup_latency_seconds",
         "Lookup latency (first query sent to last answer) of the fully answered lookups, by percentile (100 = the slowest), in the last ctdiag probe run.",
     );
-    for (percentile, v) in [
-        ("50", report.latency_ms.p50),
-        ("90", report.latency_ms.p90),
-        ("99", report.latency_ms.p99),
-        ("100", report.latency_ms.max),
-    ] {
-        if let Some(v) = v {
-            let mut with = labels.to_vec();
-            with.push(("percentile", percentile));
-            latency.sample(&with, v / 1000.0);
-        }
-    }
+    prometheus::latency_percentiles(&mut latency, &labels, &report.latency_ms);
     let mut delta = Family::gauge(
         "ctdiag_probe_conntrack_delta",
         "How much a conntrack counter of the stats namespace rose during the last ctdiag probe run (namespace-wide).",

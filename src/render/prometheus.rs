@@ -46,18 +46,51 @@ pub fn value(v: f64) -> String {
 /// textfile collector merges every file of its directory, and one metric
 /// name written by two commands' files would collide.
 pub fn findings(command: &str, findings: &[crate::findings::Finding]) -> Family {
-    let mut family = Family::gauge(
+    counted(
         &format!("ctdiag_{command}_findings"),
         &format!("Findings of the last ctdiag {command} run by code and severity (how many)."),
-    );
-    let mut counted: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
-    for f in findings {
-        *counted.entry((f.code.as_str(), f.severity.as_str())).or_insert(0) += 1;
+        findings.iter().map(|f| vec![("code", f.code.as_str()), ("severity", f.severity.as_str())]),
+    )
+}
+
+/// One gauge per distinct label set: how many times it was given. Why
+/// counted: two findings with one code (two dead endpoints) are one series,
+/// and a series may appear only once. The series come out sorted by their
+/// labels; give every set the same label names in the same order.
+pub fn counted<'a>(
+    name: &str,
+    help: &str,
+    label_sets: impl IntoIterator<Item = Vec<(&'a str, &'a str)>>,
+) -> Family {
+    let mut family = Family::gauge(name, help);
+    let mut counts: std::collections::BTreeMap<Vec<(&str, &str)>, u32> = Default::default();
+    for labels in label_sets {
+        *counts.entry(labels).or_insert(0) += 1;
     }
-    for ((code, severity), n) in counted {
-        family.sample(&[("code", code), ("severity", severity)], f64::from(n));
+    for (labels, n) in counts {
+        family.sample(&labels, f64::from(n));
     }
     family
+}
+
+/// One sample per lookup latency percentile a probe or compare run has
+/// (`percentile` label, `100` for the slowest), in seconds, with the
+/// caller's labels; percentiles without a figure (no answered lookup) are
+/// left out.
+pub fn latency_percentiles(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    latency: &crate::dns::probe::Latency,
+) {
+    for (percentile, v) in
+        [("50", latency.p50), ("90", latency.p90), ("99", latency.p99), ("100", latency.max)]
+    {
+        if let Some(v) = v {
+            let mut with = labels.to_vec();
+            with.push(("percentile", percentile));
+            family.sample(&with, v / 1000.0);
+        }
+    }
 }
 
 /// One sample per conntrack counter that a probe or compare run saw rise
@@ -154,5 +187,24 @@ mod tests {
         let mut empty = String::new();
         Family::gauge("ctdiag_y", "none").write(&mut empty);
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn counted_gives_one_series_per_label_set_sorted() {
+        // Two dead endpoints are two findings with one code: one series
+        // with 2, as the text format allows a series once.
+        let sets = [
+            vec![("check", "stale"), ("code", "endpoint-unreachable")],
+            vec![("check", "compare"), ("code", "endpoint-dead")],
+            vec![("check", "stale"), ("code", "endpoint-unreachable")],
+        ];
+        let mut out = String::new();
+        counted("ctdiag_z_findings", "How many.", sets).write(&mut out);
+        assert_eq!(
+            out,
+            "# HELP ctdiag_z_findings How many.\n# TYPE ctdiag_z_findings gauge\n\
+             ctdiag_z_findings{check=\"compare\",code=\"endpoint-dead\"} 1\n\
+             ctdiag_z_findings{check=\"stale\",code=\"endpoint-unreachable\"} 2\n"
+        );
     }
 }

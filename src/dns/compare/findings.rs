@@ -119,7 +119,7 @@ impl<'a> ModeView<'a> {
 /// ` --netns NS` for the commands a remedy names, when the counters were
 /// read in another namespace.
 fn stats_ns_flag(report: &CompareReport) -> String {
-    report.stats_netns.as_deref().map(|n| format!(" --netns {n}")).unwrap_or_default()
+    report.header.stats_netns.as_deref().map(|n| format!(" --netns {n}")).unwrap_or_default()
 }
 
 /// `compare-no-endpoints`: the mode's Service has no endpoint to compare.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::dns::engine::{EngineResult, Mode};
+use crate::dns::engine::{EngineResult, LookupHeader, Mode};
 use crate::dns::histogram::LatencyHistogram;
 use crate::dns::probe::{
     latency_summary, micros_to_ms, percent, ConntrackDelta, Latency, ResolverOptions,
@@ -181,12 +181,10 @@ pub struct CompareReport {
     pub endpoints: Vec<String>,
     /// The resolver modes compared, in order.
     pub modes: Vec<Mode>,
-    /// Namespace of the probe sockets; null for the current one.
-    pub netns: Option<String>,
-    /// Namespace whose conntrack counters were read; null for the current one.
-    pub stats_netns: Option<String>,
-    /// Names looked up, in turn.
-    pub names: Vec<String>,
+    /// Where the lookups ran and what they asked (`netns`, `stats_netns`,
+    /// `names`, as keys of this object).
+    #[serde(flatten)]
+    pub header: LookupHeader,
     /// Rounds the lookups were cut into.
     pub rounds: u32,
     /// `--timeout`, ms.
@@ -258,9 +256,11 @@ pub fn build_report(
         cluster_ip: config.cluster_ip.to_string(),
         endpoints: config.endpoints.iter().map(ToString::to_string).collect(),
         modes: config.plans.iter().map(|p| p.mode).collect(),
-        netns: config.netns.clone(),
-        stats_netns: config.stats_netns.clone(),
-        names: config.names.clone(),
+        header: LookupHeader {
+            netns: config.netns.clone(),
+            stats_netns: config.stats_netns.clone(),
+            names: config.names.clone(),
+        },
         rounds: config.rounds,
         timeout_ms: config.engine.timeout.as_millis() as u64,
         slow_ms: config.engine.slow_after.as_millis() as u64,

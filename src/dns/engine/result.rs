@@ -39,6 +39,19 @@ impl StrayCounts {
     }
 }
 
+/// The header the probe and compare reports share: where the lookups ran
+/// and what they asked. Both reports flatten it, so its fields are keys of
+/// the report's JSON object, in this order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LookupHeader {
+    /// Namespace of the probe sockets; null for the current one.
+    pub netns: Option<String>,
+    /// Namespace whose conntrack counters were read; null for the current one.
+    pub stats_netns: Option<String>,
+    /// Names looked up, in turn.
+    pub names: Vec<String>,
+}
+
 /// Per record type: sent, answered, lost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TypeCounts {

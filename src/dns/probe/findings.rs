@@ -51,7 +51,7 @@ fn counters_text(report: &ProbeReport) -> String {
     match report.conntrack_delta.as_ref() {
         Some(d) => format!(
             "conntrack in {} (namespace-wide): insert_failed +{}, drop +{}, early_drop +{}, clash_resolve {}",
-            report.stats_netns.as_deref().unwrap_or("the current namespace"),
+            report.header.stats_netns.as_deref().unwrap_or("the current namespace"),
             d.insert_failed.unwrap_or(0),
             d.drop.unwrap_or(0),
             d.early_drop.unwrap_or(0),
@@ -256,7 +256,7 @@ fn name_does_not_exist(report: &ProbeReport) -> Option<Finding> {
         Severity::Info,
         FindingCode::NameDoesNotExist,
         format!("{nx} answers were NXDOMAIN"),
-        format!("names: {}", report.names.join(", ")),
+        format!("names: {}", report.header.names.join(", ")),
         "Probe a name that exists (the default kubernetes.default.svc.cluster.local does in every cluster)",
     ))
 }

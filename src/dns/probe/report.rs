@@ -9,7 +9,7 @@ use crate::conntrack::stats::{
     CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
 };
 use crate::conntrack::Counters;
-use crate::dns::engine::{EngineResult, Mode, SocketUse, StrayCounts};
+use crate::dns::engine::{EngineResult, LookupHeader, Mode, SocketUse, StrayCounts};
 use crate::dns::histogram::LatencyHistogram;
 use crate::findings::Finding;
 
@@ -84,12 +84,10 @@ pub struct ProbeReport {
     pub cluster_endpoints: Option<Vec<String>>,
     /// The resolver behaviour imitated.
     pub mode: Mode,
-    /// Namespace of the probe sockets; null for the current one.
-    pub netns: Option<String>,
-    /// Namespace whose conntrack counters were read; null for the current one.
-    pub stats_netns: Option<String>,
-    /// Names looked up, in turn.
-    pub names: Vec<String>,
+    /// Where the lookups ran and what they asked (`netns`, `stats_netns`,
+    /// `names`, as keys of this object).
+    #[serde(flatten)]
+    pub header: LookupHeader,
     /// Lookups made (each one fresh socket, an A and an AAAA query).
     pub lookups: u64,
     /// Queries sent (or attempted).
@@ -215,9 +213,11 @@ pub fn build_report(
             .as_ref()
             .map(|eps| eps.iter().map(ToString::to_string).collect()),
         mode: config.engine.mode,
-        netns: config.netns.clone(),
-        stats_netns: config.stats_netns.clone(),
-        names: config.names.clone(),
+        header: LookupHeader {
+            netns: config.netns.clone(),
+            stats_netns: config.stats_netns.clone(),
+            names: config.names.clone(),
+        },
         lookups: result.lookups,
         queries_sent: result.queries_sent(),
         answered: result.answered(),
