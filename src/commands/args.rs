@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use crate::cli::{LookupArgs, NamespaceArgs, ProbeMode, ServiceArgs};
+use crate::cli::{
+    FamilyArg, LabDnsServer, LabFillTarget, LabIpFamily, LabProxyMode, LabRunScenario, LookupArgs,
+    NamespaceArgs, ProbeMode, ServiceArgs,
+};
 use crate::dns::engine::Mode;
 use crate::dns::probe::{
     ResolverOptions, DEFAULT_COUNT, DEFAULT_NAME, MAX_CONCURRENCY, MAX_COUNT, MAX_RATE, MAX_RUN,
@@ -13,6 +16,9 @@ use crate::dns::probe::{
 };
 use crate::dns::wire::check_name;
 use crate::error::{Error, Result};
+use crate::lab::fill::{Family, FillTarget};
+use crate::lab::run::RunScenario;
+use crate::lab::{DnsServerKind, IpFamily, ProxyMode};
 use crate::service::select::{
     Advice, ManualService, SelectError, Selector, ServiceSpec, DEFAULT_MANUAL_PORT,
 };
@@ -44,6 +50,44 @@ impl From<ProbeMode> for Mode {
         }
     }
 }
+
+/// Maps one clap value enum onto the core enum it stands for, variant by
+/// variant (the same names on both sides).
+macro_rules! from_flag {
+    ($doc:literal, $flag:ty => $core:ty { $($from:ident => $to:ident),+ $(,)? }) => {
+        #[doc = $doc]
+        impl From<$flag> for $core {
+            fn from(value: $flag) -> Self {
+                match value {
+                    $(<$flag>::$from => <$core>::$to),+
+                }
+            }
+        }
+    };
+}
+
+from_flag!("The lab's DNS server for `--dns`.", LabDnsServer => DnsServerKind {
+    Embedded => Embedded, Dnsmasq => Dnsmasq,
+});
+from_flag!("kube-proxy's mode for `--proxy-mode`.", LabProxyMode => ProxyMode {
+    Iptables => Iptables, Nftables => Nftables,
+});
+from_flag!("The lab's address families for `--ip-family`.", LabIpFamily => IpFamily {
+    Ipv4 => Ipv4, Ipv6 => Ipv6, Dual => Dual,
+});
+from_flag!("A `lab run --scenarios` value.", LabRunScenario => RunScenario {
+    Healthy => Healthy,
+    ParallelClash => ParallelClash,
+    RaceDrop => RaceDrop,
+    DeadEndpoint => DeadEndpoint,
+    SlowEndpoint => SlowEndpoint,
+    StaleEntries => StaleEntries,
+    FullTable => FullTable,
+});
+from_flag!("Where `lab fill --to` sends its flows.", LabFillTarget => FillTarget {
+    ClusterIp => ClusterIp, Unrelated => Unrelated,
+});
+from_flag!("The family of `lab fill --family`.", FamilyArg => Family { V4 => Ipv4, V6 => Ipv6 });
 
 /// The `--name` values checked (the default name when none is given), and
 /// as typed.
@@ -360,6 +404,35 @@ pub fn parse_duration_of(flag: &str, text: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each flag value maps to the core value of the same name (the name
+    /// users type is the one tables and JSON print).
+    #[test]
+    fn lab_flag_values_map_to_the_core_values_they_name() {
+        use clap::ValueEnum;
+        fn name<T: ValueEnum>(value: &T) -> String {
+            value.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+        }
+        for v in LabRunScenario::value_variants() {
+            assert_eq!(RunScenario::from(*v).as_str(), name(v));
+        }
+        for v in LabProxyMode::value_variants() {
+            assert_eq!(ProxyMode::from(*v).as_str(), name(v));
+        }
+        for v in LabIpFamily::value_variants() {
+            assert_eq!(IpFamily::from(*v).as_str(), name(v));
+        }
+        for v in LabDnsServer::value_variants() {
+            assert_eq!(DnsServerKind::from(*v).as_str(), name(v));
+        }
+        for v in LabFillTarget::value_variants() {
+            assert_eq!(FillTarget::from(*v).as_str(), name(v));
+        }
+        // `--family 4|6` names the family by its number.
+        for v in FamilyArg::value_variants() {
+            assert_eq!(Family::from(*v).as_str(), format!("ipv{}", name(v)));
+        }
+    }
 
     #[test]
     fn service_forms() {

@@ -5,18 +5,15 @@
 use std::time::Duration;
 
 use crate::cli::{
-    FamilyArg, LabAction, LabArgs, LabDnsServer, LabFillArgs, LabFillTarget, LabIpFamily,
-    LabProxyMode, LabRunArgs, LabRunScenario, LabScenarioArgs, LabScenarioName, OutputFormat,
+    LabAction, LabArgs, LabFillArgs, LabRunArgs, LabScenarioArgs, LabScenarioName, OutputFormat,
     ResponderBehaviorArgs,
 };
 use crate::error::Result;
 use crate::findings::Outcome;
-use crate::lab::fill::{Family, FillConfig, FillTarget};
+use crate::lab::fill::FillConfig;
 use crate::lab::responder::ResponderBehavior;
 use crate::lab::run::{RunConfig, RunScenario};
-use crate::lab::{
-    self, DnsServerKind, EndpointState, IpFamily, LabConfig, LabInfo, ProxyMode, Scenario,
-};
+use crate::lab::{self, EndpointState, LabConfig, LabInfo, Scenario};
 use crate::render::{check_format, emit_report, note, Context};
 
 /// Default delay of the slow-endpoint scenario.
@@ -60,20 +57,10 @@ pub fn execute(args: LabArgs, ctx: &Context) -> Result<Outcome> {
             let config = LabConfig {
                 prefix: up.lab.prefix,
                 endpoints: up.endpoints,
-                dns: match up.dns {
-                    LabDnsServer::Embedded => DnsServerKind::Embedded,
-                    LabDnsServer::Dnsmasq => DnsServerKind::Dnsmasq,
-                },
+                dns: up.dns.into(),
                 behavior: behavior(&up.behavior),
-                proxy_mode: match up.proxy_mode {
-                    LabProxyMode::Iptables => ProxyMode::Iptables,
-                    LabProxyMode::Nftables => ProxyMode::Nftables,
-                },
-                ip_family: match up.ip_family {
-                    LabIpFamily::Ipv4 => IpFamily::Ipv4,
-                    LabIpFamily::Ipv6 => IpFamily::Ipv6,
-                    LabIpFamily::Dual => IpFamily::Dual,
-                },
+                proxy_mode: up.proxy_mode.into(),
+                ip_family: up.ip_family.into(),
             };
             let info = lab::up(&config)?;
             emit_report(ctx, &info)?;
@@ -137,25 +124,11 @@ fn run(ctx: &Context, args: &LabRunArgs) -> Result<Outcome> {
     let scenarios: Vec<RunScenario> = if args.scenarios.is_empty() {
         RunScenario::ALL.to_vec()
     } else {
-        args.scenarios
-            .iter()
-            .map(|s| match s {
-                LabRunScenario::Healthy => RunScenario::Healthy,
-                LabRunScenario::ParallelClash => RunScenario::ParallelClash,
-                LabRunScenario::RaceDrop => RunScenario::RaceDrop,
-                LabRunScenario::DeadEndpoint => RunScenario::DeadEndpoint,
-                LabRunScenario::SlowEndpoint => RunScenario::SlowEndpoint,
-                LabRunScenario::StaleEntries => RunScenario::StaleEntries,
-                LabRunScenario::FullTable => RunScenario::FullTable,
-            })
-            .collect()
+        args.scenarios.iter().map(|&s| RunScenario::from(s)).collect()
     };
     let config = RunConfig {
         prefix: args.prefix.clone(),
-        proxy_mode: match args.proxy_mode {
-            LabProxyMode::Iptables => ProxyMode::Iptables,
-            LabProxyMode::Nftables => ProxyMode::Nftables,
-        },
+        proxy_mode: args.proxy_mode.into(),
         budget,
         scenarios,
         advice: super::args::SELECT_ADVICE,
@@ -183,14 +156,8 @@ fn fill_config(args: &LabFillArgs) -> FillConfig {
     FillConfig {
         prefix: args.lab.prefix.clone(),
         flows: args.flows,
-        target: match args.to {
-            LabFillTarget::ClusterIp => FillTarget::ClusterIp,
-            LabFillTarget::Unrelated => FillTarget::Unrelated,
-        },
-        family: match args.family {
-            FamilyArg::V4 => Family::Ipv4,
-            FamilyArg::V6 => Family::Ipv6,
-        },
+        target: args.to.into(),
+        family: args.family.into(),
         timeout: args.timeout.map(Duration::from_secs),
     }
 }
