@@ -290,6 +290,153 @@ fn state_words(e: &ApiEndpoint) -> String {
     }
 }
 
+/// What the rules and the API disagree on, as lines naming each case, and
+/// whether kube-dns is among them (which makes the finding critical).
+#[derive(Default)]
+struct Disagreements {
+    /// Endpoints in the rules that the API has not ready (or not at all).
+    not_ready: Vec<String>,
+    /// Ready endpoints of the API that the rules lack.
+    missing: Vec<String>,
+    /// Service ports the rules REJECT while the API has ready endpoints.
+    rejected: Vec<String>,
+    /// kube-dns among `not_ready`, `missing`, `rejected`.
+    dns_hit: [bool; 3],
+}
+
+/// The API's key for a Service port of the rules: the same key, or for
+/// IPVS (kube-dns, no port name) the API's one port of that protocol.
+fn api_key_of(key: &PortKey, port_name: &str, api: &ApiState) -> Option<PortKey> {
+    if api.ports.contains_key(key) {
+        return Some(key.clone());
+    }
+    if !port_name.is_empty() {
+        return None;
+    }
+    let candidates: Vec<&PortKey> =
+        api.ports.keys().filter(|k| k.0 == key.0 && k.1 == key.1 && k.3 == key.3).collect();
+    match candidates.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
+}
+
+/// One Service port of the rules against the API's endpoints of it.
+fn compare_service(service: &Service, api_endpoints: &[ApiEndpoint], found: &mut Disagreements) {
+    let ready: Vec<&ApiEndpoint> = api_endpoints.iter().filter(|e| e.ready).collect();
+    let dns = service.namespace == KUBE_DNS.0 && service.name == KUBE_DNS.1;
+    let name = service.port_name_string();
+    for endpoint in &service.endpoints {
+        match api_endpoints.iter().find(|e| e.address == *endpoint) {
+            Some(e) if e.ready => {}
+            // kube-proxy falls back to serving terminating endpoints
+            // when none is ready: that is by design.
+            Some(e) if e.serving && e.terminating && ready.is_empty() => {}
+            Some(e) => {
+                found.not_ready.push(format!("{name} -> {endpoint} ({})", state_words(e)));
+                found.dns_hit[0] |= dns;
+            }
+            None => {
+                found
+                    .not_ready
+                    .push(format!("{name} -> {endpoint} (not in the API: the pod is gone)"));
+                found.dns_hit[0] |= dns;
+            }
+        }
+    }
+    if service.endpoints.is_empty() && !ready.is_empty() {
+        found.rejected.push(format!(
+            "{name}: {} ready in the API ({})",
+            ready.len(),
+            ready.iter().map(|e| e.address.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+        found.dns_hit[2] |= dns;
+    } else {
+        for e in ready.iter().filter(|e| !service.endpoints.contains(&e.address)) {
+            found.missing.push(format!("{name} -> {}", e.address));
+            found.dns_hit[1] |= dns;
+        }
+    }
+}
+
+/// Ready endpoints of Service ports the rules lack altogether.
+fn ports_without_rules(api: &ApiState, in_rules: &BTreeSet<PortKey>, found: &mut Disagreements) {
+    for (key, endpoints) in &api.ports {
+        if in_rules.contains(key) || !endpoints.iter().any(|e| e.ready) {
+            continue;
+        }
+        let name = if key.2.is_empty() {
+            format!("{}/{}", key.0, key.1)
+        } else {
+            format!("{}/{}:{}", key.0, key.1, key.2)
+        };
+        found.missing.push(format!(
+            "{name} ({}): no rules at all, {} ready in the API",
+            key.3.as_str(),
+            endpoints.iter().filter(|e| e.ready).count()
+        ));
+        found.dns_hit[1] |= is_kube_dns(key);
+    }
+}
+
+/// Critical when kube-dns is concerned, else a warning.
+fn severity(dns: bool) -> Severity {
+    if dns {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    }
+}
+
+/// `rules-endpoint-not-ready`.
+fn rules_endpoint_not_ready(found: &Disagreements) -> Option<Finding> {
+    (!found.not_ready.is_empty()).then(|| Finding::new(
+        severity(found.dns_hit[0]),
+        FindingCode::RulesEndpointNotReady,
+        format!("{} endpoint(s) in this node's rules are not ready in the API: queries sent there go to a dead or terminating pod", found.not_ready.len()),
+        list(&found.not_ready),
+        "kube-proxy on this node lags behind the API: check its logs and sync (`kubectl -n kube-system logs` of the node's kube-proxy pod, its sync_proxy_rules metrics); restarting it rewrites the rules; then look for stale conntrack entries (`ctdiag stale`)",
+    ))
+}
+
+/// `api-endpoint-missing-from-rules`.
+fn api_endpoint_missing_from_rules(found: &Disagreements) -> Option<Finding> {
+    (!found.missing.is_empty()).then(|| Finding::new(
+        severity(found.dns_hit[1]),
+        FindingCode::ApiEndpointMissingFromRules,
+        format!("{} endpoint(s) ready in the API are missing from this node's rules: kube-proxy is not syncing", found.missing.len()),
+        list(&found.missing),
+        "Check that kube-proxy runs on this node and what it logs (a Service with internalTrafficPolicy: Local only lists this node's endpoints: those are expected to be missing)",
+    ))
+}
+
+/// `service-rejected-with-endpoints`.
+fn service_rejected_with_endpoints(found: &Disagreements) -> Option<Finding> {
+    (!found.rejected.is_empty()).then(|| Finding::new(
+        severity(found.dns_hit[2]),
+        FindingCode::ServiceRejectedWithEndpoints,
+        format!("{} Service port(s) have ready endpoints in the API but this node's rules REJECT them as having none", found.rejected.len()),
+        list(&found.rejected),
+        "kube-proxy on this node has not seen the endpoints: check its logs and its connection to the API server; restart it",
+    ))
+}
+
+/// `api-objects-skipped`.
+fn api_objects_skipped(api: &ApiState) -> Option<Finding> {
+    (!api.skipped.is_empty()).then(|| {
+        Finding::new(
+            Severity::Info,
+            FindingCode::ApiObjectsSkipped,
+            format!(
+                "{} object(s) of the API listing could not be read and were skipped",
+                api.skipped.len()
+            ),
+            list(&api.skipped),
+            "Give the unmodified output of `kubectl get endpointslices -A -o json`",
+        )
+    })
+}
+
 /// Compares the rules' Services with the API's EndpointSlices. Only
 /// Service ports with a name in the rules are compared (IPVS virtual
 /// servers other than kube-dns have none).
@@ -300,13 +447,8 @@ pub fn cross_check(services: &[Service], api: &ApiState, from: &str) -> (ApiChec
         skipped: api.skipped.clone(),
         ..ApiCheck::default()
     };
-    let mut not_ready = Vec::new();
-    let mut missing = Vec::new();
-    let mut rejected = Vec::new();
-    let mut dns_hit = [false; 3];
+    let mut found = Disagreements::default();
     let mut in_rules: BTreeSet<PortKey> = BTreeSet::new();
-    let named_modes =
-        services.iter().any(|s| matches!(s.proxy_mode, ProxyMode::Iptables | ProxyMode::Nftables));
     for service in services.iter().filter(|s| !s.name.is_empty()) {
         let key = (
             service.namespace.clone(),
@@ -314,120 +456,22 @@ pub fn cross_check(services: &[Service], api: &ApiState, from: &str) -> (ApiChec
             service.port_name.clone(),
             service.protocol,
         );
-        // IPVS names only kube-dns and no port: the API's one port of that
-        // protocol, if there is exactly one.
-        let api_key = if api.ports.contains_key(&key) {
-            Some(key.clone())
-        } else if service.port_name.is_empty() {
-            let candidates: Vec<&PortKey> =
-                api.ports.keys().filter(|k| k.0 == key.0 && k.1 == key.1 && k.3 == key.3).collect();
-            match candidates.as_slice() {
-                [one] => Some((*one).clone()),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        let Some(api_key) = api_key else { continue };
-        in_rules.insert(api_key.clone());
+        let Some(api_key) = api_key_of(&key, &service.port_name, api) else { continue };
         check.compared += 1;
-        let api_endpoints = &api.ports[&api_key];
-        let ready: Vec<&ApiEndpoint> = api_endpoints.iter().filter(|e| e.ready).collect();
-        let dns = is_kube_dns(&key);
-        let name = service.port_name_string();
-        for endpoint in &service.endpoints {
-            match api_endpoints.iter().find(|e| e.address == *endpoint) {
-                Some(e) if e.ready => {}
-                // kube-proxy falls back to serving terminating endpoints
-                // when none is ready: that is by design.
-                Some(e) if e.serving && e.terminating && ready.is_empty() => {}
-                Some(e) => {
-                    not_ready.push(format!("{name} -> {endpoint} ({})", state_words(e)));
-                    dns_hit[0] |= dns;
-                }
-                None => {
-                    not_ready
-                        .push(format!("{name} -> {endpoint} (not in the API: the pod is gone)"));
-                    dns_hit[0] |= dns;
-                }
-            }
-        }
-        if service.endpoints.is_empty() && !ready.is_empty() {
-            rejected.push(format!(
-                "{name}: {} ready in the API ({})",
-                ready.len(),
-                ready.iter().map(|e| e.address.to_string()).collect::<Vec<_>>().join(", ")
-            ));
-            dns_hit[2] |= dns;
-        } else {
-            for e in ready.iter().filter(|e| !service.endpoints.contains(&e.address)) {
-                missing.push(format!("{name} -> {}", e.address));
-                dns_hit[1] |= dns;
-            }
-        }
+        compare_service(service, &api.ports[&api_key], &mut found);
+        in_rules.insert(api_key);
     }
-    // Ready endpoints of Service ports the rules lack altogether. Only
-    // when a mode with names was read: IPVS cannot tell which is which.
-    if named_modes {
-        for (key, endpoints) in &api.ports {
-            if in_rules.contains(key) || !endpoints.iter().any(|e| e.ready) {
-                continue;
-            }
-            let name = if key.2.is_empty() {
-                format!("{}/{}", key.0, key.1)
-            } else {
-                format!("{}/{}:{}", key.0, key.1, key.2)
-            };
-            missing.push(format!(
-                "{name} ({}): no rules at all, {} ready in the API",
-                key.3.as_str(),
-                endpoints.iter().filter(|e| e.ready).count()
-            ));
-            dns_hit[1] |= is_kube_dns(key);
-        }
+    // Only when a mode with names was read: IPVS cannot tell which is which.
+    if services.iter().any(|s| matches!(s.proxy_mode, ProxyMode::Iptables | ProxyMode::Nftables)) {
+        ports_without_rules(api, &in_rules, &mut found);
     }
-    let severity = |dns: bool| if dns { Severity::Critical } else { Severity::Warning };
-    let mut findings = Vec::new();
-    if !not_ready.is_empty() {
-        findings.push(Finding::new(
-            severity(dns_hit[0]),
-            FindingCode::RulesEndpointNotReady,
-            format!("{} endpoint(s) in this node's rules are not ready in the API: queries sent there go to a dead or terminating pod", not_ready.len()),
-            list(&not_ready),
-            "kube-proxy on this node lags behind the API: check its logs and sync (`kubectl -n kube-system logs` of the node's kube-proxy pod, its sync_proxy_rules metrics); restarting it rewrites the rules; then look for stale conntrack entries (`ctdiag stale`)",
-        ));
-    }
-    if !missing.is_empty() {
-        findings.push(Finding::new(
-            severity(dns_hit[1]),
-            FindingCode::ApiEndpointMissingFromRules,
-            format!("{} endpoint(s) ready in the API are missing from this node's rules: kube-proxy is not syncing", missing.len()),
-            list(&missing),
-            "Check that kube-proxy runs on this node and what it logs (a Service with internalTrafficPolicy: Local only lists this node's endpoints: those are expected to be missing)",
-        ));
-    }
-    if !rejected.is_empty() {
-        findings.push(Finding::new(
-            severity(dns_hit[2]),
-            FindingCode::ServiceRejectedWithEndpoints,
-            format!("{} Service port(s) have ready endpoints in the API but this node's rules REJECT them as having none", rejected.len()),
-            list(&rejected),
-            "kube-proxy on this node has not seen the endpoints: check its logs and its connection to the API server; restart it",
-        ));
-    }
-    if !api.skipped.is_empty() {
-        findings.push(Finding::new(
-            Severity::Info,
-            FindingCode::ApiObjectsSkipped,
-            format!(
-                "{} object(s) of the API listing could not be read and were skipped",
-                api.skipped.len()
-            ),
-            list(&api.skipped),
-            "Give the unmodified output of `kubectl get endpointslices -A -o json`",
-        ));
-    }
-    (check, findings)
+    let findings = [
+        rules_endpoint_not_ready(&found),
+        api_endpoint_missing_from_rules(&found),
+        service_rejected_with_endpoints(&found),
+        api_objects_skipped(api),
+    ];
+    (check, findings.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
