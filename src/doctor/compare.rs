@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{CheckContext, CheckResult};
-use crate::dns::compare::{self, CompareConfig, ModePlan, Role, Target};
+use crate::dns::compare::{self, CompareConfig, CompareReport, ModePlan, Role, Target};
 use crate::dns::engine::{EngineConfig, Mode};
 use crate::dns::probe::{
     resolver_options_or_defaults, DEFAULT_NAME, SLOW_FRACTION_OF_RESOLVER_TIMEOUT,
@@ -41,30 +41,21 @@ fn udp_port(services: &[Service]) -> Option<&Service> {
     udp.iter().find(|s| s.port_name == "dns" || s.port == 53).or_else(|| udp.first()).copied()
 }
 
-/// Compares the ClusterIP with each endpoint.
-pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
-    let services = super::checks::dns_service(ctx)?;
-    let service = udp_port(&services)
-        .ok_or_else(|| Error::Runtime("the DNS Service has no UDP port in the rules".into()))?;
-    let Some(cluster_ip) = service.cluster_ips.first() else {
-        return Err(Error::Runtime(format!("{} has no ClusterIP", service.port_name_string())));
-    };
-    let cluster = SocketAddr::new(*cluster_ip, service.port);
-    let endpoints: Vec<SocketAddr> =
-        service.endpoints.iter().copied().filter(|e| e.is_ipv4() == cluster_ip.is_ipv4()).collect();
-    if endpoints.is_empty() {
-        return Err(Error::Runtime(format!(
-            "nothing to compare: {} has no endpoints in the rules (the kube-dns check says why)",
-            service.port_name_string()
-        )));
-    }
+/// The comparison doctor runs: parallel lookups to the ClusterIP and to
+/// each endpoint, from the pod's namespace when given.
+fn compare_config(
+    ctx: &CheckContext,
+    service: &Service,
+    cluster: SocketAddr,
+    endpoints: Vec<SocketAddr>,
+) -> Result<CompareConfig> {
     let mut targets = vec![Target { address: cluster, role: Role::ClusterIp }];
     targets.extend(endpoints.iter().map(|e| Target { address: *e, role: Role::Endpoint }));
     // Lookups start in the pod's namespace when given, else in the node's.
     let probe_netns = ctx.config.probe_netns.clone().or_else(|| ctx.config.netns.clone());
     let resolver = resolver_options_or_defaults(&resolv_conf_path(probe_netns.as_deref()));
     let slow_ms = u64::from(resolver.timeout_s) * 1000 / SLOW_FRACTION_OF_RESOLVER_TIMEOUT;
-    let config = CompareConfig {
+    Ok(CompareConfig {
         service: service.port_name_string(),
         service_from: "the node's rules".into(),
         cluster_ip: cluster,
@@ -100,7 +91,12 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
             resolver.timeout_s, resolver.source
         ),
         resolver,
-    };
+    })
+}
+
+/// Runs the comparison, stopping lookups early enough for those in flight
+/// to finish before the check's deadline (or at once on Ctrl-C).
+fn run_within_deadline(ctx: &CheckContext, config: &CompareConfig) -> Result<CompareReport> {
     // Stop starting lookups early enough for those in flight to finish
     // (one timeout and the linger) before the check's deadline, so that
     // what was measured is reported rather than given up.
@@ -120,10 +116,31 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
             std::thread::sleep(Duration::from_millis(50));
         })
     };
-    let report = compare::run(&config, &stop, &|_| {});
+    let report = compare::run(config, &stop, &|_| {});
     stop.store(true, Ordering::SeqCst);
     let _ = watchdog.join();
-    let report = report?;
+    report
+}
+
+/// Compares the ClusterIP with each endpoint.
+pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
+    let services = super::checks::dns_service(ctx)?;
+    let service = udp_port(&services)
+        .ok_or_else(|| Error::Runtime("the DNS Service has no UDP port in the rules".into()))?;
+    let Some(cluster_ip) = service.cluster_ips.first() else {
+        return Err(Error::Runtime(format!("{} has no ClusterIP", service.port_name_string())));
+    };
+    let cluster = SocketAddr::new(*cluster_ip, service.port);
+    let endpoints: Vec<SocketAddr> =
+        service.endpoints.iter().copied().filter(|e| e.is_ipv4() == cluster_ip.is_ipv4()).collect();
+    if endpoints.is_empty() {
+        return Err(Error::Runtime(format!(
+            "nothing to compare: {} has no endpoints in the rules (the kube-dns check says why)",
+            service.port_name_string()
+        )));
+    }
+    let config = compare_config(ctx, service, cluster, endpoints)?;
+    let report = run_within_deadline(ctx, &config)?;
     let columns: Vec<String> = report
         .targets
         .iter()
