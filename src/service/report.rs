@@ -95,14 +95,30 @@ fn list(items: &[String]) -> String {
     text
 }
 
-/// Findings from the rules alone.
+/// Whether `service` is kube-dns.
+fn is_dns(service: &Service) -> bool {
+    service.namespace == KUBE_DNS.0 && service.name == KUBE_DNS.1
+}
+
+/// Findings from the rules alone: one function per finding code.
 pub fn rule_findings(
     services: &[Service],
     per_mode: &BTreeMap<ProxyMode, usize>,
     skipped: &[String],
 ) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let is_dns = |s: &Service| s.namespace == KUBE_DNS.0 && s.name == KUBE_DNS.1;
+    [
+        kube_dns_no_endpoints(services),
+        services_without_endpoints(services),
+        mixed_proxy_modes(per_mode),
+        rules_skipped(skipped),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `kube-dns-no-endpoints`: kube-dns's port 53 REJECTed in the rules.
+fn kube_dns_no_endpoints(services: &[Service]) -> Option<Finding> {
     let dns_empty: Vec<String> = services
         .iter()
         .filter(|s| is_dns(s) && s.endpoints.is_empty() && s.port == 53)
@@ -116,50 +132,57 @@ pub fn rule_findings(
             )
         })
         .collect();
-    if !dns_empty.is_empty() {
-        findings.push(Finding::new(
-            Severity::Critical,
-            FindingCode::KubeDnsNoEndpoints,
-            "kube-dns has no endpoints in this node's rules: every DNS lookup through its ClusterIP is rejected",
-            format!("no endpoints: {}", dns_empty.join(", ")),
-            "Check the CoreDNS pods (`kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide`) and whether kube-proxy on this node sees them (`ctdiag services --kubectl` compares with the API)",
-        ));
-    }
+    (!dns_empty.is_empty()).then(|| Finding::new(
+        Severity::Critical,
+        FindingCode::KubeDnsNoEndpoints,
+        "kube-dns has no endpoints in this node's rules: every DNS lookup through its ClusterIP is rejected",
+        format!("no endpoints: {}", dns_empty.join(", ")),
+        "Check the CoreDNS pods (`kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide`) and whether kube-proxy on this node sees them (`ctdiag services --kubectl` compares with the API)",
+    ))
+}
+
+/// `services-without-endpoints`: other Service ports without endpoints.
+fn services_without_endpoints(services: &[Service]) -> Option<Finding> {
     let others: Vec<String> = services
         .iter()
         .filter(|s| !is_dns(s) && s.endpoints.is_empty())
         .map(|s| format!("{} ({} {})", s.port_name_string(), s.protocol.as_str(), s.port))
         .collect();
-    if !others.is_empty() {
-        findings.push(Finding::new(
-            Severity::Info,
-            FindingCode::ServicesWithoutEndpoints,
-            format!("{} other Service port(s) have no endpoints: connections to them are rejected", others.len()),
-            list(&others),
-            "Often intended (scaled to zero, no ready pods); `--kubectl` or `--api FILE` tells whether the API agrees",
-        ));
-    }
-    if per_mode.len() > 1 {
+    (!others.is_empty()).then(|| Finding::new(
+        Severity::Info,
+        FindingCode::ServicesWithoutEndpoints,
+        format!("{} other Service port(s) have no endpoints: connections to them are rejected", others.len()),
+        list(&others),
+        "Often intended (scaled to zero, no ready pods); `--kubectl` or `--api FILE` tells whether the API agrees",
+    ))
+}
+
+/// `mixed-proxy-modes`: Services defined by more than one mode's rules.
+fn mixed_proxy_modes(per_mode: &BTreeMap<ProxyMode, usize>) -> Option<Finding> {
+    (per_mode.len() > 1).then(|| {
         let modes: Vec<String> =
             per_mode.iter().map(|(mode, n)| format!("{} {n}", mode.as_str())).collect();
-        findings.push(Finding::new(
+        Finding::new(
             Severity::Warning,
             FindingCode::MixedProxyModes,
             "Rules of more than one kube-proxy mode define Services on this node: leftovers of a mode switch still DNAT traffic",
             format!("Service ports per mode: {}", modes.join(", ")),
             "Find the mode kube-proxy runs in (its --proxy-mode / config `mode`), then remove the other mode's rules: `kube-proxy --cleanup` run with the old mode's settings, or delete the `KUBE-*` chains / the kube-proxy nftables table / the IPVS virtual servers by hand",
-        ));
-    }
-    if !skipped.is_empty() {
-        findings.push(Finding::new(
+        )
+    })
+}
+
+/// `rules-skipped`: rules the parsers did not use.
+fn rules_skipped(skipped: &[String]) -> Option<Finding> {
+    (!skipped.is_empty()).then(|| {
+        Finding::new(
             Severity::Info,
             FindingCode::RulesSkipped,
             format!("{} kube-proxy rule(s) were not used (`-v` lists them)", skipped.len()),
             list(skipped),
             "Nothing to do unless a Service you expect is missing: then look at these rules",
-        ));
-    }
-    findings
+        )
+    })
 }
 
 #[cfg(test)]
