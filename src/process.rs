@@ -62,7 +62,8 @@ fn root_path() -> &'static str {
 
 /// Whether the effective UID is 0.
 fn running_as_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    // SAFETY: geteuid(2) has no preconditions and cannot fail (nix's
+    // geteuid needs its `user` feature, not enabled for one call).
     unsafe { libc::geteuid() == 0 }
 }
 
@@ -97,14 +98,18 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// SIGKILL to the process group `pid` leads (nix's killpg: kill(2) with
+/// the negated id).
+fn kill_group(pid: libc::pid_t) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+}
+
 /// Kills the process group of `child` and reaps it, waiting at most
 /// [`REAP_DEADLINE`]; the error says whether it was reaped.
 fn kill_and_reap(child: &mut Child, command: String, after: Duration) -> RunError {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) on the process group of our own child, not yet reaped.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
+    // The process group of our own child, not yet reaped; an error (the
+    // group already gone) leaves nothing to do.
+    kill_group(child.id() as libc::pid_t);
     let left_running = wait_bounded(child, REAP_DEADLINE).is_none().then_some(child.id());
     RunError::TimedOut { command, after, left_running }
 }
@@ -162,12 +167,10 @@ impl Drop for DeadlineCap {
     fn drop(&mut self) {
         *CAP.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.previous;
         let running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        // Children of ours not yet reaped (each is unregistered only after
+        // its wait), so their group ids are not reused.
         for pid in running {
-            // SAFETY: kill(2) on the process group of a child of ours that
-            // has not been reaped (it is unregistered only after its wait).
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+            kill_group(pid);
         }
     }
 }
