@@ -41,9 +41,6 @@ pub mod report;
 mod scan;
 pub mod stream;
 
-use std::collections::HashSet;
-use std::net::IpAddr;
-
 use crate::error::Result;
 use crate::netns::{run_in, Netns};
 use crate::service::select::{Advice, Selector};
@@ -107,16 +104,7 @@ pub fn run(
         let peers = run_in(netns.as_ref(), clients::linked_namespaces).unwrap_or_default();
         ClientIndex::build(&listed, &peers)
     };
-    let endpoint_addresses: Vec<IpAddr> = {
-        let mut seen = HashSet::new();
-        session
-            .targets
-            .iter()
-            .flat_map(|t| t.endpoints.iter().map(|e| e.ip()))
-            .filter(|ip| seen.insert(*ip))
-            .collect()
-    };
-    let (unreachable, reach_notes) = reach::check(&endpoint_addresses, netns.as_ref());
+    let (unreachable, reach_notes) = reach::check(&session.endpoint_addresses(), netns.as_ref());
     let mut notes = std::mem::take(&mut session.notes);
     notes.extend(reach_notes);
     notes.extend(clients.notes.iter().cloned());

@@ -476,6 +476,19 @@ pub(super) struct Session {
     pub(super) table_entries: Option<u64>,
 }
 
+impl Session {
+    /// Every endpoint address of the scanned Services, once each, in the
+    /// order the Services name them (what the reachability check looks at).
+    pub(super) fn endpoint_addresses(&self) -> Vec<std::net::IpAddr> {
+        let mut seen = std::collections::HashSet::new();
+        self.targets
+            .iter()
+            .flat_map(|t| t.endpoints.iter().map(|e| e.ip()))
+            .filter(|ip| seen.insert(*ip))
+            .collect()
+    }
+}
+
 /// Opens the ctnetlink socket in the namespace (checking CAP_NET_ADMIN
 /// first, before anything else is read), then resolves the Services.
 pub(super) fn open_session(config: &StaleConfig, netns: Option<&Netns>) -> Result<Session> {

@@ -17,7 +17,6 @@
 //! them back: the run then ends with an error (exit 2) and the output is
 //! not valid JSON, so no reader can take it for a complete list.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -70,16 +69,7 @@ pub fn run(config: &StaleConfig, out: &mut dyn Write) -> Result<Listing> {
     // address is indexed first.
     let peers = run_in(netns.as_ref(), clients::linked_namespaces).unwrap_or_default();
     let clients = ClientIndex::build_all(&peers);
-    let endpoint_addresses: Vec<IpAddr> = {
-        let mut seen = HashSet::new();
-        session
-            .targets
-            .iter()
-            .flat_map(|t| t.endpoints.iter().map(|e| e.ip()))
-            .filter(|ip| seen.insert(*ip))
-            .collect()
-    };
-    let (unreachable, reach_notes) = reach::check(&endpoint_addresses, netns.as_ref());
+    let (unreachable, reach_notes) = reach::check(&session.endpoint_addresses(), netns.as_ref());
     let mut base_notes = std::mem::take(&mut session.notes);
     base_notes.extend(reach_notes);
     let mut notes = base_notes.clone();
