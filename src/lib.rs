@@ -24,6 +24,7 @@ pub mod service;
 pub mod stale;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod watch;
 
 pub use app::{run, Outcome};
 pub use error::{Error, Result};

@@ -31,9 +31,10 @@ use std::path::{Path, PathBuf};
 ///   structs only); nothing below reads either.
 /// - `render` draws reports: it may use the modules whose reports it
 ///   renders (every layer below it), never `cli`, `commands` or `app`.
-/// - `doctor`, `stale`, `lab`: the commands that combine the core.
+/// - `doctor`, `stale`, `lab`, `watch`: the commands that combine the core.
 ///   `doctor` runs the stale scan and `lab run` checks each scenario with
-///   `doctor`, hence `doctor -> stale` and `lab -> doctor`.
+///   `doctor`, hence `doctor -> stale` and `lab -> doctor`; `watch` names
+///   clients as `stale` does, hence `watch -> stale`.
 /// - `conntrack`, `service`, `dns`: the core, each about one thing. `dns`
 ///   reads conntrack counters around its probes and `service` reads pod
 ///   files through `dns::pods` (IPVS), hence `dns -> conntrack` and
@@ -53,7 +54,7 @@ const LAYERS: &[&[&str]] = &[
     &["commands"],
     &["cli"],
     &["render"],
-    &["doctor", "stale", "lab"],
+    &["doctor", "stale", "lab", "watch"],
     &["conntrack", "service", "dns"],
     &["netfilter"],
     &["findings", "netns", "process", "kernel", "interrupt"],
@@ -65,6 +66,7 @@ const SIDEWAYS: &[(&str, &str)] = &[
     ("main", "lib"),
     ("doctor", "stale"),
     ("lab", "doctor"),
+    ("watch", "stale"),
     ("dns", "conntrack"),
     ("service", "dns"),
 ];

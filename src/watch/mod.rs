@@ -1,0 +1,6 @@
+//! `ctdiag watch`: every pod's own lookups on this node, seen passively in
+//! the packets (the query, its DNATed copy, the answer), per pod and per
+//! endpoint, with the cause of each unanswered one.
+
+pub mod metrics;
+pub mod model;
