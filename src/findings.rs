@@ -206,6 +206,10 @@ finding_codes! {
     /// NFQUEUE rules can see DNS packets (a warning on kernels before 6.12,
     /// where queued packets are not clash-resolved).
     NfqueueOnDnsPath = "nfqueue-on-dns-path", "doctor", [Info, Warning];
+    /// The node namespace has no kube-proxy Service rules: what carries
+    /// Services instead (an eBPF datapath it saw signs of), or that nothing
+    /// does as far as doctor can see (the kube-dns check is then unknown).
+    NoKubeProxyRules = "no-kube-proxy-rules", "doctor", [Info];
 }
 
 impl Serialize for FindingCode {

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{CheckContext, CheckResult, CheckSpec};
+use super::datapath::{self, NodeDatapath};
+use super::{CheckContext, CheckResult, CheckSpec, Status};
 use crate::conntrack::stats::report::{self as stats_report, StatsConfig};
 use crate::conntrack::stats::{CTA_STATS_CHAIN_TOOLONG, CTA_STATS_CLASH_RESOLVE};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, FindingCode, Severity};
 use crate::netns::Netns;
 use crate::service::report::{self as services_report, ServicesConfig};
-use crate::service::select::{self, Selector};
+use crate::service::select::{self, Resolved, SelectError, Selector};
 use crate::service::{Protocol, Service};
 use crate::stale::{self, StaleConfig};
 
@@ -81,20 +82,56 @@ fn conntrack(ctx: &CheckContext) -> Result<CheckResult> {
         object.insert("chaintoolong_counter".into(), json!(chaintoolong));
         object.insert("kernel".into(), json!(crate::kernel::Kernel::running()));
     }
-    Ok(CheckResult { evidence, remedy: None, findings, data })
+    Ok(CheckResult { evidence, remedy: None, findings, data, status: None })
 }
 
 /// The DNS Service as the node's rules (or the flags) define it, resolved
 /// once for every check that needs it.
-pub(super) fn dns_service(ctx: &CheckContext) -> Result<Vec<Service>> {
-    let resolved = ctx.shared.dns_service.get_or_init(|| {
-        let netns = open(ctx.config.netns.as_deref()).map_err(|e| e.to_string())?;
+fn resolved(ctx: &CheckContext) -> &std::result::Result<Resolved, SelectError> {
+    ctx.shared.dns_service.get_or_init(|| {
+        let netns =
+            open(ctx.config.netns.as_deref()).map_err(|e| SelectError::RulesUnreadable {
+                place: ctx.config.netns.clone().unwrap_or_else(|| "this namespace".into()),
+                cause: e.to_string(),
+            })?;
         select::resolve(&ctx.config.selector, netns.as_ref(), &[])
-            .map_err(|e| e.message(&ctx.config.advice))
-    });
-    match resolved {
+    })
+}
+
+/// The DNS Service's ports as the node's rules (or the flags) define them.
+pub(super) fn dns_service(ctx: &CheckContext) -> Result<Vec<Service>> {
+    match resolved(ctx) {
         Ok(resolved) => Ok(resolved.services.clone()),
-        Err(why) => Err(Error::Runtime(why.clone())),
+        Err(why) => Err(Error::Runtime(why.message(&ctx.config.advice))),
+    }
+}
+
+/// What carries Services when the node namespace has no kube-proxy rules
+/// at all (looked at once); `None` when it has them, the DNS Service was
+/// given by flags, or the rules could not be read (then the checks say so).
+pub(super) fn without_rules(ctx: &CheckContext) -> Option<NodeDatapath> {
+    ctx.shared
+        .datapath
+        .get_or_init(|| match resolved(ctx) {
+            Err(SelectError::NoRules { place, notes }) => {
+                let netns = open(ctx.config.netns.as_deref()).ok().flatten();
+                let bpf = std::path::Path::new(datapath::BPF_GLOBALS);
+                Some(datapath::observe(netns.as_ref(), place.clone(), notes.clone(), bpf))
+            }
+            _ => None,
+        })
+        .clone()
+}
+
+/// The row of a check that reads netfilter's Service DNAT (`what` it would
+/// have looked at) on a node without kube-proxy rules: not applicable.
+pub(super) fn not_applicable(datapath: &NodeDatapath, what: &str) -> CheckResult {
+    CheckResult {
+        evidence: format!("{what}: {}", datapath.reason()),
+        remedy: None,
+        findings: Vec::new(),
+        data: json!({ "service_datapath": datapath }),
+        status: Some(Status::NotApplicable),
     }
 }
 
@@ -112,8 +149,13 @@ fn describe(service: &Service) -> String {
 }
 
 /// Proxy mode, the DNS Service as the rules define it, zero endpoints, and
-/// the rules against the API when `--api` is given.
+/// the rules against the API when `--api` is given. Without kube-proxy
+/// rules: not applicable when an eBPF datapath carries Services, else
+/// unknown (kube-proxy may be broken).
 fn kube_dns(ctx: &CheckContext) -> Result<CheckResult> {
+    if let Some(datapath) = without_rules(ctx) {
+        return Ok(kube_dns_without_rules(&datapath));
+    }
     let config = ServicesConfig {
         selector: ctx.config.selector.clone(),
         netns: ctx.config.netns.clone(),
@@ -144,13 +186,29 @@ fn kube_dns(ctx: &CheckContext) -> Result<CheckResult> {
         "api": report.api,
         "notes": report.notes,
     });
-    Ok(CheckResult { evidence, remedy: None, findings: report.findings, data })
+    Ok(CheckResult { evidence, remedy: None, findings: report.findings, data, status: None })
+}
+
+/// The kube-dns row on a node without kube-proxy rules.
+fn kube_dns_without_rules(datapath: &NodeDatapath) -> CheckResult {
+    let undecided = datapath.undecided();
+    CheckResult {
+        evidence: datapath.reason(),
+        remedy: Some(datapath.remedy()),
+        findings: vec![datapath.finding()],
+        data: json!({ "service_datapath": datapath }),
+        status: Some(if undecided { Status::Unknown } else { Status::NotApplicable }),
+    }
 }
 
 /// Stale UDP conntrack entries of the DNS Service (`--all`: of every UDP
 /// Service): a scan only; the remedy names the `ctdiag stale --flush`
-/// command.
+/// command. Not applicable without kube-proxy rules: no DNAT, so no entry
+/// can point at a dead endpoint.
 fn stale_entries(ctx: &CheckContext) -> Result<CheckResult> {
+    if let Some(datapath) = without_rules(ctx) {
+        return Ok(not_applicable(&datapath, "no netfilter DNAT entries to be stale"));
+    }
     let selector = if ctx.config.all { Selector::All } else { ctx.config.selector.clone() };
     let config = StaleConfig {
         selector,
@@ -205,5 +263,5 @@ fn stale_entries(ctx: &CheckContext) -> Result<CheckResult> {
     // notes stay in `ctdiag stale`.
     let findings: Vec<Finding> =
         report.findings.into_iter().filter(|f| f.code != FindingCode::NoStaleEntries).collect();
-    Ok(CheckResult { evidence, remedy: None, findings, data })
+    Ok(CheckResult { evidence, remedy: None, findings, data, status: None })
 }

@@ -124,6 +124,12 @@ fn run_within_deadline(ctx: &CheckContext, config: &CompareConfig) -> Result<Com
 
 /// Compares the ClusterIP with each endpoint.
 pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
+    if let Some(datapath) = super::checks::without_rules(ctx) {
+        return Ok(super::checks::not_applicable(
+            &datapath,
+            "no ClusterIP and endpoints to compare from the rules (--api gives them from the API)",
+        ));
+    }
     let services = super::checks::dns_service(ctx)?;
     let service = udp_port(&services)
         .ok_or_else(|| Error::Runtime("the DNS Service has no UDP port in the rules".into()))?;
@@ -170,5 +176,5 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
         .into_iter()
         .filter(|f| f.code != crate::findings::FindingCode::CompareClean)
         .collect();
-    Ok(CheckResult { evidence, remedy: None, findings, data })
+    Ok(CheckResult { evidence, remedy: None, findings, data, status: None })
 }

@@ -399,7 +399,7 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
             format!("{UNREAD}; on this kernel ({}) they could only add information: queued packets' clashes are resolved since 6.12", kernel.release)
         },
     );
-    Ok(CheckResult { evidence, remedy: None, findings, data: json!(path) })
+    Ok(CheckResult { evidence, remedy: None, findings, data: json!(path), status: None })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 mod checks;
 mod compare;
+pub mod datapath;
 pub mod dns_path;
 mod report;
 pub mod resolver;
@@ -29,6 +30,7 @@ use crate::findings::{Finding, Severity};
 use crate::service::api::ApiSource;
 use crate::service::select::{Advice, Selector};
 
+pub use datapath::NodeDatapath;
 pub use report::{CheckReport, DoctorFinding, DoctorReport, Status};
 
 /// The budget when `--budget` is not given.
@@ -106,6 +108,9 @@ pub struct CheckResult {
     pub findings: Vec<Finding>,
     /// The check's own data, for `-o json`.
     pub data: serde_json::Value,
+    /// The status when the findings do not decide it: `not-applicable`,
+    /// or `unknown` with evidence and data (`None`: from the findings).
+    pub status: Option<Status>,
 }
 
 /// What every check gets.
@@ -131,7 +136,13 @@ impl CheckContext {
 #[derive(Default)]
 pub struct Shared {
     /// The DNS Service as the node's rules (or the flags) define it.
-    pub dns_service: OnceLock<std::result::Result<crate::service::select::Resolved, String>>,
+    pub dns_service: OnceLock<
+        std::result::Result<crate::service::select::Resolved, crate::service::select::SelectError>,
+    >,
+    /// What carries Services when the node has no kube-proxy rules (`None`:
+    /// it has them, the DNS Service was given by flags, or they could not
+    /// be read).
+    pub datapath: OnceLock<Option<NodeDatapath>>,
 }
 
 /// The function a check runs.
@@ -213,7 +224,8 @@ pub fn run_checks(
     progress: &dyn Fn(&Progress),
 ) -> DoctorReport {
     let budget = config.budget;
-    let (mut running, rx) = spawn_checks(&config, &checks, started);
+    let shared = Arc::new(Shared::default());
+    let (mut running, rx) = spawn_checks(&config, &checks, started, &shared);
     wait_for_checks(&mut running, &rx, &checks, started, budget, stop, progress);
     let mut reports = Vec::with_capacity(checks.len());
     let mut findings = Vec::new();
@@ -231,7 +243,9 @@ pub fn run_checks(
     }
     // Most severe first; checks keep their order among equals.
     findings.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
-    let (verdict, summary) = verdict(&reports, &findings);
+    // What a check that is still running has not decided yet stays unknown.
+    let service_datapath = shared.datapath.get().cloned().flatten();
+    let (verdict, summary) = verdict(&reports, &findings, service_datapath.as_ref());
     DoctorReport {
         verdict,
         summary,
@@ -239,6 +253,7 @@ pub fn run_checks(
         budget_s: seconds(budget),
         duration_s: seconds(started.elapsed()),
         checks: reports,
+        service_datapath,
         findings,
     }
 }
@@ -250,9 +265,9 @@ fn spawn_checks(
     config: &Arc<DoctorConfig>,
     checks: &[CheckSpec],
     started: Instant,
+    shared: &Arc<Shared>,
 ) -> (Running, mpsc::Receiver<Done>) {
     let budget = config.budget;
-    let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel::<Done>();
     let mut running = Running {
         results: vec![None; checks.len()],
@@ -372,7 +387,7 @@ fn check_report(
 ) -> CheckReport {
     match returned {
         Some((Ok(result), took)) => {
-            let status = Status::of(&result.findings);
+            let status = result.status.unwrap_or_else(|| Status::of(&result.findings));
             let remedy = result
                 .findings
                 .iter()
@@ -413,19 +428,50 @@ fn check_report(
 }
 
 /// The run's verdict (the worst problem, else `unknown` when a check could
-/// not tell, else ok) and its one-line summary; `findings` most severe first.
-fn verdict(reports: &[CheckReport], findings: &[DoctorFinding]) -> (Status, String) {
+/// not tell or none applied, else ok) and its one-line summary; `findings`
+/// most severe first; `datapath` when the node has no kube-proxy rules.
+/// Checks that do not apply are counted apart, never as passed.
+fn verdict(
+    reports: &[CheckReport],
+    findings: &[DoctorFinding],
+    datapath: Option<&NodeDatapath>,
+) -> (Status, String) {
     let problem = reports.iter().map(|c| c.status).filter(|s| *s >= Status::Warning).max();
+    let count = |status: Status| reports.iter().filter(|c| c.status == status).count();
+    let not_applicable = count(Status::NotApplicable);
     let verdict = match problem {
         Some(status) => status,
-        None if reports.iter().any(|c| c.status == Status::Unknown) => Status::Unknown,
+        None if count(Status::Unknown) > 0 => Status::Unknown,
+        None if not_applicable == reports.len() && !reports.is_empty() => Status::Unknown,
         None => Status::Ok,
+    };
+    // Why the checks that do not apply do not: the datapath in a few
+    // words, else the first such check's evidence.
+    let why_not = || {
+        datapath.map(NodeDatapath::short).unwrap_or_else(|| {
+            reports
+                .iter()
+                .find(|c| c.status == Status::NotApplicable)
+                .map(|c| c.evidence.clone())
+                .unwrap_or_default()
+        })
     };
     let summary = match verdict {
         Status::Critical | Status::Warning => findings
             .first()
             .map(|f| format!("{}: {}", f.finding.code, f.finding.summary))
             .unwrap_or_default(),
+        Status::Unknown if datapath.is_some_and(NodeDatapath::undecided) => format!(
+            "{}: no Service rules, no other Service datapath seen",
+            if datapath.is_some_and(|d| d.signs.is_empty()) {
+                "kube-proxy may be broken or never synced"
+            } else {
+                "kube-proxy may be broken (IPVS without ip_vs)"
+            }
+        ),
+        Status::Unknown if count(Status::Unknown) == 0 => {
+            format!("no check applies here: {}", why_not())
+        }
         Status::Unknown => {
             let unknown: Vec<&str> = reports
                 .iter()
@@ -434,7 +480,10 @@ fn verdict(reports: &[CheckReport], findings: &[DoctorFinding]) -> (Status, Stri
                 .collect();
             format!("nothing wrong found, but {} could not be checked", unknown.join(", "))
         }
-        Status::Ok => format!("all {} checks passed", reports.len()),
+        Status::Ok if not_applicable > 0 => {
+            format!("{} passed, {not_applicable} not applicable: {}", count(Status::Ok), why_not())
+        }
+        Status::Ok | Status::NotApplicable => format!("all {} checks passed", reports.len()),
     };
     (verdict, summary)
 }
@@ -580,5 +629,117 @@ mod tests {
             (nothing.outcome(), nothing.npd_outcome()),
             (Outcome::Unknown, Outcome::Unknown)
         );
+    }
+    fn not_applicable(_: &CheckContext) -> crate::Result<CheckResult> {
+        Ok(CheckResult {
+            evidence: "no DNAT here".into(),
+            status: Some(Status::NotApplicable),
+            ..CheckResult::default()
+        })
+    }
+
+    /// A check that has seen the node's datapath (as `without_rules` does),
+    /// `interfaces` in the node namespace.
+    fn seeing(
+        interfaces: &'static [&'static str],
+    ) -> impl Fn(&CheckContext) -> crate::Result<CheckResult> {
+        move |ctx| {
+            let names: Vec<String> = interfaces.iter().map(|s| s.to_string()).collect();
+            let seen = NodeDatapath {
+                kube_proxy_rules: false,
+                place: "node".into(),
+                signs: datapath::signs(&names, false, &[]),
+                notes: vec![],
+            };
+            let _ = ctx.shared.datapath.set(Some(seen.clone()));
+            Ok(CheckResult {
+                evidence: seen.reason(),
+                status: Some(if seen.undecided() {
+                    Status::Unknown
+                } else {
+                    Status::NotApplicable
+                }),
+                ..CheckResult::default()
+            })
+        }
+    }
+
+    fn run_specs(checks: Vec<CheckSpec>) -> DoctorReport {
+        run_checks(
+            config(Duration::from_secs(5)),
+            checks,
+            Instant::now(),
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+    }
+
+    #[test]
+    fn checks_that_do_not_apply_are_counted_apart() {
+        let report = run_specs(vec![
+            spec("a", 0.5, clean),
+            spec("kube-dns", 0.5, seeing(&["cilium_host"])),
+            spec("stale", 0.5, not_applicable),
+            spec("compare", 0.5, not_applicable),
+            spec("b", 0.5, clean),
+        ]);
+        assert_eq!(report.verdict, Status::Ok);
+        assert_eq!(
+            report.summary,
+            "2 passed, 3 not applicable: Cilium eBPF datapath, no kube-proxy rules"
+        );
+        assert_eq!((report.outcome(), report.npd_outcome()), (Outcome::Clean, Outcome::Clean));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["checks"][2]["status"], "not-applicable");
+        assert_eq!(json["service_datapath"]["signs"][0]["datapath"], "cilium");
+        // A check that applies and fails still decides the verdict.
+        let warned = run_specs(vec![
+            spec("stale", 0.5, not_applicable),
+            spec("warns", 0.5, |_| {
+                Ok(CheckResult {
+                    findings: vec![Finding::new(
+                        Severity::Warning,
+                        FindingCode::ChainTooLong,
+                        "chains",
+                        "",
+                        "",
+                    )],
+                    ..CheckResult::default()
+                })
+            }),
+        ]);
+        assert_eq!((warned.verdict, warned.outcome()), (Status::Warning, Outcome::Problem));
+        // Nothing applies: not OK.
+        let none = run_specs(vec![spec("stale", 0.5, not_applicable)]);
+        assert_eq!(none.verdict, Status::Unknown);
+        assert_eq!((none.outcome(), none.npd_outcome()), (Outcome::Unknown, Outcome::Unknown));
+        assert!(
+            none.summary.starts_with("no check applies here: no DNAT here"),
+            "{}",
+            none.summary
+        );
+    }
+
+    #[test]
+    fn no_rules_and_no_other_datapath_is_unknown_for_a_person_too() {
+        for (interfaces, summary) in [
+            (&[][..], "kube-proxy may be broken or never synced"),
+            (&["kube-ipvs0"][..], "kube-proxy may be broken (IPVS without ip_vs)"),
+        ] {
+            let interfaces: &'static [&'static str] = interfaces;
+            let report = run_specs(vec![
+                spec("conntrack", 0.5, clean),
+                spec("kube-dns", 0.5, seeing(interfaces)),
+                spec("stale", 0.5, not_applicable),
+            ]);
+            assert_eq!(report.verdict, Status::Unknown, "{interfaces:?}");
+            assert!(report.summary.starts_with(summary), "{}", report.summary);
+            // Unlike a check that merely could not run (exit 0 for a
+            // person), nothing here says the node's Services work.
+            assert_eq!(
+                (report.outcome(), report.npd_outcome()),
+                (Outcome::Unknown, Outcome::Unknown)
+            );
+        }
     }
 }

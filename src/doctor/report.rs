@@ -5,10 +5,17 @@ use serde::Serialize;
 
 use crate::findings::{Finding, Outcome, Severity};
 
+use super::datapath::NodeDatapath;
+
 /// A check's state in the verdict table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Does not apply to this node: it looks at netfilter's Service DNAT
+    /// (kube-proxy's rules, the entries they make) and the node has no
+    /// kube-proxy rules. The evidence says why. Neither passed nor unknown.
+    #[serde(rename = "not-applicable")]
+    NotApplicable,
     /// Ran; nothing at warning or above.
     Ok,
     /// Could not run, failed, or did not finish in its share of the budget.
@@ -23,6 +30,7 @@ impl Status {
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::NotApplicable => "not-applicable",
             Status::Ok => "ok",
             Status::Unknown => "unknown",
             Status::Warning => "warning",
@@ -45,7 +53,7 @@ impl Status {
 pub struct CheckReport {
     /// The check's name (`conntrack`, `kube-dns`, ...).
     pub check: String,
-    /// ok, warning, critical or unknown.
+    /// ok, warning, critical, unknown or not-applicable.
     pub status: Status,
     /// What was seen, or why it could not be seen.
     pub evidence: String,
@@ -83,17 +91,25 @@ pub struct DoctorReport {
     pub duration_s: f64,
     /// One per check, in table order.
     pub checks: Vec<CheckReport>,
+    /// When the node has no kube-proxy Service rules: what carries its
+    /// Services instead, as far as doctor could see (null when the rules
+    /// are there, or the DNS Service was given by flags).
+    pub service_datapath: Option<NodeDatapath>,
     /// Every finding, most severe first.
     pub findings: Vec<DoctorFinding>,
 }
 
 impl DoctorReport {
     /// Exit status for a person or a script: 1 when a check found a
-    /// problem, 2 only when no check could run, else 0.
+    /// problem; 2 when no check could run, or when the node has no
+    /// kube-proxy rules and no sign of another Service datapath (nothing
+    /// can say its Services work: kube-proxy may be broken); else 0.
     pub fn outcome(&self) -> Outcome {
+        let applied = self.checks.iter().filter(|c| c.status != Status::NotApplicable);
         if matches!(self.verdict, Status::Critical | Status::Warning) {
             Outcome::Problem
-        } else if !self.checks.is_empty() && self.checks.iter().all(|c| c.status == Status::Unknown)
+        } else if self.service_datapath.as_ref().is_some_and(NodeDatapath::undecided)
+            || (!self.checks.is_empty() && applied.clone().all(|c| c.status == Status::Unknown))
         {
             Outcome::Unknown
         } else {
@@ -103,11 +119,14 @@ impl DoctorReport {
 
     /// Exit status for node-problem-detector: NonOK (1) on a problem,
     /// Unknown (2) when no problem was found but a check could not run
-    /// (OK must mean every check ran), else OK (0).
+    /// (OK must mean every check that applies to the node ran), else OK
+    /// (0).
     pub fn npd_outcome(&self) -> Outcome {
         match self.verdict {
             Status::Critical | Status::Warning => Outcome::Problem,
             Status::Unknown => Outcome::Unknown,
+            // A run where nothing applied never says OK.
+            Status::NotApplicable => Outcome::Unknown,
             Status::Ok => Outcome::Clean,
         }
     }

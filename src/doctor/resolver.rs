@@ -232,7 +232,7 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
         evidence.push_str(" (scan cut short: limit or budget reached)");
     }
     let data = json!(scan);
-    Ok(CheckResult { evidence, remedy: None, findings, data })
+    Ok(CheckResult { evidence, remedy: None, findings, data, status: None })
 }
 
 /// No pod looked into because the kernel refused every process it was
@@ -364,6 +364,16 @@ mod tests {
         path.rules.nfqueue_dns.push("-A FORWARD -j NFQUEUE".into());
         for release in ["5.15.0", "6.18.0"] {
             produced.extend(dns_path::analyze(&path, &Kernel::from_release(release)));
+        }
+        // A node without kube-proxy rules, with and without an eBPF datapath.
+        for interfaces in [vec![], vec!["cilium_host".to_string()]] {
+            let seen = crate::doctor::NodeDatapath {
+                kube_proxy_rules: false,
+                place: "node".into(),
+                signs: crate::doctor::datapath::signs(&interfaces, false, &[]),
+                notes: vec![],
+            };
+            produced.push(seen.finding());
         }
         for code in FindingCode::ALL.iter().filter(|c| c.command() == "doctor") {
             for severity in code.severities() {

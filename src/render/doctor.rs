@@ -21,6 +21,7 @@ fn status_cell(ctx: &Context, status: Status) -> Cell {
         return Cell::new(status.as_str());
     }
     let sgr = match status {
+        Status::NotApplicable => "36",
         Status::Ok => "32",
         Status::Unknown => "35",
         Status::Warning => "33",
@@ -34,7 +35,7 @@ fn table(ctx: &Context, report: &DoctorReport) -> String {
     let mut out = String::new();
     let mut t = new_table(ctx, &["check", "status", "evidence", "remedy"]);
     for check in &report.checks {
-        if ctx.quiet && check.status == Status::Ok {
+        if ctx.quiet && matches!(check.status, Status::Ok | Status::NotApplicable) {
             continue;
         }
         t.add_row(vec![
@@ -113,7 +114,7 @@ pub fn npd_line(report: &DoctorReport) -> String {
             Some(check) => format!("unknown {}: {}", check.check, check.evidence),
             None => report.summary.clone(),
         },
-        Status::Ok => format!("ok: {}", report.summary),
+        Status::Ok | Status::NotApplicable => format!("ok: {}", report.summary),
     };
     one_line(&text)
 }
@@ -127,7 +128,8 @@ pub fn npd_error(error: &crate::Error) -> String {
 /// status, 1 for the current one) and duration, the findings by check, the
 /// verdict and the run's time.
 fn prometheus(report: &DoctorReport) -> String {
-    const STATUSES: [Status; 4] = [Status::Ok, Status::Unknown, Status::Warning, Status::Critical];
+    const STATUSES: [Status; 5] =
+        [Status::NotApplicable, Status::Ok, Status::Unknown, Status::Warning, Status::Critical];
     let mut status = Family::gauge(
         "ctdiag_doctor_check_status",
         "Whether a doctor check ended with this status (1) or not (0).",
