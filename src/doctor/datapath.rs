@@ -186,10 +186,13 @@ pub fn interfaces(proc_net_dev: &str) -> Vec<String> {
 }
 
 /// The signs among a namespace's `interfaces`, whether it has
-/// `/proc/net/ip_vs`, and the names pinned in [`BPF_GLOBALS`].
+/// `/proc/net/ip_vs`, and the names pinned in [`BPF_GLOBALS`]; sorted by
+/// name within interfaces and within maps.
 pub fn signs(interfaces: &[String], ip_vs_loaded: bool, pinned: &[String]) -> Vec<Sign> {
     let sign = |datapath, seen: String| Sign { datapath, seen };
     let mut found = Vec::new();
+    let mut interfaces: Vec<&String> = interfaces.iter().collect();
+    interfaces.sort();
     for name in interfaces {
         if CILIUM_INTERFACES.contains(&name.as_str()) {
             found.push(sign(Datapath::Cilium, format!("interface {name}")));
