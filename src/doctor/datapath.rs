@@ -277,7 +277,9 @@ mod tests {
     #[test]
     fn signs_of_each_datapath() {
         let kinds = |s: &[Sign]| s.iter().map(|s| s.datapath).collect::<Vec<_>>();
-        let cases: [(&[&str], bool, &[&str], Vec<Datapath>); 7] = [
+        // Interfaces, whether ip_vs is loaded, pinned maps; what they say.
+        type Case = (&'static [&'static str], bool, &'static [&'static str], Vec<Datapath>);
+        let cases: [Case; 7] = [
             (&["lo", "eth0"], false, &[], vec![]),
             (&["lo", "cilium_host", "cilium_net"], false, &[], vec![Datapath::Cilium; 2]),
             (&["lo"], false, &["cilium_lb4_services_v2"], vec![Datapath::Cilium]),
