@@ -175,7 +175,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__compare)
-            opts="-c -d -r -t -m -o -q -v -h --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --modes --rounds --slow-ms --netns --stats-netns --output --color --quiet --verbose --help"
+            opts="-c -d -r -t -m -o -q -v -h --service --cluster-ip --endpoints --name --count --duration --rate --concurrency --timeout --mode --modes --rounds --slow-ms --api --kubectl --netns --stats-netns --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -250,6 +250,10 @@ _ctdiag() {
                     return 0
                     ;;
                 --slow-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -107,6 +107,7 @@ tcp\t'`options use-vc`: both queries over one TCP connection'
 musl\t'musl (Alpine): A then AAAA in two sendto calls on a fresh unconnected socket, unanswered queries sent again every timeout/attempts'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l rounds -d 'How many rounds each target\'s lookups are cut into (interleaving)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l slow-ms -d 'Slow-answer threshold in milliseconds. Default: a fifth of the resolver timeout the probed namespace\'s resolv.conf implies' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l api -d 'When the node has no kube-proxy rules (Cilium, Calico eBPF, a kube-proxy that never synced): the ClusterIP and ready endpoints from the API, `kubectl get services,endpointslices -n NAMESPACE -o json` output in FILE, or `-` for stdin. The rules win when there are any' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l netns -d 'Open the probe sockets inside this network namespace (a pod\'s): a path, a PID, or an `ip netns` name' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l stats-netns -d 'Read the node\'s kube-proxy rules and conntrack counters in this namespace (where DNAT happens). Default: the current namespace' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
@@ -115,6 +116,7 @@ prometheus\t'Prometheus text exposition format (metrics commands only)'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l color -d 'When to color the output (NO_COLOR in the environment means never for `auto`)' -r -f -a "auto\t'Color when stdout is a terminal and NO_COLOR is unset'
 always\t'Always color'
 never\t'Never color'"
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -l kubectl -d 'Like --api, running that kubectl command (kubectl on PATH with a usable kubeconfig)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s q -l quiet -d 'Print only findings that need attention (table output)'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand compare" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -158,7 +160,7 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l netns -d 'The n
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l probe-netns -d 'Start the comparison\'s lookups in this namespace (a pod\'s). Default: the node\'s' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l pods -d 'Look only at these pod network namespaces in the resolver check (comma-separated or repeated). Default: every namespace in use on the node' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l budget -d 'The time budget of the whole run: 15s, 30s, 1m' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l api -d 'Compare the rules with the API: `kubectl get endpointslices -A -o json` output in FILE, or `-` for stdin' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l api -d 'Compare the rules with the API: `kubectl get endpointslices -A -o json` output in FILE, or `-` for stdin. On a node without kube-proxy rules, `kubectl get services,endpointslices -n kube-system -o json` output: the comparison probes the ClusterIP and endpoints it gives' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -l node-local-dns -d 'The address node-local DNS (NodeLocal DNSCache) listens on' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand doctor" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'

@@ -117,7 +117,9 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub budget: String,
     /// Compare the rules with the API: `kubectl get endpointslices -A -o
-    /// json` output in FILE, or `-` for stdin.
+    /// json` output in FILE, or `-` for stdin. On a node without kube-proxy
+    /// rules, `kubectl get services,endpointslices -n kube-system -o json`
+    /// output: the comparison probes the ClusterIP and endpoints it gives.
     #[arg(long, value_name = "FILE|-")]
     pub api: Option<String>,
     /// The address node-local DNS (NodeLocal DNSCache) listens on.
@@ -346,7 +348,7 @@ fn compare_wording(arg: Arg) -> Arg {
 /// `ctdiag compare`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ctdiag compare --netns /run/netns/pod --stats-netns /run/netns/node\n  ctdiag compare --service kube-dns --count 500 --modes parallel,sequential,reopen,tcp,musl\n  ctdiag compare --cluster-ip 10.96.0.10 --endpoints 10.244.1.5:53,10.244.2.7:53 -o json\n\n\
+    after_help = "Examples:\n  ctdiag compare --netns /run/netns/pod --stats-netns /run/netns/node\n  ctdiag compare --service kube-dns --count 500 --modes parallel,sequential,reopen,tcp,musl\n  ctdiag compare --cluster-ip 10.96.0.10 --endpoints 10.244.1.5:53,10.244.2.7:53 -o json\n  ctdiag compare --kubectl   # a node without kube-proxy rules: ClusterIP and endpoints from the API\n\n\
 Each target (the ClusterIP, then every endpoint) gets --count lookups per mode, in --rounds rounds: \
 a batch to every target in turn, so load and time hit all alike. The conntrack counters of \
 --stats-netns are read around each batch.\n\n\
@@ -375,6 +377,16 @@ pub struct CompareArgs {
     /// resolver timeout the probed namespace's resolv.conf implies.
     #[arg(long, value_name = "MS")]
     pub slow_ms: Option<u64>,
+    /// When the node has no kube-proxy rules (Cilium, Calico eBPF, a
+    /// kube-proxy that never synced): the ClusterIP and ready endpoints from
+    /// the API, `kubectl get services,endpointslices -n NAMESPACE -o json`
+    /// output in FILE, or `-` for stdin. The rules win when there are any.
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["kubectl", "cluster_ip"])]
+    pub api: Option<String>,
+    /// Like --api, running that kubectl command (kubectl on PATH with a
+    /// usable kubeconfig).
+    #[arg(long, conflicts_with = "cluster_ip")]
+    pub kubectl: bool,
     #[command(flatten)]
     pub namespaces: NamespaceArgs,
 }

@@ -174,3 +174,150 @@ fn ipvs_mode_without_ip_vs_is_named() {
         assert!(report["summary"].as_str().unwrap().contains("IPVS without ip_vs"), "{report:#}");
     }
 }
+
+/// The lab's kube-dns as `kubectl get services,endpointslices -n
+/// kube-system -o json` prints it: the Service (the lab's ClusterIP, ports
+/// `dns` UDP and `dns-tcp` TCP) and one EndpointSlice with `ready`
+/// endpoints and one that is not ready (which must not be probed).
+fn api_listing(cluster_ip: &str, ready: &[String], unready: &str) -> String {
+    let address = |e: &String| e.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap();
+    let mut endpoints: Vec<Value> = ready
+        .iter()
+        .map(|e| serde_json::json!({ "addresses": [address(e)], "conditions": { "ready": true } }))
+        .collect();
+    endpoints.push(serde_json::json!({ "addresses": [unready], "conditions": { "ready": false } }));
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": { "name": "kube-dns", "namespace": "kube-system" },
+                "spec": {
+                    "clusterIP": cluster_ip,
+                    "clusterIPs": [cluster_ip],
+                    "ports": [
+                        { "name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53 },
+                        { "name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53 }
+                    ]
+                }
+            },
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "addressType": "IPv4",
+                "metadata": {
+                    "name": "kube-dns-abcde",
+                    "namespace": "kube-system",
+                    "labels": { "kubernetes.io/service-name": "kube-dns" }
+                },
+                "ports": [
+                    { "name": "dns", "port": 53, "protocol": "UDP" },
+                    { "name": "dns-tcp", "port": 53, "protocol": "TCP" }
+                ],
+                "endpoints": endpoints
+            }
+        ]
+    })
+    .to_string()
+}
+
+/// A target of a compare report by address.
+fn target<'a>(targets: &'a [Value], address: &str) -> &'a Value {
+    targets
+        .iter()
+        .find(|t| t["address"] == address)
+        .unwrap_or_else(|| panic!("no target {address} in {targets:#?}"))
+}
+
+#[test]
+fn compare_and_doctor_take_the_service_from_the_api_without_rules() {
+    if !common::require_root() || !common::require_tool("nft", "nftables") {
+        return;
+    }
+    let lab = TestLab::up(&[]);
+    let (node, client) = (lab.node_ns(), lab.client_ns());
+    remove_kube_proxy_rules(&lab);
+    let endpoints = lab.endpoints();
+    assert_eq!(endpoints.len(), 2, "{:#}", lab.info);
+    // 198.18.250.1 is routed to the lab's router, which drops everything:
+    // were the unready endpoint probed, it would show as lost.
+    let listing = api_listing(&lab.cluster_ip(), &endpoints, "198.18.250.1");
+    // A kubectl that prints the listing for exactly the command ctdiag
+    // should run, and fails otherwise.
+    let dir = std::env::temp_dir().join(format!("ctdiag-kubectl-{}", lab.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("listing.json"), &listing).unwrap();
+    std::fs::write(
+        dir.join("kubectl"),
+        format!(
+            "#!/bin/sh\n[ \"$*\" = 'get services,endpointslices -n kube-system -o json' ] || {{ echo \"unexpected: $*\" >&2; exit 1; }}\nexec cat {}\n",
+            dir.join("listing.json").display()
+        ),
+    )
+    .unwrap();
+    common::run("chmod", &["+x", &dir.join("kubectl").display().to_string()]);
+
+    // Without the API: no rules, nothing to compare (exit 2, said why).
+    let base = ["compare", "--netns", &client, "--stats-netns", &node, "--count", "20"];
+    let out = common::ctdiag(&base);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("kube-proxy"), "{}", common::stderr(&out));
+
+    let mut args = base.to_vec();
+    args.extend(["--timeout", "500", "--kubectl", "-o", "json"]);
+    let out = common::ctdiag_with_tools(&dir, false, &[], &args);
+    let report = common::json(&out);
+    assert!(
+        report["service_from"].as_str().unwrap().contains("the API"),
+        "{report:#}\n{}",
+        common::stderr(&out)
+    );
+    assert_eq!(report["cluster_ip"], format!("{}:53", lab.cluster_ip()), "{report:#}");
+    assert_eq!(report["endpoints"], serde_json::json!(endpoints), "{report:#}");
+    let targets = report["targets"].as_array().unwrap().clone();
+    assert_eq!(targets.len(), 3, "{targets:#?}");
+    // Each endpoint answers every lookup (the lab's responders); the
+    // ClusterIP, with no rule translating it, reaches the router that
+    // drops: every lookup lost, so compare exits 1.
+    for endpoint in &endpoints {
+        let t = target(&targets, endpoint);
+        assert_eq!((t["lookups"].as_u64(), t["lost"].as_u64()), (Some(20), Some(0)), "{t:#}");
+    }
+    let cluster = target(&targets, &format!("{}:53", lab.cluster_ip()));
+    assert_eq!(cluster["answered"], 0, "{cluster:#}");
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+
+    // doctor on the same node with Cilium's interfaces and the listing as
+    // --api: the comparison applies and runs on the API's targets.
+    common::assert_success(
+        &lab.in_node(&[
+            "ip",
+            "link",
+            "add",
+            "cilium_host",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "cilium_net",
+        ]),
+        "ip link add cilium_host",
+    );
+    let file = dir.join("listing.json").display().to_string();
+    let out = doctor(&lab, &["--api", &file, "--budget", "8s", "-o", "json"]);
+    let report = common::json(&out);
+    let compare = check(&report, "compare");
+    assert_ne!(compare["status"], "not-applicable", "{compare:#}");
+    let targets = compare["data"]["targets"].as_array().unwrap().clone();
+    assert_eq!(targets.len(), 3, "{compare:#}");
+    for endpoint in &endpoints {
+        let t = target(&targets, endpoint);
+        assert!(t["lookups"].as_u64() > Some(0) && t["lost"] == 0, "{t:#}");
+    }
+    assert!(compare["evidence"].as_str().unwrap().contains("targets from the API"), "{compare:#}");
+    assert_eq!(status(&report, "kube-dns"), "not-applicable", "{report:#}");
+    assert_eq!(status(&report, "stale"), "not-applicable", "{report:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

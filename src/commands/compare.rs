@@ -1,5 +1,6 @@
 //! `ctdiag compare`: arguments -> validated [`CompareConfig`] (the Service
-//! from `--cluster-ip/--endpoints` or the node's kube-proxy rules) ->
+//! from `--cluster-ip/--endpoints` or the node's kube-proxy rules, else,
+//! with `--api`/`--kubectl` on a node without them, from the API) ->
 //! report -> table, JSON or Prometheus text.
 
 use std::net::SocketAddr;
@@ -17,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::netns::Netns;
 use crate::render::{self, Context};
-use crate::service::select::{self, Resolved, Selector};
+use crate::service::api::ApiSource;
+use crate::service::from_api;
+use crate::service::select::{self, Resolved, SelectError, Selector};
 use crate::service::{Protocol, Service};
 
 /// Checks every argument, then finds the Service's ClusterIP and endpoints
@@ -215,14 +218,50 @@ fn targets_of(service: &Service) -> Result<Vec<Target>> {
     Ok(targets)
 }
 
+/// `--api FILE|-` or `--kubectl`, checked.
+pub fn api_source(args: &CompareArgs) -> Result<Option<ApiSource>> {
+    match (args.api.as_deref(), args.kubectl) {
+        (Some(""), _) => Err(Error::Usage("--api needs a file, or - for stdin".into())),
+        (Some("-"), _) => Ok(Some(ApiSource::Stdin)),
+        (Some(path), _) => Ok(Some(ApiSource::File(std::path::PathBuf::from(path)))),
+        (None, true) => Ok(Some(ApiSource::Kubectl)),
+        (None, false) => Ok(None),
+    }
+}
+
+/// The node's rules in `rules_ns`; when there are none (or none can be
+/// read) and `api` is given, the Service `selector` names from the API.
+pub fn resolve_with_api(
+    selector: &Selector,
+    rules_ns: Option<&Netns>,
+    protocols: &[Protocol],
+    api: Option<&ApiSource>,
+) -> Result<Resolved> {
+    let no_rules = match select::resolve(selector, rules_ns, protocols) {
+        Ok(resolved) => return Ok(resolved),
+        Err(e @ (SelectError::NoRules { .. } | SelectError::RulesUnreadable { .. })) => e,
+        Err(e) => return Err(super::args::select_error(e)),
+    };
+    let (Some(api), Selector::Spec(spec)) = (api, selector) else {
+        return Err(super::args::select_error(no_rules));
+    };
+    let (text, from) = from_api::read(api, &spec.namespace)?;
+    let mut resolved = from_api::resolve(&text, &from, spec, protocols)?;
+    resolved.notes.insert(
+        0,
+        format!("not from the rules: {}", no_rules.message(&super::args::SELECT_ADVICE)),
+    );
+    Ok(resolved)
+}
+
 /// Validates the arguments, runs, renders.
 pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
+    let api = api_source(&args)?;
     let config = config(&args, |selector, protocols| {
         // The node's rules live where DNAT happens: the --stats-netns
         // namespace, else this one.
         let rules_ns = args.namespaces.stats_netns.as_deref().map(Netns::open).transpose()?;
-        let resolved = select::resolve(selector, rules_ns.as_ref(), protocols)
-            .map_err(super::args::select_error)?;
+        let resolved = resolve_with_api(selector, rules_ns.as_ref(), protocols, api.as_ref())?;
         if ctx.verbose > 0 {
             for line in resolved.notes.iter().chain(&resolved.skipped) {
                 render::note(ctx, &format!("ctdiag: {line}"));
@@ -244,4 +283,57 @@ pub fn execute(args: CompareArgs, ctx: &Context) -> Result<Outcome> {
     let verdict = Outcome::from_findings(&report.findings);
     render::emit_report(ctx, &report)?;
     Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> std::result::Result<Result<Option<ApiSource>>, clap::Error> {
+        let mut full = vec!["ctdiag", "compare"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).map(|cli| match cli.command {
+            Command::Compare(args) => api_source(&args),
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn api_and_kubectl_flags() {
+        assert_eq!(parse(&[]).unwrap().unwrap(), None);
+        assert_eq!(parse(&["--api", "-"]).unwrap().unwrap(), Some(ApiSource::Stdin));
+        assert_eq!(
+            parse(&["--api", "listing.json"]).unwrap().unwrap(),
+            Some(ApiSource::File("listing.json".into()))
+        );
+        assert_eq!(parse(&["--kubectl"]).unwrap().unwrap(), Some(ApiSource::Kubectl));
+        assert!(matches!(parse(&["--api", ""]).unwrap(), Err(Error::Usage(_))));
+        // One source of the Service at a time.
+        for both in [
+            &["--api", "-", "--kubectl"][..],
+            &["--kubectl", "--cluster-ip", "198.19.0.10", "--endpoints", "198.18.2.2"],
+            &["--api", "-", "--cluster-ip", "198.19.0.10", "--endpoints", "198.18.2.2"],
+        ] {
+            assert!(parse(both).is_err(), "{both:?}");
+        }
+    }
+
+    #[test]
+    fn the_api_is_not_read_when_the_service_is_given() {
+        let manual = crate::service::select::ManualService::new(
+            "198.19.0.10".parse().unwrap(),
+            53,
+            vec!["198.18.2.2:53".parse().unwrap()],
+            None,
+        )
+        .unwrap();
+        // A file that does not exist: reading it would fail.
+        let api = ApiSource::File("/nonexistent/ctdiag-listing.json".into());
+        let resolved =
+            resolve_with_api(&Selector::Manual(manual), None, &[Protocol::Udp], Some(&api))
+                .unwrap();
+        assert_eq!(resolved.source, "--cluster-ip/--endpoints");
+    }
 }

@@ -127,7 +127,7 @@ pub(super) fn without_rules(ctx: &CheckContext) -> Option<NodeDatapath> {
 /// have looked at) on a node without kube-proxy rules: not applicable.
 pub(super) fn not_applicable(datapath: &NodeDatapath, what: &str) -> CheckResult {
     CheckResult {
-        evidence: format!("{what}: {}", datapath.reason()),
+        evidence: format!("{what}: {}", datapath.cause()),
         remedy: None,
         findings: Vec::new(),
         data: json!({ "service_datapath": datapath }),

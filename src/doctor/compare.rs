@@ -1,7 +1,8 @@
 //! The comparison check: the DNS Service's ClusterIP and each endpoint,
 //! probed side by side with `dns::compare` (glibc's parallel A/AAAA), a
 //! few lookups each, within the check's share of the budget. Only
-//! addresses from the node's rules or the flags are probed, never a
+//! addresses from the node's rules or the flags are probed (on a node
+//! without kube-proxy rules, from the API listing `--api` gives), never a
 //! resolv.conf's nameserver.
 
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ use crate::dns::probe::{
 };
 use crate::dns::resolv::resolv_conf_path;
 use crate::error::{Error, Result};
+use crate::service::from_api;
+use crate::service::select::Selector;
 use crate::service::{Protocol, Service};
 
 /// Lookups per target: enough to see a dead endpoint (every one lost) and
@@ -45,7 +48,7 @@ fn udp_port(services: &[Service]) -> Option<&Service> {
 /// each endpoint, from the pod's namespace when given.
 fn compare_config(
     ctx: &CheckContext,
-    service: &Service,
+    (service, service_from): (&Service, &str),
     cluster: SocketAddr,
     endpoints: Vec<SocketAddr>,
 ) -> Result<CompareConfig> {
@@ -57,7 +60,7 @@ fn compare_config(
     let slow_ms = u64::from(resolver.timeout_s) * 1000 / SLOW_FRACTION_OF_RESOLVER_TIMEOUT;
     Ok(CompareConfig {
         service: service.port_name_string(),
-        service_from: "the node's rules".into(),
+        service_from: service_from.to_string(),
         cluster_ip: cluster,
         endpoints: endpoints.clone(),
         plans: vec![ModePlan {
@@ -122,17 +125,34 @@ fn run_within_deadline(ctx: &CheckContext, config: &CompareConfig) -> Result<Com
     report
 }
 
+/// The DNS Service from the API listing of `--api` (it must hold the
+/// Service object: `kubectl get services,endpointslices`), for a node
+/// without kube-proxy rules; `None` without `--api`.
+fn from_api(ctx: &CheckContext) -> Result<Option<(Vec<Service>, String)>> {
+    let (Some(api), Selector::Spec(spec)) = (&ctx.config.api, &ctx.config.selector) else {
+        return Ok(None);
+    };
+    let (text, from) = from_api::read(api, &spec.namespace)?;
+    let resolved = from_api::resolve(&text, &from, spec, &[Protocol::Udp])?;
+    Ok(Some((resolved.services, resolved.source)))
+}
+
 /// Compares the ClusterIP with each endpoint.
 pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
-    if let Some(datapath) = super::checks::without_rules(ctx) {
-        return Ok(super::checks::not_applicable(
-            &datapath,
-            "no ClusterIP and endpoints to compare from the rules (--api gives them from the API)",
-        ));
-    }
-    let services = super::checks::dns_service(ctx)?;
+    let (services, from) = match super::checks::without_rules(ctx) {
+        None => (super::checks::dns_service(ctx)?, "the node's rules".to_string()),
+        Some(datapath) => match from_api(ctx)? {
+            Some(found) => found,
+            None => {
+                return Ok(super::checks::not_applicable(
+                    &datapath,
+                    "no ClusterIP and endpoints to compare from the rules (--api gives them from the API)",
+                ))
+            }
+        },
+    };
     let service = udp_port(&services)
-        .ok_or_else(|| Error::Runtime("the DNS Service has no UDP port in the rules".into()))?;
+        .ok_or_else(|| Error::Runtime(format!("the DNS Service has no UDP port in {from}")))?;
     let Some(cluster_ip) = service.cluster_ips.first() else {
         return Err(Error::Runtime(format!("{} has no ClusterIP", service.port_name_string())));
     };
@@ -141,11 +161,11 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
         service.endpoints.iter().copied().filter(|e| e.is_ipv4() == cluster_ip.is_ipv4()).collect();
     if endpoints.is_empty() {
         return Err(Error::Runtime(format!(
-            "nothing to compare: {} has no endpoints in the rules (the kube-dns check says why)",
+            "nothing to compare: {} has no endpoints in {from} (the kube-dns check says why)",
             service.port_name_string()
         )));
     }
-    let config = compare_config(ctx, service, cluster, endpoints)?;
+    let config = compare_config(ctx, (service, &from), cluster, endpoints)?;
     let report = run_within_deadline(ctx, &config)?;
     let columns: Vec<String> = report
         .targets
@@ -161,13 +181,16 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
             )
         })
         .collect();
-    let evidence = format!(
+    let mut evidence = format!(
         "{} lookups per target from {}: {}{}",
         LOOKUPS_PER_TARGET,
         report.header.netns.as_deref().unwrap_or("this namespace"),
         columns.join("; "),
         if report.stopped_early { " (stopped early for the budget)" } else { "" }
     );
+    if super::checks::without_rules(ctx).is_some() {
+        evidence.push_str(&format!("; no kube-proxy rules: targets from {from}"));
+    }
     let data = json!(report);
     // Only what needs attention or explains it: the "everything answered"
     // note stays in `ctdiag compare`.

@@ -117,6 +117,22 @@ impl NodeDatapath {
         format!("{} datapath, no kube-proxy rules", names.join(" + "))
     }
 
+    /// The reason in one clause, for the checks that do not apply:
+    /// `Cilium eBPF (interface cilium_host) carries Services, no kube-proxy
+    /// rules in NODE`.
+    pub fn cause(&self) -> String {
+        let ebpf = self.ebpf();
+        if ebpf.is_empty() {
+            return format!(
+                "no kube-proxy Service rules in {} (the kube-dns check says more)",
+                self.place
+            );
+        }
+        let seen: Vec<String> =
+            ebpf.iter().map(|d| format!("{} ({})", d.words(), self.seen(*d))).collect();
+        format!("{} carries Services, no kube-proxy rules in {}", seen.join(" and "), self.place)
+    }
+
     /// The reason, in a sentence, with what was seen.
     pub fn reason(&self) -> String {
         let ebpf = self.ebpf();
@@ -308,6 +324,7 @@ mod tests {
         let none = node(vec![]);
         assert!(none.undecided());
         assert!(none.reason().starts_with("kube-proxy may be broken or never synced"));
+        assert!(none.cause().starts_with("no kube-proxy Service rules in node"));
         assert_eq!(none.short(), "no kube-proxy rules");
         let ipvs = node(signs(&names(&["kube-ipvs0"]), false, &[]));
         assert!(ipvs.undecided());
@@ -320,6 +337,10 @@ mod tests {
             cilium.reason().contains("Cilium eBPF (interface cilium_host)"),
             "{}",
             cilium.reason()
+        );
+        assert_eq!(
+            cilium.cause(),
+            "Cilium eBPF (interface cilium_host) carries Services, no kube-proxy rules in node"
         );
         for (datapath, undecided) in [(none, true), (cilium, false)] {
             let finding = datapath.finding();

@@ -8,6 +8,7 @@
 //! EndpointSlices.
 
 pub mod api;
+pub mod from_api;
 pub mod iptables;
 pub mod ipvs;
 pub mod nftables;
