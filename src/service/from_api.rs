@@ -88,7 +88,7 @@ fn declared(
         Some(list) => list.iter().filter_map(Value::as_str).collect(),
         None => object.pointer("/spec/clusterIP").and_then(Value::as_str).into_iter().collect(),
     };
-    if texts.iter().any(|t| *t == "None") {
+    if texts.contains(&"None") {
         return Err(format!(
             "{}/{} is headless (clusterIP None): no ClusterIP to probe",
             spec.namespace, spec.name
