@@ -88,8 +88,10 @@ table fill, kernel counters), kube-dns (proxy mode, the Service in the rules, en
 stale (a scan only: doctor never deletes; the remedy names `ctdiag stale --flush`), compare (a few \
 lookups to the ClusterIP and to each endpoint, addresses from the rules or the flags only), \
 resolvers (every pod network namespace: resolv.conf and C library), dns-path (node-local DNS, \
-NOTRACK, NFQUEUE; looked at, never probed).\n\n\
-Exit status: 0 nothing wrong, 1 a check found a warning or worse, 2 no check could run. With \
+NOTRACK, NFQUEUE; looked at, never probed). On a node without kube-proxy rules, stale and compare \
+(without --api) are not-applicable, and kube-dns too when an eBPF datapath (Cilium, Calico) shows.\n\n\
+Exit status: 0 nothing wrong, 1 a check found a warning or worse, 2 no check could run, or no \
+kube-proxy rules and no sign of another Service datapath. With \
 --npd: 0 OK, 1 NonOK, 2 Unknown (also when a check could not run and none found a problem), and \
 exactly one line of at most 80 characters on stdout."
 )]
