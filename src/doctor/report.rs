@@ -79,7 +79,8 @@ pub struct DoctorFinding {
 #[derive(Debug, Clone, Serialize)]
 pub struct DoctorReport {
     /// critical or warning when a check found a problem; else unknown when
-    /// a check could not run; else ok.
+    /// a check could not run or none applied; else ok (checks that do not
+    /// apply are not counted as passed).
     pub verdict: Status,
     /// One line naming the worst finding (or the check that could not run).
     pub summary: String,
