@@ -232,6 +232,22 @@ pub struct StaleArgs {
     /// `ip netns` name. Default: the current namespace.
     #[arg(long, value_name = "PATH|PID|NAME")]
     pub netns: Option<String>,
+    /// Only the Services of this proxy mode's rules, when rules of several
+    /// modes define one ClusterIP:port (a flush refuses sources that
+    /// disagree on the endpoints).
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "cluster_ip")]
+    pub from: Option<RulesMode>,
+}
+
+/// A kube-proxy mode whose rules `stale --from` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesMode {
+    /// iptables mode (either iptables backend).
+    Iptables,
+    /// nftables mode.
+    Nftables,
+    /// IPVS mode.
+    Ipvs,
 }
 
 /// Resolver behaviours `ctdiag probe` can imitate.

@@ -4,11 +4,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::OutputFormat;
-use crate::cli::StaleArgs;
+use crate::cli::{RulesMode, StaleArgs};
 use crate::commands::args::{selector, SELECT_ADVICE};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::render::{self, Context};
+use crate::service::select::Selector;
+use crate::service::ProxyMode;
 use crate::stale::stream::{self, Listing};
 use crate::stale::{self, StaleConfig, StaleReport};
 
@@ -19,6 +21,13 @@ pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
     let selector = selector(&args.service, args.all)?;
     if args.netns.as_deref() == Some("") {
         return Err(Error::Usage("--netns needs a path, a PID or a name".into()));
+    }
+    if let (true, Selector::Manual(manual)) = (args.flush, &selector) {
+        if manual.endpoints.is_empty() {
+            return Err(Error::Usage(
+                "--flush with no --endpoints would delete every entry to the ClusterIP, live ones included; nothing was deleted. Name the endpoints (--endpoints IP:PORT,...), or flush a Service whose rules have no endpoints with --service".into(),
+            ));
+        }
     }
     if args.flush && !args.yes && !terminal {
         return Err(Error::Usage(
@@ -32,6 +41,11 @@ pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
         all_entries: args.all_entries,
         command: command_line(args),
         advice: SELECT_ADVICE,
+        from: args.from.map(|mode| match mode {
+            RulesMode::Iptables => ProxyMode::Iptables,
+            RulesMode::Nftables => ProxyMode::Nftables,
+            RulesMode::Ipvs => ProxyMode::Ipvs,
+        }),
     })
 }
 
@@ -50,6 +64,10 @@ pub(crate) fn command_line(args: &StaleArgs) -> String {
     }
     if args.all {
         push("--all", None);
+    }
+    if let Some(from) = args.from {
+        let value = clap::ValueEnum::to_possible_value(&from);
+        push("--from", Some(value.as_ref().map_or("", |v| v.get_name())));
     }
     if let Some(service) = &args.service.service {
         push("--service", Some(service));
@@ -110,7 +128,13 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     }
     let yes = args.yes;
     let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
-    let verdict = Outcome::from_findings(&report.findings);
+    let verdict = if report.flush.as_ref().is_some_and(|f| !f.verified()) {
+        // Deleted, then could not look: the counts are printed, and the
+        // exit status says the outcome is unknown.
+        Outcome::Unknown
+    } else {
+        Outcome::from_findings(&report.findings)
+    };
     render::emit_report(ctx, &report)?;
     Ok(verdict)
 }
@@ -119,7 +143,6 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
 mod tests {
     use super::*;
     use crate::cli::ServiceArgs;
-    use crate::service::select::Selector;
 
     fn args() -> StaleArgs {
         StaleArgs {
@@ -129,6 +152,7 @@ mod tests {
             yes: false,
             all_entries: false,
             netns: None,
+            from: None,
         }
     }
 

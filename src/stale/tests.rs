@@ -103,16 +103,7 @@ fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
 
 fn targets_of(selector: &Selector) -> Vec<Target> {
     let Selector::Manual(manual) = selector else { panic!("manual only") };
-    manual
-        .services(&[Protocol::Udp])
-        .into_iter()
-        .map(|service| Target {
-            cluster_ip: service.cluster_ips[0],
-            port: service.port,
-            endpoints: service.endpoints.clone(),
-            service,
-        })
-        .collect()
+    super::sources::targets(&manual.services(&[Protocol::Udp]))
 }
 
 fn config(selector: Selector) -> StaleConfig {
@@ -124,6 +115,7 @@ fn config(selector: Selector) -> StaleConfig {
         command: "ctdiag stale --netns lab-node --cluster-ip 198.19.0.10 --endpoints 198.18.2.2"
             .into(),
         advice: crate::commands::args::SELECT_ADVICE,
+        from: None,
     }
 }
 
@@ -166,8 +158,10 @@ fn classification() {
     );
     assert_eq!(classify(dnated, cluster, &[]), Verdict::DeadEndpoint);
     assert_eq!(classify(untranslated, cluster, &[live]), Verdict::NeverTranslated);
-    assert_eq!(classify(untranslated, cluster, &[]), Verdict::Untranslated);
-    assert!(!Verdict::Untranslated.is_stale() && Verdict::Untranslated.reason().is_none());
+    // A Service without endpoints: never-translated entries are stale too
+    // (kube-proxy's reconciler deletes them since kubernetes#139629).
+    assert_eq!(classify(untranslated, cluster, &[]), Verdict::NeverTranslated);
+    assert!(!Verdict::Live.is_stale() && Verdict::Live.reason().is_none());
     assert_eq!(Verdict::DeadEndpoint.reason(), Some("dead-endpoint"));
     assert_eq!(Verdict::NeverTranslated.reason(), Some("never-translated"));
 }
@@ -415,11 +409,12 @@ fn flush_outcomes_decide_the_findings() {
     };
     let clean = codes(FlushReport { deleted: 1, already_gone: 1, ..FlushReport::default() });
     assert_eq!(clean, vec![(FindingCode::StaleEntriesFlushed, Severity::Info)]);
-    let left = codes(FlushReport { deleted: 1, remaining: 1, ..FlushReport::default() });
+    let left = codes(FlushReport { deleted: 1, remaining: Some(1), ..FlushReport::default() });
     assert!(left.contains(&(FindingCode::StaleEntriesRemain, Severity::Critical)), "{left:?}");
     let failed = codes(FlushReport { failed: 1, ..FlushReport::default() });
     assert!(failed.contains(&(FindingCode::StaleEntriesRemain, Severity::Critical)), "{failed:?}");
-    let declined = codes(FlushReport { remaining: 2, declined: true, ..FlushReport::default() });
+    let declined =
+        codes(FlushReport { remaining: Some(2), declined: true, ..FlushReport::default() });
     assert!(declined.contains(&(FindingCode::StaleEntries, Severity::Critical)), "{declined:?}");
     let json =
         serde_json::to_value(context.report(&targets, &result, Some(&[FlushReport::default()])))
@@ -466,7 +461,7 @@ fn every_stale_code_is_produced_by_a_case() {
         why: "a blackhole route (`ip route get 198.18.3.2`: RTNETLINK answers: Invalid argument)"
             .into(),
     }];
-    let cases: [(&str, &[&str], Option<FlushReport>, bool); 6] = [
+    let cases: [(&str, &[&str], Option<FlushReport>, bool); 7] = [
         // dead-endpoint + never-translated
         ("198.19.0.10", &["198.18.2.2:53"], None, false),
         // live + never-translated, with the live endpoint unreachable
@@ -483,7 +478,14 @@ fn every_stale_code_is_produced_by_a_case() {
         (
             "198.19.0.10",
             &["198.18.2.2:53"],
-            Some(FlushReport { remaining: 1, ..FlushReport::default() }),
+            Some(FlushReport { remaining: Some(1), ..FlushReport::default() }),
+            false,
+        ),
+        // deleted, then the scan after the deletes failed
+        (
+            "198.19.0.10",
+            &["198.18.2.2:53"],
+            Some(FlushReport { deleted: 2, remaining: None, ..FlushReport::default() }),
             false,
         ),
         // nothing at all to this ClusterIP
@@ -520,6 +522,28 @@ fn every_stale_code_is_produced_by_a_case() {
         Replay::new(vec![vec![vec![datagram.to_vec(), ENTRIES_FILTERED_DONE.to_vec()]]]);
     let result = scan(&mut source, &targets, &plan(&targets), false).unwrap();
     collect(&report_of(&config(selector), &targets, &result));
+    // Two rule sources that disagree on the endpoints.
+    let of_mode = |mode: crate::service::ProxyMode, endpoint: &str| crate::service::Service {
+        namespace: "kube-system".into(),
+        name: "kube-dns".into(),
+        port_name: "dns".into(),
+        protocol: Protocol::Udp,
+        cluster_ips: vec!["198.19.0.10".parse().unwrap()],
+        port: 53,
+        endpoints: vec![endpoint.parse().unwrap()],
+        proxy_mode: mode,
+    };
+    let targets = super::sources::targets(&[
+        of_mode(crate::service::ProxyMode::Iptables, "198.18.2.2:53"),
+        of_mode(crate::service::ProxyMode::Nftables, "198.18.3.2:53"),
+    ]);
+    let mut source = Replay::new(vec![vec![captured_dump()]]);
+    let result = scan(&mut source, &targets, &plan(&targets), false).unwrap();
+    let report = report_of(&config(Selector::All), &targets, &result);
+    // 40001 goes to 198.18.3.2:53, an endpoint in the nftables rules only:
+    // live (only the never-translated entry is stale).
+    assert_eq!(report.stale_count, 1);
+    collect(&report);
 
     for code in FindingCode::ALL.iter().filter(|c| c.command() == "stale") {
         for severity in code.severities() {
@@ -705,4 +729,92 @@ fn a_dump_that_starts_over_after_entries_were_written_out_fails() {
     let mut source = Replay::new(vec![vec![captured_dump(), captured_dump()]]);
     let result = scan(&mut source, &targets, &plan(&targets), true).unwrap();
     assert_eq!((result.restarts, result.tallies[0].stale_count()), (1, 2));
+}
+
+/// Replays the captured dump for the first scan, acknowledges every
+/// delete, and fails every dump after the first (a scan after the flush
+/// that cannot complete).
+struct RescanFails {
+    first: Replay,
+    dumps: usize,
+    deletes: usize,
+}
+
+impl DumpSource for RescanFails {
+    fn dump_events(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: &ConntrackMessage,
+        deadline: Duration,
+        on_event: &mut dyn FnMut(DumpEvent<'_>) -> std::result::Result<(), ConntrackError>,
+    ) -> std::result::Result<DumpSummary, ConntrackError> {
+        self.dumps += 1;
+        if self.dumps > 1 {
+            return Err(ConntrackError::DumpInconsistent { request, attempts: 3 });
+        }
+        self.first.dump_events(request, family, message, deadline, on_event)
+    }
+}
+
+impl super::flush::FlushSocket for RescanFails {
+    fn delete(
+        &mut self,
+        _family: NetfilterProtoFamily,
+        _request: ConntrackMessage,
+    ) -> std::result::Result<crate::conntrack::socket::AckOutcome, ConntrackError> {
+        self.deletes += 1;
+        Ok(crate::conntrack::socket::AckOutcome::Acknowledged)
+    }
+}
+
+#[test]
+fn a_failed_scan_after_the_deletes_still_reports_what_was_deleted() {
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    let plans = plan(&targets);
+    let mut socket =
+        RescanFails { first: Replay::new(vec![vec![captured_dump()]]), dumps: 0, deletes: 0 };
+    let first = scan(&mut socket, &targets, &plans, false).unwrap();
+    let flushes = super::flush::flush(&mut socket, &targets, &plans, &first);
+    assert_eq!(socket.deletes, 2, "both stale entries were deleted");
+    assert_eq!((flushes[0].deleted, flushes[0].remaining), (2, None));
+    assert!(!flushes[0].verified());
+    assert!(flushes[0].rescan_error.as_deref().unwrap().contains("scan after the deletes failed"));
+    let report = report_of(&config(selector), &targets, &first);
+    let config = config(manual("198.19.0.10", &["198.18.2.2:53"]));
+    let clients = ClientIndex::default();
+    let context = Context {
+        config: &config,
+        netns: None,
+        source: String::new(),
+        table_entries: None,
+        clients: &clients,
+        unreachable: &[],
+        notes: Vec::new(),
+    };
+    let flushed = context.report(&targets, &first, Some(&flushes));
+    let json = serde_json::to_value(&flushed).unwrap();
+    assert_eq!(json["flush"]["deleted"], 2);
+    assert!(json["flush"]["remaining"].is_null(), "{json}");
+    let codes: Vec<FindingCode> = flushed.findings.iter().map(|f| f.code).collect();
+    assert!(codes.contains(&FindingCode::FlushUnverified), "{codes:?}");
+    assert!(!codes.contains(&FindingCode::StaleEntriesFlushed), "{codes:?}");
+    assert_eq!(report.stale_count, 2);
+}
+
+#[test]
+fn an_entry_whose_target_became_an_endpoint_is_spared() {
+    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
+    let targets = targets_of(&selector);
+    let plans = plan(&targets);
+    let mut socket =
+        RescanFails { first: Replay::new(vec![vec![captured_dump()]]), dumps: 0, deletes: 0 };
+    let first = scan(&mut socket, &targets, &plans, false).unwrap();
+    // A later read of the rules names 198.18.3.2:53 (entry 40001's target).
+    let mut later = targets.clone();
+    later[0].endpoints.push("198.18.3.2:53".parse().unwrap());
+    let flushes = super::flush::flush(&mut socket, &later, &plans, &first);
+    assert_eq!(socket.deletes, 1, "only the never-translated entry");
+    assert_eq!((flushes[0].deleted, flushes[0].spared), (1, 1));
 }
