@@ -158,4 +158,6 @@ pub fn run(
 }
 
 #[cfg(test)]
+mod flush_tests;
+#[cfg(test)]
 mod tests;

@@ -31,7 +31,7 @@ type Script = Vec<Vec<Vec<u8>>>;
 /// [`ReplyReader`], announcing a restart before every attempt after the
 /// first, and records each request. With `refuse_filter`, a filtered
 /// request is answered with EINVAL (as a kernel that rejects it would).
-struct Replay {
+pub(super) struct Replay {
     scripts: VecDeque<Script>,
     sequence: u32,
     port: u32,
@@ -40,7 +40,7 @@ struct Replay {
 }
 
 impl Replay {
-    fn new(scripts: Vec<Script>) -> Self {
+    pub(super) fn new(scripts: Vec<Script>) -> Self {
         Replay {
             scripts: scripts.into(),
             sequence: ENTRIES_FILTERED_SEQUENCE,
@@ -89,11 +89,11 @@ impl DumpSource for Replay {
 
 /// The captured filtered dump: the never-translated entry (40002, zone 5)
 /// and the one DNATed to 198.18.3.2:53 (40001).
-fn captured_dump() -> Vec<Vec<u8>> {
+pub(super) fn captured_dump() -> Vec<Vec<u8>> {
     vec![ENTRIES_FILTERED_DATAGRAM.to_vec(), ENTRIES_FILTERED_DONE.to_vec()]
 }
 
-fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
+pub(super) fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
     let cluster: std::net::SocketAddr = cluster_ip.parse().unwrap_or_else(|_| {
         std::net::SocketAddr::new(cluster_ip.parse().unwrap(), DEFAULT_MANUAL_PORT)
     });
@@ -101,12 +101,12 @@ fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
     Selector::Manual(ManualService::new(cluster.ip(), cluster.port(), endpoints, None).unwrap())
 }
 
-fn targets_of(selector: &Selector) -> Vec<Target> {
+pub(super) fn targets_of(selector: &Selector) -> Vec<Target> {
     let Selector::Manual(manual) = selector else { panic!("manual only") };
     super::sources::targets(&manual.services(&[Protocol::Udp]))
 }
 
-fn config(selector: Selector) -> StaleConfig {
+pub(super) fn config(selector: Selector) -> StaleConfig {
     StaleConfig {
         selector,
         netns: Some("lab-node".into()),
@@ -119,7 +119,7 @@ fn config(selector: Selector) -> StaleConfig {
     }
 }
 
-fn report_of(config: &StaleConfig, targets: &[Target], scan: &Scan) -> StaleReport {
+pub(super) fn report_of(config: &StaleConfig, targets: &[Target], scan: &Scan) -> StaleReport {
     let clients = ClientIndex::default();
     let context = Context {
         config,
@@ -729,92 +729,4 @@ fn a_dump_that_starts_over_after_entries_were_written_out_fails() {
     let mut source = Replay::new(vec![vec![captured_dump(), captured_dump()]]);
     let result = scan(&mut source, &targets, &plan(&targets), true).unwrap();
     assert_eq!((result.restarts, result.tallies[0].stale_count()), (1, 2));
-}
-
-/// Replays the captured dump for the first scan, acknowledges every
-/// delete, and fails every dump after the first (a scan after the flush
-/// that cannot complete).
-struct RescanFails {
-    first: Replay,
-    dumps: usize,
-    deletes: usize,
-}
-
-impl DumpSource for RescanFails {
-    fn dump_events(
-        &mut self,
-        request: &'static str,
-        family: NetfilterProtoFamily,
-        message: &ConntrackMessage,
-        deadline: Duration,
-        on_event: &mut dyn FnMut(DumpEvent<'_>) -> std::result::Result<(), ConntrackError>,
-    ) -> std::result::Result<DumpSummary, ConntrackError> {
-        self.dumps += 1;
-        if self.dumps > 1 {
-            return Err(ConntrackError::DumpInconsistent { request, attempts: 3 });
-        }
-        self.first.dump_events(request, family, message, deadline, on_event)
-    }
-}
-
-impl super::flush::FlushSocket for RescanFails {
-    fn delete(
-        &mut self,
-        _family: NetfilterProtoFamily,
-        _request: ConntrackMessage,
-    ) -> std::result::Result<crate::conntrack::socket::AckOutcome, ConntrackError> {
-        self.deletes += 1;
-        Ok(crate::conntrack::socket::AckOutcome::Acknowledged)
-    }
-}
-
-#[test]
-fn a_failed_scan_after_the_deletes_still_reports_what_was_deleted() {
-    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
-    let targets = targets_of(&selector);
-    let plans = plan(&targets);
-    let mut socket =
-        RescanFails { first: Replay::new(vec![vec![captured_dump()]]), dumps: 0, deletes: 0 };
-    let first = scan(&mut socket, &targets, &plans, false).unwrap();
-    let flushes = super::flush::flush(&mut socket, &targets, &plans, &first);
-    assert_eq!(socket.deletes, 2, "both stale entries were deleted");
-    assert_eq!((flushes[0].deleted, flushes[0].remaining), (2, None));
-    assert!(!flushes[0].verified());
-    assert!(flushes[0].rescan_error.as_deref().unwrap().contains("scan after the deletes failed"));
-    let report = report_of(&config(selector), &targets, &first);
-    let config = config(manual("198.19.0.10", &["198.18.2.2:53"]));
-    let clients = ClientIndex::default();
-    let context = Context {
-        config: &config,
-        netns: None,
-        source: String::new(),
-        table_entries: None,
-        clients: &clients,
-        unreachable: &[],
-        notes: Vec::new(),
-    };
-    let flushed = context.report(&targets, &first, Some(&flushes));
-    let json = serde_json::to_value(&flushed).unwrap();
-    assert_eq!(json["flush"]["deleted"], 2);
-    assert!(json["flush"]["remaining"].is_null(), "{json}");
-    let codes: Vec<FindingCode> = flushed.findings.iter().map(|f| f.code).collect();
-    assert!(codes.contains(&FindingCode::FlushUnverified), "{codes:?}");
-    assert!(!codes.contains(&FindingCode::StaleEntriesFlushed), "{codes:?}");
-    assert_eq!(report.stale_count, 2);
-}
-
-#[test]
-fn an_entry_whose_target_became_an_endpoint_is_spared() {
-    let selector = manual("198.19.0.10", &["198.18.2.2:53"]);
-    let targets = targets_of(&selector);
-    let plans = plan(&targets);
-    let mut socket =
-        RescanFails { first: Replay::new(vec![vec![captured_dump()]]), dumps: 0, deletes: 0 };
-    let first = scan(&mut socket, &targets, &plans, false).unwrap();
-    // A later read of the rules names 198.18.3.2:53 (entry 40001's target).
-    let mut later = targets.clone();
-    later[0].endpoints.push("198.18.3.2:53".parse().unwrap());
-    let flushes = super::flush::flush(&mut socket, &later, &plans, &first);
-    assert_eq!(socket.deletes, 1, "only the never-translated entry");
-    assert_eq!((flushes[0].deleted, flushes[0].spared), (1, 1));
 }
