@@ -161,6 +161,56 @@ fn rule_sources_that_disagree_refuse_the_flush_and_from_picks_one() {
     let _ = (to_b, to_c);
 }
 
+/// kube-proxy's iptables-mode rules in both iptables backends (nf_tables
+/// and legacy x_tables), disagreeing: the nf_tables copy says A and B, the
+/// legacy copy A only.
+#[test]
+fn both_iptables_backends_that_disagree_refuse_the_flush() {
+    if !ready()
+        || !common::require_tool("iptables-nft-restore", "iptables")
+        || !common::require_tool("iptables-legacy-restore", "iptables")
+    {
+        return;
+    }
+    let scratch = Scratch::new("backends");
+    stale_common::pipe(
+        &scratch.0,
+        &["iptables-nft-restore"],
+        &kube_dns(&[A, B]).iptables_restore_input(),
+    );
+    stale_common::pipe(
+        &scratch.0,
+        &["iptables-legacy-restore"],
+        &kube_dns(&[A]).iptables_restore_input(),
+    );
+    let [to_a, to_b, to_c] = three_flows(&scratch);
+    let before = scratch.flows();
+    let out = stale(&["--netns", &scratch.0, "--flush", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let why = stderr(&out);
+    for word in ["iptables rules (legacy backend)", "198.18.3.2:53", "nothing was deleted"] {
+        assert!(why.contains(word), "{word:?} not in {why}");
+    }
+    assert_eq!(scratch.flows(), before, "nothing deleted");
+    // The listing: B is live by the nf_tables copy; only C is stale.
+    let out = stale(&["--netns", &scratch.0, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["stale_count"], 1, "{report:#}");
+    assert!(report["findings"].to_string().contains("rule-sources-disagree"), "{report:#}");
+    // Backends that agree again (the legacy copy updated): the flush runs
+    // and deletes only C.
+    stale_common::pipe(
+        &scratch.0,
+        &["iptables-legacy-restore"],
+        &kube_dns(&[A, B]).iptables_restore_input(),
+    );
+    let out = stale(&["--netns", &scratch.0, "--flush", "--yes", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(scratch.flows(), BTreeSet::from([to_a, to_b]));
+    let _ = to_c;
+}
+
 #[test]
 fn skipped_rules_refuse_the_flush() {
     if !ready() {

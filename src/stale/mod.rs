@@ -32,6 +32,7 @@
 //! endpoint) and [`stream`] (`--all-entries -o json` beyond the cap).
 //! `stale` builds on `conntrack` and `service`; neither depends on it.
 
+mod backends;
 pub mod classify;
 pub mod clients;
 mod findings;

@@ -499,9 +499,12 @@ pub(super) fn open_session(config: &StaleConfig, netns: Option<&Netns>) -> Resul
         other => Error::Conntrack(other),
     })?;
     let resolved = resolve_services(config, netns)?;
-    let targets = super::sources::targets(&resolved.services);
+    let mut targets = super::sources::targets(&resolved.services);
+    let (copies, legacy_notes) = legacy_copies(config, &resolved, netns);
+    super::sources::add_copies(&mut targets, &copies, super::backends::LEGACY_LABEL);
     let plans = plan(&targets);
     let mut notes = resolved.notes;
+    notes.extend(legacy_notes);
     if !resolved.skipped.is_empty() {
         notes.push(format!(
             "{} kube-proxy rule(s) were not understood and skipped (-v in `ctdiag services` lists them)",
@@ -540,6 +543,19 @@ pub(super) fn resolve_services(config: &StaleConfig, netns: Option<&Netns>) -> R
     Ok(resolved)
 }
 
+/// The legacy iptables backend's copy of the Services (see
+/// [`super::backends`]), unless `--from` names another mode.
+fn legacy_copies(
+    config: &StaleConfig,
+    resolved: &Resolved,
+    netns: Option<&Netns>,
+) -> (Vec<crate::service::Service>, Vec<String>) {
+    if config.from.is_some_and(|mode| mode != ProxyMode::Iptables) {
+        return (Vec::new(), Vec::new());
+    }
+    super::backends::legacy_copies(&config.selector, resolved, netns)
+}
+
 /// Reads the rules again and adds to each target every endpoint this read
 /// names for its ClusterIP:port (the union of the reads: an entry is only
 /// deleted when its target is an endpoint in none of them). For a Service
@@ -559,7 +575,10 @@ pub(super) fn reread(
             "the kube-proxy rules could not be read again {when} ({error}); nothing was deleted"
         ))
     })?;
-    for fresh in super::sources::targets(&again.services) {
+    let mut fresh_targets = super::sources::targets(&again.services);
+    let (copies, _) = legacy_copies(config, &again, netns);
+    super::sources::add_copies(&mut fresh_targets, &copies, super::backends::LEGACY_LABEL);
+    for fresh in fresh_targets {
         if let Some(target) = targets.iter_mut().find(|t| t.address() == fresh.address()) {
             let mut union: BTreeSet<SocketAddr> = target.endpoints.iter().copied().collect();
             union.extend(fresh.endpoints);

@@ -74,6 +74,23 @@ pub(super) fn targets(services: &[Service]) -> Vec<Target> {
     targets
 }
 
+/// Adds `copies` (of another source, labelled `label`) to the targets of
+/// the same ClusterIP:port; a copy of an address no target has is left
+/// out (it is not a Service asked for).
+pub(super) fn add_copies(targets: &mut [Target], copies: &[Service], label: &str) {
+    for copy in self::targets(copies) {
+        let Some(target) = targets.iter_mut().find(|t| t.address() == copy.address()) else {
+            continue;
+        };
+        let mut union: BTreeSet<SocketAddr> = target.endpoints.iter().copied().collect();
+        union.extend(copy.endpoints.iter().copied());
+        target.endpoints = union.into_iter().collect();
+        target
+            .sources
+            .push(SourceView { label: label.to_string(), endpoints: copy.endpoints.clone() });
+    }
+}
+
 /// How the sources of `target` disagree on its endpoints, in words; `None`
 /// when they agree (or there is one).
 pub(super) fn disagreement(target: &Target) -> Option<String> {
@@ -117,8 +134,13 @@ pub(super) fn disagreement(target: &Target) -> Option<String> {
 pub(super) fn flush_refusal(targets: &[Target], skipped: &[String]) -> Option<String> {
     let disagreements: Vec<String> = targets.iter().filter_map(disagreement).collect();
     if !disagreements.is_empty() {
+        let backends = if disagreements.iter().any(|d| d.contains("backend")) {
+            " (--from cannot choose between the two iptables backends: remove the rules of the one kube-proxy does not use, e.g. `kube-proxy --cleanup` run with that backend's iptables)"
+        } else {
+            ""
+        };
         return Some(format!(
-            "--flush refused, nothing was deleted: {}. An entry towards an endpoint that only one source names may be live; pick the rules kube-proxy runs with --from iptables|nftables|ipvs (`ctdiag services` shows each source), or give the Service yourself with --cluster-ip/--endpoints",
+            "--flush refused, nothing was deleted: {}. An entry towards an endpoint that only one source names may be live; pick the rules kube-proxy runs with --from iptables|nftables|ipvs{backends} (`ctdiag services` shows each source), or give the Service yourself with --cluster-ip/--endpoints",
             disagreements.join(". ")
         ));
     }
