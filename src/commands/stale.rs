@@ -104,6 +104,17 @@ fn ask(ctx: &Context, report: &StaleReport) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// The exit status of a report: by its findings, except that a flush whose
+/// scan afterwards failed is "could not tell" (exit 2): what it deleted is
+/// printed, whether stale entries remain is not known.
+fn outcome(report: &StaleReport) -> Outcome {
+    if report.flush.as_ref().is_some_and(|f| !f.verified()) {
+        Outcome::Unknown
+    } else {
+        Outcome::from_findings(&report.findings)
+    }
+}
+
 /// Validates the arguments, scans (and flushes), renders.
 pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, std::io::stdin().is_terminal())?;
@@ -128,13 +139,7 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     }
     let yes = args.yes;
     let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
-    let verdict = if report.flush.as_ref().is_some_and(|f| !f.verified()) {
-        // Deleted, then could not look: the counts are printed, and the
-        // exit status says the outcome is unknown.
-        Outcome::Unknown
-    } else {
-        Outcome::from_findings(&report.findings)
-    };
+    let verdict = outcome(&report);
     render::emit_report(ctx, &report)?;
     Ok(verdict)
 }
@@ -186,6 +191,44 @@ mod tests {
         let all = StaleArgs { all: true, ..args() };
         assert_eq!(super::config(&all, false).unwrap().command, "ctdiag stale --all");
         assert_eq!(super::config(&args(), false).unwrap().command, "ctdiag stale");
+    }
+
+    #[test]
+    fn a_flush_whose_rescan_failed_exits_unknown() {
+        let report = |remaining: Option<u64>| StaleReport {
+            netns: None,
+            source: String::new(),
+            table_entries: None,
+            kernel_filter: true,
+            services: Vec::new(),
+            stale_count: 2,
+            live_count: 0,
+            findings: Vec::new(),
+            flush: Some(stale::FlushReport { deleted: 2, remaining, ..Default::default() }),
+            notes: Vec::new(),
+            wrapped: false,
+        };
+        assert_eq!(outcome(&report(None)), Outcome::Unknown);
+        assert_eq!(outcome(&report(Some(0))), Outcome::Clean);
+    }
+
+    #[test]
+    fn a_flush_with_no_endpoints_is_refused_before_anything_runs() {
+        let empty = StaleArgs {
+            flush: true,
+            yes: true,
+            service: ServiceArgs {
+                service: None,
+                cluster_ip: Some("198.19.0.10".into()),
+                endpoints: vec![String::new()],
+            },
+            ..args()
+        };
+        let error = config(&empty, false).unwrap_err();
+        assert!(matches!(error, Error::Usage(_)), "{error:?}");
+        assert!(error.to_string().contains("nothing was deleted"), "{error}");
+        // Without --flush the listing runs.
+        assert!(config(&StaleArgs { flush: false, yes: false, ..empty }, false).is_ok());
     }
 
     #[test]
