@@ -270,3 +270,34 @@ fn service_without_endpoints_case() {
     assert_eq!(gone(&before, &after), flows.iter().cloned().collect::<BTreeSet<_>>());
     assert_eq!(after, BTreeSet::from([other]));
 }
+
+/// The same rule in IPv6 (cleanup.go lists and cleans each family on its
+/// own; `TestFilterForNAT`'s "ipv6 + UDP" case builds the same filter for
+/// IPv6): from the serving endpoint kept, from the deleted one and never
+/// DNATed deleted, another port kept.
+#[test]
+fn ipv6_flows() {
+    if !ready() {
+        return;
+    }
+    let scratch = Scratch::new("kpv6");
+    let (cluster, serving, deleted, client) =
+        ("2001:db8::a", "2001:db8:240::4", "2001:db8:242::6", "2001:db8:100::1");
+    let kept = [
+        Flow::udp(client, 23001, cluster, SERVICE_PORT, serving, SERVICE_PORT),
+        Flow::udp(client, 23002, cluster, NON_SERVICE_PORT, deleted, NON_SERVICE_PORT),
+    ];
+    let deletes = [
+        Flow::udp(client, 23003, cluster, SERVICE_PORT, deleted, SERVICE_PORT),
+        Flow::udp(client, 23004, cluster, SERVICE_PORT, cluster, SERVICE_PORT),
+    ];
+    for flow in kept.iter().chain(&deletes) {
+        scratch.insert(flow);
+    }
+    let before = scratch.flows();
+    let report = flush_manual(&scratch, &format!("[{cluster}]"), &format!("[{serving}]:8000"));
+    assert_eq!(report["flush"]["deleted"], 2, "{report:#}");
+    let after = scratch.flows();
+    assert_eq!(gone(&before, &after), deletes.iter().cloned().collect::<BTreeSet<_>>());
+    assert_eq!(after, kept.iter().cloned().collect::<BTreeSet<_>>());
+}
