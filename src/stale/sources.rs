@@ -144,8 +144,10 @@ pub(super) fn flush_refusal(targets: &[Target], skipped: &[String]) -> Option<St
             disagreements.join(". ")
         ));
     }
+    let skipped: Vec<&String> =
+        skipped.iter().filter(|s| may_hide_an_endpoint(s, targets)).collect();
     if !skipped.is_empty() {
-        let shown: Vec<&str> = skipped.iter().take(3).map(String::as_str).collect();
+        let shown: Vec<&str> = skipped.iter().take(3).map(|s| s.as_str()).collect();
         return Some(format!(
             "--flush refused, nothing was deleted: {} kube-proxy rule(s) could not be read and were skipped ({}{}), and a skipped rule may be an endpoint whose entries are live. Check them (`ctdiag services -v`), then give the Service yourself with --cluster-ip/--endpoints",
             skipped.len(),
@@ -154,6 +156,25 @@ pub(super) fn flush_refusal(targets: &[Target], skipped: &[String]) -> Option<St
         ));
     }
     None
+}
+
+/// Whether a skipped rule may be an endpoint of one of `targets`. Known
+/// to be about something else: an IPVS virtual server that is not a
+/// ClusterIP (a NodePort or node address), a firewall-mark virtual server,
+/// and a terminating IPVS real server of another virtual server. Anything
+/// else may be (most skip reasons name a rule's line, not its Service), so
+/// it counts.
+fn may_hide_an_endpoint(skipped: &str, targets: &[Target]) -> bool {
+    if skipped.contains("(a NodePort or node address, not a ClusterIP)")
+        || skipped.contains("firewall-mark virtual server")
+    {
+        return false;
+    }
+    if skipped.starts_with("real server ") {
+        // "real server IP:PORT of PROTO VIP:PORT: weight 0 (terminating...)"
+        return targets.iter().any(|t| skipped.contains(&format!(" {}: ", t.address())));
+    }
+    true
 }
 
 fn list(endpoints: &[SocketAddr]) -> String {
@@ -214,5 +235,16 @@ mod tests {
         let refusal = flush_refusal(&agree, &skipped).unwrap();
         assert!(refusal.contains("1 kube-proxy rule(s) could not be read"), "{refusal}");
         assert!(refusal.contains("KUBE-SEP-X"), "{refusal}");
+        // IPVS: a NodePort virtual server, and a terminating real server of
+        // another virtual server, hide no endpoint of 198.19.0.10:53; a
+        // terminating real server of it does (its entries are live for
+        // kube-proxy).
+        let elsewhere = [
+            "virtual server udp 198.18.0.1:30053: its address is not on kube-ipvs0 (a NodePort or node address, not a ClusterIP)".to_string(),
+            "real server 198.18.5.2:53 of udp 198.19.0.11:53: weight 0 (terminating: kube-proxy keeps it for open connections, new ones do not go to it)".to_string(),
+        ];
+        assert_eq!(flush_refusal(&agree, &elsewhere), None);
+        let terminating = ["real server 198.18.5.2:53 of udp 198.19.0.10:53: weight 0 (terminating: kube-proxy keeps it for open connections, new ones do not go to it)".to_string()];
+        assert!(flush_refusal(&agree, &terminating).is_some());
     }
 }
