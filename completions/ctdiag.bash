@@ -1287,7 +1287,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__stale)
-            opts="-y -o -q -v -h --service --cluster-ip --endpoints --all --flush --yes --all-entries --netns --output --color --quiet --verbose --help"
+            opts="-y -o -q -v -h --service --cluster-ip --endpoints --all --flush --yes --all-entries --netns --from --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1307,6 +1307,10 @@ _ctdiag() {
                     ;;
                 --netns)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -W "iptables nftables ipvs" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -143,6 +143,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
             cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
             cand --netns 'The node''s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace'
+            cand --from 'Only the Services of this proxy mode''s rules, when rules of several modes define one ClusterIP:port (a flush refuses sources that disagree on the endpoints)'
             cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
             cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'

@@ -140,6 +140,9 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l service -d 'The 
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l cluster-ip -d 'Give the Service on the command line instead of reading kube-proxy\'s rules: its ClusterIP, and port (default 53). Needs --endpoints' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l endpoints -d 'With --cluster-ip: the Service\'s endpoints (comma-separated or repeated; a bare IP means the Service port)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l netns -d 'The node\'s network namespace (its conntrack table and kube-proxy rules): a path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an `ip netns` name. Default: the current namespace' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -l from -d 'Only the Services of this proxy mode\'s rules, when rules of several modes define one ClusterIP:port (a flush refuses sources that disagree on the endpoints)' -r -f -a "iptables\t'iptables mode (either iptables backend)'
+nftables\t'nftables mode'
+ipvs\t'IPVS mode'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand stale" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"

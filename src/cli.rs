@@ -208,7 +208,7 @@ pub struct ServiceArgs {
     after_help = "Examples:\n  ctdiag stale\n  ctdiag stale --service kube-dns --flush\n  ctdiag stale --all -o json\n  ctdiag stale --netns lab-node --cluster-ip 198.19.0.10 --endpoints 198.18.2.2:53 --flush --yes\n\n\
 An entry whose original destination is the ClusterIP:port is live when its reply source (the DNAT target) is a \
 current endpoint, stale (dead-endpoint) when it is not, stale (never-translated) when the reply source is the \
-ClusterIP itself while the Service has endpoints. Exit status: 0 no stale entry remains, 1 stale entries remain \
+ClusterIP itself (with or without endpoints: the entries kube-proxy's own reconciler deletes). Exit status: 0 no stale entry remains, 1 stale entries remain \
 (or another problem: no endpoints, an unreachable endpoint), 2 the scan could not complete. Needs CAP_NET_ADMIN."
 )]
 pub struct StaleArgs {
@@ -236,6 +236,22 @@ pub struct StaleArgs {
     /// `ip netns` name. Default: the current namespace.
     #[arg(long, value_name = "PATH|PID|NAME")]
     pub netns: Option<String>,
+    /// Only the Services of this proxy mode's rules, when rules of several
+    /// modes define one ClusterIP:port (a flush refuses sources that
+    /// disagree on the endpoints).
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "cluster_ip")]
+    pub from: Option<RulesMode>,
+}
+
+/// A kube-proxy mode whose rules `stale --from` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesMode {
+    /// iptables mode (either iptables backend).
+    Iptables,
+    /// nftables mode.
+    Nftables,
+    /// IPVS mode.
+    Ipvs,
 }
 
 /// Resolver behaviours `ctdiag probe` can imitate.

@@ -191,6 +191,12 @@ finding_codes! {
     KernelFilterUnavailable = "kernel-filter-unavailable", "stale", [Info];
     /// Dump messages that did not decode were skipped.
     UndecodableEntries = "undecodable-entries", "stale", [Info];
+    /// Several rule sources (two proxy modes, two copies of one mode's
+    /// rules) define one ClusterIP:port with different endpoints.
+    RuleSourcesDisagree = "rule-sources-disagree", "stale", [Warning];
+    /// The scan after a flush failed: what was deleted is known, what is
+    /// still stale is not.
+    FlushUnverified = "flush-unverified", "stale", [Warning];
     /// musl containers set resolv.conf options musl does not implement
     /// (single-request, single-request-reopen, use-vc): no protection.
     ResolverOptionIgnored = "resolver-option-ignored", "doctor", [Warning];

@@ -48,6 +48,7 @@ pub fn config(args: &DoctorArgs) -> Result<DoctorConfig> {
         yes: false,
         all_entries: false,
         netns: args.netns.clone(),
+        from: None,
     };
     Ok(DoctorConfig {
         netns: args.netns.clone(),

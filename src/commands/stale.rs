@@ -4,11 +4,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::OutputFormat;
-use crate::cli::StaleArgs;
+use crate::cli::{RulesMode, StaleArgs};
 use crate::commands::args::{selector, SELECT_ADVICE};
 use crate::error::{Error, Result};
 use crate::findings::Outcome;
 use crate::render::{self, Context};
+use crate::service::select::Selector;
+use crate::service::ProxyMode;
 use crate::stale::stream::{self, Listing};
 use crate::stale::{self, StaleConfig, StaleReport};
 
@@ -19,6 +21,13 @@ pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
     let selector = selector(&args.service, args.all)?;
     if args.netns.as_deref() == Some("") {
         return Err(Error::Usage("--netns needs a path, a PID or a name".into()));
+    }
+    if let (true, Selector::Manual(manual)) = (args.flush, &selector) {
+        if manual.endpoints.is_empty() {
+            return Err(Error::Usage(
+                "--flush with no --endpoints would delete every entry to the ClusterIP, live ones included; nothing was deleted. Name the endpoints (--endpoints IP:PORT,...), or flush a Service whose rules have no endpoints with --service".into(),
+            ));
+        }
     }
     if args.flush && !args.yes && !terminal {
         return Err(Error::Usage(
@@ -32,6 +41,11 @@ pub fn config(args: &StaleArgs, terminal: bool) -> Result<StaleConfig> {
         all_entries: args.all_entries,
         command: command_line(args),
         advice: SELECT_ADVICE,
+        from: args.from.map(|mode| match mode {
+            RulesMode::Iptables => ProxyMode::Iptables,
+            RulesMode::Nftables => ProxyMode::Nftables,
+            RulesMode::Ipvs => ProxyMode::Ipvs,
+        }),
     })
 }
 
@@ -50,6 +64,10 @@ pub(crate) fn command_line(args: &StaleArgs) -> String {
     }
     if args.all {
         push("--all", None);
+    }
+    if let Some(from) = args.from {
+        let value = clap::ValueEnum::to_possible_value(&from);
+        push("--from", Some(value.as_ref().map_or("", |v| v.get_name())));
     }
     if let Some(service) = &args.service.service {
         push("--service", Some(service));
@@ -86,6 +104,17 @@ fn ask(ctx: &Context, report: &StaleReport) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// The exit status of a report: by its findings, except that a flush whose
+/// scan afterwards failed is "could not tell" (exit 2): what it deleted is
+/// printed, whether stale entries remain is not known.
+fn outcome(report: &StaleReport) -> Outcome {
+    if report.flush.as_ref().is_some_and(|f| !f.verified()) {
+        Outcome::Unknown
+    } else {
+        Outcome::from_findings(&report.findings)
+    }
+}
+
 /// Validates the arguments, scans (and flushes), renders.
 pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     let config = config(&args, std::io::stdin().is_terminal())?;
@@ -110,7 +139,7 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
     }
     let yes = args.yes;
     let report = stale::run(&config, &mut |report| yes || ask(ctx, report))?;
-    let verdict = Outcome::from_findings(&report.findings);
+    let verdict = outcome(&report);
     render::emit_report(ctx, &report)?;
     Ok(verdict)
 }
@@ -119,7 +148,6 @@ pub fn execute(args: StaleArgs, ctx: &Context) -> Result<Outcome> {
 mod tests {
     use super::*;
     use crate::cli::ServiceArgs;
-    use crate::service::select::Selector;
 
     fn args() -> StaleArgs {
         StaleArgs {
@@ -129,6 +157,7 @@ mod tests {
             yes: false,
             all_entries: false,
             netns: None,
+            from: None,
         }
     }
 
@@ -162,6 +191,44 @@ mod tests {
         let all = StaleArgs { all: true, ..args() };
         assert_eq!(super::config(&all, false).unwrap().command, "ctdiag stale --all");
         assert_eq!(super::config(&args(), false).unwrap().command, "ctdiag stale");
+    }
+
+    #[test]
+    fn a_flush_whose_rescan_failed_exits_unknown() {
+        let report = |remaining: Option<u64>| StaleReport {
+            netns: None,
+            source: String::new(),
+            table_entries: None,
+            kernel_filter: true,
+            services: Vec::new(),
+            stale_count: 2,
+            live_count: 0,
+            findings: Vec::new(),
+            flush: Some(stale::FlushReport { deleted: 2, remaining, ..Default::default() }),
+            notes: Vec::new(),
+            wrapped: false,
+        };
+        assert_eq!(outcome(&report(None)), Outcome::Unknown);
+        assert_eq!(outcome(&report(Some(0))), Outcome::Clean);
+    }
+
+    #[test]
+    fn a_flush_with_no_endpoints_is_refused_before_anything_runs() {
+        let empty = StaleArgs {
+            flush: true,
+            yes: true,
+            service: ServiceArgs {
+                service: None,
+                cluster_ip: Some("198.19.0.10".into()),
+                endpoints: vec![String::new()],
+            },
+            ..args()
+        };
+        let error = config(&empty, false).unwrap_err();
+        assert!(matches!(error, Error::Usage(_)), "{error:?}");
+        assert!(error.to_string().contains("nothing was deleted"), "{error}");
+        // Without --flush the listing runs.
+        assert!(config(&StaleArgs { flush: false, yes: false, ..empty }, false).is_ok());
     }
 
     #[test]

@@ -442,11 +442,13 @@ pub fn delete_request(entry: &Entry) -> Option<ConntrackMessage> {
     ];
     let mut attributes = Vec::new();
     match entry.zone_scope {
-        // Why CTA_ZONE 0 for these: the lookup is in the reply direction,
-        // whose zone is the default one.
-        ZoneScope::Default | ZoneScope::Original => {
-            attributes.push(zone_attribute(CTA_ZONE, 0));
-        }
+        // Why no CTA_ZONE for these: the lookup is in the reply direction,
+        // whose zone is the default one, and the kernel looks in zone 0
+        // when the attribute is absent. Kernels built without zones
+        // (CONFIG_NF_CONNTRACK_ZONES=n) refuse CTA_ZONE altogether, so it
+        // is sent only when a zone other than 0 must be named.
+        ZoneScope::Default | ZoneScope::Original => {}
+        ZoneScope::Both if entry.zone == 0 => {}
         ZoneScope::Both => attributes.push(zone_attribute(CTA_ZONE, entry.zone)),
         // The kernel refuses CTA_ZONE together with a tuple zone (EINVAL).
         ZoneScope::Reply => {
@@ -657,7 +659,15 @@ mod tests {
             NLM_F_REQUEST | NLM_F_ACK,
             DELETE_REPLY_SEQUENCE,
         );
-        assert_eq!(bytes, DELETE_REPLY_REQUEST);
+        // The capture carried CTA_ZONE 0 (bytes 72..80, after the reply
+        // tuple); the kernel treats an absent CTA_ZONE as zone 0, and
+        // kernels without zone support refuse the attribute, so ctdiag
+        // sends the captured request without it (nlmsg_len 88 - 8).
+        let mut expected = DELETE_REPLY_REQUEST.to_vec();
+        assert_eq!(&expected[72..76], &[0x06, 0x00, 0x12, 0x00], "CTA_ZONE in the capture");
+        expected.drain(72..80);
+        expected[0] = 80;
+        assert_eq!(bytes, expected);
         assert_eq!(
             u16::from_le_bytes([bytes[4], bytes[5]]),
             0x0100 | u16::from(IPCTNL_MSG_CT_DELETE)
@@ -687,10 +697,15 @@ mod tests {
         assert!(!bytes.windows(4).any(|w| w == [6, 0, 18, 0]), "no CTA_ZONE with a tuple zone");
         assert!(bytes.windows(6).any(|w| w == [6, 0, 3, 0, 0, 5]), "CTA_TUPLE_ZONE 5");
         // A zone of the original direction only: the reply lookup is in
-        // zone 0.
+        // zone 0, which needs no CTA_ZONE.
         let mut orig_only = zoned;
         orig_only.zone_scope = ZoneScope::Original;
-        assert!(encoded(&orig_only).windows(6).any(|w| w == [6, 0, 18, 0, 0, 0]));
+        assert!(!encoded(&orig_only).windows(4).any(|w| w == [6, 0, 18, 0]), "no CTA_ZONE");
+        // Zone 0 in both directions: no CTA_ZONE either (kernels without
+        // zone support refuse the attribute).
+        let mut zone_zero = zoned;
+        zone_zero.zone = 0;
+        assert!(!encoded(&zone_zero).windows(4).any(|w| w == [6, 0, 18, 0]), "no CTA_ZONE 0");
     }
 
     #[test]

@@ -217,6 +217,7 @@ fn stale_entries(ctx: &CheckContext) -> Result<CheckResult> {
         all_entries: false,
         command: ctx.config.stale_command.clone(),
         advice: ctx.config.advice,
+        from: None,
     };
     // Why a confirm that always says no: doctor never deletes; without
     // `flush` it is never asked anyway.

@@ -135,12 +135,23 @@ fn table(ctx: &Context, report: &StaleReport) -> String {
             if let Some(flush) = &service.flush {
                 let _ = writeln!(
                     out,
-                    "flush: {}deleted {}, already gone {}, failed {}; stale after the flush: {}",
+                    "flush: {}deleted {}, already gone {}, failed {}{}; stale after the flush: {}",
                     if flush.declined { "declined at the prompt; " } else { "" },
                     flush.deleted,
                     flush.already_gone,
                     flush.failed,
-                    flush.remaining
+                    if flush.spared > 0 {
+                        format!(
+                            ", spared {} (their target is an endpoint in a later read of the rules)",
+                            flush.spared
+                        )
+                    } else {
+                        String::new()
+                    },
+                    flush.remaining.map_or_else(
+                        || "unknown (the scan after it failed)".to_string(),
+                        |n| n.to_string()
+                    )
                 );
             }
         }

@@ -13,12 +13,13 @@ pub enum Verdict {
     Live,
     /// Its reply source is not a current endpoint.
     DeadEndpoint,
-    /// Its reply source is the ClusterIP itself while the Service has
-    /// endpoints: created while it had none, never DNATed.
+    /// Its reply source is the ClusterIP itself: never DNATed (created
+    /// while the Service had no endpoints, or before its rules existed).
+    /// Stale whether or not the Service has endpoints now, as kube-proxy's
+    /// reconciler (kubernetes#139629) has it: deleting it lets the next
+    /// packet meet the rules (a DNAT, or the REJECT of a Service without
+    /// endpoints, which answers at once instead of a 5 s silence).
     NeverTranslated,
-    /// Not translated, and the Service has no endpoints now: nothing better
-    /// exists (not stale yet; it will be once endpoints return).
-    Untranslated,
 }
 
 impl Verdict {
@@ -32,21 +33,19 @@ impl Verdict {
         match self {
             Verdict::DeadEndpoint => Some("dead-endpoint"),
             Verdict::NeverTranslated => Some("never-translated"),
-            Verdict::Live | Verdict::Untranslated => None,
+            Verdict::Live => None,
         }
     }
 }
 
 /// Classifies an entry to `service` (ClusterIP:port) against the Service's
-/// current endpoints.
+/// current endpoints: live only when its reply source is one of them. A
+/// Service without endpoints has no live entry (kube-proxy's reconciler
+/// deletes every entry of such a Service since kubernetes#139629).
 pub fn classify(entry: &Entry, service: SocketAddr, endpoints: &[SocketAddr]) -> Verdict {
     let target = entry.reply.source();
     if target == service {
-        if endpoints.is_empty() {
-            Verdict::Untranslated
-        } else {
-            Verdict::NeverTranslated
-        }
+        Verdict::NeverTranslated
     } else if endpoints.contains(&target) {
         Verdict::Live
     } else {
@@ -60,8 +59,13 @@ pub(super) struct Target {
     pub(super) service: Service,
     pub(super) cluster_ip: IpAddr,
     pub(super) port: u16,
-    /// The endpoints of the ClusterIP's address family.
+    /// The endpoints of the ClusterIP's address family: every endpoint
+    /// any of `sources` names (an entry is live when one of them says so).
     pub(super) endpoints: Vec<SocketAddr>,
+    /// Each rule source's view of this ClusterIP:port (one for most
+    /// nodes; several when rules of two proxy modes, or two copies of one
+    /// mode's rules, define it).
+    pub(super) sources: Vec<super::sources::SourceView>,
 }
 
 impl Target {

@@ -58,8 +58,10 @@ impl Context<'_> {
                 target.cluster_ip, target.port
             ),
         };
-        let flushed_all =
-            report.flush.as_ref().is_some_and(|f| !f.declined && f.remaining == 0 && f.failed == 0);
+        let flushed_all = report
+            .flush
+            .as_ref()
+            .is_some_and(|f| !f.declined && f.remaining == Some(0) && f.failed == 0);
         let mut findings = Vec::new();
         if !flushed_all {
             findings.extend(stale_entries(&case));
@@ -67,6 +69,8 @@ impl Context<'_> {
         }
         findings.extend(stale_entries_remain(&case));
         findings.extend(stale_entries_flushed(&case));
+        findings.extend(flush_unverified(&case));
+        findings.extend(rule_sources_disagree(&case));
         findings
             .extend(report.unreachable_endpoints.iter().map(|u| endpoint_unreachable(&case, u)));
         findings.extend(service_no_endpoints(&case));
@@ -130,7 +134,7 @@ fn never_translated_entries(case: &Case) -> Option<Finding> {
             list_or_none(&report.endpoints)
         ),
         format!(
-            "Delete exactly these entries: `{flush_command}` (it shows them and asks first; add --yes without a terminal). kube-proxy skips Services without endpoints when it cleans conntrack, so these stay until deleted or idle for the UDP timeout. {LASTING}"
+            "Delete exactly these entries: `{flush_command}` (it shows them and asks first; add --yes without a terminal). kube-proxy before kubernetes#139629 skips Services without endpoints when it cleans conntrack, so these stay until deleted or idle for the UDP timeout. {LASTING}"
         ),
     ))
 }
@@ -140,19 +144,20 @@ fn never_translated_entries(case: &Case) -> Option<Finding> {
 fn stale_entries_remain(case: &Case) -> Option<Finding> {
     let Case { report, name, flush_command, .. } = case;
     let flush = report.flush.as_ref().filter(|f| !f.declined)?;
-    if flush.remaining == 0 && flush.failed == 0 {
+    let remaining = flush.remaining?;
+    if remaining == 0 && flush.failed == 0 {
         return None;
     }
     Some(Finding::new(
         Severity::Critical,
         FindingCode::StaleEntriesRemain,
-        format!("The flush of {name} left {} stale entries behind", flush.remaining),
+        format!("The flush of {name} left {remaining} stale entries behind"),
         format!(
             "deleted {}, already gone {}, failed {}, still stale after the flush {}{}",
             flush.deleted,
             flush.already_gone,
             flush.failed,
-            flush.remaining,
+            remaining,
             if flush.errors.is_empty() {
                 String::new()
             } else {
@@ -171,7 +176,7 @@ fn stale_entries_flushed(case: &Case) -> Option<Finding> {
     let Case { report, name, .. } = case;
     let flush = report.flush.as_ref().filter(|f| !f.declined)?;
     let found = report.stale_count;
-    if flush.remaining > 0 || flush.failed > 0 || found == 0 {
+    if flush.remaining != Some(0) || flush.failed > 0 || found == 0 {
         return None;
     }
     Some(Finding::new(
@@ -183,6 +188,44 @@ fn stale_entries_flushed(case: &Case) -> Option<Finding> {
             flush.deleted, flush.already_gone
         ),
         format!("Their clients' next packets from the same ports create new entries towards live endpoints. {LASTING}"),
+    ))
+}
+
+/// `flush-unverified`: the deletes ran but the scan after them failed.
+fn flush_unverified(case: &Case) -> Option<Finding> {
+    let Case { report, name, flush_command, .. } = case;
+    let flush = report.flush.as_ref().filter(|f| !f.declined && f.remaining.is_none())?;
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::FlushUnverified,
+        format!(
+            "The flush of {name} deleted {} entries, but the scan after it failed: whether stale entries remain is unknown",
+            flush.deleted
+        ),
+        format!(
+            "deleted {}, already gone {}, failed {}, spared {}; {}",
+            flush.deleted,
+            flush.already_gone,
+            flush.failed,
+            flush.spared,
+            flush.rescan_error.as_deref().unwrap_or("the scan after the flush failed")
+        ),
+        format!("Scan again: `{}`", flush_command.trim_end_matches(" --flush")),
+    ))
+}
+
+/// `rule-sources-disagree`: several rule sources define the ClusterIP:port
+/// with different endpoints (an entry is live when any of them names its
+/// target; a flush refuses).
+fn rule_sources_disagree(case: &Case) -> Option<Finding> {
+    let Case { target, name, .. } = case;
+    let why = super::sources::disagreement(target)?;
+    Some(Finding::new(
+        Severity::Warning,
+        FindingCode::RuleSourcesDisagree,
+        format!("The rules on this node disagree on the endpoints of {name}: entries towards an endpoint any of them names count as live"),
+        why,
+        "Find which rules kube-proxy runs (its --proxy-mode; leftovers of another mode or of the other iptables backend are removed with `kube-proxy --cleanup`), then scan and flush with --from iptables|nftables|ipvs",
     ))
 }
 
@@ -216,10 +259,10 @@ fn service_no_endpoints(case: &Case) -> Option<Finding> {
     if !target.endpoints.is_empty() {
         return None;
     }
-    let pending = if tally.untranslated > 0 {
+    let pending = if tally.stale_count() > 0 {
         format!(
-            "; {} untranslated entries of its clients will blackhole them once endpoints return: run `{flush_command}` then",
-            tally.untranslated
+            "; its {} entries are all stale (nothing answers them, and until they go the REJECT rule for a Service without endpoints never sees their clients' packets): `{flush_command}` deletes them",
+            tally.stale_count()
         )
     } else {
         String::new()

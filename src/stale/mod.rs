@@ -32,6 +32,7 @@
 //! endpoint) and [`stream`] (`--all-entries -o json` beyond the cap).
 //! `stale` builds on `conntrack` and `service`; neither depends on it.
 
+mod backends;
 pub mod classify;
 pub mod clients;
 mod findings;
@@ -39,6 +40,7 @@ pub mod flush;
 pub mod reach;
 pub mod report;
 mod scan;
+mod sources;
 pub mod stream;
 
 use crate::error::Result;
@@ -82,6 +84,8 @@ pub struct StaleConfig {
     pub command: String,
     /// What to pass instead when the Services cannot be resolved.
     pub advice: Advice,
+    /// Only the Services of this proxy mode's rules (`--from`).
+    pub from: Option<crate::service::ProxyMode>,
 }
 
 /// Scans, asks `confirm` (with the report as it stands) before a flush,
@@ -95,6 +99,11 @@ pub fn run(
 ) -> Result<StaleReport> {
     let netns = config.netns.as_deref().map(Netns::open).transpose()?;
     let mut session = open_session(config, netns.as_ref())?;
+    if config.flush {
+        if let Some(why) = sources::flush_refusal(&session.targets, &session.skipped) {
+            return Err(crate::error::Error::Usage(why));
+        }
+    }
     let first =
         scan::scan(&mut session.socket, &session.targets, &session.plans, config.all_entries)?;
     let listed = listed_addresses(&first);
@@ -122,23 +131,34 @@ pub fn run(
         return Ok(before);
     }
     let to_delete: u64 = first.tallies.iter().map(Tally::stale_count).sum();
-    let flushes: Vec<FlushReport> = if to_delete == 0 {
-        vec![FlushReport::default(); session.targets.len()]
-    } else if !confirm(&before) {
+    if to_delete == 0 {
+        let flushes = vec![FlushReport::default(); session.targets.len()];
+        return Ok(context.report(&session.targets, &first, Some(&flushes)));
+    }
+    // The rules again after the scan, and again right before deleting
+    // (the prompt can wait for minutes, a rollout goes on meanwhile): an
+    // entry is deleted only if its target is an endpoint in none of the
+    // reads.
+    let mut current = session.targets.clone();
+    scan::reread(config, netns.as_ref(), &mut current, "after the scan")?;
+    let flushes: Vec<FlushReport> = if !confirm(&before) {
         first
             .tallies
             .iter()
             .map(|t| FlushReport {
-                remaining: t.stale_count(),
+                remaining: Some(t.stale_count()),
                 declined: true,
                 ..FlushReport::default()
             })
             .collect()
     } else {
-        flush(&mut session.socket, &session.targets, &session.plans, &first)?
+        scan::reread(config, netns.as_ref(), &mut current, "right before deleting")?;
+        flush(&mut session.socket, &current, &session.plans, &first)
     };
     Ok(context.report(&session.targets, &first, Some(&flushes)))
 }
 
+#[cfg(test)]
+mod flush_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! Services resolved into targets, the dumps planned (kernel-filtered where
 //! the kernel can) and every entry counted and classified as it arrives.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use super::classify::{classify, Target, Verdict};
@@ -18,8 +18,8 @@ use crate::conntrack::stats::read_fill_on;
 use crate::conntrack::ConntrackError;
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
-use crate::service::select::resolve;
-use crate::service::Protocol;
+use crate::service::select::{resolve, Resolved};
+use crate::service::{Protocol, ProxyMode};
 /// Most kernel-filtered dumps per address family; more Services of a family
 /// share one dump filtered on the protocol only. Why 4: each dump walks the
 /// whole table in the kernel, so a handful is cheaper than decoding every
@@ -128,9 +128,6 @@ pub(super) struct Tally {
     pub(super) scanned: u64,
     /// Entries that are not stale.
     pub(super) live: u64,
-    /// Untranslated entries while the Service has no endpoints (counted in
-    /// `live`).
-    pub(super) untranslated: u64,
     /// Stale entries towards a target that is not an endpoint.
     pub(super) dead: u64,
     /// Stale entries never translated.
@@ -180,9 +177,6 @@ impl Tally {
             (&mut self.stale, keep.stale_limit)
         } else {
             self.live += 1;
-            if verdict == Verdict::Untranslated {
-                self.untranslated += 1;
-            }
             if !keep.live {
                 return Taken::Counted;
             }
@@ -445,7 +439,6 @@ pub(super) fn scan_with(
 pub(super) fn merge(into: &mut Tally, from: Tally) {
     into.scanned += from.scanned;
     into.live += from.live;
-    into.untranslated += from.untranslated;
     into.dead += from.dead;
     into.never += from.never;
     into.stale.extend(from.stale);
@@ -474,6 +467,8 @@ pub(super) struct Session {
     pub(super) source: String,
     pub(super) notes: Vec<String>,
     pub(super) table_entries: Option<u64>,
+    /// Rules the read skipped as unreadable (a flush refuses them).
+    pub(super) skipped: Vec<String>,
 }
 
 impl Session {
@@ -503,26 +498,13 @@ pub(super) fn open_session(config: &StaleConfig, netns: Option<&Netns>) -> Resul
         ),
         other => Error::Conntrack(other),
     })?;
-    let resolved = resolve(&config.selector, netns, &[Protocol::Udp])
-        .map_err(|e| Error::Usage(e.message(&config.advice)))?;
-    let mut targets = Vec::new();
-    for service in &resolved.services {
-        for cluster_ip in &service.cluster_ips {
-            targets.push(Target {
-                service: service.clone(),
-                cluster_ip: *cluster_ip,
-                port: service.port,
-                endpoints: service
-                    .endpoints
-                    .iter()
-                    .copied()
-                    .filter(|e| e.is_ipv4() == cluster_ip.is_ipv4())
-                    .collect(),
-            });
-        }
-    }
+    let resolved = resolve_services(config, netns)?;
+    let mut targets = super::sources::targets(&resolved.services);
+    let (copies, legacy_notes) = legacy_copies(config, &resolved, netns);
+    super::sources::add_copies(&mut targets, &copies, super::backends::LEGACY_LABEL);
     let plans = plan(&targets);
     let mut notes = resolved.notes;
+    notes.extend(legacy_notes);
     if !resolved.skipped.is_empty() {
         notes.push(format!(
             "{} kube-proxy rule(s) were not understood and skipped (-v in `ctdiag services` lists them)",
@@ -536,7 +518,74 @@ pub(super) fn open_session(config: &StaleConfig, netns: Option<&Netns>) -> Resul
         source: resolved.source,
         notes,
         table_entries: Some(fill.entries),
+        skipped: resolved.skipped,
     })
+}
+
+/// The UDP Service ports `config` selects, from the rules of `config.from`
+/// only when it names a mode.
+pub(super) fn resolve_services(config: &StaleConfig, netns: Option<&Netns>) -> Result<Resolved> {
+    let mut resolved = resolve(&config.selector, netns, &[Protocol::Udp])
+        .map_err(|e| Error::Usage(e.message(&config.advice)))?;
+    if let Some(mode) = config.from {
+        let modes: BTreeSet<&'static str> =
+            resolved.services.iter().map(|s| s.proxy_mode.as_str()).collect();
+        resolved.services.retain(|s| s.proxy_mode == mode || s.proxy_mode == ProxyMode::Manual);
+        if resolved.services.is_empty() {
+            return Err(Error::Usage(format!(
+                "--from {}: the Service is not in the {} rules; it is in the rules of: {}",
+                mode.as_str(),
+                mode.as_str(),
+                modes.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(resolved)
+}
+
+/// The legacy iptables backend's copy of the Services (see
+/// [`super::backends`]), unless `--from` names another mode.
+fn legacy_copies(
+    config: &StaleConfig,
+    resolved: &Resolved,
+    netns: Option<&Netns>,
+) -> (Vec<crate::service::Service>, Vec<String>) {
+    if config.from.is_some_and(|mode| mode != ProxyMode::Iptables) {
+        return (Vec::new(), Vec::new());
+    }
+    super::backends::legacy_copies(&config.selector, resolved, netns)
+}
+
+/// Reads the rules again and adds to each target every endpoint this read
+/// names for its ClusterIP:port (the union of the reads: an entry is only
+/// deleted when its target is an endpoint in none of them). For a Service
+/// given with `--cluster-ip` nothing changes. An error when the rules
+/// cannot be read again: the flush then deletes nothing.
+pub(super) fn reread(
+    config: &StaleConfig,
+    netns: Option<&Netns>,
+    targets: &mut [Target],
+    when: &str,
+) -> Result<()> {
+    if matches!(config.selector, crate::service::select::Selector::Manual(_)) {
+        return Ok(());
+    }
+    let again = resolve_services(config, netns).map_err(|error| {
+        Error::Runtime(format!(
+            "the kube-proxy rules could not be read again {when} ({error}); nothing was deleted"
+        ))
+    })?;
+    let mut fresh_targets = super::sources::targets(&again.services);
+    let (copies, _) = legacy_copies(config, &again, netns);
+    super::sources::add_copies(&mut fresh_targets, &copies, super::backends::LEGACY_LABEL);
+    for fresh in fresh_targets {
+        if let Some(target) = targets.iter_mut().find(|t| t.address() == fresh.address()) {
+            let mut union: BTreeSet<SocketAddr> = target.endpoints.iter().copied().collect();
+            union.extend(fresh.endpoints);
+            target.endpoints = union.into_iter().collect();
+        }
+    }
+    Ok(())
 }
 
 /// Source addresses of the entries the report lists, and of every stale

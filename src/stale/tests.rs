@@ -31,7 +31,7 @@ type Script = Vec<Vec<Vec<u8>>>;
 /// [`ReplyReader`], announcing a restart before every attempt after the
 /// first, and records each request. With `refuse_filter`, a filtered
 /// request is answered with EINVAL (as a kernel that rejects it would).
-struct Replay {
+pub(super) struct Replay {
     scripts: VecDeque<Script>,
     sequence: u32,
     port: u32,
@@ -40,7 +40,7 @@ struct Replay {
 }
 
 impl Replay {
-    fn new(scripts: Vec<Script>) -> Self {
+    pub(super) fn new(scripts: Vec<Script>) -> Self {
         Replay {
             scripts: scripts.into(),
             sequence: ENTRIES_FILTERED_SEQUENCE,
@@ -89,11 +89,11 @@ impl DumpSource for Replay {
 
 /// The captured filtered dump: the never-translated entry (40002, zone 5)
 /// and the one DNATed to 198.18.3.2:53 (40001).
-fn captured_dump() -> Vec<Vec<u8>> {
+pub(super) fn captured_dump() -> Vec<Vec<u8>> {
     vec![ENTRIES_FILTERED_DATAGRAM.to_vec(), ENTRIES_FILTERED_DONE.to_vec()]
 }
 
-fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
+pub(super) fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
     let cluster: std::net::SocketAddr = cluster_ip.parse().unwrap_or_else(|_| {
         std::net::SocketAddr::new(cluster_ip.parse().unwrap(), DEFAULT_MANUAL_PORT)
     });
@@ -101,21 +101,12 @@ fn manual(cluster_ip: &str, endpoints: &[&str]) -> Selector {
     Selector::Manual(ManualService::new(cluster.ip(), cluster.port(), endpoints, None).unwrap())
 }
 
-fn targets_of(selector: &Selector) -> Vec<Target> {
+pub(super) fn targets_of(selector: &Selector) -> Vec<Target> {
     let Selector::Manual(manual) = selector else { panic!("manual only") };
-    manual
-        .services(&[Protocol::Udp])
-        .into_iter()
-        .map(|service| Target {
-            cluster_ip: service.cluster_ips[0],
-            port: service.port,
-            endpoints: service.endpoints.clone(),
-            service,
-        })
-        .collect()
+    super::sources::targets(&manual.services(&[Protocol::Udp]))
 }
 
-fn config(selector: Selector) -> StaleConfig {
+pub(super) fn config(selector: Selector) -> StaleConfig {
     StaleConfig {
         selector,
         netns: Some("lab-node".into()),
@@ -124,10 +115,11 @@ fn config(selector: Selector) -> StaleConfig {
         command: "ctdiag stale --netns lab-node --cluster-ip 198.19.0.10 --endpoints 198.18.2.2"
             .into(),
         advice: crate::commands::args::SELECT_ADVICE,
+        from: None,
     }
 }
 
-fn report_of(config: &StaleConfig, targets: &[Target], scan: &Scan) -> StaleReport {
+pub(super) fn report_of(config: &StaleConfig, targets: &[Target], scan: &Scan) -> StaleReport {
     let clients = ClientIndex::default();
     let context = Context {
         config,
@@ -166,8 +158,10 @@ fn classification() {
     );
     assert_eq!(classify(dnated, cluster, &[]), Verdict::DeadEndpoint);
     assert_eq!(classify(untranslated, cluster, &[live]), Verdict::NeverTranslated);
-    assert_eq!(classify(untranslated, cluster, &[]), Verdict::Untranslated);
-    assert!(!Verdict::Untranslated.is_stale() && Verdict::Untranslated.reason().is_none());
+    // A Service without endpoints: never-translated entries are stale too
+    // (kube-proxy's reconciler deletes them since kubernetes#139629).
+    assert_eq!(classify(untranslated, cluster, &[]), Verdict::NeverTranslated);
+    assert!(!Verdict::Live.is_stale() && Verdict::Live.reason().is_none());
     assert_eq!(Verdict::DeadEndpoint.reason(), Some("dead-endpoint"));
     assert_eq!(Verdict::NeverTranslated.reason(), Some("never-translated"));
 }
@@ -415,11 +409,12 @@ fn flush_outcomes_decide_the_findings() {
     };
     let clean = codes(FlushReport { deleted: 1, already_gone: 1, ..FlushReport::default() });
     assert_eq!(clean, vec![(FindingCode::StaleEntriesFlushed, Severity::Info)]);
-    let left = codes(FlushReport { deleted: 1, remaining: 1, ..FlushReport::default() });
+    let left = codes(FlushReport { deleted: 1, remaining: Some(1), ..FlushReport::default() });
     assert!(left.contains(&(FindingCode::StaleEntriesRemain, Severity::Critical)), "{left:?}");
     let failed = codes(FlushReport { failed: 1, ..FlushReport::default() });
     assert!(failed.contains(&(FindingCode::StaleEntriesRemain, Severity::Critical)), "{failed:?}");
-    let declined = codes(FlushReport { remaining: 2, declined: true, ..FlushReport::default() });
+    let declined =
+        codes(FlushReport { remaining: Some(2), declined: true, ..FlushReport::default() });
     assert!(declined.contains(&(FindingCode::StaleEntries, Severity::Critical)), "{declined:?}");
     let json =
         serde_json::to_value(context.report(&targets, &result, Some(&[FlushReport::default()])))
@@ -466,7 +461,7 @@ fn every_stale_code_is_produced_by_a_case() {
         why: "a blackhole route (`ip route get 198.18.3.2`: RTNETLINK answers: Invalid argument)"
             .into(),
     }];
-    let cases: [(&str, &[&str], Option<FlushReport>, bool); 6] = [
+    let cases: [(&str, &[&str], Option<FlushReport>, bool); 7] = [
         // dead-endpoint + never-translated
         ("198.19.0.10", &["198.18.2.2:53"], None, false),
         // live + never-translated, with the live endpoint unreachable
@@ -483,7 +478,14 @@ fn every_stale_code_is_produced_by_a_case() {
         (
             "198.19.0.10",
             &["198.18.2.2:53"],
-            Some(FlushReport { remaining: 1, ..FlushReport::default() }),
+            Some(FlushReport { remaining: Some(1), ..FlushReport::default() }),
+            false,
+        ),
+        // deleted, then the scan after the deletes failed
+        (
+            "198.19.0.10",
+            &["198.18.2.2:53"],
+            Some(FlushReport { deleted: 2, remaining: None, ..FlushReport::default() }),
             false,
         ),
         // nothing at all to this ClusterIP
@@ -520,6 +522,28 @@ fn every_stale_code_is_produced_by_a_case() {
         Replay::new(vec![vec![vec![datagram.to_vec(), ENTRIES_FILTERED_DONE.to_vec()]]]);
     let result = scan(&mut source, &targets, &plan(&targets), false).unwrap();
     collect(&report_of(&config(selector), &targets, &result));
+    // Two rule sources that disagree on the endpoints.
+    let of_mode = |mode: crate::service::ProxyMode, endpoint: &str| crate::service::Service {
+        namespace: "kube-system".into(),
+        name: "kube-dns".into(),
+        port_name: "dns".into(),
+        protocol: Protocol::Udp,
+        cluster_ips: vec!["198.19.0.10".parse().unwrap()],
+        port: 53,
+        endpoints: vec![endpoint.parse().unwrap()],
+        proxy_mode: mode,
+    };
+    let targets = super::sources::targets(&[
+        of_mode(crate::service::ProxyMode::Iptables, "198.18.2.2:53"),
+        of_mode(crate::service::ProxyMode::Nftables, "198.18.3.2:53"),
+    ]);
+    let mut source = Replay::new(vec![vec![captured_dump()]]);
+    let result = scan(&mut source, &targets, &plan(&targets), false).unwrap();
+    let report = report_of(&config(Selector::All), &targets, &result);
+    // 40001 goes to 198.18.3.2:53, an endpoint in the nftables rules only:
+    // live (only the never-translated entry is stale).
+    assert_eq!(report.stale_count, 1);
+    collect(&report);
 
     for code in FindingCode::ALL.iter().filter(|c| c.command() == "stale") {
         for severity in code.severities() {
