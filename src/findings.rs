@@ -173,7 +173,8 @@ finding_codes! {
     /// endpoint any more: their clients are blackholed.
     StaleEntries = "stale-entries", "stale", [Critical];
     /// UDP conntrack entries created while a Service had no endpoints,
-    /// never DNATed, still capturing their clients now that it has some.
+    /// never DNATed: they capture their clients (kube-proxy's reconciler
+    /// deletes them whether the Service has endpoints now or not).
     NeverTranslatedEntries = "never-translated-entries", "stale", [Critical];
     /// An endpoint in the rules that the node cannot reach (no route,
     /// neighbour FAILED): its entries are live by the rules and dead in fact.
