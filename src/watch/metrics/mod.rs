@@ -1,0 +1,180 @@
+//! The Prometheus endpoint of `ctdiag watch --listen`: the cumulative
+//! [`Totals`] as Prometheus text ([`render`]), served over HTTP at
+//! `/metrics` by [`MetricsServer`].
+//!
+//! The HTTP server is tiny_http's (a small synchronous HTTP/1.1 server,
+//! no async runtime): one accept thread, one thread per open connection,
+//! and this module's one thread answering requests.
+
+mod exposition;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use super::model::Totals;
+
+pub use exposition::{escape_label_into, render, NOT_A_POD, OTHER_PODS, PREFIX};
+
+/// The path the metrics are served at.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The content type of the text exposition format, version 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Why the endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        cause: String,
+    },
+    /// The socket was bound but the server could not start on it.
+    #[error("cannot serve metrics on {addr}: {cause}")]
+    Start {
+        /// The address bound.
+        addr: SocketAddr,
+        /// Why.
+        cause: String,
+    },
+}
+
+/// A running `/metrics` server; stops when dropped or with [`stop`](Self::stop).
+pub struct MetricsServer {
+    local_addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+// tiny_http's server has no `Debug`.
+impl std::fmt::Debug for MetricsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsServer")
+            .field("local_addr", &self.local_addr)
+            .field("running", &self.thread.is_some())
+            .finish()
+    }
+}
+
+impl MetricsServer {
+    /// Serves `totals` (read at each scrape) on `addr`, keeping at most
+    /// `top_pods` pod series (the rest folded into one).
+    pub fn start(
+        addr: SocketAddr,
+        totals: Arc<Mutex<Totals>>,
+        top_pods: usize,
+    ) -> Result<MetricsServer, MetricsError> {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| MetricsError::Bind { addr, cause: bind_cause(&e) })?;
+        let local_addr =
+            listener.local_addr().map_err(|e| MetricsError::Bind { addr, cause: e.to_string() })?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| MetricsError::Start { addr: local_addr, cause: e.to_string() })?;
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (server, stopping) = (Arc::clone(&server), Arc::clone(&stopping));
+            std::thread::Builder::new()
+                .name("ctdiag-metrics".into())
+                .spawn(move || serve(&server, &stopping, &totals, top_pods))
+                .map_err(|e| MetricsError::Start { addr: local_addr, cause: e.to_string() })?
+        };
+        Ok(MetricsServer { local_addr, server, stopping, thread: Some(thread) })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops serving: the answering thread ends, and the listening socket
+    /// is closed once tiny_http's accept thread sees the stop.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        self.stopping.store(true, Ordering::SeqCst);
+        self.server.unblock();
+        // The thread only answers requests; a panic there is not ours to
+        // re-raise while stopping.
+        let _ = thread.join();
+        // Dropping the last reference to the server (ours: the thread's is
+        // gone) stops tiny_http's accept thread and closes the socket.
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// What to say when `bind` fails, with what to do where there is something.
+fn bind_cause(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("{e} (another process holds the port: pick another with --listen)")
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("{e} (the address is not one of this host's: use one it has, or 0.0.0.0)")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{e} (ports below 1024 need CAP_NET_BIND_SERVICE: pick a higher one)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Answers requests until told to stop.
+fn serve(
+    server: &tiny_http::Server,
+    stopping: &AtomicBool,
+    totals: &Mutex<Totals>,
+    top_pods: usize,
+) {
+    while !stopping.load(Ordering::SeqCst) {
+        // An error here is tiny_http's accept thread saying it failed (it
+        // stops accepting), or the stop's unblock: either way nothing more
+        // will come but the stop.
+        let Ok(request) = server.recv() else { continue };
+        answer(request, totals, top_pods);
+    }
+}
+
+/// One response: the metrics for `GET /metrics`, 405 for another method
+/// there, 404 elsewhere. A client that went away is not an error.
+fn answer(request: tiny_http::Request, totals: &Mutex<Totals>, top_pods: usize) {
+    let path = request.url().split('?').next().unwrap_or_default();
+    let response = if path != METRICS_PATH {
+        text_response(404, "not found: the metrics are at /metrics\n".into())
+    } else if !matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head) {
+        text_response(405, "only GET /metrics\n".into()).with_header(header("Allow", "GET, HEAD"))
+    } else {
+        // A copy under the lock, rendered outside it: the matcher waits
+        // for a copy, not for the text.
+        let snapshot = totals.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        tiny_http::Response::from_string(render(&snapshot, top_pods))
+            .with_header(header("Content-Type", CONTENT_TYPE))
+    };
+    let _ = request.respond(response);
+}
+
+fn text_response(status: u16, body: String) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    tiny_http::Response::from_string(body)
+        .with_status_code(status)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+}
+
+/// A header from two ASCII constants of ours.
+fn header(name: &'static str, value: &'static str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .unwrap_or_else(|()| unreachable!("{name}: {value} is an ASCII header"))
+}
