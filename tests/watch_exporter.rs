@@ -286,7 +286,10 @@ fn bad_requests_and_idle_clients_do_not_stop_the_server() {
     // the scrapes below still get their answers.
     let mut idle = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).unwrap();
     idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
-    let long_header = format!("GET /metrics HTTP/1.1\r\nConnection: close\r\nX-Long: {}\r\n\r\n", "a".repeat(100_000));
+    let long_header = format!(
+        "GET /metrics HTTP/1.1\r\nConnection: close\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
     let bad: Vec<Vec<u8>> = vec![
         b"\x00\xff\xfe garbage\r\n\r\n".to_vec(),
         b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
@@ -374,4 +377,366 @@ fn stop_and_drop_end_the_server_and_free_the_port() {
         assert_eq!(get(addr, "GET", "/metrics").status, 200);
     }
     assert!(port_freed(addr, Duration::from_secs(10)), "{addr} still held after drop");
+}
+
+// --- A real Prometheus scraping the exporter ---
+
+/// How long Prometheus may take from its start to a query that returns a
+/// scraped value: it starts in about a second and scrapes every second
+/// here; a loaded 2-core machine gets a minute.
+const PROMETHEUS_WAIT: Duration = Duration::from_secs(60);
+
+/// A Prometheus server started by the test, killed (and its directory
+/// removed) when dropped, also when the test panics; then its log is shown.
+struct Prometheus {
+    running: Option<common::Running>,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Prometheus {
+    /// Starts Prometheus on a free loopback port, scraping `target` every
+    /// second with the label node="test-node".
+    fn start(target: SocketAddr) -> Prometheus {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("watch-prometheus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: ctdiag-watch\n    scrape_interval: 1s\n    \
+             scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n        \
+             labels:\n          node: test-node\n"
+        );
+        let config_file = dir.join("prometheus.yml");
+        std::fs::write(&config_file, config).unwrap();
+        // A free port: taken from the kernel, released, handed over.
+        let addr = TcpListener::bind(loopback_any_port()).unwrap().local_addr().unwrap();
+        let running = common::spawn(
+            "prometheus",
+            &[
+                &format!("--config.file={}", config_file.display()),
+                &format!("--storage.tsdb.path={}", dir.join("data").display()),
+                &format!("--web.listen-address={addr}"),
+                "--log.level=warn",
+            ],
+        );
+        Prometheus { running: Some(running), dir, addr }
+    }
+
+    /// The samples `query` returns now, as (labels, value), or why not.
+    fn query(&mut self, query: &str) -> Result<Vec<(BTreeMap<String, String>, String)>, String> {
+        if !self.running.as_mut().is_some_and(common::Running::is_running) {
+            panic!("prometheus exited (its log follows)");
+        }
+        let path = format!("/api/v1/query?query={}", percent_encode(query));
+        // HTTP/1.0: Go's server answers with the length, never chunked.
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+        let r = exchange(self.addr, request.as_bytes()).map_err(|e| e.to_string())?;
+        let body: Value = serde_json::from_str(&r.body).map_err(|e| format!("{e}: {}", r.body))?;
+        if body["status"] != "success" {
+            return Err(r.body);
+        }
+        let result = body["data"]["result"].as_array().ok_or_else(|| r.body.clone())?;
+        Ok(result
+            .iter()
+            .map(|s| {
+                let labels = serde_json::from_value(s["metric"].clone()).unwrap_or_default();
+                (labels, s["value"][1].as_str().unwrap_or_default().to_string())
+            })
+            .collect())
+    }
+
+    /// Queries until the result is `want` (one sample, that value) or the
+    /// wait ends; returns the sample's labels.
+    fn wait_for(&mut self, query: &str, want: &str) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + PROMETHEUS_WAIT;
+        let mut last = Err("not queried".to_string());
+        while Instant::now() < deadline {
+            last = self.query(query);
+            if let Ok(samples) = &last {
+                if let [(labels, v)] = samples.as_slice() {
+                    if v == want {
+                        return labels.clone();
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("{query} never returned {want} within {PROMETHEUS_WAIT:?}; last: {last:?}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.signal(libc::SIGKILL);
+            if std::thread::panicking() {
+                match running.wait_until(Duration::from_secs(10)) {
+                    Ok(out) => eprintln!("--- prometheus log:\n{}", common::stderr(&out)),
+                    Err(why) => eprintln!("--- prometheus log: {why}"),
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `text` with everything but unreserved characters percent-encoded.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_exporter_and_its_query_api_returns_the_counts() {
+    if !common::require_tool("prometheus", "prometheus") {
+        return;
+    }
+    let totals = Arc::new(Mutex::new(scenario()));
+    let server = MetricsServer::start(loopback_any_port(), Arc::clone(&totals), 2).unwrap();
+    let mut prometheus = Prometheus::start(server.local_addr());
+    let silent = format!(
+        "ctdiag_watch_endpoint_unanswered_total{{endpoint=\"{SILENT}\",cause=\"endpoint-silent\"}}"
+    );
+    let labels = prometheus.wait_for(&silent, &SILENT_LOST.to_string());
+    assert_eq!(labels.get("node").map(String::as_str), Some("test-node"), "{labels:?}");
+    assert_eq!(labels.get("job").map(String::as_str), Some("ctdiag-watch"));
+    // More losses: the next scrapes read them.
+    {
+        let mut t = totals.lock().unwrap();
+        let endpoint = t.by_endpoint.get_mut(&SILENT.parse().unwrap()).unwrap();
+        *endpoint.unanswered_by_cause.get_mut(&Cause::EndpointSilent).unwrap() += 5;
+    }
+    prometheus.wait_for(&silent, &(SILENT_LOST + 5).to_string());
+    // The hostile pod name arrives in Prometheus as the pod wrote it.
+    let pod_lost = "ctdiag_watch_pod_unanswered_total{netns=\"cni-1\",cause=\"endpoint-silent\"}";
+    let labels = prometheus.wait_for(pod_lost, "5");
+    assert_eq!(labels.get("pod").map(String::as_str), Some(HOSTILE));
+    // The histogram is one Prometheus understands: 43 answers in 3 ms,
+    // the median inside the (2 ms, 5 ms] bucket.
+    let median = "histogram_quantile(0.5, ctdiag_watch_latency_seconds_bucket)";
+    let samples = prometheus.query(median).unwrap();
+    let [(_, v)] = samples.as_slice() else { panic!("{median}: {samples:?}") };
+    let v: f64 = v.parse().unwrap();
+    assert!(v > 0.002 && v <= 0.005, "{median} = {v}");
+    // The scrape itself succeeded every time (up is 1).
+    prometheus.wait_for("up{job=\"ctdiag-watch\"}", "1");
+    drop(prometheus);
+    server.stop();
+}
+
+// --- The fleet files ---
+
+/// A YAML node as JSON (plain scalars, sequences, string-keyed mappings).
+fn yaml_to_json(node: &Yaml) -> Value {
+    match node {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(b)) => Value::Bool(*b),
+        Yaml::Value(Scalar::Integer(i)) => Value::from(*i),
+        Yaml::Value(Scalar::FloatingPoint(f)) => Value::from(f.into_inner()),
+        Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| match k {
+                    Yaml::Value(Scalar::String(key)) => (key.to_string(), yaml_to_json(v)),
+                    other => panic!("a mapping key that is not a string: {other:?}"),
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(_, inner) => yaml_to_json(inner),
+        other => panic!("a YAML node this test does not read: {other:?}"),
+    }
+}
+
+/// The one YAML document of `path` (under the repository), as JSON.
+fn yaml(path: &str) -> Value {
+    let file = repo(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let docs = Yaml::load_from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(docs.len(), 1, "{path}: one document");
+    yaml_to_json(&docs[0])
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_string())
+        .collect()
+}
+
+/// The DaemonSet's pod spec and its one container.
+fn watch_pod() -> (Value, Value) {
+    let ds = yaml("deploy/watch-daemonset.yaml");
+    assert_eq!(ds["kind"], "DaemonSet");
+    let pod = ds["spec"]["template"]["spec"].clone();
+    let containers = pod["containers"].as_array().expect("containers").clone();
+    assert_eq!(containers.len(), 1, "one container: ctdiag watch");
+    (pod, containers[0].clone())
+}
+
+/// The address after `--listen` in the container's args.
+fn listen_addr(container: &Value) -> SocketAddr {
+    let args = strings(&container["args"]);
+    let at = args.iter().position(|a| a == "--listen").expect("--listen");
+    args[at + 1].parse().unwrap_or_else(|e| panic!("--listen {}: {e}", args[at + 1]))
+}
+
+#[test]
+fn the_watch_daemonset_runs_with_only_the_privileges_watch_needs() {
+    let (pod, container) = watch_pod();
+    assert_eq!(pod["hostNetwork"], true, "the node's interfaces and conntrack table");
+    assert_eq!(pod["hostPID"], true, "the pods' processes, to name clients");
+    assert_eq!(pod["automountServiceAccountToken"], false, "no API access needed");
+    assert_eq!(strings(&container["args"])[0], "watch");
+    let security = &container["securityContext"];
+    assert_ne!(security["privileged"], true);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    let seccomp = if security["seccompProfile"].is_object() {
+        &security["seccompProfile"]
+    } else {
+        &pod["securityContext"]["seccompProfile"]
+    };
+    assert_eq!(seccomp["type"], "RuntimeDefault");
+    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+    let mut added = strings(&security["capabilities"]["add"]);
+    added.sort();
+    // AF_PACKET, ctnetlink, other processes' /proc/PID/ns, setns into UTS.
+    // Spelled without CAP_: the API refuses allowPrivilegeEscalation: false
+    // next to "CAP_SYS_ADMIN" only, and a cluster policy may add it.
+    assert_eq!(added, ["NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]);
+    let resources = &container["resources"];
+    for kind in ["requests", "limits"] {
+        for what in ["cpu", "memory"] {
+            assert!(resources[kind][what].is_string(), "{kind}.{what}: {resources}");
+        }
+    }
+    // Every hostPath volume is mounted read-only, and none is a device.
+    let volumes = pod["volumes"].as_array().unwrap();
+    for volume in volumes.iter().filter(|v| v["hostPath"].is_object()) {
+        let host = volume["hostPath"]["path"].as_str().unwrap();
+        assert!(!host.starts_with("/dev"), "{host}");
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let mount = mounts.iter().find(|m| m["name"] == volume["name"]).expect("mounted");
+        assert_eq!(mount["readOnly"], true, "{host} is mounted writable");
+    }
+    // The image deploy/Containerfile builds: the static binary, entrypoint
+    // /ctdiag, named after the version of ctdiag it holds.
+    let image = container["image"].as_str().unwrap();
+    assert!(image.ends_with(&format!("/ctdiag:{}", env!("CARGO_PKG_VERSION"))), "{image}");
+    let containerfile = std::fs::read_to_string(repo("deploy/Containerfile")).unwrap();
+    assert!(containerfile.contains("ENTRYPOINT [\"/ctdiag\"]"));
+    assert!(container["command"].is_null(), "args go to the image's /ctdiag");
+    // The port it listens on is declared, named for the scrape config, and
+    // the readiness probe asks the exporter itself.
+    let listen = listen_addr(&container);
+    let ports = container["ports"].as_array().unwrap();
+    let metrics = ports.iter().find(|p| p["name"] == "metrics").expect("a port named metrics");
+    assert_eq!(metrics["containerPort"], listen.port());
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/metrics");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], listen.port());
+}
+
+#[test]
+fn the_scrape_config_selects_the_daemonset_pods_on_their_metrics_port() {
+    let ds = yaml("deploy/watch-daemonset.yaml");
+    let app = ds["spec"]["template"]["metadata"]["labels"]["app"].as_str().unwrap().to_string();
+    assert_eq!(ds["spec"]["selector"]["matchLabels"]["app"], app.as_str());
+    let config = yaml("deploy/prometheus/scrape.yaml");
+    let jobs = config["scrape_configs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    // The job name the CtdiagWatchDown alert asks `up` of.
+    let rules = std::fs::read_to_string(repo("deploy/prometheus/watch-alerts.yaml")).unwrap();
+    let job_name = job["job_name"].as_str().unwrap();
+    assert!(rules.contains(&format!("up{{job=\"{job_name}\"}}")), "{job_name}");
+    let sd = &job["kubernetes_sd_configs"][0];
+    assert_eq!(sd["role"], "pod");
+    assert_eq!(
+        strings(&sd["namespaces"]["names"]),
+        [ds["metadata"]["namespace"].as_str().unwrap()]
+    );
+    assert_eq!(sd["selectors"][0]["label"], format!("app={app}"));
+    let relabel = job["relabel_configs"].as_array().unwrap();
+    let keeps = |source: &str| -> Vec<String> {
+        relabel
+            .iter()
+            .filter(|r| r["action"] == "keep" && strings(&r["source_labels"]) == [source])
+            .map(|r| r["regex"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keeps("__meta_kubernetes_pod_label_app"), [app]);
+    assert_eq!(keeps("__meta_kubernetes_pod_container_port_name"), ["metrics"]);
+    // The `node` label the alerts group by; no `pod` target label, which
+    // would rename the metrics' own `pod` (the client) to exported_pod.
+    let targets: Vec<&str> = relabel.iter().filter_map(|r| r["target_label"].as_str()).collect();
+    assert!(targets.contains(&"node"), "{targets:?}");
+    assert!(!targets.contains(&"pod"), "{targets:?}");
+    assert_eq!(job["metrics_path"], "/metrics");
+    let rule_files = strings(&config["rule_files"]);
+    assert_eq!(rule_files, ["watch-alerts.yaml"]);
+    assert!(repo("deploy/prometheus").join(&rule_files[0]).is_file());
+}
+
+/// Every `ctdiag_watch_` metric name in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .match_indices("ctdiag_watch_")
+        .map(|(at, _)| {
+            text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests_on_metrics_the_exporter_serves() {
+    if !common::require_tool("promtool", "prometheus") {
+        return;
+    }
+    let dir = repo("deploy/prometheus");
+    let rules = dir.join("watch-alerts.yaml");
+    let check = common::run("promtool", &["check", "rules", rules.to_str().unwrap()]);
+    common::assert_success(&check, "promtool check rules");
+    assert!(
+        common::stdout(&check).contains("SUCCESS: 4 rules found"),
+        "{}",
+        common::stdout(&check)
+    );
+    let tests = dir.join("watch-alerts.test.yaml");
+    let test = common::run("promtool", &["test", "rules", tests.to_str().unwrap()]);
+    common::assert_success(&test, "promtool test rules");
+    assert!(common::stdout(&test).contains("SUCCESS"), "{}", common::stdout(&test));
+    // Issue 15's two alerts are there, and every metric the rules and
+    // their tests name is one the exporter serves (a renamed metric would
+    // leave the alert silent while its unit test still passed).
+    let doc = yaml("deploy/prometheus/watch-alerts.yaml");
+    let alerts: Vec<&str> = doc["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    for want in ["DNSLookupsLost", "DNSEndpointSilent"] {
+        assert!(alerts.contains(&want), "{alerts:?}");
+    }
+    let served = ctdiag::watch::metrics::render(&scenario(), 2);
+    for file in [&rules, &tests] {
+        let text = std::fs::read_to_string(file).unwrap();
+        for name in metric_names(&text) {
+            let typed = format!("# TYPE {name} ");
+            assert!(served.contains(&typed), "{}: {name} is not served", file.display());
+        }
+    }
 }
