@@ -386,6 +386,10 @@ fn stop_and_drop_end_the_server_and_free_the_port() {
 /// here; a loaded 2-core machine gets a minute.
 const PROMETHEUS_WAIT: Duration = Duration::from_secs(60);
 
+/// One sample of a query result: its labels and its value as Prometheus
+/// wrote it.
+type QuerySample = (BTreeMap<String, String>, String);
+
 /// A Prometheus server started by the test, killed (and its directory
 /// removed) when dropped, also when the test panics; then its log is shown.
 struct Prometheus {
@@ -425,7 +429,7 @@ impl Prometheus {
     }
 
     /// The samples `query` returns now, as (labels, value), or why not.
-    fn query(&mut self, query: &str) -> Result<Vec<(BTreeMap<String, String>, String)>, String> {
+    fn query(&mut self, query: &str) -> Result<Vec<QuerySample>, String> {
         if !self.running.as_mut().is_some_and(common::Running::is_running) {
             panic!("prometheus exited (its log follows)");
         }

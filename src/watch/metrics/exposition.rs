@@ -415,7 +415,8 @@ mod tests {
         ]
         .into();
         // (top N, pods named, the folded series' queries and unanswered)
-        let cases: [(usize, &[&str], Option<(u64, u64)>); 5] = [
+        type Case<'a> = (usize, &'a [&'a str], Option<(u64, u64)>);
+        let cases: [Case; 5] = [
             (0, &[], Some((120, 10))),
             (1, &["lossier"], Some((115, 5))),
             (3, &["lossier", "lossy", "(not a pod)"], Some((103, 0))),
