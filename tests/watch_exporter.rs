@@ -379,6 +379,63 @@ fn stop_and_drop_end_the_server_and_free_the_port() {
     assert!(port_freed(addr, Duration::from_secs(10)), "{addr} still held after drop");
 }
 
+/// Runs inside a child process of the test below (the file-descriptor
+/// limit is per process): exhausts the descriptors so that the server's
+/// accept fails, frees them, and scrapes.
+fn scrape_after_descriptors_ran_out() {
+    let totals = Arc::new(Mutex::new(scenario()));
+    let server = MetricsServer::start(loopback_any_port(), totals, 10).unwrap();
+    let addr = server.local_addr();
+    assert_eq!(get(addr, "GET", "/metrics").status, 200);
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    let low = libc::rlimit { rlim_cur: open + 16, rlim_max: limit.rlim_max };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+    // Connections until this process has no descriptor left: the server's
+    // accept of the last one fails with EMFILE.
+    let clients: Vec<TcpStream> =
+        (0..64).map_while(|_| TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).ok()).collect();
+    assert!(clients.len() < 64, "the limit was never reached");
+    std::thread::sleep(Duration::from_millis(500));
+    drop(clients);
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    // Bounded: the server may take a moment to listen again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let status = loop {
+        match exchange(addr, request.as_bytes()) {
+            Ok(r) => break r.status,
+            Err(e) if Instant::now() > deadline => {
+                panic!("no scrape after the descriptors ran out: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert_eq!(status, 200);
+    server.stop();
+}
+
+/// The environment variable that makes the test below its own child.
+const FD_CHILD: &str = "CTDIAG_WATCH_EXPORTER_FD_CHILD";
+
+#[test]
+fn the_server_serves_again_after_the_process_ran_out_of_file_descriptors() {
+    if std::env::var_os(FD_CHILD).is_some() {
+        scrape_after_descriptors_ran_out();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let name = "the_server_serves_again_after_the_process_ran_out_of_file_descriptors";
+    let out = common::run(
+        "env",
+        &[&format!("{FD_CHILD}=1"), exe.to_str().unwrap(), "--exact", name, "--nocapture"],
+    );
+    common::assert_success(&out, "the child that ran out of descriptors");
+    assert!(common::stdout(&out).contains("1 passed"), "{}", common::stdout(&out));
+}
+
 // --- A real Prometheus scraping the exporter ---
 
 /// How long Prometheus may take from its start to a query that returns a

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::model::Totals;
 
@@ -44,10 +45,16 @@ pub enum MetricsError {
     },
 }
 
+/// How often the answering thread checks that tiny_http still listens.
+const LISTEN_CHECK: Duration = Duration::from_secs(1);
+
+/// The tiny_http server answering now (replaced when it stopped listening).
+type Current = Arc<Mutex<Arc<tiny_http::Server>>>;
+
 /// A running `/metrics` server; stops when dropped or with [`stop`](Self::stop).
 pub struct MetricsServer {
     local_addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
+    current: Current,
     stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -76,16 +83,22 @@ impl MetricsServer {
             listener.local_addr().map_err(|e| MetricsError::Bind { addr, cause: e.to_string() })?;
         let server = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| MetricsError::Start { addr: local_addr, cause: e.to_string() })?;
-        let server = Arc::new(server);
+        let current: Current = Arc::new(Mutex::new(Arc::new(server)));
         let stopping = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (server, stopping) = (Arc::clone(&server), Arc::clone(&stopping));
+            let serving = Serving {
+                local_addr,
+                current: Arc::clone(&current),
+                stopping: Arc::clone(&stopping),
+                totals,
+                top_pods,
+            };
             std::thread::Builder::new()
                 .name("ctdiag-metrics".into())
-                .spawn(move || serve(&server, &stopping, &totals, top_pods))
+                .spawn(move || serving.run())
                 .map_err(|e| MetricsError::Start { addr: local_addr, cause: e.to_string() })?
         };
-        Ok(MetricsServer { local_addr, server, stopping, thread: Some(thread) })
+        Ok(MetricsServer { local_addr, current, stopping, thread: Some(thread) })
     }
 
     /// The address actually bound (port 0 resolved).
@@ -101,8 +114,10 @@ impl MetricsServer {
 
     fn shutdown(&mut self) {
         let Some(thread) = self.thread.take() else { return };
+        // The flag first: a server the thread swaps in after this unblock
+        // is never waited on, the thread sees the flag before it waits.
         self.stopping.store(true, Ordering::SeqCst);
-        self.server.unblock();
+        lock(&self.current).unblock();
         // The thread only answers requests; a panic there is not ours to
         // re-raise while stopping.
         let _ = thread.join();
@@ -115,6 +130,10 @@ impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What to say when `bind` fails, with what to do where there is something.
@@ -133,19 +152,43 @@ fn bind_cause(e: &std::io::Error) -> String {
     }
 }
 
-/// Answers requests until told to stop.
-fn serve(
-    server: &tiny_http::Server,
-    stopping: &AtomicBool,
-    totals: &Mutex<Totals>,
+/// What the answering thread owns.
+struct Serving {
+    local_addr: SocketAddr,
+    current: Current,
+    stopping: Arc<AtomicBool>,
+    totals: Arc<Mutex<Totals>>,
     top_pods: usize,
-) {
-    while !stopping.load(Ordering::SeqCst) {
-        // An error here is tiny_http's accept thread saying it failed (it
-        // stops accepting), or the stop's unblock: either way nothing more
-        // will come but the stop.
-        let Ok(request) = server.recv() else { continue };
-        answer(request, totals, top_pods);
+}
+
+impl Serving {
+    /// Answers requests until told to stop.
+    fn run(self) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            let server = Arc::clone(&lock(&self.current));
+            match server.recv_timeout(LISTEN_CHECK) {
+                Ok(Some(request)) => answer(request, &self.totals, self.top_pods),
+                // Quiet for a while, the stop's unblock, or tiny_http's
+                // accept thread reporting the error it ended on.
+                Ok(None) | Err(_) => self.listen_again_if_closed(),
+            }
+        }
+    }
+
+    /// Why: tiny_http's accept thread ends for good on an accept error
+    /// (EMFILE when the process ran out of descriptors, ECONNABORTED) or
+    /// a panic there, and its listening socket closes with it; nothing
+    /// would answer scrapes for the rest of the watch. The socket is gone
+    /// exactly when its address can be bound again (Linux refuses a second
+    /// listener on a listening address): then serve on the new socket.
+    fn listen_again_if_closed(&self) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(listener) = TcpListener::bind(self.local_addr) else { return };
+        if let Ok(server) = tiny_http::Server::from_listener(listener, None) {
+            *lock(&self.current) = Arc::new(server);
+        }
     }
 }
 
