@@ -210,7 +210,7 @@ fn sample(
 /// format has no escape for other control characters (nor should a
 /// terminal showing the page get them, or text-direction overrides): they
 /// become U+FFFD.
-pub fn escape_label_into(out: &mut String, value: &str) {
+fn escape_label_into(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::model::Totals;
 
-pub use exposition::{escape_label_into, render, NOT_A_POD, OTHER_PODS, PREFIX};
+pub use exposition::{render, NOT_A_POD, OTHER_PODS, PREFIX};
 
 /// The path the metrics are served at.
 pub const METRICS_PATH: &str = "/metrics";
