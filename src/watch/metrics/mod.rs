@@ -27,18 +27,11 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Why the endpoint could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    /// The address could not be bound.
+    /// The address could not be bound (or, rarer, the server could not
+    /// start on it: no thread).
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// The address asked for.
-        addr: SocketAddr,
-        /// Why.
-        cause: String,
-    },
-    /// The socket was bound but the server could not start on it.
-    #[error("cannot serve metrics on {addr}: {cause}")]
-    Start {
-        /// The address bound.
         addr: SocketAddr,
         /// Why.
         cause: String,
@@ -82,7 +75,7 @@ impl MetricsServer {
         let local_addr =
             listener.local_addr().map_err(|e| MetricsError::Bind { addr, cause: e.to_string() })?;
         let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| MetricsError::Start { addr: local_addr, cause: e.to_string() })?;
+            .map_err(|e| MetricsError::Bind { addr, cause: e.to_string() })?;
         let current: Current = Arc::new(Mutex::new(Arc::new(server)));
         let stopping = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -96,7 +89,7 @@ impl MetricsServer {
             std::thread::Builder::new()
                 .name("ctdiag-metrics".into())
                 .spawn(move || serving.run())
-                .map_err(|e| MetricsError::Start { addr: local_addr, cause: e.to_string() })?
+                .map_err(|e| MetricsError::Bind { addr, cause: e.to_string() })?
         };
         Ok(MetricsServer { local_addr, current, stopping, thread: Some(thread) })
     }
