@@ -157,11 +157,8 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
         let rcodes: Vec<String> = report.rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             out,
-            "rcodes: {}   ICMP errors: {}   timed out: {}   send errors: {}   stray packets: {}{}",
+            "rcodes: {}   stray packets: {}{}",
             if rcodes.is_empty() { "-".to_string() } else { rcodes.join(", ") },
-            report.refused,
-            report.timed_out,
-            report.send_errors,
             report.stray.total(),
             if report.mode == crate::dns::engine::Mode::Musl {
                 format!("   sent again: {}", report.retransmitted)
@@ -169,6 +166,15 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
                 String::new()
             },
         );
+        let o = &report.outcomes;
+        let _ = writeln!(
+            out,
+            "outcomes: answered {}   timed out {}   port unreachable {}   host/net unreachable {}   no route {}   send failed {}",
+            o.answered, o.timed_out, o.port_unreachable, o.unreachable, o.no_route, o.send_failed
+        );
+        if let Some(no_route) = &report.no_route {
+            let _ = writeln!(out, "no route: {}; {}", no_route.errno, no_route.route_get);
+        }
         match &report.conntrack_delta {
             Some(d) => {
                 let show = |v: Option<u64>| v.map_or("n/a".to_string(), |v| format!("+{v}"));
