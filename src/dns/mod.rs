@@ -6,6 +6,6 @@ pub mod histogram;
 pub mod pods;
 pub mod probe;
 pub mod resolv;
-pub mod route;
 pub mod rootfs;
+pub mod route;
 pub mod wire;

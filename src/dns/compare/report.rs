@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::dns::engine::{EngineResult, LookupHeader, Mode, Outcomes};
-use crate::dns::route::NoRoute;
 use crate::dns::histogram::LatencyHistogram;
 use crate::dns::probe::{
     latency_summary, micros_to_ms, percent, ConntrackDelta, Latency, ResolverOptions,
 };
+use crate::dns::route::NoRoute;
 use crate::findings::Finding;
 
 use super::findings::analyze;

@@ -166,10 +166,8 @@ pub(super) fn error_rcodes_everywhere(view: &ModeView) -> Option<Finding> {
     if view.endpoints.is_empty() || !view.of_mode.iter().all(|t| t.error_answers() > 0) {
         return None;
     }
-    let (errors, answers) = view
-        .of_mode
-        .iter()
-        .fold((0, 0), |(e, a), t| (e + t.error_answers(), a + t.answered));
+    let (errors, answers) =
+        view.of_mode.iter().fold((0, 0), |(e, a), t| (e + t.error_answers(), a + t.answered));
     Some(Finding::new(
         if errors == answers { Severity::Critical } else { Severity::Warning },
         FindingCode::ErrorRcodesEverywhere,

@@ -16,9 +16,13 @@ use crate::error::{Error, Result};
 
 use super::ids::IdSource;
 use super::lookup::{
-    account, failure_of_connect, failure_of_network, failure_of_send, Conn, Failure, Lookup, QuerySlot, QueryState, Which};
+    account, failure_of_connect, failure_of_network, failure_of_send, Conn, Failure, Lookup,
+    QuerySlot, QueryState, Which,
+};
 use super::senders::{send_musl, send_one, send_parallel, SenderPair};
-use super::sockets::{drain_icmp_errors, fresh_tcp, fresh_udp, is_descriptor_limit, open_file_limits, socket_budget};
+use super::sockets::{
+    drain_icmp_errors, fresh_tcp, fresh_udp, is_descriptor_limit, open_file_limits, socket_budget,
+};
 use super::tcp::{service_tcp, TcpConn};
 use super::{EngineConfig, EngineResult, Mode};
 

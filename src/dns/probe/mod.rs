@@ -174,7 +174,10 @@ pub(crate) fn no_answer_sentence(
         ));
     }
     if o.unreachable > 0 {
-        what.push(format!("{} got ICMP host or network unreachable from the network", o.unreachable));
+        what.push(format!(
+            "{} got ICMP host or network unreachable from the network",
+            o.unreachable
+        ));
     }
     if o.send_failed > 0 {
         what.push(format!(

@@ -10,8 +10,8 @@ use crate::conntrack::stats::{
 };
 use crate::conntrack::Counters;
 use crate::dns::engine::{EngineResult, LookupHeader, Mode, Outcomes, SocketUse, StrayCounts};
-use crate::dns::route::NoRoute;
 use crate::dns::histogram::LatencyHistogram;
+use crate::dns::route::NoRoute;
 use crate::findings::Finding;
 
 use super::findings::analyze;
