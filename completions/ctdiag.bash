@@ -885,7 +885,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__responder)
-            opts="-o -q -v -h --listen --delay-ms --drop-rate --drop-aaaa-rate --threads --output --color --quiet --verbose --help"
+            opts="-o -q -v -h --listen --delay-ms --drop-rate --drop-aaaa-rate --rcode --threads --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -905,6 +905,10 @@ _ctdiag() {
                     ;;
                 --drop-aaaa-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcode)
+                    COMPREPLY=($(compgen -W "servfail refused" -- "${cur}"))
                     return 0
                     ;;
                 --threads)
@@ -977,7 +981,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__scenario)
-            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated race-drop"
+            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --rcode --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated race-drop error-rcode not-listening"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1009,6 +1013,10 @@ _ctdiag() {
                     ;;
                 --drop-aaaa-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcode)
+                    COMPREPLY=($(compgen -W "servfail refused" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -1065,7 +1073,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__up)
-            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --ip-family --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
+            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --ip-family --delay-ms --drop-rate --drop-aaaa-rate --rcode --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1105,6 +1113,10 @@ _ctdiag() {
                     ;;
                 --drop-aaaa-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcode)
+                    COMPREPLY=($(compgen -W "servfail refused" -- "${cur}"))
                     return 0
                     ;;
                 --output)
