@@ -93,7 +93,7 @@ pub(super) fn one_type_lost(report: &CompareReport, view: &ModeView) -> Vec<Find
                     endpoint.address, view.in_mode, endpoint.lookups
                 ),
                 format!(
-                    "{}: lost by type A {}, AAAA {}; {}; a pod's resolver waits for the missing answer: glibc (A and AAAA in parallel) waits its whole timeout ({} s, {}) and then sends both again, musl sends the unanswered query again every timeout/attempts ({retry_s:.1} s) until its timeout: each such lookup stalls for seconds",
+                    "{}: lost by type A {}, AAAA {}; {}; a pod's resolver waits for the missing answer: glibc (A and AAAA in parallel) waits its whole timeout ({} s, from {}) and then sends both again, musl sends the unanswered query again every timeout/attempts ({retry_s:.1} s) until its timeout: each such lookup stalls for seconds",
                     endpoint.address,
                     endpoint.lost_of("A"),
                     endpoint.lost_of("AAAA"),

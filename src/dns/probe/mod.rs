@@ -187,8 +187,8 @@ pub(crate) fn no_answer_sentence(
     }
     let hint = if o.no_route > 0 {
         format!(
-            "this namespace{} has no route to {}: check its routes (`ip route`), or probe from a pod's namespace (--netns)",
-            seen_from.clone().unwrap_or_default(),
+            "{} has no route to {}: check its routes (`ip route`), or probe from a pod's namespace (--netns)",
+            config.netns.as_deref().map_or("this namespace".to_string(), |n| format!("namespace {n}")),
             server.ip()
         )
     } else {
