@@ -168,8 +168,13 @@ pub(crate) fn no_answer_sentence(
     }
     if o.port_unreachable > 0 {
         what.push(format!(
-            "{} got ICMP port unreachable (the host is up, nothing listens on port {})",
+            "{} were refused with {} (the host is up, nothing listens on port {})",
             o.port_unreachable,
+            if config.engine.mode == engine::Mode::Tcp {
+                "a TCP reset"
+            } else {
+                "ICMP port unreachable"
+            },
             server.port()
         ));
     }
