@@ -36,7 +36,7 @@ pub(super) enum Failure {
 
 impl Failure {
     /// Whether the network reported it for the whole flow (an ICMP error).
-    fn from_network(self) -> bool {
+    fn reported_by_network(self) -> bool {
         matches!(self, Failure::PortUnreachable | Failure::Unreachable)
     }
 }
@@ -217,7 +217,7 @@ impl Lookup {
     /// other open query of the lookup has failed the same way.
     pub(super) fn spread_refusal(&mut self) {
         let network = self.queries.iter().find_map(|q| match q.state {
-            QueryState::Failed(failure) if failure.from_network() => Some(failure),
+            QueryState::Failed(failure) if failure.reported_by_network() => Some(failure),
             _ => None,
         });
         if let Some(failure) = network {
