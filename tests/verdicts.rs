@@ -283,10 +283,13 @@ fn refused_or_gone(proxy_mode: &str) {
     assert_eq!(outcomes(target(&report, &gone)), [0, 40, 0, 0, 0, 0], "{report:#}");
     let dead = findings(&report, "endpoint-dead");
     assert_eq!(dead.len(), 2, "{:?}", codes(&report));
-    for (address, said) in [(&refusing, "ICMP port unreachable"), (&gone, "timed out")] {
+    for (address, said, how) in
+        [(&refusing, "ICMP port unreachable", "refused"), (&gone, "timed out", "silence")]
+    {
         let f = dead.iter().find(|f| f["summary"].as_str().unwrap().contains(address.as_str()));
         let f = f.unwrap_or_else(|| panic!("no endpoint-dead for {address}: {report:#}"));
         assert!(f["evidence"].as_str().unwrap().contains(said), "{f:#}");
+        assert!(f["summary"].as_str().unwrap().contains(how), "{f:#}");
     }
 }
 

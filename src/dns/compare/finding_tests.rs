@@ -404,12 +404,16 @@ fn no_route_is_never_loss_on_the_path() {
 fn nothing_listening_and_gone_are_both_dead_and_told_apart() {
     let refused = one(vec![result(50, 1, 0), ok(), port_unreachable()]);
     let gone = one(vec![result(50, 1, 0), ok(), result(100, 0, 0)]);
-    for (r, outcome) in [(&refused, "200 ICMP port unreachable"), (&gone, "200 timed out")] {
+    for (r, outcome, how) in [
+        (&refused, "200 ICMP port unreachable", "(refused: its host is up, nothing listens"),
+        (&gone, "200 timed out", "(silence: its pod is gone"),
+    ] {
         let dead: Vec<&Finding> =
             r.findings.iter().filter(|f| f.code == FindingCode::EndpointDead).collect();
         assert_eq!(dead.len(), 1, "{:#?}", r.findings);
         assert!(dead[0].summary.contains(EP2), "{:?}", dead[0]);
         assert!(dead[0].evidence.contains(outcome), "{outcome}: {:?}", dead[0]);
+        assert!(dead[0].summary.contains(how), "{how}: {:?}", dead[0]);
     }
     assert_eq!(refused.targets[2].outcomes.port_unreachable, 200);
     assert_eq!(gone.targets[2].outcomes.timed_out, 200);

@@ -317,7 +317,7 @@ fn endpoint_dead(report: &CompareReport) -> Vec<Finding> {
             Finding::new(
                 Severity::Critical,
                 FindingCode::EndpointDead,
-                format!("endpoint {address} answers nothing{in_modes}: {lost} of {sent} queries lost"),
+                format!("endpoint {address} answers nothing{in_modes}: {lost} of {sent} queries lost{}", how_dead(&of)),
                 format!("{evidence}; the ClusterIP loses about the share of lookups kube-proxy sends to this endpoint"),
                 format!(
                     "Find the pod behind {address} (`kubectl get pods -A -o wide | grep {ip}`): if it is gone or not ready, the node's rules are stale (`ctdiag services`, kube-proxy's logs); then flush the entries that still point at it (`ctdiag stale{stats_ns}`)"
@@ -325,6 +325,22 @@ fn endpoint_dead(report: &CompareReport) -> Vec<Finding> {
             )
         })
         .collect()
+}
+
+/// What a dead endpoint's queries met, when one outcome dominates: the
+/// kernel of a pod that is up refusing (nothing listens), or silence (the
+/// pod is gone, or its packets are dropped).
+fn how_dead(of: &[&(&TargetReport, &TargetReport)]) -> &'static str {
+    let (refused, silent, sent) = of.iter().fold((0, 0, 0), |(r, t, s), (e, _)| {
+        (r + e.outcomes.port_unreachable, t + e.outcomes.timed_out, s + e.queries_sent)
+    });
+    if refused * 2 > sent {
+        " (refused: its host is up, nothing listens on the port)"
+    } else if silent * 2 > sent {
+        " (silence: its pod is gone or its packets are dropped)"
+    } else {
+        ""
+    }
 }
 
 /// `endpoint-slow` for each endpoint whose p99 is far above its peers' or
