@@ -260,4 +260,26 @@ fn the_kernel_tells_no_route_port_unreachable_and_a_local_firewall_apart() {
     let r = run_in_namespace(&ns.name, "127.0.0.2:53", Mode::Parallel, 5);
     assert_eq!(r.outcomes.send_failed, 10, "{:?}", r.outcomes);
     assert_eq!(r.outcomes.timed_out + r.outcomes.no_route, 0, "{:?}", r.outcomes);
+    // ICMP host unreachable from "the network": 198.18.0.0/24 is local on
+    // lo, and INPUT rejects 198.18.0.99 with a host-unreachable error, which
+    // reaches the socket after its send succeeded.
+    ns.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "lo"]);
+    ns.exec(&[
+        "iptables",
+        "-I",
+        "INPUT",
+        "1",
+        "-d",
+        "198.18.0.99",
+        "-p",
+        "udp",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-host-unreachable",
+    ]);
+    for mode in [Mode::Parallel, Mode::Sequential] {
+        let r = run_in_namespace(&ns.name, "198.18.0.99:53", mode, 5);
+        assert_eq!(r.outcomes.unreachable, 10, "{mode:?}: {:?}", r.outcomes);
+    }
 }
