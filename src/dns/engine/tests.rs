@@ -238,9 +238,9 @@ fn run_in_namespace(ns: &str, server: &str, mode: Mode, count: u64) -> EngineRes
 }
 
 #[test]
-fn the_kernel_tells_no_route_port_unreachable_and_a_local_firewall_apart() {
+fn the_kernel_tells_no_route_port_and_host_unreachable_and_a_local_firewall_apart() {
     if !crate::testutil::lab_allowed(
-        "the_kernel_tells_no_route_port_unreachable_and_a_local_firewall_apart",
+        "the_kernel_tells_no_route_port_and_host_unreachable_and_a_local_firewall_apart",
     ) {
         return;
     }
