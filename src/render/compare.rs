@@ -24,6 +24,47 @@ fn counter(value: Option<Option<u64>>) -> Cell {
     }
 }
 
+/// How the queries that were not plainly answered ended, and the answers
+/// that were errors: one line per target, only where there are any.
+fn target_notes(report: &CompareReport, many_modes: bool) -> String {
+    let mut out = String::new();
+    for target in &report.targets {
+        let o = &target.outcomes;
+        let mut notes = Vec::new();
+        for (n, what) in [
+            (o.timed_out, "timed out"),
+            (o.port_unreachable, "port unreachable"),
+            (o.unreachable, "host/net unreachable"),
+            (o.no_route, "no route"),
+            (o.send_failed, "send failed"),
+        ] {
+            if n > 0 {
+                notes.push(format!("{n} {what}"));
+            }
+        }
+        let lost_a = target.lost_by_type.get("A").copied().unwrap_or(0);
+        let lost_aaaa = target.lost_by_type.get("AAAA").copied().unwrap_or(0);
+        if lost_a + lost_aaaa > 0 {
+            notes.push(format!("lost A {lost_a}, AAAA {lost_aaaa}"));
+        }
+        let errors: Vec<String> = target
+            .rcodes
+            .iter()
+            .filter(|(code, _)| code.as_str() != "NOERROR" && code.as_str() != "NXDOMAIN")
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        if !errors.is_empty() {
+            notes.push(format!("answers {}", errors.join(", ")));
+        }
+        if !notes.is_empty() {
+            let mode =
+                if many_modes { format!(" ({})", target.mode.as_str()) } else { String::new() };
+            let _ = writeln!(out, "{}{mode}: {}", target.address, notes.join("; "));
+        }
+    }
+    out
+}
+
 /// The report for people: what was compared, one row per target (and
 /// mode), the resolver options measured, the findings.
 fn table(ctx: &Context, report: &CompareReport) -> String {
@@ -95,42 +136,7 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
             t.add_row(row);
         }
         let _ = writeln!(out, "{t}");
-        // How the queries that were not plainly answered ended, and the
-        // answers that were errors: per target, only where there are any.
-        for target in &report.targets {
-            let o = &target.outcomes;
-            let mut notes = Vec::new();
-            for (n, what) in [
-                (o.timed_out, "timed out"),
-                (o.port_unreachable, "port unreachable"),
-                (o.unreachable, "host/net unreachable"),
-                (o.no_route, "no route"),
-                (o.send_failed, "send failed"),
-            ] {
-                if n > 0 {
-                    notes.push(format!("{n} {what}"));
-                }
-            }
-            let lost_a = target.lost_by_type.get("A").copied().unwrap_or(0);
-            let lost_aaaa = target.lost_by_type.get("AAAA").copied().unwrap_or(0);
-            if lost_a + lost_aaaa > 0 {
-                notes.push(format!("lost A {lost_a}, AAAA {lost_aaaa}"));
-            }
-            let errors: Vec<String> = target
-                .rcodes
-                .iter()
-                .filter(|(code, _)| code.as_str() != "NOERROR" && code.as_str() != "NXDOMAIN")
-                .map(|(code, n)| format!("{code} {n}"))
-                .collect();
-            if !errors.is_empty() {
-                notes.push(format!("answers {}", errors.join(", ")));
-            }
-            if !notes.is_empty() {
-                let mode =
-                    if many_modes { format!(" ({})", target.mode.as_str()) } else { String::new() };
-                let _ = writeln!(out, "{}{mode}: {}", target.address, notes.join("; "));
-            }
-        }
+        out.push_str(&target_notes(report, many_modes));
         let _ = writeln!(out, "conntrack: {}", report.conntrack_note);
         if many_modes {
             let mut t =
