@@ -172,6 +172,7 @@ fn prometheus(report: &CompareReport) -> String {
         "Queries sent to the target in the last ctdiag compare run.",
     );
     let mut lost = Family::gauge("ctdiag_compare_queries_lost", "Queries to the target that got no answer (timeout, ICMP error, send error) in the last ctdiag compare run.");
+    let mut outcomes = Family::gauge("ctdiag_compare_query_outcomes", "Queries to the target in the last ctdiag compare run by how they ended (answered, timed out, ICMP port or host/net unreachable, no route, send failed).");
     let mut lost_ratio = Family::gauge("ctdiag_compare_queries_lost_ratio", "Share (0 to 1) of the queries to the target that were lost in the last ctdiag compare run.");
     let mut one_lost = Family::gauge("ctdiag_compare_one_lost_lookups", "Lookups that lost exactly one of their A/AAAA pair (the conntrack race signature) in the last ctdiag compare run.");
     let mut slow = Family::gauge("ctdiag_compare_slow_lookups", "Fully answered lookups that took the slow threshold or longer in the last ctdiag compare run.");
@@ -187,6 +188,7 @@ fn prometheus(report: &CompareReport) -> String {
         lookups.sample(&labels, t.lookups as f64);
         sent.sample(&labels, t.queries_sent as f64);
         lost.sample(&labels, t.lost as f64);
+        super::probe::outcome_samples(&mut outcomes, &labels, &t.outcomes);
         lost_ratio.sample(&labels, t.lost_percent / 100.0);
         one_lost.sample(&labels, t.one_lost_lookups as f64);
         slow.sample(&labels, t.slow_lookups as f64);
@@ -207,9 +209,19 @@ fn prometheus(report: &CompareReport) -> String {
         }),
     );
     let mut out = String::new();
-    for family in
-        [&lookups, &sent, &lost, &lost_ratio, &one_lost, &slow, &latency, &delta, &run, &finding]
-    {
+    for family in [
+        &lookups,
+        &sent,
+        &lost,
+        &outcomes,
+        &lost_ratio,
+        &one_lost,
+        &slow,
+        &latency,
+        &delta,
+        &run,
+        &finding,
+    ] {
         family.write(&mut out);
     }
     out

@@ -198,6 +198,28 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
     out
 }
 
+/// One sample per outcome of the queries (`outcome` label: answered,
+/// timed_out, port_unreachable, unreachable, no_route, send_failed), with
+/// the caller's labels; zeros included, so that a rate is always defined.
+pub(super) fn outcome_samples(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    o: &crate::dns::engine::Outcomes,
+) {
+    for (name, n) in [
+        ("answered", o.answered),
+        ("timed_out", o.timed_out),
+        ("port_unreachable", o.port_unreachable),
+        ("unreachable", o.unreachable),
+        ("no_route", o.no_route),
+        ("send_failed", o.send_failed),
+    ] {
+        let mut with = labels.to_vec();
+        with.push(("outcome", name));
+        family.sample(&with, n as f64);
+    }
+}
+
 /// Prometheus text exposition (for node_exporter's textfile collector): the
 /// run's lookups, queries, losses, latency percentiles in seconds, the
 /// conntrack counter deltas and the findings. Gauges: each run replaces
@@ -229,6 +251,11 @@ fn prometheus(report: &ProbeReport) -> String {
         "Queries without an answer (timeout, ICMP error, send error) in the last ctdiag probe run.",
         report.lost,
     );
+    let mut outcomes = Family::gauge(
+        "ctdiag_probe_query_outcomes",
+        "Queries of the last ctdiag probe run by how they ended (answered, timed out, ICMP port or host/net unreachable, no route, send failed).",
+    );
+    outcome_samples(&mut outcomes, &labels, &report.outcomes);
     let one_lost = gauge(
         "ctdiag_probe_one_lost_lookups",
         "Lookups that lost exactly one of their A/AAAA pair (the conntrack race signature) in the last ctdiag probe run.",
@@ -251,7 +278,7 @@ fn prometheus(report: &ProbeReport) -> String {
     run.sample(&labels, report.duration_s);
     let findings = prometheus::findings("probe", &report.findings);
     prometheus::write_all(&[
-        &lookups, &sent, &answered, &lost, &one_lost, &latency, &delta, &run, &findings,
+        &lookups, &sent, &answered, &lost, &outcomes, &one_lost, &latency, &delta, &run, &findings,
     ])
 }
 
