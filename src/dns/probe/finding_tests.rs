@@ -320,3 +320,51 @@ fn the_remedy_of_a_loss_names_each_endpoint() {
     // One-of-the-pair loss with conntrack clean points away from the race.
     assert!(lost.evidence.contains("the loss is elsewhere"), "{lost:?}");
 }
+
+#[test]
+fn only_timeouts_are_lost_queries() {
+    // 10 lookups lost their AAAA query to a send failure, not to silence:
+    // no dns-queries-lost, and the evidence names the outcome.
+    let mut failed = losing_aaaa(10);
+    failed.outcomes.timed_out = 0;
+    failed.outcomes.send_failed = 10;
+    let report = build_report(&config(None), &failed, Ok(delta(0, 0, 0)), None);
+    assert!(
+        report.findings.iter().all(|f| f.code != FindingCode::DnsQueriesLost),
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.outcomes.send_failed, 10);
+    // Half of them timed out: those count, and only those.
+    let mut half = losing_aaaa(10);
+    half.outcomes.timed_out = 5;
+    half.outcomes.send_failed = 5;
+    let report = build_report(&config(None), &half, Ok(delta(0, 0, 0)), None);
+    let lost = report.findings.iter().find(|f| f.code == FindingCode::DnsQueriesLost).unwrap();
+    assert!(lost.summary.starts_with("5 of 200 queries lost (2.5%, timed out)"), "{lost:?}");
+    assert!(lost.evidence.contains("5 timed out") && lost.evidence.contains("5 send failures"));
+}
+
+#[test]
+fn the_no_answer_sentence_names_what_happened() {
+    let mut none = EngineResult { lookups: 5, ..EngineResult::default() };
+    none.by_type = [engine::TypeCounts { sent: 5, answered: 0, lost: 5 }; 2];
+    none.outcomes.no_route = 10;
+    let no_route = crate::dns::route::NoRoute {
+        errno: crate::dns::route::errno_name(libc::ENETUNREACH),
+        route_get: "`ip route get 198.19.0.10`: RTNETLINK answers: Network is unreachable".into(),
+    };
+    let mut c = config(Some(vec!["198.18.2.2:53".parse().unwrap()]));
+    c.netns = Some("node".into());
+    let said = no_answer_sentence(&c, &none, Some(&no_route));
+    assert!(said.contains("10 could not leave this namespace"), "{said}");
+    assert!(said.contains("ENETUNREACH") && said.contains("RTNETLINK answers"), "{said}");
+    assert!(said.contains("namespace node has no route to 198.19.0.10"), "{said}");
+    assert!(!said.contains("ICMP"), "{said}");
+    none.outcomes.no_route = 0;
+    none.outcomes.port_unreachable = 10;
+    let said = no_answer_sentence(&c, &none, None);
+    assert!(said.contains("10 were refused with ICMP port unreachable"), "{said}");
+    c.engine.mode = Mode::Tcp;
+    assert!(no_answer_sentence(&c, &none, None).contains("with a TCP reset"));
+}
