@@ -889,7 +889,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__responder)
-            opts="-o -q -v -h --listen --delay-ms --drop-rate --drop-aaaa-rate --threads --output --color --quiet --verbose --help"
+            opts="-o -q -v -h --listen --delay-ms --drop-rate --drop-aaaa-rate --rcode --threads --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -909,6 +909,10 @@ _ctdiag() {
                     ;;
                 --drop-aaaa-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcode)
+                    COMPREPLY=($(compgen -W "servfail refused" -- "${cur}"))
                     return 0
                     ;;
                 --threads)
@@ -981,7 +985,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__scenario)
-            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated race-drop"
+            opts="-p -e -o -q -v -h --prefix --endpoint --delay-ms --drop-rate --drop-aaaa-rate --rcode --output --color --quiet --verbose --help dead-endpoint slow-endpoint lossy stale-endpoint never-translated race-drop error-rcode not-listening"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1013,6 +1017,10 @@ _ctdiag() {
                     ;;
                 --drop-aaaa-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcode)
+                    COMPREPLY=($(compgen -W "servfail refused" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -1069,7 +1077,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__lab__subcmd__up)
-            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --ip-family --delay-ms --drop-rate --drop-aaaa-rate --output --color --quiet --verbose --help"
+            opts="-p -o -q -v -h --prefix --endpoints --dns --proxy-mode --ip-family --delay-ms --drop-rate --drop-aaaa-rate --rcode --output --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1109,6 +1117,10 @@ _ctdiag() {
                     ;;
                 --drop-aaaa-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcode)
+                    COMPREPLY=($(compgen -W "servfail refused" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -206,6 +206,8 @@ dual\t'Both (a dual-stack Service), IPv4 first'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -l rcode -d 'Embedded responder: answer every query with this error rcode and no records' -r -f -a "servfail\t'SERVFAIL: the server failed (CoreDNS when its upstream fails)'
+refused\t'REFUSED: the server will not answer'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from up" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
@@ -256,10 +258,12 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Explain more: notes, sources, per-step detail. Repeat for more'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s p -l prefix -d 'Name prefix of the lab\'s namespaces (`PREFIX-node`, `PREFIX-client`, `PREFIX-dnsN`): 1 to 20 characters from a-z, 0-9 and `-`, starting with a letter or digit' -r
-complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s e -l endpoint -d 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy: every endpoint)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s e -l endpoint -d 'The endpoint (1-based) the scenario acts on. Default: the last one (lossy, error-rcode: every endpoint)' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l delay-ms -d 'slow-endpoint: answer this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l drop-rate -d 'lossy: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l drop-aaaa-rate -d 'lossy: share (0 to 1) of AAAA queries silently dropped' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -l rcode -d 'error-rcode: the rcode every answer carries (default servfail)' -r -f -a "servfail\t'SERVFAIL: the server failed (CoreDNS when its upstream fails)'
+refused\t'REFUSED: the server will not answer'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from scenario" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'
 prometheus\t'Prometheus text exposition format (metrics commands only)'"
@@ -273,6 +277,8 @@ complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subco
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l delay-ms -d 'Embedded responder: answer every query this many milliseconds late' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-rate -d 'Embedded responder: share (0 to 1) of all queries silently dropped' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l drop-aaaa-rate -d 'Embedded responder: share (0 to 1) of AAAA queries silently dropped (one answer of the A/AAAA pair lost)' -r
+complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l rcode -d 'Embedded responder: answer every query with this error rcode and no records' -r -f -a "servfail\t'SERVFAIL: the server failed (CoreDNS when its upstream fails)'
+refused\t'REFUSED: the server will not answer'"
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -l threads -d 'UDP worker threads' -r
 complete -c ctdiag -n "__fish_ctdiag_using_subcommand lab; and __fish_seen_subcommand_from responder" -s o -l output -d 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON object (JSON Lines for streams such as `--watch`)'

@@ -636,6 +636,19 @@ pub struct ResponderBehaviorArgs {
     /// (one answer of the A/AAAA pair lost).
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     pub drop_aaaa_rate: f64,
+    /// Embedded responder: answer every query with this error rcode and no
+    /// records.
+    #[arg(long, value_enum, value_name = "RCODE")]
+    pub rcode: Option<LabRcode>,
+}
+
+/// Error rcodes the embedded responder can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabRcode {
+    /// SERVFAIL: the server failed (CoreDNS when its upstream fails).
+    Servfail,
+    /// REFUSED: the server will not answer.
+    Refused,
 }
 
 /// `ctdiag lab down`.
@@ -703,12 +716,19 @@ pub enum LabScenarioName {
     /// kernels without clash resolution; conntrack's counters do not move.
     /// `compare --modes` shows which resolv.conf option avoids it
     RaceDrop,
+    /// Endpoint N (or every endpoint without --endpoint) answers every query
+    /// with an error rcode (--rcode, default servfail) and no records.
+    ErrorRcode,
+    /// Endpoint N's pod is up but its DNS server is stopped: nothing listens
+    /// on port 53, its kernel answers ICMP port unreachable (unlike
+    /// dead-endpoint, where the pod is gone and queries meet silence).
+    NotListening,
 }
 
 /// `ctdiag lab scenario`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n  ctdiag lab scenario never-translated\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint and lossy need the \
+    after_help = "Examples:\n  ctdiag lab scenario dead-endpoint --endpoint 2\n  ctdiag lab scenario slow-endpoint --endpoint 1 --delay-ms 2000\n  ctdiag lab scenario lossy --drop-aaaa-rate 0.3\n  ctdiag lab scenario stale-endpoint --endpoint 2\n  ctdiag lab scenario never-translated\n  ctdiag lab scenario error-rcode --endpoint 2 --rcode servfail\n  ctdiag lab scenario not-listening --endpoint 2\n\nScenarios add up; `ctdiag lab up` rebuilds a healthy lab. slow-endpoint, lossy and error-rcode need the \
 embedded DNS server."
 )]
 pub struct LabScenarioArgs {
@@ -719,7 +739,7 @@ pub struct LabScenarioArgs {
     #[command(flatten)]
     pub lab: LabPrefixArgs,
     /// The endpoint (1-based) the scenario acts on. Default: the last one
-    /// (lossy: every endpoint).
+    /// (lossy, error-rcode: every endpoint).
     #[arg(short, long, value_name = "N")]
     pub endpoint: Option<u8>,
     /// slow-endpoint: answer this many milliseconds late.
@@ -731,6 +751,9 @@ pub struct LabScenarioArgs {
     /// lossy: share (0 to 1) of AAAA queries silently dropped.
     #[arg(long, value_name = "SHARE")]
     pub drop_aaaa_rate: Option<f64>,
+    /// error-rcode: the rcode every answer carries (default servfail).
+    #[arg(long, value_enum, value_name = "RCODE")]
+    pub rcode: Option<LabRcode>,
 }
 
 /// `ctdiag lab responder` (hidden): the embedded DNS server.

@@ -142,6 +142,18 @@ finding_codes! {
     LossEverywhere = "loss-everywhere", "compare", [Warning, Critical];
     /// The Service has no endpoints in the rules: nothing to compare.
     CompareNoEndpoints = "compare-no-endpoints", "compare", [Critical];
+    /// Queries to a target could not leave the namespace: connect/send
+    /// failed with ENETUNREACH/EHOSTUNREACH (no route), not a loss.
+    NoRouteToTarget = "no-route-to-target", "compare", [Warning];
+    /// An endpoint loses one record type only (A or AAAA): a server or
+    /// middlebox that drops it, the classic cause of exact 5 s stalls.
+    OneTypeLost = "one-type-lost", "compare", [Critical];
+    /// An endpoint answers SERVFAIL/REFUSED/... while its peers answer
+    /// NOERROR (critical when every answer is an error).
+    EndpointErrorRcodes = "endpoint-error-rcodes", "compare", [Warning, Critical];
+    /// Every target answers with errors: CoreDNS or its upstream, not the
+    /// node's conntrack (critical when every answer is an error).
+    ErrorRcodesEverywhere = "error-rcodes-everywhere", "compare", [Warning, Critical];
     /// With several modes: which resolv.conf option made the loss through
     /// the ClusterIP go away, or that none did.
     ResolverWorkaround = "resolver-workaround", "compare", [Info];

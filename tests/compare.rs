@@ -496,6 +496,12 @@ fn table_and_prometheus_output() {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
     assert!(text.contains("ctdiag_compare_findings{service=\"kube-system/kube-dns\",code=\"compare-clean\",severity=\"info\"} 1"), "{text}");
+    // How the queries ended: a healthy lab answers all 20 of each target.
+    let answered = format!(
+        "ctdiag_compare_query_outcomes{{service=\"kube-system/kube-dns\",target=\"{}:53\",role=\"cluster-ip\",mode=\"parallel\",outcome=\"answered\"}} 20",
+        lab.cluster_ip()
+    );
+    assert!(text.lines().any(|l| l == answered), "{answered} missing:\n{text}");
     let out = healthy_run(&base);
     common::assert_success(&out, "compare (table)");
     let table = common::stdout(&out);

@@ -97,7 +97,10 @@ fn unreachable_server_counts_icmp_errors_and_exits_2_without_hanging() {
         ]);
         assert_eq!(out.status.code(), Some(2), "{mode}: {}", common::stderr(&out));
         let err = common::stderr(&out);
-        assert!(err.contains("ICMP errors") && err.contains(&server), "{mode}: {err}");
+        // The sentence names what happened: refused, nothing listening.
+        let refused = if mode == "tcp" { "a TCP reset" } else { "ICMP port unreachable" };
+        assert!(err.contains(refused) && err.contains(&server), "{mode}: {err}");
+        assert!(err.contains("of 40 queries, 40 were refused"), "{mode}: {err}");
         // ICMP port unreachable arrives at once: 20 lookups on loopback
         // take milliseconds. The bound is half of what waiting out every
         // timeout costs (20 x 2 s = 40 s), which leaves 20 s for starting

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use crate::cli::{
-    LabAction, LabArgs, LabFillArgs, LabRunArgs, LabScenarioArgs, LabScenarioName, OutputFormat,
-    ResponderBehaviorArgs,
+    LabAction, LabArgs, LabFillArgs, LabRcode, LabRunArgs, LabScenarioArgs, LabScenarioName,
+    OutputFormat, ResponderBehaviorArgs,
 };
 use crate::error::Result;
 use crate::findings::Outcome;
 use crate::lab::fill::FillConfig;
-use crate::lab::responder::ResponderBehavior;
+use crate::lab::responder::{ErrorRcode, ResponderBehavior};
 use crate::lab::run::{RunConfig, RunScenario};
 use crate::lab::{self, EndpointState, LabConfig, LabInfo, Scenario};
 use crate::render::{check_format, emit_report, note, Context};
@@ -27,6 +27,15 @@ fn behavior(args: &ResponderBehaviorArgs) -> ResponderBehavior {
         delay: Duration::from_millis(args.delay_ms),
         drop_rate: args.drop_rate,
         drop_aaaa_rate: args.drop_aaaa_rate,
+        rcode: args.rcode.map(error_rcode),
+    }
+}
+
+/// The responder's rcode for the flag's.
+fn error_rcode(rcode: LabRcode) -> ErrorRcode {
+    match rcode {
+        LabRcode::Servfail => ErrorRcode::Servfail,
+        LabRcode::Refused => ErrorRcode::Refused,
     }
 }
 
@@ -169,7 +178,23 @@ fn validate_scenario(args: &LabScenarioArgs) -> Result<Scenario> {
     let unexpected = |flag: &str, name: &str| {
         Err(Error::Usage(format!("{flag} does not apply to the {name} scenario")))
     };
+    // The scenario's name as typed (clap's spelling of the value).
+    let name = clap::ValueEnum::to_possible_value(&args.name)
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    if args.rcode.is_some() && args.name != LabScenarioName::ErrorRcode {
+        return unexpected("--rcode", &name);
+    }
+    let other_flags =
+        args.delay_ms.is_some() || args.drop_rate.is_some() || args.drop_aaaa_rate.is_some();
     match args.name {
+        LabScenarioName::ErrorRcode | LabScenarioName::NotListening if other_flags => {
+            unexpected("--delay-ms/--drop-rate/--drop-aaaa-rate", &name)
+        }
+        LabScenarioName::ErrorRcode => Ok(Scenario::ErrorRcode {
+            endpoint: args.endpoint,
+            rcode: error_rcode(args.rcode.unwrap_or(LabRcode::Servfail)),
+        }),
+        LabScenarioName::NotListening => Ok(Scenario::NotListening { endpoint: args.endpoint }),
         LabScenarioName::DeadEndpoint | LabScenarioName::StaleEndpoint => {
             let name = if args.name == LabScenarioName::DeadEndpoint {
                 "dead-endpoint"
@@ -244,6 +269,18 @@ mod tests {
     #[test]
     fn each_scenario_takes_only_its_own_flags() {
         assert!(matches!(scenario(&["race-drop"]), Ok(Scenario::RaceDrop)));
+        assert!(matches!(
+            scenario(&["error-rcode", "--endpoint", "2"]),
+            Ok(Scenario::ErrorRcode { endpoint: Some(2), rcode: ErrorRcode::Servfail })
+        ));
+        assert!(matches!(
+            scenario(&["error-rcode", "--rcode", "refused"]),
+            Ok(Scenario::ErrorRcode { endpoint: None, rcode: ErrorRcode::Refused })
+        ));
+        assert!(matches!(
+            scenario(&["not-listening"]),
+            Ok(Scenario::NotListening { endpoint: None })
+        ));
         assert!(matches!(scenario(&["never-translated"]), Ok(Scenario::NeverTranslated)));
         assert!(matches!(
             scenario(&["slow-endpoint", "--endpoint", "2", "--delay-ms", "400"]),
@@ -256,6 +293,9 @@ mod tests {
             (&["dead-endpoint", "--delay-ms", "5"][..], "--delay-ms"),
             (&["slow-endpoint", "--drop-aaaa-rate", "0.5"][..], "--drop-rate/--drop-aaaa-rate"),
             (&["lossy", "--delay-ms", "5"][..], "--delay-ms"),
+            (&["lossy", "--rcode", "refused"][..], "--rcode"),
+            (&["not-listening", "--delay-ms", "5"][..], "--delay-ms"),
+            (&["error-rcode", "--drop-rate", "0.5"][..], "--delay-ms/--drop-rate"),
         ] {
             match scenario(args) {
                 Err(crate::error::Error::Usage(message)) => {

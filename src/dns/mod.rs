@@ -7,4 +7,5 @@ pub mod pods;
 pub mod probe;
 pub mod resolv;
 pub mod rootfs;
+pub mod route;
 pub mod wire;

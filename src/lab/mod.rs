@@ -201,7 +201,7 @@ impl LabConfig {
         self.behavior.validate()?;
         if self.dns == DnsServerKind::Dnsmasq && self.behavior != ResponderBehavior::healthy() {
             return Err(Error::Usage(
-                "--delay-ms, --drop-rate and --drop-aaaa-rate need --dns embedded (dnsmasq cannot misbehave on purpose)"
+                "--delay-ms, --drop-rate, --drop-aaaa-rate and --rcode need --dns embedded (dnsmasq cannot misbehave on purpose)"
                     .into(),
             ));
         }
@@ -212,7 +212,12 @@ impl LabConfig {
 impl ResponderBehavior {
     /// No delay, no drops.
     pub fn healthy() -> Self {
-        ResponderBehavior { delay: Duration::ZERO, drop_rate: 0.0, drop_aaaa_rate: 0.0 }
+        ResponderBehavior {
+            delay: Duration::ZERO,
+            drop_rate: 0.0,
+            drop_aaaa_rate: 0.0,
+            rcode: None,
+        }
     }
 }
 
@@ -349,6 +354,7 @@ fn build(config: &LabConfig) -> Result<LabInfo> {
             delay_ms: config.behavior.delay.as_millis() as u64,
             drop_rate: config.behavior.drop_rate,
             drop_aaaa_rate: config.behavior.drop_aaaa_rate,
+            rcode: config.behavior.rcode.map(|r| r.as_str().to_string()),
             log,
         };
         start_server(&mut server, &dir)?;

@@ -12,6 +12,9 @@
 //! - names outside `cluster.local`: REFUSED (it is not a recursive resolver)
 //! - undecodable queries with a readable header: FORMERR; shorter garbage
 //!   and anything that is itself a response: ignored.
+//! - with an error rcode set (`--rcode servfail|refused`): every query it
+//!   would answer gets that rcode and no records, as a CoreDNS whose
+//!   upstream fails answers SERVFAIL.
 //!
 //! Every answer is authoritative (AA), echoes the ID, the question and the
 //! RD bit.
@@ -58,6 +61,56 @@ pub struct ResponderBehavior {
     pub drop_rate: f64,
     /// Share (0..=1) of AAAA queries dropped without an answer.
     pub drop_aaaa_rate: f64,
+    /// Answer every query with this error rcode (no records) instead.
+    pub rcode: Option<ErrorRcode>,
+}
+
+/// An error rcode the responder can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorRcode {
+    /// SERVFAIL (2): the server failed (CoreDNS when its upstream fails).
+    Servfail,
+    /// REFUSED (5): the server will not answer.
+    Refused,
+}
+
+impl ErrorRcode {
+    /// The rcode's name, as `dig` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorRcode::Servfail => "SERVFAIL",
+            ErrorRcode::Refused => "REFUSED",
+        }
+    }
+
+    /// From its name (any case), as the lab's state stores it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "SERVFAIL" => Some(ErrorRcode::Servfail),
+            "REFUSED" => Some(ErrorRcode::Refused),
+            _ => None,
+        }
+    }
+
+    fn response_code(self) -> ResponseCode {
+        match self {
+            ErrorRcode::Servfail => ResponseCode::ServFail,
+            ErrorRcode::Refused => ResponseCode::Refused,
+        }
+    }
+}
+
+/// The reply turned into an error answer with `rcode`: same ID, question
+/// and flags, no records, not authoritative.
+pub fn with_error_rcode(reply: Reply, rcode: ErrorRcode) -> Reply {
+    let Ok(mut message) = Message::from_vec(&reply.bytes) else { return reply };
+    message.metadata.response_code = rcode.response_code();
+    message.metadata.authoritative = false;
+    message.answers.clear();
+    match message.to_vec() {
+        Ok(bytes) => Reply { bytes, query_type: reply.query_type },
+        Err(_) => reply,
+    }
 }
 
 impl ResponderBehavior {
@@ -303,6 +356,10 @@ fn serve_udp(
         };
         let arrived = Instant::now();
         let Some(reply) = answer(&buf[..len]) else { continue };
+        let reply = match behavior.rcode {
+            Some(rcode) => with_error_rcode(reply, rcode),
+            None => reply,
+        };
         if dice.drop(&behavior, &reply) {
             continue;
         }
@@ -359,6 +416,10 @@ fn serve_tcp(mut stream: TcpStream, behavior: ResponderBehavior, salt: u64) {
             return;
         }
         let Some(reply) = answer(&message) else { continue };
+        let reply = match behavior.rcode {
+            Some(rcode) => with_error_rcode(reply, rcode),
+            None => reply,
+        };
         if dice.drop(&behavior, &reply) {
             continue;
         }
@@ -455,18 +516,35 @@ mod tests {
     }
 
     #[test]
+    fn an_error_rcode_keeps_id_and_question_and_drops_the_records() {
+        let reply =
+            answer(&query("kubernetes.default.svc.cluster.local.", RecordType::AAAA, 77)).unwrap();
+        for rcode in [ErrorRcode::Servfail, ErrorRcode::Refused] {
+            let m = decode(&with_error_rcode(reply.clone(), rcode));
+            assert_eq!(m.metadata.id, 77);
+            // RFC 1035: SERVFAIL is 2, REFUSED is 5.
+            let expected = if rcode == ErrorRcode::Servfail { 2 } else { 5 };
+            assert_eq!(u16::from(m.metadata.response_code), expected);
+            assert_eq!(m.queries.len(), 1);
+            assert!(m.answers.is_empty());
+            assert!(!m.metadata.authoritative);
+            assert_eq!(ErrorRcode::parse(&rcode.as_str().to_lowercase()), Some(rcode));
+        }
+        assert_eq!(ErrorRcode::parse("NOERROR"), None);
+    }
+
+    #[test]
     fn drop_shares_are_validated_and_applied() {
-        let bad = ResponderBehavior { delay: Duration::ZERO, drop_rate: 1.5, drop_aaaa_rate: 0.0 };
+        let bad = ResponderBehavior { drop_rate: 1.5, ..ResponderBehavior::healthy() };
         assert!(bad.validate().is_err());
-        let aaaa_only =
-            ResponderBehavior { delay: Duration::ZERO, drop_rate: 0.0, drop_aaaa_rate: 1.0 };
+        let aaaa_only = ResponderBehavior { drop_aaaa_rate: 1.0, ..ResponderBehavior::healthy() };
         let mut dice = DropDice(1);
         let a = answer(&query("kubernetes.default.svc.cluster.local.", RecordType::A, 1)).unwrap();
         let aaaa =
             answer(&query("kubernetes.default.svc.cluster.local.", RecordType::AAAA, 1)).unwrap();
         assert!(!dice.drop(&aaaa_only, &a));
         assert!(dice.drop(&aaaa_only, &aaaa));
-        let half = ResponderBehavior { delay: Duration::ZERO, drop_rate: 0.5, drop_aaaa_rate: 0.0 };
+        let half = ResponderBehavior { drop_rate: 0.5, ..ResponderBehavior::healthy() };
         let dropped = (0..10_000).filter(|_| dice.drop(&half, &a)).count();
         assert!((4_000..6_000).contains(&dropped), "{dropped}");
     }

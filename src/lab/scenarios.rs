@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::kube_dns::{endpoint_list, load_rules, rules_endpoints};
-use super::responder::ResponderBehavior;
-use super::servers::{remove_endpoint_pod, restart_server};
+use super::responder::{ErrorRcode, ResponderBehavior};
+use super::servers::{remove_endpoint_pod, restart_server, stop_server};
 use super::state::{
     refresh_liveness, running_endpoints, save_state, status, EndpointState, LabInfo, ScenarioInfo,
 };
@@ -58,6 +58,20 @@ pub enum Scenario {
     /// does to glibc's parallel A/AAAA pair on kernels without clash
     /// resolution, imitated with an nftables rule before DNAT.
     RaceDrop,
+    /// Endpoint `endpoint` (every endpoint when `None`) answers every query
+    /// with `rcode` and no records.
+    ErrorRcode {
+        /// 1-based endpoint, or all.
+        endpoint: Option<u8>,
+        /// The rcode.
+        rcode: ErrorRcode,
+    },
+    /// Endpoint `endpoint`'s pod is up, its DNS server stopped: its kernel
+    /// answers ICMP port unreachable.
+    NotListening {
+        /// 1-based endpoint; `None`: the last endpoint still running.
+        endpoint: Option<u8>,
+    },
 }
 
 /// How late the endpoints answer in `race-drop`, ms.
@@ -107,6 +121,8 @@ pub fn apply_scenario(prefix: &str, scenario: &Scenario) -> Result<LabInfo> {
         Scenario::StaleEndpoint { endpoint } => stale_endpoint(&mut info, pick(endpoint))?,
         Scenario::NeverTranslated => never_translated(&mut info)?,
         Scenario::RaceDrop => race_drop(&mut info)?,
+        Scenario::ErrorRcode { endpoint, rcode } => error_rcode(&mut info, *endpoint, *rcode)?,
+        Scenario::NotListening { endpoint } => not_listening(&mut info, pick(endpoint))?,
     };
     info.scenarios.push(applied);
     refresh_liveness(&mut info);
@@ -180,7 +196,7 @@ fn lossy(
     drop_aaaa_rate: f64,
 ) -> Result<ScenarioInfo> {
     need_embedded(info, "lossy")?;
-    ResponderBehavior { delay: Duration::ZERO, drop_rate, drop_aaaa_rate }.validate()?;
+    ResponderBehavior { drop_rate, drop_aaaa_rate, ..ResponderBehavior::healthy() }.validate()?;
     let targets: Vec<u8> = match endpoint {
         Some(n) => {
             check_endpoint(info, n)?;
@@ -321,6 +337,65 @@ fn race_drop(info: &mut LabInfo) -> Result<ScenarioInfo> {
             } else {
                 String::new()
             }
+        ),
+    })
+}
+
+/// `error-rcode`: endpoint `endpoint` (every running endpoint when `None`)
+/// answers every query with `rcode` and no records.
+fn error_rcode(
+    info: &mut LabInfo,
+    endpoint: Option<u8>,
+    rcode: ErrorRcode,
+) -> Result<ScenarioInfo> {
+    need_embedded(info, "error-rcode")?;
+    let targets: Vec<u8> = match endpoint {
+        Some(n) => {
+            check_endpoint(info, n)?;
+            vec![n]
+        }
+        None => running_endpoints(info),
+    };
+    for n in targets {
+        restart_server(info, n, |s| s.rcode = Some(rcode.as_str().to_string()))?;
+    }
+    let which = endpoint.map_or("every endpoint".to_string(), |n| {
+        format!("endpoint {n} ({})", endpoint_addr(n, info.cluster_ip))
+    });
+    Ok(ScenarioInfo {
+        name: "error-rcode".into(),
+        endpoint,
+        summary: format!(
+            "{which} answers every query with {} and no records (as a CoreDNS whose upstream fails)",
+            rcode.as_str()
+        ),
+    })
+}
+
+/// `not-listening`: endpoint `endpoint`'s DNS server stops, its pod
+/// (namespace, address, route) stays: its kernel answers each query with
+/// ICMP port unreachable. Why the ICMP rate limit is lifted in that
+/// namespace: the kernel sends at most about one unreachable per second
+/// per peer by default, and the scenario is to show what the answer is,
+/// not how the limit thins it.
+fn not_listening(info: &mut LabInfo, endpoint: u8) -> Result<ScenarioInfo> {
+    check_endpoint(info, endpoint)?;
+    stop_server(info, endpoint)?;
+    let namespace = info
+        .servers
+        .iter()
+        .find(|s| s.endpoint == endpoint)
+        .map(|s| s.namespace.clone())
+        .unwrap_or_default();
+    set_sysctl(&namespace, "ipv4/icmp_ratelimit", "0")?;
+    // IPv6's limit, where the namespace has IPv6 (ignored otherwise).
+    let _ = set_sysctl(&namespace, "ipv6/icmp/ratelimit", "0");
+    Ok(ScenarioInfo {
+        name: "not-listening".into(),
+        endpoint: Some(endpoint),
+        summary: format!(
+            "endpoint {endpoint} ({}) is up but nothing listens on port {DNS_PORT}: its kernel answers every query with ICMP port unreachable (a pod gone, as in dead-endpoint, answers nothing)",
+            endpoint_addr(endpoint, info.cluster_ip)
         ),
     })
 }

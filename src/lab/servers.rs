@@ -68,6 +68,9 @@ pub(super) fn start_server(server: &mut DnsServerInfo, dir: &Path) -> Result<()>
                 "--drop-aaaa-rate".into(),
                 server.drop_aaaa_rate.to_string(),
             ]);
+            if let Some(rcode) = &server.rcode {
+                args.extend(["--rcode".to_string(), rcode.to_lowercase()]);
+            }
             system::spawn_in_netns(&server.namespace, &exe_path()?, &args, &server.log)?
         }
         DnsServerKind::Dnsmasq => {
@@ -126,6 +129,20 @@ pub(super) fn remove_endpoint_pod(info: &mut LabInfo, n: u8) -> Result<()> {
         system::ip(&["-n", &node, family, "route", "add", "blackhole", &blackhole])?;
     }
     server.state = EndpointState::Removed;
+    server.alive = false;
+    Ok(())
+}
+
+/// Stops endpoint `n`'s server and leaves its namespace (the pod) as it is.
+pub(super) fn stop_server(info: &mut LabInfo, n: u8) -> Result<()> {
+    let Some(server) = info.servers.iter_mut().find(|s| s.endpoint == n) else {
+        return Err(Error::Usage(format!("--endpoint {n}: no such endpoint")));
+    };
+    if let Some(pid) = server.pid.take() {
+        if system::alive_in_netns(pid, &server.namespace) {
+            system::stop(pid);
+        }
+    }
     server.alive = false;
     Ok(())
 }

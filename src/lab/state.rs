@@ -62,6 +62,10 @@ pub struct DnsServerInfo {
     pub drop_rate: f64,
     /// Share of AAAA queries dropped (embedded only).
     pub drop_aaaa_rate: f64,
+    /// The error rcode it answers every query with (embedded only), e.g.
+    /// `SERVFAIL`; null: real answers.
+    #[serde(default)]
+    pub rcode: Option<String>,
     /// The server's stdout/stderr.
     pub log: PathBuf,
 }

@@ -24,6 +24,47 @@ fn counter(value: Option<Option<u64>>) -> Cell {
     }
 }
 
+/// How the queries that were not plainly answered ended, and the answers
+/// that were errors: one line per target, only where there are any.
+fn target_notes(report: &CompareReport, many_modes: bool) -> String {
+    let mut out = String::new();
+    for target in &report.targets {
+        let o = &target.outcomes;
+        let mut notes = Vec::new();
+        for (n, what) in [
+            (o.timed_out, "timed out"),
+            (o.port_unreachable, "port unreachable"),
+            (o.unreachable, "host/net unreachable"),
+            (o.no_route, "no route"),
+            (o.send_failed, "send failed"),
+        ] {
+            if n > 0 {
+                notes.push(format!("{n} {what}"));
+            }
+        }
+        let lost_a = target.lost_by_type.get("A").copied().unwrap_or(0);
+        let lost_aaaa = target.lost_by_type.get("AAAA").copied().unwrap_or(0);
+        if lost_a + lost_aaaa > 0 {
+            notes.push(format!("lost A {lost_a}, AAAA {lost_aaaa}"));
+        }
+        let errors: Vec<String> = target
+            .rcodes
+            .iter()
+            .filter(|(code, _)| code.as_str() != "NOERROR" && code.as_str() != "NXDOMAIN")
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        if !errors.is_empty() {
+            notes.push(format!("answers {}", errors.join(", ")));
+        }
+        if !notes.is_empty() {
+            let mode =
+                if many_modes { format!(" ({})", target.mode.as_str()) } else { String::new() };
+            let _ = writeln!(out, "{}{mode}: {}", target.address, notes.join("; "));
+        }
+    }
+    out
+}
+
 /// The report for people: what was compared, one row per target (and
 /// mode), the resolver options measured, the findings.
 fn table(ctx: &Context, report: &CompareReport) -> String {
@@ -95,6 +136,7 @@ fn table(ctx: &Context, report: &CompareReport) -> String {
             t.add_row(row);
         }
         let _ = writeln!(out, "{t}");
+        out.push_str(&target_notes(report, many_modes));
         let _ = writeln!(out, "conntrack: {}", report.conntrack_note);
         if many_modes {
             let mut t =
@@ -130,6 +172,7 @@ fn prometheus(report: &CompareReport) -> String {
         "Queries sent to the target in the last ctdiag compare run.",
     );
     let mut lost = Family::gauge("ctdiag_compare_queries_lost", "Queries to the target that got no answer (timeout, ICMP error, send error) in the last ctdiag compare run.");
+    let mut outcomes = Family::gauge("ctdiag_compare_query_outcomes", "Queries to the target in the last ctdiag compare run by how they ended (answered, timed out, ICMP port or host/net unreachable, no route, send failed).");
     let mut lost_ratio = Family::gauge("ctdiag_compare_queries_lost_ratio", "Share (0 to 1) of the queries to the target that were lost in the last ctdiag compare run.");
     let mut one_lost = Family::gauge("ctdiag_compare_one_lost_lookups", "Lookups that lost exactly one of their A/AAAA pair (the conntrack race signature) in the last ctdiag compare run.");
     let mut slow = Family::gauge("ctdiag_compare_slow_lookups", "Fully answered lookups that took the slow threshold or longer in the last ctdiag compare run.");
@@ -145,6 +188,7 @@ fn prometheus(report: &CompareReport) -> String {
         lookups.sample(&labels, t.lookups as f64);
         sent.sample(&labels, t.queries_sent as f64);
         lost.sample(&labels, t.lost as f64);
+        super::probe::outcome_samples(&mut outcomes, &labels, &t.outcomes);
         lost_ratio.sample(&labels, t.lost_percent / 100.0);
         one_lost.sample(&labels, t.one_lost_lookups as f64);
         slow.sample(&labels, t.slow_lookups as f64);
@@ -165,9 +209,19 @@ fn prometheus(report: &CompareReport) -> String {
         }),
     );
     let mut out = String::new();
-    for family in
-        [&lookups, &sent, &lost, &lost_ratio, &one_lost, &slow, &latency, &delta, &run, &finding]
-    {
+    for family in [
+        &lookups,
+        &sent,
+        &lost,
+        &outcomes,
+        &lost_ratio,
+        &one_lost,
+        &slow,
+        &latency,
+        &delta,
+        &run,
+        &finding,
+    ] {
         family.write(&mut out);
     }
     out

@@ -157,11 +157,8 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
         let rcodes: Vec<String> = report.rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             out,
-            "rcodes: {}   ICMP errors: {}   timed out: {}   send errors: {}   stray packets: {}{}",
+            "rcodes: {}   stray packets: {}{}",
             if rcodes.is_empty() { "-".to_string() } else { rcodes.join(", ") },
-            report.refused,
-            report.timed_out,
-            report.send_errors,
             report.stray.total(),
             if report.mode == crate::dns::engine::Mode::Musl {
                 format!("   sent again: {}", report.retransmitted)
@@ -169,6 +166,15 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
                 String::new()
             },
         );
+        let o = &report.outcomes;
+        let _ = writeln!(
+            out,
+            "outcomes: answered {}   timed out {}   port unreachable {}   host/net unreachable {}   no route {}   send failed {}",
+            o.answered, o.timed_out, o.port_unreachable, o.unreachable, o.no_route, o.send_failed
+        );
+        if let Some(no_route) = &report.no_route {
+            let _ = writeln!(out, "no route: {}; {}", no_route.errno, no_route.route_get);
+        }
         match &report.conntrack_delta {
             Some(d) => {
                 let show = |v: Option<u64>| v.map_or("n/a".to_string(), |v| format!("+{v}"));
@@ -190,6 +196,28 @@ fn table(ctx: &Context, report: &ProbeReport) -> String {
     }
     out.push_str(&findings(ctx, &report.findings));
     out
+}
+
+/// One sample per outcome of the queries (`outcome` label: answered,
+/// timed_out, port_unreachable, unreachable, no_route, send_failed), with
+/// the caller's labels; zeros included, so that a rate is always defined.
+pub(super) fn outcome_samples(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    o: &crate::dns::engine::Outcomes,
+) {
+    for (name, n) in [
+        ("answered", o.answered),
+        ("timed_out", o.timed_out),
+        ("port_unreachable", o.port_unreachable),
+        ("unreachable", o.unreachable),
+        ("no_route", o.no_route),
+        ("send_failed", o.send_failed),
+    ] {
+        let mut with = labels.to_vec();
+        with.push(("outcome", name));
+        family.sample(&with, n as f64);
+    }
 }
 
 /// Prometheus text exposition (for node_exporter's textfile collector): the
@@ -223,6 +251,11 @@ fn prometheus(report: &ProbeReport) -> String {
         "Queries without an answer (timeout, ICMP error, send error) in the last ctdiag probe run.",
         report.lost,
     );
+    let mut outcomes = Family::gauge(
+        "ctdiag_probe_query_outcomes",
+        "Queries of the last ctdiag probe run by how they ended (answered, timed out, ICMP port or host/net unreachable, no route, send failed).",
+    );
+    outcome_samples(&mut outcomes, &labels, &report.outcomes);
     let one_lost = gauge(
         "ctdiag_probe_one_lost_lookups",
         "Lookups that lost exactly one of their A/AAAA pair (the conntrack race signature) in the last ctdiag probe run.",
@@ -245,7 +278,7 @@ fn prometheus(report: &ProbeReport) -> String {
     run.sample(&labels, report.duration_s);
     let findings = prometheus::findings("probe", &report.findings);
     prometheus::write_all(&[
-        &lookups, &sent, &answered, &lost, &one_lost, &latency, &delta, &run, &findings,
+        &lookups, &sent, &answered, &lost, &outcomes, &one_lost, &latency, &delta, &run, &findings,
     ])
 }
 

@@ -66,19 +66,63 @@ fn result(lost: u64, ms: u64, slow: u64) -> EngineResult {
     if lost == 100 {
         r.by_type = [TypeCounts { sent: 100, answered: 0, lost: 100 }; 2];
         r.both_lost_lookups = 100;
-        r.timed_out = 200;
+        r.outcomes.timed_out = 200;
         return r;
     }
     r.by_type[0] = TypeCounts { sent: 100, answered: 100, lost: 0 };
     r.by_type[1] = TypeCounts { sent: 100, answered: 100 - lost, lost };
     r.one_lost_lookups = lost;
-    r.timed_out = lost;
+    r.outcomes.timed_out = lost;
+    r.outcomes.answered = 200 - lost;
+    r.rcodes.insert("NOERROR".into(), 200 - lost);
     r.latency = LatencyHistogram::new();
     for i in 0..(100 - lost) {
         r.latency.record_us(if i < slow { 1_500_000 } else { ms * 1000 });
     }
     r.slow_lookups = slow;
     r.elapsed = Duration::from_secs(1);
+    r
+}
+
+/// 100 lookups whose 200 queries all found no route (connect failed).
+fn no_route() -> EngineResult {
+    let mut r = EngineResult { lookups: 100, ..EngineResult::default() };
+    r.by_type = [TypeCounts { sent: 100, answered: 0, lost: 100 }; 2];
+    r.both_lost_lookups = 100;
+    r.outcomes.no_route = 200;
+    r.no_route_errno = Some(libc::ENETUNREACH);
+    r
+}
+
+/// 100 lookups answered in 1 ms, every AAAA query lost (timed out).
+fn aaaa_dropped() -> EngineResult {
+    let mut r = EngineResult { lookups: 100, ..EngineResult::default() };
+    r.by_type[0] = TypeCounts { sent: 100, answered: 100, lost: 0 };
+    r.by_type[1] = TypeCounts { sent: 100, answered: 0, lost: 100 };
+    r.one_lost_lookups = 100;
+    r.outcomes.answered = 100;
+    r.outcomes.timed_out = 100;
+    r.rcodes.insert("NOERROR".into(), 100);
+    r.elapsed = Duration::from_secs(1);
+    r
+}
+
+/// `result(0, 1, 0)` with `n` of its 200 answers `rcode` instead of NOERROR.
+fn answering(rcode: &str, n: u64) -> EngineResult {
+    let mut r = result(0, 1, 0);
+    r.rcodes.insert("NOERROR".into(), 200 - n);
+    r.rcodes.insert(rcode.into(), n);
+    r.rcodes.retain(|_, count| *count > 0);
+    r
+}
+
+/// 100 lookups, every query refused by the endpoint's kernel (ICMP port
+/// unreachable: the pod is up, nothing listens).
+fn port_unreachable() -> EngineResult {
+    let mut r = EngineResult { lookups: 100, ..EngineResult::default() };
+    r.by_type = [TypeCounts { sent: 100, answered: 0, lost: 100 }; 2];
+    r.both_lost_lookups = 100;
+    r.outcomes.port_unreachable = 200;
     r
 }
 
@@ -181,6 +225,50 @@ fn cases() -> Vec<Case> {
             ),
             FindingCode::ResolverWorkaround,
             Severity::Info,
+        ),
+        (
+            "no route to the ClusterIP",
+            one(vec![no_route(), ok(), ok()]),
+            FindingCode::NoRouteToTarget,
+            Severity::Warning,
+        ),
+        (
+            "an endpoint drops AAAA",
+            one(vec![result(50, 1, 0), ok(), aaaa_dropped()]),
+            FindingCode::OneTypeLost,
+            Severity::Critical,
+        ),
+        (
+            "an endpoint answers SERVFAIL only",
+            one(vec![answering("SERVFAIL", 100), ok(), answering("SERVFAIL", 200)]),
+            FindingCode::EndpointErrorRcodes,
+            Severity::Critical,
+        ),
+        (
+            "an endpoint answers REFUSED now and then",
+            one(vec![answering("REFUSED", 5), ok(), answering("REFUSED", 10)]),
+            FindingCode::EndpointErrorRcodes,
+            Severity::Warning,
+        ),
+        (
+            "every target answers SERVFAIL",
+            one(vec![
+                answering("SERVFAIL", 200),
+                answering("SERVFAIL", 200),
+                answering("SERVFAIL", 200),
+            ]),
+            FindingCode::ErrorRcodesEverywhere,
+            Severity::Critical,
+        ),
+        (
+            "every target answers some SERVFAIL",
+            one(vec![
+                answering("SERVFAIL", 10),
+                answering("SERVFAIL", 3),
+                answering("SERVFAIL", 30),
+            ]),
+            FindingCode::ErrorRcodesEverywhere,
+            Severity::Warning,
         ),
         ("healthy", one(vec![ok(), ok(), ok()]), FindingCode::CompareClean, Severity::Info),
         ("stopped early", stopped, FindingCode::CompareStoppedEarly, Severity::Info),
@@ -286,4 +374,87 @@ fn batches_spread_the_count_over_the_rounds() {
     c.count = None;
     c.duration = Some(Duration::from_secs(10));
     assert_eq!(c.batch_duration(), Some(Duration::from_secs(1)), "10 s over 5 rounds of 2 targets");
+}
+
+fn ok() -> EngineResult {
+    result(0, 1, 0)
+}
+
+fn codes(report: &CompareReport) -> Vec<FindingCode> {
+    report.findings.iter().map(|f| f.code).collect()
+}
+
+#[test]
+fn no_route_is_never_loss_on_the_path() {
+    let r = one(vec![no_route(), ok(), ok()]);
+    assert_eq!(codes(&r), vec![FindingCode::NoRouteToTarget], "{:#?}", r.findings);
+    let f = &r.findings[0];
+    assert!(f.summary.contains("the ClusterIP 198.19.0.10:53"), "{f:?}");
+    assert!(f.evidence.contains("200 without a route"), "{f:?}");
+    assert!(f.remedy.contains("--probe-netns"), "{f:?}");
+    assert_eq!(r.targets[0].outcomes.no_route, 200);
+    assert_eq!(r.targets[0].no_route_errno, Some(libc::ENETUNREACH));
+    // An endpoint without a route is not dead either.
+    let r = one(vec![result(50, 1, 0), ok(), no_route()]);
+    assert!(!codes(&r).contains(&FindingCode::EndpointDead), "{:#?}", r.findings);
+    assert!(codes(&r).contains(&FindingCode::NoRouteToTarget), "{:#?}", r.findings);
+}
+
+#[test]
+fn nothing_listening_and_gone_are_both_dead_and_told_apart() {
+    let refused = one(vec![result(50, 1, 0), ok(), port_unreachable()]);
+    let gone = one(vec![result(50, 1, 0), ok(), result(100, 0, 0)]);
+    for (r, outcome, how) in [
+        (&refused, "200 ICMP port unreachable", "(refused: its host is up, nothing listens"),
+        (&gone, "200 timed out", "(silence: its pod is gone"),
+    ] {
+        let dead: Vec<&Finding> =
+            r.findings.iter().filter(|f| f.code == FindingCode::EndpointDead).collect();
+        assert_eq!(dead.len(), 1, "{:#?}", r.findings);
+        assert!(dead[0].summary.contains(EP2), "{:?}", dead[0]);
+        assert!(dead[0].evidence.contains(outcome), "{outcome}: {:?}", dead[0]);
+        assert!(dead[0].summary.contains(how), "{how}: {:?}", dead[0]);
+    }
+    assert_eq!(refused.targets[2].outcomes.port_unreachable, 200);
+    assert_eq!(gone.targets[2].outcomes.timed_out, 200);
+}
+
+#[test]
+fn one_type_lost_names_the_endpoint_the_type_and_the_resolvers() {
+    let r = one(vec![result(50, 1, 0), ok(), aaaa_dropped()]);
+    let f = r.findings.iter().find(|f| f.code == FindingCode::OneTypeLost).unwrap();
+    assert!(f.summary.contains(EP2) && f.summary.contains("AAAA queries only"), "{f:?}");
+    assert!(f.summary.contains("100 of 100 (100.0%)"), "{f:?}");
+    assert!(f.evidence.contains("glibc") && f.evidence.contains("5 s"), "{f:?}");
+    assert!(f.evidence.contains("musl") && f.evidence.contains("2.5 s"), "{f:?}");
+    assert!(f.remedy.contains("no-aaaa"), "{f:?}");
+    // Not also endpoint-lossy or dead for the same endpoint.
+    assert!(!codes(&r).contains(&FindingCode::EndpointLossy), "{:#?}", r.findings);
+    assert!(!codes(&r).contains(&FindingCode::EndpointDead), "{:#?}", r.findings);
+    assert_eq!(r.targets[2].lost_by_type.get("AAAA"), Some(&100));
+    assert_eq!(r.targets[2].lost_by_type.get("A"), Some(&0));
+    // Through the ClusterIP, one of the pair lost is the race's signature:
+    // no one-type-lost for it.
+    let race = one(vec![result(50, 1, 0), ok(), ok()]);
+    assert!(!codes(&race).contains(&FindingCode::OneTypeLost), "{:#?}", race.findings);
+    // A few losses of one type by chance are not a server dropping it.
+    let chance = one(vec![ok(), result(3, 1, 0), ok()]);
+    assert!(!codes(&chance).contains(&FindingCode::OneTypeLost), "{:#?}", chance.findings);
+}
+
+#[test]
+fn a_server_that_answers_errors_is_never_dead() {
+    let r = one(vec![answering("SERVFAIL", 100), ok(), answering("SERVFAIL", 200)]);
+    assert!(!codes(&r).contains(&FindingCode::EndpointDead), "{:#?}", r.findings);
+    let f = r.findings.iter().find(|f| f.code == FindingCode::EndpointErrorRcodes).unwrap();
+    assert!(f.summary.contains(EP2) && !f.summary.contains(EP1), "{f:?}");
+    assert!(f.summary.contains("SERVFAIL 200"), "{f:?}");
+    assert_eq!(r.targets[2].rcodes.get("SERVFAIL"), Some(&200));
+    // All SERVFAIL: everywhere, and no endpoint singled out.
+    let all = one(vec![
+        answering("SERVFAIL", 200),
+        answering("SERVFAIL", 200),
+        answering("SERVFAIL", 200),
+    ]);
+    assert_eq!(codes(&all), vec![FindingCode::ErrorRcodesEverywhere], "{:#?}", all.findings);
 }

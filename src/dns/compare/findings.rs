@@ -5,10 +5,13 @@ use crate::dns::probe::{ms_text, percent, SLOW_SHARE_PERCENT};
 use crate::findings::{Finding, FindingCode, Severity};
 
 use super::report::{CompareReport, ModeSummary, TargetReport};
+use super::verdicts::{
+    endpoint_error_rcodes, error_rcodes_everywhere, lost_type, no_route_to_target, one_type_lost,
+};
 use super::{Role, SLOW_FACTOR, SLOW_FLOOR_MS};
 
 /// "critical above 1 % of the queries, else warning", as `probe` says it.
-fn loss_severity(lost: u64, sent: u64) -> Severity {
+pub(super) fn loss_severity(lost: u64, sent: u64) -> Severity {
     if percent(lost, sent) > 1.0 {
         Severity::Critical
     } else {
@@ -56,6 +59,10 @@ pub(super) fn analyze(report: &CompareReport) -> Vec<Finding> {
     let mut findings = Vec::new();
     for view in report.modes.iter().filter_map(|mode| ModeView::of(report, *mode)) {
         findings.extend(compare_no_endpoints(report, &view));
+        findings.extend(no_route_to_target(report, &view));
+        findings.extend(one_type_lost(report, &view));
+        findings.extend(endpoint_error_rcodes(&view));
+        findings.extend(error_rcodes_everywhere(&view));
         findings.extend(loss_everywhere(&view));
         findings.extend(endpoint_lossy(&view));
         findings.extend(cluster_ip_path_loss(report, &view));
@@ -73,18 +80,18 @@ pub(super) fn analyze(report: &CompareReport) -> Vec<Finding> {
 }
 
 /// One mode's targets: the ClusterIP and the endpoints probed directly.
-struct ModeView<'a> {
+pub(super) struct ModeView<'a> {
     /// Every target of the mode, in report order.
-    of_mode: Vec<&'a TargetReport>,
-    cluster: &'a TargetReport,
-    endpoints: Vec<&'a TargetReport>,
+    pub(super) of_mode: Vec<&'a TargetReport>,
+    pub(super) cluster: &'a TargetReport,
+    pub(super) endpoints: Vec<&'a TargetReport>,
     /// " in MODE mode" when several modes were compared.
-    in_mode: String,
+    pub(super) in_mode: String,
 }
 
 impl<'a> ModeView<'a> {
     /// `None` when the mode has no ClusterIP target (nothing to compare).
-    fn of(report: &'a CompareReport, mode: Mode) -> Option<Self> {
+    pub(super) fn of(report: &'a CompareReport, mode: Mode) -> Option<Self> {
         let of_mode: Vec<&TargetReport> =
             report.targets.iter().filter(|t| t.mode == mode).collect();
         let cluster = *of_mode.iter().find(|t| t.role == Role::ClusterIp)?;
@@ -98,12 +105,12 @@ impl<'a> ModeView<'a> {
         self.of_mode.iter().map(|t| t.loss_text()).collect::<Vec<_>>().join("; ")
     }
 
-    /// Whether the ClusterIP and every endpoint lost queries (false without
-    /// endpoints).
+    /// Whether the ClusterIP and every endpoint lost queries to timeouts
+    /// (false without endpoints).
     fn loss_everywhere(&self) -> bool {
         !self.endpoints.is_empty()
-            && self.cluster.lost > 0
-            && self.endpoints.iter().all(|e| e.lost > 0)
+            && self.cluster.timed_out() > 0
+            && self.endpoints.iter().all(|e| e.timed_out() > 0)
     }
 
     /// The endpoints that answered nothing, unless every target lost
@@ -118,7 +125,7 @@ impl<'a> ModeView<'a> {
 
 /// ` --netns NS` for the commands a remedy names, when the counters were
 /// read in another namespace.
-fn stats_ns_flag(report: &CompareReport) -> String {
+pub(super) fn stats_ns_flag(report: &CompareReport) -> String {
     report.header.stats_netns.as_deref().map(|n| format!(" --netns {n}")).unwrap_or_default()
 }
 
@@ -144,12 +151,12 @@ fn loss_everywhere(view: &ModeView) -> Option<Finding> {
     }
     let in_mode = &view.in_mode;
     let (lost, sent) =
-        view.of_mode.iter().fold((0, 0), |(l, s), t| (l + t.lost, s + t.queries_sent));
+        view.of_mode.iter().fold((0, 0), |(l, s), t| (l + t.timed_out(), s + t.queries_sent));
     Some(Finding::new(
         loss_severity(lost, sent),
         FindingCode::LossEverywhere,
         format!(
-            "queries are lost at every target{in_mode}: {lost} of {sent} ({:.1}%), through the ClusterIP and at each endpoint directly",
+            "queries are lost at every target{in_mode}: {lost} of {sent} ({:.1}%) timed out, through the ClusterIP and at each endpoint directly",
             percent(lost, sent)
         ),
         view.all_text(),
@@ -157,8 +164,9 @@ fn loss_everywhere(view: &ModeView) -> Option<Finding> {
     ))
 }
 
-/// `endpoint-lossy` for each endpoint that lost some queries, not all,
-/// while not every target lost queries.
+/// `endpoint-lossy` for each endpoint that lost some queries to timeouts,
+/// not all, while not every target lost queries; an endpoint that loses
+/// only one type is `one-type-lost` instead.
 fn endpoint_lossy(view: &ModeView) -> Vec<Finding> {
     if view.loss_everywhere() {
         return Vec::new();
@@ -166,14 +174,17 @@ fn endpoint_lossy(view: &ModeView) -> Vec<Finding> {
     let in_mode = &view.in_mode;
     view.endpoints
         .iter()
-        .filter(|endpoint| !endpoint.dead() && endpoint.lost > 0)
+        .filter(|endpoint| {
+            !endpoint.dead() && endpoint.timed_out() > 0 && lost_type(endpoint).is_none()
+        })
         .map(|endpoint| {
             Finding::new(
-                loss_severity(endpoint.lost, endpoint.queries_sent),
+                loss_severity(endpoint.timed_out(), endpoint.queries_sent),
                 FindingCode::EndpointLossy,
                 format!(
                     "endpoint {} loses {:.1}% of its queries{in_mode}, probed directly",
-                    endpoint.address, endpoint.lost_percent
+                    endpoint.address,
+                    endpoint.timed_out_percent()
                 ),
                 view.all_text(),
                 format!(
@@ -185,21 +196,23 @@ fn endpoint_lossy(view: &ModeView) -> Vec<Finding> {
         .collect()
 }
 
-/// `cluster-ip-path-loss`: loss through the ClusterIP while every endpoint
-/// probed directly answered everything.
+/// `cluster-ip-path-loss`: queries through the ClusterIP time out while
+/// every endpoint probed directly answered everything. Why timeouts only:
+/// a query that found no route or got an ICMP error was not lost on the
+/// DNAT/conntrack path (`no-route-to-target` says the first).
 fn cluster_ip_path_loss(report: &CompareReport, view: &ModeView) -> Option<Finding> {
     let (cluster, endpoints) = (view.cluster, &view.endpoints);
     let endpoints_clean = endpoints.iter().all(|e| e.lost == 0);
-    if endpoints.is_empty() || cluster.lost == 0 || !endpoints_clean {
+    if endpoints.is_empty() || cluster.timed_out() == 0 || !endpoints_clean {
         return None;
     }
     let (in_mode, stats_ns) = (&view.in_mode, stats_ns_flag(report));
     Some(Finding::new(
-        loss_severity(cluster.lost, cluster.queries_sent),
+        loss_severity(cluster.timed_out(), cluster.queries_sent),
         FindingCode::ClusterIpPathLoss,
         format!(
-            "queries are lost through the ClusterIP {} only{in_mode}: {} of {} ({:.1}%); every endpoint probed directly answered everything",
-            cluster.address, cluster.lost, cluster.queries_sent, cluster.lost_percent
+            "queries are lost through the ClusterIP {} only{in_mode}: {} of {} ({:.1}%) timed out; every endpoint probed directly answered everything",
+            cluster.address, cluster.timed_out(), cluster.queries_sent, cluster.timed_out_percent()
         ),
         format!("{}; {}; {}", cluster.loss_text(), counters_text(cluster), endpoints.iter().map(|e| e.loss_text()).collect::<Vec<_>>().join("; ")),
         format!(
@@ -287,13 +300,12 @@ fn endpoint_dead(report: &CompareReport) -> Vec<Finding> {
                 .iter()
                 .map(|(e, cluster)| {
                     format!(
-                        "{}{}: {} of {} queries lost ({} ICMP errors, {} timed out); through the ClusterIP {} of {} lost ({:.1}%)",
+                        "{}{}: {} of {} queries lost ({}); through the ClusterIP {} of {} lost ({:.1}%)",
                         e.address,
                         in_mode(report, e.mode),
                         e.lost,
                         e.queries_sent,
-                        e.refused,
-                        e.timed_out,
+                        e.outcomes_text(),
                         cluster.lost,
                         cluster.queries_sent,
                         cluster.lost_percent
@@ -305,7 +317,7 @@ fn endpoint_dead(report: &CompareReport) -> Vec<Finding> {
             Finding::new(
                 Severity::Critical,
                 FindingCode::EndpointDead,
-                format!("endpoint {address} answers nothing{in_modes}: {lost} of {sent} queries lost"),
+                format!("endpoint {address} answers nothing{in_modes}: {lost} of {sent} queries lost{}", how_dead(&of)),
                 format!("{evidence}; the ClusterIP loses about the share of lookups kube-proxy sends to this endpoint"),
                 format!(
                     "Find the pod behind {address} (`kubectl get pods -A -o wide | grep {ip}`): if it is gone or not ready, the node's rules are stale (`ctdiag services`, kube-proxy's logs); then flush the entries that still point at it (`ctdiag stale{stats_ns}`)"
@@ -313,6 +325,22 @@ fn endpoint_dead(report: &CompareReport) -> Vec<Finding> {
             )
         })
         .collect()
+}
+
+/// What a dead endpoint's queries met, when one outcome dominates: the
+/// kernel of a pod that is up refusing (nothing listens), or silence (the
+/// pod is gone, or its packets are dropped).
+fn how_dead(of: &[&(&TargetReport, &TargetReport)]) -> &'static str {
+    let (refused, silent, sent) = of.iter().fold((0, 0, 0), |(r, t, s), (e, _)| {
+        (r + e.outcomes.port_unreachable, t + e.outcomes.timed_out, s + e.queries_sent)
+    });
+    if refused * 2 > sent {
+        " (refused: its host is up, nothing listens on the port)"
+    } else if silent * 2 > sent {
+        " (silence: its pod is gone or its packets are dropped)"
+    } else {
+        ""
+    }
 }
 
 /// `endpoint-slow` for each endpoint whose p99 is far above its peers' or

@@ -15,6 +15,7 @@
 mod finding_tests;
 mod findings;
 mod report;
+mod verdicts;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use crate::dns::engine::{self, EngineConfig, EngineResult, Mode};
 use crate::dns::probe::{read_counters, ConntrackDelta, ResolverOptions};
+use crate::dns::route::no_route_evidence;
 use crate::error::Result;
 use crate::netns::{run_in, Netns};
 
@@ -218,7 +220,7 @@ pub fn run(
         }
     }
     let interrupted = stop.load(Ordering::Relaxed) || results.iter().any(|r| r.interrupted);
-    let targets = pairs
+    let mut targets: Vec<TargetReport> = pairs
         .iter()
         .zip(&results)
         .zip(deltas)
@@ -226,6 +228,14 @@ pub fn run(
             TargetReport::new(*target, *mode, result, delta.filter(|_| counters_error.is_none()))
         })
         .collect();
+    // What the routing table says, once per target that found no route.
+    for target in &mut targets {
+        if let (Some(errno), Ok(address)) =
+            (target.no_route_errno, target.address.parse::<SocketAddr>())
+        {
+            target.no_route = Some(no_route_evidence(errno, address.ip(), probe_ns));
+        }
+    }
     let place = config.stats_netns.as_deref().unwrap_or("the current namespace");
     let conntrack_note = match counters_error {
         None => format!(

@@ -1,19 +1,24 @@
 //! The compare report: each target in each mode side by side, the
 //! per-mode summaries, and the findings.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::dns::engine::{EngineResult, LookupHeader, Mode};
+use crate::dns::engine::{EngineResult, LookupHeader, Mode, Outcomes};
 use crate::dns::histogram::LatencyHistogram;
 use crate::dns::probe::{
     latency_summary, micros_to_ms, percent, ConntrackDelta, Latency, ResolverOptions,
 };
+use crate::dns::route::NoRoute;
 use crate::findings::Finding;
 
 use super::findings::analyze;
 use super::{CompareConfig, Role, Target};
+
+/// The rcodes that are a server's error, not an answer about the name.
+pub const ERROR_RCODES: &[&str] = &["SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"];
 
 /// One target in one mode, side by side with the others.
 #[derive(Debug, Clone, Serialize)]
@@ -40,12 +45,16 @@ pub struct TargetReport {
     pub one_lost_lookups: u64,
     /// Lookups that lost both queries.
     pub both_lost_lookups: u64,
-    /// Queries that timed out.
-    pub timed_out: u64,
-    /// Queries that got an ICMP error.
-    pub refused: u64,
-    /// Queries that could not be sent.
-    pub send_errors: u64,
+    /// How each query ended: answered, timed_out, port_unreachable,
+    /// unreachable, no_route, send_failed (they add up to `queries_sent`).
+    pub outcomes: Outcomes,
+    /// Queries without an answer per type (`A`, `AAAA`).
+    pub lost_by_type: BTreeMap<String, u64>,
+    /// Answers per rcode (`NOERROR`, `SERVFAIL`, ...).
+    pub rcodes: BTreeMap<String, u64>,
+    /// When queries found no route: the errno and what `ip route get`
+    /// answered in the probe namespace; null otherwise.
+    pub no_route: Option<NoRoute>,
     /// Queries sent again (`musl` mode).
     pub retransmitted: u64,
     /// Latency percentiles (ms) of the fully answered lookups.
@@ -64,6 +73,10 @@ pub struct TargetReport {
     /// Fully answered lookups (for shares of slow lookups).
     #[serde(skip)]
     pub fully_answered: u64,
+    /// The errno of the first query without a route (the evidence in
+    /// `no_route` is filled in by the run, which knows the namespace).
+    #[serde(skip)]
+    pub no_route_errno: Option<i32>,
     /// The second slowest fully answered lookup, ms (null with fewer than
     /// two): with few lookups the p99 is the slowest one alone.
     #[serde(skip)]
@@ -92,9 +105,14 @@ impl TargetReport {
             lost_percent: round2(percent(result.lost(), result.queries_sent())),
             one_lost_lookups: result.one_lost_lookups,
             both_lost_lookups: result.both_lost_lookups,
-            timed_out: result.timed_out,
-            refused: result.refused,
-            send_errors: result.send_errors,
+            outcomes: result.outcomes,
+            lost_by_type: BTreeMap::from([
+                ("A".to_string(), result.by_type[0].lost),
+                ("AAAA".to_string(), result.by_type[1].lost),
+            ]),
+            rcodes: result.rcodes.clone(),
+            no_route: None,
+            no_route_errno: result.no_route_errno,
             retransmitted: result.retransmitted,
             latency_ms: latency,
             slow_lookups: result.slow_lookups,
@@ -117,9 +135,65 @@ impl TargetReport {
         Some(self.second_slowest_ms.map_or(p99, |second| second.min(p99)))
     }
 
-    /// Whether it answered nothing at all.
+    /// Whether it answered nothing at all, though some queries left this
+    /// namespace (a target without a route is `no-route-to-target`).
     pub(super) fn dead(&self) -> bool {
-        self.queries_sent > 0 && self.answered == 0
+        self.queries_sent > 0 && self.answered == 0 && self.outcomes.no_route < self.queries_sent
+    }
+
+    /// Queries that timed out: the only outcome that is loss on the path.
+    pub(super) fn timed_out(&self) -> u64 {
+        self.outcomes.timed_out
+    }
+
+    /// `timed_out` as a share of `queries_sent`, percent.
+    pub(super) fn timed_out_percent(&self) -> f64 {
+        percent(self.outcomes.timed_out, self.queries_sent)
+    }
+
+    /// Queries lost of one type (`A`, `AAAA`).
+    pub(super) fn lost_of(&self, qtype: &str) -> u64 {
+        self.lost_by_type.get(qtype).copied().unwrap_or(0)
+    }
+
+    /// Answers whose rcode is an error (SERVFAIL, REFUSED, FORMERR, NOTIMP).
+    pub(super) fn error_answers(&self) -> u64 {
+        self.rcodes
+            .iter()
+            .filter(|(code, _)| ERROR_RCODES.contains(&code.as_str()))
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// The answers per rcode, for evidence: `SERVFAIL 40, NOERROR 2`.
+    pub(super) fn rcodes_text(&self) -> String {
+        if self.rcodes.is_empty() {
+            return "no answers".into();
+        }
+        self.rcodes.iter().map(|(code, n)| format!("{code} {n}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The outcomes that happened, for evidence: `40 timed out, 2 ICMP port
+    /// unreachable`.
+    pub(super) fn outcomes_text(&self) -> String {
+        let o = &self.outcomes;
+        let parts: Vec<String> = [
+            (o.answered, "answered"),
+            (o.timed_out, "timed out"),
+            (o.port_unreachable, "ICMP port unreachable"),
+            (o.unreachable, "ICMP host/net unreachable"),
+            (o.no_route, "without a route"),
+            (o.send_failed, "send failed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            "no queries".into()
+        } else {
+            parts.join(", ")
+        }
     }
 
     /// Share of the fully answered lookups that were slow, percent.
@@ -130,12 +204,13 @@ impl TargetReport {
     /// `lost 12 of 400 (3.0%)`.
     pub(super) fn loss_text(&self) -> String {
         format!(
-            "{} {}: {} of {} queries lost ({:.1}%), {} lookups lost one of their pair",
+            "{} {}: {} of {} queries lost ({:.1}%; {}), {} lookups lost one of their pair",
             self.role.as_str(),
             self.address,
             self.lost,
             self.queries_sent,
             self.lost_percent,
+            self.outcomes_text(),
             self.one_lost_lookups
         )
     }

@@ -15,9 +15,14 @@ use crate::dns::wire::{QueryType, SentQuery};
 use crate::error::{Error, Result};
 
 use super::ids::IdSource;
-use super::lookup::{account, failure_of, Conn, Failure, Lookup, QuerySlot, QueryState, Which};
+use super::lookup::{
+    account, failure_of_connect, failure_of_network, failure_of_send, Conn, Failure, Lookup,
+    QuerySlot, QueryState, Which,
+};
 use super::senders::{send_musl, send_one, send_parallel, SenderPair};
-use super::sockets::{fresh_tcp, fresh_udp, is_descriptor_limit, open_file_limits, socket_budget};
+use super::sockets::{
+    drain_icmp_errors, fresh_tcp, fresh_udp, is_descriptor_limit, open_file_limits, socket_budget,
+};
 use super::tcp::{service_tcp, TcpConn};
 use super::{EngineConfig, EngineResult, Mode};
 
@@ -291,7 +296,7 @@ impl<'a> Engine<'a> {
         match self.config.mode {
             Mode::Parallel | Mode::Threads | Mode::Sequential | Mode::Reopen | Mode::Musl => {
                 match self.open_udp()? {
-                    Err(e) => lookup.fail_open_queries(failure_of(&e)),
+                    Err(e) => lookup.fail_open_queries(failure_of_connect(&e)),
                     Ok(socket) => {
                         let socket = Arc::new(socket);
                         lookup.conn = Some(Conn::Udp(Arc::clone(&socket)));
@@ -308,7 +313,7 @@ impl<'a> Engine<'a> {
                 }
             }
             Mode::Tcp => match self.open_tcp()? {
-                Err(e) => lookup.fail_open_queries(failure_of(&e)),
+                Err(e) => lookup.fail_open_queries(failure_of_connect(&e)),
                 Ok(stream) => {
                     let mut out = Vec::with_capacity(2 * 64);
                     for slot in &lookup.queries {
@@ -338,7 +343,7 @@ impl<'a> Engine<'a> {
         for (slot, (at, outcome)) in lookup.queries.iter_mut().zip(sent) {
             slot.state = match outcome {
                 Ok(_) => QueryState::Pending { sent_at: at },
-                Err(e) => QueryState::Failed(failure_of(&e)),
+                Err(e) => QueryState::Failed(failure_of_send(socket, &e)),
             };
         }
         Ok(())
@@ -356,6 +361,14 @@ impl<'a> Engine<'a> {
             None => {}
             Some(Conn::Udp(socket)) => {
                 let socket = Arc::clone(socket);
+                // With IP_RECVERR a queued ICMP error keeps POLLERR raised
+                // until it is read, and it says what the network answered.
+                let queued = if revents.intersects(PollFlags::POLLERR) {
+                    drain_icmp_errors(&socket)
+                } else {
+                    None
+                };
+                let mut failure = queued.map(|errno| failure_of_network(Some(errno)));
                 loop {
                     match socket.recv_from(&mut self.buf) {
                         Ok((len, source)) => {
@@ -372,21 +385,19 @@ impl<'a> Engine<'a> {
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                         Err(e) => {
-                            // An ICMP error for this flow: every open query
-                            // the socket carried has failed (the error is
-                            // reported once).
-                            let failure = failure_of(&e);
-                            for (slot, carried) in lookup.queries.iter_mut().zip(carried) {
-                                if carried
-                                    && matches!(
-                                        slot.state,
-                                        QueryState::Pending { .. } | QueryState::Unsent
-                                    )
-                                {
-                                    slot.state = QueryState::Failed(failure);
-                                }
-                            }
+                            failure = Some(failure_of_network(queued.or(e.raw_os_error())));
                             break;
+                        }
+                    }
+                }
+                // An ICMP error for this flow: every open query the socket
+                // carried has failed (the error is reported once).
+                if let Some(failure) = failure {
+                    for (slot, carried) in lookup.queries.iter_mut().zip(carried) {
+                        if carried
+                            && matches!(slot.state, QueryState::Pending { .. } | QueryState::Unsent)
+                        {
+                            slot.state = QueryState::Failed(failure);
                         }
                     }
                 }
@@ -498,7 +509,7 @@ impl<'a> Engine<'a> {
                     lookup.conn = Some(Conn::Udp(Arc::clone(&socket)));
                     send_one(lookup, 1, &socket);
                 }
-                Err(e) => lookup.queries[1].state = QueryState::Failed(failure_of(&e)),
+                Err(e) => lookup.queries[1].state = QueryState::Failed(failure_of_connect(&e)),
             }
             // No spread_refusal: the AAAA socket is another flow.
             return Ok(());
@@ -508,7 +519,7 @@ impl<'a> Engine<'a> {
             let socket = Arc::clone(socket);
             send_one(lookup, 1, &socket);
         } else {
-            lookup.queries[1].state = QueryState::Failed(Failure::SendError);
+            lookup.queries[1].state = QueryState::Failed(Failure::SendFailed);
         }
         lookup.spread_refusal();
         Ok(())

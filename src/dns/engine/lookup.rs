@@ -9,16 +9,36 @@ use std::time::{Duration, Instant};
 
 use crate::dns::wire::{classify, rcode_name, SentQuery, Verdict};
 
-use super::sockets::is_icmp_error;
+use super::sockets::{drain_icmp_errors, failure_of_errno, ErrorSource};
 use super::tcp::TcpConn;
 use super::EngineResult;
 
-/// Why a query ended without an answer.
+/// Why a query ended without an answer: the outcomes of
+/// [`Outcomes`](super::Outcomes) other than answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Failure {
+    /// Silence until the timeout.
     TimedOut,
-    Refused,
-    SendError,
+    /// ICMP port unreachable (ECONNREFUSED): the host is up, nothing listens.
+    PortUnreachable,
+    /// ICMP host/net unreachable (or admin prohibited) from the network.
+    Unreachable,
+    /// `connect`/`send` failed at once with ENETUNREACH/EHOSTUNREACH: no
+    /// packet left this namespace.
+    NoRoute {
+        /// The errno the call returned.
+        errno: i32,
+    },
+    /// Any other send failure (EPERM from a local firewall, ENOBUFS, ...),
+    /// or a TCP connection that closed or was reset.
+    SendFailed,
+}
+
+impl Failure {
+    /// Whether the network reported it for the whole flow (an ICMP error).
+    fn reported_by_network(self) -> bool {
+        matches!(self, Failure::PortUnreachable | Failure::Unreachable)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,10 +214,14 @@ impl Lookup {
 
     /// An ICMP error is reported once per socket, to whichever call comes
     /// first (often the second send). It applies to the whole flow, so the
-    /// other open query of the lookup has failed too.
+    /// other open query of the lookup has failed the same way.
     pub(super) fn spread_refusal(&mut self) {
-        if self.queries.iter().any(|q| q.state == QueryState::Failed(Failure::Refused)) {
-            self.fail_open_queries(Failure::Refused);
+        let network = self.queries.iter().find_map(|q| match q.state {
+            QueryState::Failed(failure) if failure.reported_by_network() => Some(failure),
+            _ => None,
+        });
+        if let Some(failure) = network {
+            self.fail_open_queries(failure);
         }
     }
 
@@ -274,13 +298,24 @@ impl Lookup {
     }
 }
 
-/// Why the socket call failed, as the lookup's outcome.
-pub(super) fn failure_of(e: &io::Error) -> Failure {
-    if is_icmp_error(e) {
-        Failure::Refused
-    } else {
-        Failure::SendError
+/// Why `connect(2)` failed, as the lookup's outcome (always local).
+pub(super) fn failure_of_connect(e: &io::Error) -> Failure {
+    failure_of_errno(e.raw_os_error(), ErrorSource::Local)
+}
+
+/// Why a send on `socket` failed: an ICMP error queued for the flow (the
+/// send only reported it), else the local stack's refusal.
+pub(super) fn failure_of_send(socket: &UdpSocket, e: &io::Error) -> Failure {
+    match drain_icmp_errors(socket) {
+        Some(errno) => failure_of_errno(Some(errno), ErrorSource::Network),
+        None => failure_of_errno(e.raw_os_error(), ErrorSource::Local),
     }
+}
+
+/// Why a receive (or a TCP connection) failed with `errno`: reported by
+/// the network.
+pub(super) fn failure_of_network(errno: Option<i32>) -> Failure {
+    failure_of_errno(errno, ErrorSource::Network)
 }
 
 /// Adds a finished lookup to the totals.
@@ -292,15 +327,23 @@ pub(super) fn account(
 ) {
     result.lookups += 1;
     let mut lost = 0;
+    let outcomes = &mut result.outcomes;
     for (index, slot) in lookup.queries.iter().enumerate() {
-        if let QueryState::Failed(failure) = slot.state {
-            lost += 1;
-            result.by_type[index].lost += 1;
-            match failure {
-                Failure::TimedOut => result.timed_out += 1,
-                Failure::Refused => result.refused += 1,
-                Failure::SendError => result.send_errors += 1,
+        let QueryState::Failed(failure) = slot.state else {
+            outcomes.answered += u64::from(slot.state == QueryState::Answered);
+            continue;
+        };
+        lost += 1;
+        result.by_type[index].lost += 1;
+        match failure {
+            Failure::TimedOut => outcomes.timed_out += 1,
+            Failure::PortUnreachable => outcomes.port_unreachable += 1,
+            Failure::Unreachable => outcomes.unreachable += 1,
+            Failure::NoRoute { errno } => {
+                outcomes.no_route += 1;
+                result.no_route_errno.get_or_insert(errno);
             }
+            Failure::SendFailed => outcomes.send_failed += 1,
         }
     }
     match lost {

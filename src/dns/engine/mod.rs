@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::error::Result;
 use event_loop::Engine;
 
-pub use result::{EngineResult, LookupHeader, SocketUse, StrayCounts, TypeCounts};
+pub use result::{EngineResult, LookupHeader, Outcomes, SocketUse, StrayCounts, TypeCounts};
 pub use sockets::{socket_budget, SocketBudgetError};
 
 /// How a lookup's two queries are sent: the resolver behaviours.

@@ -59,8 +59,50 @@ pub struct TypeCounts {
     pub sent: u64,
     /// Queries answered.
     pub answered: u64,
-    /// Queries without an answer (timeout, ICMP error, send failure).
+    /// Queries without an answer (any outcome but answered).
     pub lost: u64,
+}
+
+/// How each query ended: exactly one outcome per query sent (or
+/// attempted), so the fields add up to the queries sent. Only `timed_out`
+/// is silence on the path; the others are errors the stack or the network
+/// reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    /// Answered (any rcode).
+    pub answered: u64,
+    /// No answer and no error until the timeout: the query or its answer
+    /// was lost on the way, or the server ignored it.
+    pub timed_out: u64,
+    /// ICMP port unreachable (ECONNREFUSED; over TCP a reset connect):
+    /// the server's host is up but nothing listens on the port.
+    pub port_unreachable: u64,
+    /// ICMP host or network unreachable (or administratively prohibited)
+    /// from the network, reported to the socket.
+    pub unreachable: u64,
+    /// `connect(2)`/`send(2)` itself failed with ENETUNREACH/EHOSTUNREACH:
+    /// this namespace has no route to the target, no packet left.
+    pub no_route: u64,
+    /// The send failed otherwise (EPERM from a local firewall, ENOBUFS,
+    /// ...), or a TCP connection closed before its answers.
+    pub send_failed: u64,
+}
+
+impl Outcomes {
+    /// Queries that ended in an error (neither answered nor timed out).
+    pub fn errors(&self) -> u64 {
+        self.port_unreachable + self.unreachable + self.no_route + self.send_failed
+    }
+
+    /// Adds another count.
+    pub fn add(&mut self, other: &Outcomes) {
+        self.answered += other.answered;
+        self.timed_out += other.timed_out;
+        self.port_unreachable += other.port_unreachable;
+        self.unreachable += other.unreachable;
+        self.no_route += other.no_route;
+        self.send_failed += other.send_failed;
+    }
 }
 
 /// The raw outcome of a run; the command turns it into a report.
@@ -74,13 +116,11 @@ pub struct EngineResult {
     pub one_lost_lookups: u64,
     /// Lookups with both queries unanswered.
     pub both_lost_lookups: u64,
-    /// Queries that failed with an ICMP error (port or host unreachable,
-    /// reported by the socket as refused/unreachable).
-    pub refused: u64,
-    /// Queries that timed out without any answer.
-    pub timed_out: u64,
-    /// Queries that could not be sent (or a TCP connection that closed).
-    pub send_errors: u64,
+    /// How each query ended.
+    pub outcomes: Outcomes,
+    /// The errno of the first query that found no route (ENETUNREACH or
+    /// EHOSTUNREACH), for the evidence.
+    pub no_route_errno: Option<i32>,
     /// Answers per rcode name.
     pub rcodes: BTreeMap<String, u64>,
     /// Packets not taken as answers.
@@ -150,9 +190,8 @@ impl EngineResult {
         }
         self.one_lost_lookups += other.one_lost_lookups;
         self.both_lost_lookups += other.both_lost_lookups;
-        self.refused += other.refused;
-        self.timed_out += other.timed_out;
-        self.send_errors += other.send_errors;
+        self.outcomes.add(&other.outcomes);
+        self.no_route_errno = self.no_route_errno.or(other.no_route_errno);
         for (rcode, n) in &other.rcodes {
             *self.rcodes.entry(rcode.clone()).or_insert(0) += n;
         }

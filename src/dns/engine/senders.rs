@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 
-use super::lookup::{failure_of, Failure, Lookup, QueryState};
+use super::lookup::{failure_of_send, Failure, Lookup, QueryState};
 
 /// A two-party barrier that spins instead of sleeping. Why: with a futex
 /// barrier the last thread to arrive runs on while the other is still being
@@ -150,8 +150,8 @@ pub(super) fn send_parallel(lookup: &mut Lookup, socket: &UdpSocket) {
             lookup.queries[0].state = QueryState::Pending { sent_at: at };
             send_one(lookup, 1, socket);
         }
-        Ok(_) => lookup.fail_open_queries(Failure::SendError),
-        Err(e) => lookup.fail_open_queries(failure_of(&e)),
+        Ok(_) => lookup.fail_open_queries(Failure::SendFailed),
+        Err(e) => lookup.fail_open_queries(failure_of_send(socket, &e)),
     }
 }
 
@@ -163,7 +163,7 @@ pub(super) fn send_musl(lookup: &mut Lookup, socket: &UdpSocket, server: SocketA
         let at = Instant::now();
         slot.state = match outcome {
             Ok(_) => QueryState::Pending { sent_at: at },
-            Err(e) => QueryState::Failed(failure_of(&e)),
+            Err(e) => QueryState::Failed(failure_of_send(socket, &e)),
         };
     }
 }
@@ -173,6 +173,6 @@ pub(super) fn send_one(lookup: &mut Lookup, index: usize, socket: &UdpSocket) {
     let at = Instant::now();
     lookup.queries[index].state = match outcome {
         Ok(_) => QueryState::Pending { sent_at: at },
-        Err(e) => QueryState::Failed(failure_of(&e)),
+        Err(e) => QueryState::Failed(failure_of_send(socket, &e)),
     };
 }

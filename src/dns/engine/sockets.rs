@@ -7,20 +7,91 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
+use super::lookup::Failure;
 use super::{Mode, SocketUse};
 
-/// Whether an I/O error is the socket reporting an ICMP error (what a
-/// connected UDP socket turns port/host/network unreachable into).
-pub(super) fn is_icmp_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ECONNREFUSED)
-            | Some(libc::EHOSTUNREACH)
-            | Some(libc::ENETUNREACH)
-            | Some(libc::EHOSTDOWN)
-            | Some(libc::ENETDOWN)
-            | Some(libc::ECONNRESET)
-    )
+/// Where a socket error surfaced: the local stack refused the call itself
+/// (`connect`/`send` failed at once), or the network answered with an ICMP
+/// error that the socket reported (on a later call or `recv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ErrorSource {
+    /// Returned synchronously by `connect(2)`/`send(2)`: no packet left.
+    Local,
+    /// An ICMP error (or a TCP reset) the socket reported for its flow.
+    Network,
+}
+
+/// The outcome of a query whose socket reported `errno` from `source`.
+/// Why the split matters: a synchronous ENETUNREACH/EHOSTUNREACH means no
+/// packet ever left (this namespace has no route), which is no evidence of
+/// loss on the path; the same errno from the network is an ICMP host/net
+/// unreachable; ECONNREFUSED is an ICMP port unreachable (the host is up,
+/// nothing listens) whichever call reports it.
+pub(super) fn failure_of_errno(errno: Option<i32>, source: ErrorSource) -> Failure {
+    match (errno, source) {
+        (Some(libc::ECONNREFUSED), _) => Failure::PortUnreachable,
+        (Some(errno @ (libc::ENETUNREACH | libc::EHOSTUNREACH)), ErrorSource::Local) => {
+            Failure::NoRoute { errno }
+        }
+        (
+            Some(
+                libc::ENETUNREACH
+                | libc::EHOSTUNREACH
+                | libc::EHOSTDOWN
+                | libc::ENETDOWN
+                | libc::EACCES
+                | libc::ENOPROTOOPT,
+            ),
+            ErrorSource::Network,
+        ) => Failure::Unreachable,
+        _ => Failure::SendFailed,
+    }
+}
+
+/// Turns on full ICMP error reporting (`IP_RECVERR`/`IPV6_RECVERR`), as
+/// glibc's stub resolver does on its UDP sockets: host and network
+/// unreachable then reach a connected socket too (without it only port
+/// unreachable does), and each error is queued with its origin.
+pub(super) fn enable_icmp_errors(socket: &UdpSocket, ipv4: bool) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // Why ignore a failure: without it the errors are coarser, not wrong.
+    let _ = if ipv4 {
+        setsockopt(socket, sockopt::Ipv4RecvErr, &true)
+    } else {
+        setsockopt(socket, sockopt::Ipv6RecvErr, &true)
+    };
+}
+
+/// Reads the socket's error queue empty (with `IP_RECVERR` a queued error
+/// keeps `POLLERR` raised until it is read); returns the errno of the last
+/// ICMP error found, if any.
+pub(super) fn drain_icmp_errors(socket: &UdpSocket) -> Option<i32> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    let mut found = None;
+    // Bounded: a socket's queue holds a few errors at most; never spin.
+    for _ in 0..16 {
+        let mut data = [0u8; 512];
+        let mut iov = [std::io::IoSliceMut::new(&mut data)];
+        let mut space = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let Ok(message) =
+            recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut space), flags)
+        else {
+            break;
+        };
+        let Ok(cmsgs) = message.cmsgs() else { break };
+        for cmsg in cmsgs {
+            let error = match cmsg {
+                ControlMessageOwned::Ipv4RecvErr(error, _)
+                | ControlMessageOwned::Ipv6RecvErr(error, _) => error,
+                _ => continue,
+            };
+            if matches!(error.ee_origin, libc::SO_EE_ORIGIN_ICMP | libc::SO_EE_ORIGIN_ICMP6) {
+                found = Some(error.ee_errno as i32);
+            }
+        }
+    }
+    found
 }
 
 /// Whether a socket could not be created because this process holds as
@@ -152,6 +223,7 @@ pub(super) fn fresh_udp(server: SocketAddr, connect: bool) -> io::Result<io::Res
     if !connect {
         return Ok(Ok(socket));
     }
+    enable_icmp_errors(&socket, server.is_ipv4());
     Ok(socket.connect(server).map(|()| socket))
 }
 

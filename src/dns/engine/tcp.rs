@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use nix::poll::PollFlags;
 
-use super::lookup::{failure_of, Conn, Failure, Lookup, QueryState};
+use super::lookup::{failure_of_network, Conn, Failure, Lookup, QueryState};
 use super::EngineResult;
 
 #[derive(Debug)]
@@ -33,7 +33,7 @@ pub(super) fn service_tcp(
             Ok(None) if revents.intersects(PollFlags::POLLOUT) => tcp.connected = true,
             Ok(None) => return,
             Ok(Some(e)) | Err(e) => {
-                let failure = failure_of(&e);
+                let failure = failure_of_network(e.raw_os_error());
                 lookup.fail_open_queries(failure);
                 return;
             }
@@ -56,7 +56,7 @@ pub(super) fn service_tcp(
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => {
-                lookup.fail_open_queries(failure_of(&e));
+                lookup.fail_open_queries(failure_of_network(e.raw_os_error()));
                 return;
             }
         }
@@ -74,7 +74,7 @@ pub(super) fn service_tcp(
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
-                lookup.fail_open_queries(failure_of(&e));
+                lookup.fail_open_queries(failure_of_network(e.raw_os_error()));
                 return;
             }
         }
@@ -97,6 +97,6 @@ pub(super) fn service_tcp(
         lookup.on_packet(&frame, server, server, now, result);
     }
     if closed {
-        lookup.fail_open_queries(Failure::SendError);
+        lookup.fail_open_queries(Failure::SendFailed);
     }
 }

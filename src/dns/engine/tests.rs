@@ -61,7 +61,7 @@ fn late_answer_after_timeout_is_not_an_answer() {
     assert_eq!(l.on_packet(&packet, server, server, later, &mut r), PacketEffect::Stray);
     assert_eq!(r.stray.late, 1);
     account(&l, FIVE_S, FIVE_S, &mut r);
-    assert_eq!((r.both_lost_lookups, r.timed_out, r.lost()), (1, 2, 2));
+    assert_eq!((r.both_lost_lookups, r.outcomes.timed_out, r.lost()), (1, 2, 2));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn merged_results_add_up() {
     total.merge(&lost);
     assert_eq!(total.lookups, 2);
     assert_eq!((total.queries_sent(), total.answered(), total.lost()), (4, 2, 2));
-    assert_eq!((total.both_lost_lookups, total.timed_out, total.stray.late), (1, 2, 1));
+    assert_eq!((total.both_lost_lookups, total.outcomes.timed_out, total.stray.late), (1, 2, 1));
     assert_eq!(total.latency.len(), 1);
     assert_eq!(total.rcodes.get("NOERROR"), Some(&2));
     assert_eq!(total.elapsed, Duration::from_secs(3));
@@ -152,4 +152,134 @@ fn one_lost_lookup_is_the_race_signature() {
     assert_eq!(r.one_lost_lookups, 1);
     assert_eq!(r.by_type[1].lost, 1);
     assert_eq!(r.by_type[0].lost, 0);
+}
+
+#[test]
+fn each_errno_is_one_outcome_by_where_it_surfaced() {
+    use super::lookup::Failure::*;
+    use super::sockets::{failure_of_errno, ErrorSource::*};
+    let cases = [
+        // ICMP port unreachable, whichever call reports it.
+        (Some(libc::ECONNREFUSED), Network, PortUnreachable),
+        (Some(libc::ECONNREFUSED), Local, PortUnreachable),
+        // connect()/send() refused at once: no route from this namespace.
+        (Some(libc::ENETUNREACH), Local, NoRoute { errno: libc::ENETUNREACH }),
+        (Some(libc::EHOSTUNREACH), Local, NoRoute { errno: libc::EHOSTUNREACH }),
+        // The same errnos from an ICMP error of the network.
+        (Some(libc::ENETUNREACH), Network, Unreachable),
+        (Some(libc::EHOSTUNREACH), Network, Unreachable),
+        (Some(libc::EHOSTDOWN), Network, Unreachable),
+        (Some(libc::EACCES), Network, Unreachable),
+        (Some(libc::ENOPROTOOPT), Network, Unreachable),
+        // Local refusals other than routing.
+        (Some(libc::EPERM), Local, SendFailed),
+        (Some(libc::ENOBUFS), Local, SendFailed),
+        (Some(libc::EINVAL), Local, SendFailed),
+        (Some(libc::ECONNRESET), Network, SendFailed),
+        (None, Local, SendFailed),
+    ];
+    for (errno, source, expected) in cases {
+        assert_eq!(failure_of_errno(errno, source), expected, "{errno:?} {source:?}");
+    }
+}
+
+#[test]
+fn every_query_is_counted_in_exactly_one_outcome() {
+    use super::lookup::Failure;
+    let mut r = EngineResult::default();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let failures = [
+        Failure::TimedOut,
+        Failure::PortUnreachable,
+        Failure::Unreachable,
+        Failure::NoRoute { errno: libc::ENETUNREACH },
+        Failure::SendFailed,
+    ];
+    for failure in failures {
+        let mut l = lookup();
+        l.on_packet(&answer(7, QueryType::A), server, server, Instant::now(), &mut r);
+        l.queries[1].state = QueryState::Failed(failure);
+        account(&l, FIVE_S, FIVE_S, &mut r);
+    }
+    let o = r.outcomes;
+    assert_eq!(
+        (o.answered, o.timed_out, o.port_unreachable, o.unreachable, o.no_route, o.send_failed),
+        (5, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(o.errors(), 4);
+    assert_eq!(r.no_route_errno, Some(libc::ENETUNREACH));
+    assert_eq!((r.by_type[0].lost, r.by_type[1].lost), (0, 5));
+    let mut twice = r.clone();
+    twice.merge(&r);
+    assert_eq!(twice.outcomes.no_route, 2);
+    assert_eq!(twice.no_route_errno, Some(libc::ENETUNREACH));
+}
+
+/// Runs `count` lookups to `server` in `mode` inside namespace `ns`.
+fn run_in_namespace(ns: &str, server: &str, mode: Mode, count: u64) -> EngineResult {
+    let config = EngineConfig {
+        server: server.parse().unwrap(),
+        names: vec![parse_name("kubernetes.default.svc.cluster.local").unwrap()],
+        mode,
+        count: Some(count),
+        duration: None,
+        rate: 100.0,
+        concurrency: 4,
+        timeout: Duration::from_millis(500),
+        linger: Duration::ZERO,
+        max_run: Duration::from_secs(10),
+        slow_after: FIVE_S,
+        resolver_timeout: FIVE_S,
+        retry_after: None,
+    };
+    let netns = crate::netns::Netns::open(&format!("/run/netns/{ns}")).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    netns.run(|| run(&config, &stop, &|_| {})).unwrap().unwrap()
+}
+
+#[test]
+fn the_kernel_tells_no_route_port_and_host_unreachable_and_a_local_firewall_apart() {
+    if !crate::testutil::lab_allowed(
+        "the_kernel_tells_no_route_port_and_host_unreachable_and_a_local_firewall_apart",
+    ) {
+        return;
+    }
+    // A namespace with loopback only: no route to 198.18.0.53 at all;
+    // nothing listens on 127.0.0.1:5353; OUTPUT drops what goes to
+    // 127.0.0.2 (the local firewall's EPERM).
+    let ns = crate::testutil::NamespaceGuard::create("outcomes");
+    ns.exec(&["iptables", "-A", "OUTPUT", "-d", "127.0.0.2", "-j", "DROP"]);
+    for mode in [Mode::Parallel, Mode::Musl] {
+        let r = run_in_namespace(&ns.name, "198.18.0.53:53", mode, 5);
+        assert_eq!(r.outcomes.no_route, 10, "{mode:?}: {:?}", r.outcomes);
+        assert_eq!(r.no_route_errno, Some(libc::ENETUNREACH), "{mode:?}");
+        assert_eq!(r.lost(), 10);
+    }
+    let r = run_in_namespace(&ns.name, "127.0.0.1:5353", Mode::Parallel, 5);
+    assert_eq!(r.outcomes.port_unreachable, 10, "{:?}", r.outcomes);
+    let r = run_in_namespace(&ns.name, "127.0.0.2:53", Mode::Parallel, 5);
+    assert_eq!(r.outcomes.send_failed, 10, "{:?}", r.outcomes);
+    assert_eq!(r.outcomes.timed_out + r.outcomes.no_route, 0, "{:?}", r.outcomes);
+    // ICMP host unreachable from "the network": 198.18.0.0/24 is local on
+    // lo, and INPUT rejects 198.18.0.99 with a host-unreachable error, which
+    // reaches the socket after its send succeeded.
+    ns.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "lo"]);
+    ns.exec(&[
+        "iptables",
+        "-I",
+        "INPUT",
+        "1",
+        "-d",
+        "198.18.0.99",
+        "-p",
+        "udp",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-host-unreachable",
+    ]);
+    for mode in [Mode::Parallel, Mode::Sequential] {
+        let r = run_in_namespace(&ns.name, "198.18.0.99:53", mode, 5);
+        assert_eq!(r.outcomes.unreachable, 10, "{mode:?}: {:?}", r.outcomes);
+    }
 }

@@ -58,7 +58,7 @@ fn losing_aaaa(lost: u64) -> EngineResult {
     let mut r = clean();
     r.by_type[1].answered -= lost;
     r.by_type[1].lost = lost;
-    r.timed_out = lost;
+    r.outcomes.timed_out = lost;
     r.one_lost_lookups = lost;
     r.rcodes.insert("NOERROR".into(), 200 - lost);
     r
@@ -88,7 +88,7 @@ fn cases() -> Vec<Case> {
     let mut no_endpoints = losing_aaaa(0);
     no_endpoints.by_type = [engine::TypeCounts { sent: 100, answered: 0, lost: 100 }; 2];
     no_endpoints.rcodes.clear();
-    no_endpoints.timed_out = 200;
+    no_endpoints.outcomes.timed_out = 200;
     no_endpoints.both_lost_lookups = 100;
     no_endpoints.latency = LatencyHistogram::new();
     cases.push((
@@ -108,8 +108,8 @@ fn cases() -> Vec<Case> {
         Severity::Critical,
     ));
     let mut refused = losing_aaaa(10);
-    refused.timed_out = 0;
-    refused.refused = 10;
+    refused.outcomes.timed_out = 0;
+    refused.outcomes.port_unreachable = 10;
     cases.push((
         "ICMP errors for most lost queries",
         config(None),
@@ -238,7 +238,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn each_case_produces_its_finding_with_its_severity() {
     for (name, config, result, delta, code, severity) in cases() {
-        let report = build_report(&config, &result, delta);
+        let report = build_report(&config, &result, delta, None);
         let found = report
             .findings
             .iter()
@@ -282,7 +282,7 @@ fn slow_answers_need_a_share_and_say_the_percentiles() {
     let mut few = clean();
     few.latency.record_us(1_500_000);
     few.slow_lookups = 1;
-    let report = build_report(&config(None), &few, Ok(delta(0, 0, 0)));
+    let report = build_report(&config(None), &few, Ok(delta(0, 0, 0)), None);
     assert!(
         report.findings.iter().all(|f| f.code != FindingCode::SlowAnswers),
         "1 of 101 is under 1 %: {:?}",
@@ -295,7 +295,7 @@ fn slow_answers_need_a_share_and_say_the_percentiles() {
     }
     many.slow_lookups = 10;
     let eps = vec!["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()];
-    let report = build_report(&config(Some(eps)), &many, Ok(delta(0, 0, 0)));
+    let report = build_report(&config(Some(eps)), &many, Ok(delta(0, 0, 0)), None);
     let slow = report.findings.iter().find(|f| f.code == FindingCode::SlowAnswers).unwrap();
     assert!(slow.summary.starts_with("10 of 110 answered lookups (9.1%) took 1000 ms"), "{slow:?}");
     assert!(
@@ -311,7 +311,7 @@ fn slow_answers_need_a_share_and_say_the_percentiles() {
 fn the_remedy_of_a_loss_names_each_endpoint() {
     let eps: Vec<SocketAddr> =
         vec!["198.18.2.2:53".parse().unwrap(), "198.18.3.2:53".parse().unwrap()];
-    let report = build_report(&config(Some(eps)), &losing_aaaa(10), Ok(delta(0, 0, 0)));
+    let report = build_report(&config(Some(eps)), &losing_aaaa(10), Ok(delta(0, 0, 0)), None);
     let lost = &report.findings[0];
     assert_eq!(lost.code, FindingCode::DnsQueriesLost);
     for ep in ["198.18.2.2:53", "198.18.3.2:53"] {
@@ -319,4 +319,52 @@ fn the_remedy_of_a_loss_names_each_endpoint() {
     }
     // One-of-the-pair loss with conntrack clean points away from the race.
     assert!(lost.evidence.contains("the loss is elsewhere"), "{lost:?}");
+}
+
+#[test]
+fn only_timeouts_are_lost_queries() {
+    // 10 lookups lost their AAAA query to a send failure, not to silence:
+    // no dns-queries-lost, and the evidence names the outcome.
+    let mut failed = losing_aaaa(10);
+    failed.outcomes.timed_out = 0;
+    failed.outcomes.send_failed = 10;
+    let report = build_report(&config(None), &failed, Ok(delta(0, 0, 0)), None);
+    assert!(
+        report.findings.iter().all(|f| f.code != FindingCode::DnsQueriesLost),
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.outcomes.send_failed, 10);
+    // Half of them timed out: those count, and only those.
+    let mut half = losing_aaaa(10);
+    half.outcomes.timed_out = 5;
+    half.outcomes.send_failed = 5;
+    let report = build_report(&config(None), &half, Ok(delta(0, 0, 0)), None);
+    let lost = report.findings.iter().find(|f| f.code == FindingCode::DnsQueriesLost).unwrap();
+    assert!(lost.summary.starts_with("5 of 200 queries lost (2.5%, timed out)"), "{lost:?}");
+    assert!(lost.evidence.contains("5 timed out") && lost.evidence.contains("5 send failures"));
+}
+
+#[test]
+fn the_no_answer_sentence_names_what_happened() {
+    let mut none = EngineResult { lookups: 5, ..EngineResult::default() };
+    none.by_type = [engine::TypeCounts { sent: 5, answered: 0, lost: 5 }; 2];
+    none.outcomes.no_route = 10;
+    let no_route = crate::dns::route::NoRoute {
+        errno: crate::dns::route::errno_name(libc::ENETUNREACH),
+        route_get: "`ip route get 198.19.0.10`: RTNETLINK answers: Network is unreachable".into(),
+    };
+    let mut c = config(Some(vec!["198.18.2.2:53".parse().unwrap()]));
+    c.netns = Some("node".into());
+    let said = no_answer_sentence(&c, &none, Some(&no_route));
+    assert!(said.contains("10 could not leave this namespace"), "{said}");
+    assert!(said.contains("ENETUNREACH") && said.contains("RTNETLINK answers"), "{said}");
+    assert!(said.contains("namespace node has no route to 198.19.0.10"), "{said}");
+    assert!(!said.contains("ICMP"), "{said}");
+    none.outcomes.no_route = 0;
+    none.outcomes.port_unreachable = 10;
+    let said = no_answer_sentence(&c, &none, None);
+    assert!(said.contains("10 were refused with ICMP port unreachable"), "{said}");
+    c.engine.mode = Mode::Tcp;
+    assert!(no_answer_sentence(&c, &none, None).contains("with a TCP reset"));
 }

@@ -41,9 +41,15 @@ fn drops(report: &ProbeReport) -> u64 {
     report.conntrack_delta.as_ref().map_or(0, ConntrackDelta::drops)
 }
 
+/// Queries that got an ICMP error from the network (port, host or network
+/// unreachable).
+fn icmp_errors(report: &ProbeReport) -> u64 {
+    report.outcomes.port_unreachable + report.outcomes.unreachable
+}
+
 /// Whether most lost queries got an ICMP error: a dead server, not a race.
 fn mostly_refused(report: &ProbeReport) -> bool {
-    report.refused > 0 && report.refused * 2 >= report.lost
+    icmp_errors(report) > 0 && icmp_errors(report) * 2 >= report.lost
 }
 
 /// The conntrack counters as evidence.
@@ -64,16 +70,18 @@ fn counters_text(report: &ProbeReport) -> String {
 /// The loss figures as evidence.
 fn loss_text(report: &ProbeReport) -> String {
     format!(
-        "{} lookups, {} queries sent, {} answered, {} lost (A {}, AAAA {}; {} timed out, {} ICMP errors, {} send errors); {} lookups lost exactly one of their pair, {} lost both; {} lookups would have waited the resolver's {} s timeout",
+        "{} lookups, {} queries sent, {} answered, {} lost (A {}, AAAA {}; {} timed out, {} ICMP port unreachable, {} ICMP host/net unreachable, {} without a route, {} send failures); {} lookups lost exactly one of their pair, {} lost both; {} lookups would have waited the resolver's {} s timeout",
         report.lookups,
         report.queries_sent,
         report.answered,
         report.lost,
         report.lost_by_type.get("A").copied().unwrap_or(0),
         report.lost_by_type.get("AAAA").copied().unwrap_or(0),
-        report.timed_out,
-        report.refused,
-        report.send_errors,
+        report.outcomes.timed_out,
+        report.outcomes.port_unreachable,
+        report.outcomes.unreachable,
+        report.outcomes.no_route,
+        report.outcomes.send_failed,
         report.one_lost_lookups,
         report.both_lost_lookups,
         report.resolver_timeout_lookups,
@@ -129,7 +137,7 @@ fn dns_endpoint_unreachable(report: &ProbeReport) -> Option<Finding> {
         FindingCode::DnsEndpointUnreachable,
         format!(
             "{} of {} queries got ICMP errors (port or host unreachable): a DNS server behind {} is dead or not listening",
-            report.refused, report.queries_sent, report.server
+            icmp_errors(report), report.queries_sent, report.server
         ),
         format!("{}; {}", loss_text(report), counters_text(report)),
         "Check the DNS service's endpoints (kubectl -n kube-system get endpoints kube-dns) and the CoreDNS pods; remove dead endpoints from the rules; look for stale conntrack entries (`conntrack -L -p udp --orig-port-dst 53`)",
@@ -139,17 +147,20 @@ fn dns_endpoint_unreachable(report: &ProbeReport) -> Option<Finding> {
 /// `dns-queries-lost`: queries lost, neither to conntrack drops nor mostly
 /// to ICMP errors; critical above 1 %.
 fn dns_queries_lost(report: &ProbeReport) -> Option<Finding> {
-    if report.lost == 0 || drops(report) > 0 || mostly_refused(report) {
+    // Why timeouts only: an error the stack or the network reported (no
+    // route, port unreachable) is no packet lost on the way.
+    let timed_out = report.outcomes.timed_out;
+    if timed_out == 0 || drops(report) > 0 || mostly_refused(report) {
         return None;
     }
-    let share = report.lost as f64 / report.queries_sent.max(1) as f64;
+    let share = timed_out as f64 / report.queries_sent.max(1) as f64;
     let race_like = report.one_lost_lookups > report.both_lost_lookups;
     Some(Finding::new(
         if share > 0.01 { Severity::Critical } else { Severity::Warning },
         FindingCode::DnsQueriesLost,
         format!(
-            "{} of {} queries lost ({:.1}%); {} lookups lost exactly one of their pair",
-            report.lost,
+            "{} of {} queries lost ({:.1}%, timed out); {} lookups lost exactly one of their pair",
+            timed_out,
             report.queries_sent,
             share * 100.0,
             report.one_lost_lookups

@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::conntrack::{read_stats, Counters};
-use crate::dns::engine::{self, EngineConfig};
+use crate::dns::engine::{self, EngineConfig, EngineResult};
 use crate::dns::resolv::{ResolvConf, DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_S};
+use crate::dns::route::{no_route_evidence, NoRoute};
 use crate::error::{Error, Result};
 use crate::netns::{run_in, Netns};
 
@@ -139,22 +140,75 @@ pub fn run(
         (Ok(before), Ok(after)) => Ok(ConntrackDelta::from_counters(&after.delta_since(&before))),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    if result.answered() == 0 && result.timed_out == 0 && result.refused + result.send_errors > 0 {
-        return Err(Error::Runtime(format!(
-            "no answer from {}: {} of {} queries failed with ICMP errors (port or host unreachable) and {} could not be sent; {}",
-            config.engine.server,
-            result.refused,
-            result.queries_sent(),
-            result.send_errors,
-            match config.cluster_endpoints.as_deref() {
-                // Why: kube-proxy REJECTs a ClusterIP without endpoints.
-                Some([]) => format!("the node's kube-proxy rules have no endpoints for it ({}): is CoreDNS running?", config.server_from),
-                _ => format!(
-                    "is a DNS server listening there{}?",
-                    config.netns.as_deref().map(|n| format!(" (seen from namespace {n})")).unwrap_or_default()
-                ),
-            },
-        )));
+    let no_route = result
+        .no_route_errno
+        .map(|errno| no_route_evidence(errno, config.engine.server.ip(), probe_ns));
+    if result.answered() == 0 && result.outcomes.timed_out == 0 && result.outcomes.errors() > 0 {
+        return Err(Error::Runtime(no_answer_sentence(config, &result, no_route.as_ref())));
     }
-    Ok(build_report(config, &result, delta))
+    Ok(build_report(config, &result, delta, no_route))
+}
+
+/// Why no query was answered and none timed out: what each error was, and
+/// what to do about the most telling one.
+pub(crate) fn no_answer_sentence(
+    config: &ProbeConfig,
+    result: &EngineResult,
+    no_route: Option<&NoRoute>,
+) -> String {
+    let o = &result.outcomes;
+    let server = config.engine.server;
+    let seen_from = config.netns.as_deref().map(|n| format!(" (seen from namespace {n})"));
+    let mut what = Vec::new();
+    if let Some(no_route) = no_route.filter(|_| o.no_route > 0) {
+        what.push(format!(
+            "{} could not leave this namespace: connect()/send() failed at once with {}, no packet was sent ({})",
+            o.no_route, no_route.errno, no_route.route_get
+        ));
+    }
+    if o.port_unreachable > 0 {
+        what.push(format!(
+            "{} were refused with {} (the host is up, nothing listens on port {})",
+            o.port_unreachable,
+            if config.engine.mode == engine::Mode::Tcp {
+                "a TCP reset"
+            } else {
+                "ICMP port unreachable"
+            },
+            server.port()
+        ));
+    }
+    if o.unreachable > 0 {
+        what.push(format!(
+            "{} got ICMP host or network unreachable from the network",
+            o.unreachable
+        ));
+    }
+    if o.send_failed > 0 {
+        what.push(format!(
+            "{} could not be sent (a local firewall's EPERM, ENOBUFS, or a TCP connection that closed)",
+            o.send_failed
+        ));
+    }
+    let hint = if o.no_route > 0 {
+        format!(
+            "{} has no route to {}: check its routes (`ip route`), or probe from a pod's namespace (--netns)",
+            config.netns.as_deref().map_or("this namespace".to_string(), |n| format!("namespace {n}")),
+            server.ip()
+        )
+    } else {
+        match config.cluster_endpoints.as_deref() {
+            // Why: kube-proxy REJECTs a ClusterIP without endpoints.
+            Some([]) => format!(
+                "the node's kube-proxy rules have no endpoints for it ({}): is CoreDNS running?",
+                config.server_from
+            ),
+            _ => format!("is a DNS server listening there{}?", seen_from.unwrap_or_default()),
+        }
+    };
+    format!(
+        "no answer from {server}: of {} queries, {}; {hint}",
+        result.queries_sent(),
+        what.join("; ")
+    )
 }

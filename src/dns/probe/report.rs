@@ -9,8 +9,9 @@ use crate::conntrack::stats::{
     CTA_STATS_CLASH_RESOLVE, CTA_STATS_DROP, CTA_STATS_EARLY_DROP, CTA_STATS_INSERT_FAILED,
 };
 use crate::conntrack::Counters;
-use crate::dns::engine::{EngineResult, LookupHeader, Mode, SocketUse, StrayCounts};
+use crate::dns::engine::{EngineResult, LookupHeader, Mode, Outcomes, SocketUse, StrayCounts};
 use crate::dns::histogram::LatencyHistogram;
+use crate::dns::route::NoRoute;
 use crate::findings::Finding;
 
 use super::findings::analyze;
@@ -94,7 +95,7 @@ pub struct ProbeReport {
     pub queries_sent: u64,
     /// Queries answered (matching source, ID and question; TC unset).
     pub answered: u64,
-    /// Queries without an answer: timed out, ICMP error or send failure.
+    /// Queries without an answer: every outcome but answered.
     pub lost: u64,
     /// Lost queries per type (`A`, `AAAA`).
     pub lost_by_type: BTreeMap<String, u64>,
@@ -102,12 +103,12 @@ pub struct ProbeReport {
     pub one_lost_lookups: u64,
     /// Lookups that lost both queries.
     pub both_lost_lookups: u64,
-    /// Queries that failed with an ICMP error (port/host unreachable).
-    pub refused: u64,
-    /// Queries that timed out.
-    pub timed_out: u64,
-    /// Queries that could not be sent, or whose TCP connection closed.
-    pub send_errors: u64,
+    /// How each query ended: answered, timed_out, port_unreachable,
+    /// unreachable, no_route, send_failed (they add up to `queries_sent`).
+    pub outcomes: Outcomes,
+    /// When queries found no route: the errno and what `ip route get`
+    /// answered in the probe namespace; null otherwise.
+    pub no_route: Option<NoRoute>,
     /// Answers per rcode.
     pub rcodes: BTreeMap<String, u64>,
     /// Packets received but not taken as answers.
@@ -190,6 +191,7 @@ pub fn build_report(
     config: &ProbeConfig,
     result: &EngineResult,
     delta: std::result::Result<ConntrackDelta, String>,
+    no_route: Option<NoRoute>,
 ) -> ProbeReport {
     let (latency, histogram) = latency_summary(&result.latency);
     let resolver_timeout_lookups =
@@ -228,9 +230,8 @@ pub fn build_report(
         ]),
         one_lost_lookups: result.one_lost_lookups,
         both_lost_lookups: result.both_lost_lookups,
-        refused: result.refused,
-        timed_out: result.timed_out,
-        send_errors: result.send_errors,
+        outcomes: result.outcomes,
+        no_route,
         rcodes: result.rcodes.clone(),
         stray: result.stray.clone(),
         latency_ms: latency,
