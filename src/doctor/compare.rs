@@ -167,6 +167,18 @@ pub(super) fn check(ctx: &CheckContext) -> Result<CheckResult> {
     }
     let config = compare_config(ctx, (service, &from), cluster, endpoints)?;
     let report = run_within_deadline(ctx, &config)?;
+    // Lookups that could not leave the probe namespace measured nothing:
+    // the check could not run (unknown), which is not a fault of the
+    // node's DNS path; a warning here would flip an NPD condition on a
+    // healthy node whose namespace simply has no route (hostNetwork).
+    if let Some(no_route) =
+        report.findings.iter().find(|f| f.code == crate::findings::FindingCode::NoRouteToTarget)
+    {
+        return Err(Error::Runtime(format!(
+            "{}: {}; {}",
+            no_route.summary, no_route.evidence, no_route.remedy
+        )));
+    }
     let columns: Vec<String> = report
         .targets
         .iter()
