@@ -1,0 +1,170 @@
+//! Decided queries -> counts: one [`Span`] per interval and one for the
+//! whole run (the reports), and the cumulative [`Totals`] the Prometheus
+//! endpoint serves.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::op::ResponseCode;
+
+use super::matcher::{Decided, Outcome};
+use super::model::{
+    Cause, ClientStats, EndpointStats, LatencyMs, PodName, ReportKind, Totals, WatchReport,
+};
+use crate::dns::histogram::LatencyHistogram;
+use crate::dns::wire::rcode_name;
+
+/// One endpoint's counts in a span.
+#[derive(Debug, Default)]
+struct EndpointSpan {
+    queries: u64,
+    answered: u64,
+    unanswered: u64,
+    latency: LatencyHistogram,
+}
+
+/// One client address's counts in a span.
+#[derive(Debug, Default)]
+struct ClientSpan {
+    queries: u64,
+    unanswered: u64,
+}
+
+/// Counts of the queries decided in one span of time.
+#[derive(Debug, Default)]
+pub struct Span {
+    queries: u64,
+    answered: u64,
+    unanswered: u64,
+    by_cause: BTreeMap<Cause, u64>,
+    rcodes: BTreeMap<String, u64>,
+    by_endpoint: HashMap<SocketAddr, EndpointSpan>,
+    by_client: HashMap<IpAddr, ClientSpan>,
+    /// Packets the capture dropped in the span.
+    pub capture_drops: u64,
+}
+
+/// The conventional name of a 4-bit rcode.
+pub fn rcode_text(rcode: u8) -> String {
+    rcode_name(ResponseCode::from(0, rcode))
+}
+
+impl Span {
+    /// Counts one decided query.
+    pub fn record(&mut self, decided: &Decided) {
+        self.queries += 1;
+        let endpoint = self.by_endpoint.entry(decided.endpoint).or_default();
+        endpoint.queries += 1;
+        let client = self.by_client.entry(decided.client.ip()).or_default();
+        client.queries += 1;
+        match &decided.outcome {
+            Outcome::Answered { rcode, latency } => {
+                self.answered += 1;
+                endpoint.answered += 1;
+                endpoint.latency.record(*latency);
+                *self.rcodes.entry(rcode_text(*rcode)).or_default() += 1;
+            }
+            Outcome::Unanswered(cause) => {
+                self.unanswered += 1;
+                endpoint.unanswered += 1;
+                client.unanswered += 1;
+                *self.by_cause.entry(*cause).or_default() += 1;
+            }
+        }
+    }
+
+    /// Whether anything was counted or dropped.
+    pub fn is_empty(&self) -> bool {
+        self.queries == 0 && self.capture_drops == 0
+    }
+
+    /// The report of this span; `pod` names a client address.
+    pub fn report(
+        &self,
+        kind: ReportKind,
+        elapsed_s: f64,
+        pod: &dyn Fn(IpAddr) -> Option<PodName>,
+    ) -> WatchReport {
+        let mut by_endpoint: Vec<EndpointStats> = self
+            .by_endpoint
+            .iter()
+            .map(|(endpoint, s)| EndpointStats {
+                endpoint: *endpoint,
+                queries: s.queries,
+                answered: s.answered,
+                unanswered: s.unanswered,
+                latency_ms: latency_ms(&s.latency),
+            })
+            .collect();
+        by_endpoint.sort_by(|a, b| {
+            b.unanswered
+                .cmp(&a.unanswered)
+                .then(b.queries.cmp(&a.queries))
+                .then(a.endpoint.cmp(&b.endpoint))
+        });
+        let mut by_client: Vec<ClientStats> = self
+            .by_client
+            .iter()
+            .map(|(client, s)| ClientStats {
+                client: *client,
+                pod: pod(*client),
+                queries: s.queries,
+                unanswered: s.unanswered,
+            })
+            .collect();
+        by_client.sort_by(|a, b| {
+            b.unanswered
+                .cmp(&a.unanswered)
+                .then(b.queries.cmp(&a.queries))
+                .then(a.client.cmp(&b.client))
+        });
+        let unanswered_by_cause =
+            Cause::ALL.iter().map(|c| (*c, self.by_cause.get(c).copied().unwrap_or(0))).collect();
+        WatchReport {
+            kind,
+            elapsed_s,
+            queries: self.queries,
+            answered: self.answered,
+            unanswered: self.unanswered,
+            unanswered_by_cause,
+            by_endpoint,
+            by_client,
+            rcodes: self.rcodes.clone(),
+            capture_drops: self.capture_drops,
+            incomplete: self.capture_drops > 0,
+            pending: 0,
+        }
+    }
+}
+
+/// Percentiles in milliseconds (zeros without answers).
+fn latency_ms(h: &LatencyHistogram) -> LatencyMs {
+    let ms = |us: Option<u64>| us.map_or(0.0, |us| us as f64 / 1000.0);
+    LatencyMs {
+        p50: ms(h.percentile_us(50.0)),
+        p90: ms(h.percentile_us(90.0)),
+        p99: ms(h.percentile_us(99.0)),
+        max: ms(h.max_us()),
+    }
+}
+
+/// Adds one decided query to the cumulative totals (`pod`: its client's
+/// pod, if known).
+pub fn add_to_totals(totals: &mut Totals, decided: &Decided, pod: Option<PodName>) {
+    add_series(&mut totals.all, decided);
+    add_series(totals.by_endpoint.entry(decided.endpoint).or_default(), decided);
+    add_series(totals.by_pod.entry(pod).or_default(), decided);
+}
+
+fn add_series(series: &mut super::model::SeriesTotals, decided: &Decided) {
+    series.queries += 1;
+    match &decided.outcome {
+        Outcome::Answered { rcode, latency } => {
+            *series.answers_by_rcode.entry(rcode_text(*rcode)).or_default() += 1;
+            series.latency.observe(latency.as_secs_f64());
+        }
+        Outcome::Unanswered(cause) => {
+            *series.unanswered_by_cause.entry(*cause).or_default() += 1;
+        }
+    }
+}
