@@ -37,7 +37,7 @@ const RENAME_EVERY: Duration = Duration::from_secs(10);
 pub fn parts(netns: Option<&str>, selector: &Selector) -> Result<Parts> {
     let ns = netns.map(Netns::open).transpose()?;
     let capture = run_in(ns.as_ref(), LiveCapture::open)?.map_err(source_error)?;
-    let service = match resolve(selector, ns.as_ref(), &[Protocol::Udp]) {
+    let mut service = match resolve(selector, ns.as_ref(), &[Protocol::Udp]) {
         Ok(resolved) => view_of(&resolved.services),
         Err(why) => {
             eprintln!(
@@ -50,6 +50,15 @@ pub fn parts(netns: Option<&str>, selector: &Selector) -> Result<Parts> {
             ServiceView::default()
         }
     };
+    // Endpoints the node cannot route to, once at the start.
+    let ips: Vec<IpAddr> = service.endpoints.iter().map(SocketAddr::ip).collect();
+    let (unreachable, _) = crate::stale::reach::check(&ips, ns.as_ref());
+    service.unreachable = service
+        .endpoints
+        .iter()
+        .filter(|e| unreachable.iter().any(|u| u.endpoint == e.ip()))
+        .copied()
+        .collect();
     let socket = run_in(ns.as_ref(), CtnetlinkSocket::open)?.ok();
     let lookup = ConntrackLookup { socket, targets: HashMap::new(), dumped: HashMap::new() };
     let peers = run_in(ns.as_ref(), linked_namespaces).unwrap_or_default();
@@ -115,6 +124,9 @@ impl ConntrackLookup {
                 Ok(())
             },
         );
+        if std::env::var_os("CTDIAG_WATCH_DEBUG").is_some() {
+            eprintln!("dump {asked}: {:?} {} entries", outcome.as_ref().err(), found.len());
+        }
         self.targets.retain(|(_, a), _| *a != asked);
         if outcome.is_ok() {
             for (client, target) in found {

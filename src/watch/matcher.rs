@@ -71,6 +71,10 @@ pub struct ServiceView {
     /// The current endpoints; empty when unknown (then nothing is
     /// `stale-entry` from the packets alone).
     pub endpoints: HashSet<SocketAddr>,
+    /// Endpoints in the rules the node has no usable route or neighbour
+    /// for: a query DNATed to one is dropped on the node, its copy never
+    /// seen, and (unconfirmed) no conntrack entry is left to show it.
+    pub unreachable: HashSet<SocketAddr>,
 }
 
 /// The conntrack entry of a client's tuple: where its DNAT sends it.
@@ -255,9 +259,13 @@ impl Matcher {
             (None, None) => None,
         };
         let cause = self.cause(&key, &pending, target);
+        let endpoint = match (cause, pending.copy_to) {
+            (Cause::EndpointSilent, None) => self.only_unreachable().or(target),
+            _ => target,
+        };
         self.decided.push(Decided {
             client: key.client,
-            endpoint: target.unwrap_or(pending.asked),
+            endpoint: endpoint.unwrap_or(pending.asked),
             outcome: Outcome::Unanswered(cause),
         });
     }
@@ -277,6 +285,13 @@ impl Matcher {
             if known && dnat_expected && !self.service.endpoints.contains(&target) {
                 return Cause::StaleEntry;
             }
+        }
+        if pending.copy_to.is_none() && dnat_expected && self.only_unreachable().is_some() {
+            // No copy left: the query was DNATed to the one endpoint the
+            // node cannot reach and died at the routing decision, its
+            // entry unconfirmed. (An entry found for the socket is its
+            // pair's, which did leave: A and AAAA can be DNATed apart.)
+            return Cause::EndpointSilent;
         }
         let window = pending.first.saturating_sub(self.timeout)..pending.first + self.timeout;
         let socket_through = self.through.get(&key.client).is_some_and(|t| window.contains(t));
@@ -300,6 +315,15 @@ impl Matcher {
             return Cause::EndpointSilent;
         }
         Cause::Unknown
+    }
+
+    /// The unreachable endpoint, when exactly one is.
+    fn only_unreachable(&self) -> Option<SocketAddr> {
+        let mut all = self.service.unreachable.iter();
+        match (all.next(), all.next()) {
+            (Some(only), None) => Some(*only),
+            _ => None,
+        }
     }
 
     /// Forgets what is older than twice the timeout, once per timeout of

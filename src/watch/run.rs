@@ -235,5 +235,6 @@ pub fn service_view(cluster_ips: &[IpAddr], port: u16, endpoints: &[SocketAddr])
     ServiceView {
         service_addrs: cluster_ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
         endpoints: endpoints.iter().copied().collect(),
+        unreachable: HashSet::new(),
     }
 }
