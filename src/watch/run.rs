@@ -174,7 +174,8 @@ pub fn run(
     let pending = matcher.finish(end, parts.lookup.as_mut());
     decide(&mut matcher, &mut parts, totals, &mut interval, &mut whole, &mut clients);
     let drops = parts.source.drops();
-    whole.capture_drops += drops.saturating_sub(drops_seen);
+    interval.capture_drops = drops.saturating_sub(drops_seen);
+    whole.capture_drops += interval.capture_drops;
     set_drops(totals, drops);
     let elapsed = match (parts.live, origin) {
         (true, _) => started.elapsed(),
@@ -182,6 +183,10 @@ pub fn run(
         (false, None) => Duration::ZERO,
     };
     let names = names_of(&mut *parts.namer, &clients);
+    // The last, partial interval: the intervals add up to the summary.
+    if !interval.is_empty() {
+        emit(&interval.report(ReportKind::Interval, elapsed.as_secs_f64(), &names))?;
+    }
     let mut summary = whole.report(ReportKind::Summary, elapsed.as_secs_f64(), &names);
     summary.pending = pending as u64;
     Ok(summary)
