@@ -124,9 +124,6 @@ impl ConntrackLookup {
                 Ok(())
             },
         );
-        if std::env::var_os("CTDIAG_WATCH_DEBUG").is_some() {
-            eprintln!("dump {asked}: {:?} {} entries", outcome.as_ref().err(), found.len());
-        }
         self.targets.retain(|(_, a), _| *a != asked);
         if outcome.is_ok() {
             for (client, target) in found {

@@ -72,11 +72,16 @@ fn run_with(service: ServiceView, packets: Vec<DnsPacket>, table: &[(&str, &str)
     m.take_decided()
 }
 
+/// A case: its name, the packets, the conntrack table (client, DNAT
+/// target), and the last unanswered query's (endpoint, cause).
+type Case =
+    (&'static str, Vec<DnsPacket>, Vec<(&'static str, &'static str)>, (&'static str, Cause));
+
 #[test]
 fn each_cause_from_the_packets_it_has() {
     // (case, packets, conntrack table, the AAAA query's expected outcome
     // as (endpoint, cause))
-    let mut cases: Vec<(&str, Vec<DnsPacket>, Vec<(&str, &str)>, (&str, Cause))> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     // The AAAA copy left for EP1, which never answered it; A answered.
     let mut lost = answered_a(7);
     lost.extend([pkt(0, C, CLUSTER, 8, 28, false), pkt(1, C, EP1, 8, 28, false)]);
