@@ -138,14 +138,17 @@ fn bad_input_is_exit_2_with_a_message() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A live watch in the lab's node namespace for `seconds`, while `during`
-/// runs (after the capture had time to open).
+/// A live watch in the lab's node namespace while `during` runs (after
+/// the capture had time to open), stopped with SIGINT (Ctrl-C) 2 s after
+/// `during` returns: twice the 1 s timeout, so every query sent in
+/// `during` is decided (the probe tests check the summary's `pending`). `seconds` bounds
+/// the watch (`--duration`) should the signal be lost.
 fn watch_during<T>(
     lab: &TestLab,
     seconds: u64,
     during: impl FnOnce() -> T,
 ) -> (std::process::Output, T) {
-    let duration = format!("{seconds}s");
+    let duration = format!("{}s", seconds + 120);
     let node = lab.node_ns();
     let running = common::spawn(
         common::CTDIAG,
@@ -154,7 +157,9 @@ fn watch_during<T>(
     // The socket opens first thing; 2 s covers a loaded machine's start.
     std::thread::sleep(Duration::from_secs(2));
     let result = during();
-    let out = running.wait_bounded(Duration::from_secs(seconds + 60));
+    std::thread::sleep(Duration::from_secs(2));
+    running.signal(libc::SIGINT);
+    let out = running.wait_bounded(Duration::from_secs(seconds + 180));
     (out, result)
 }
 
@@ -205,6 +210,7 @@ fn healthy(mode: &str) {
     assert_eq!(u(&p, "lost"), 0, "{p:#}");
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let s = summary(&out);
+    assert_eq!(u(&s, "pending"), 0, "every query decided: {s:#}");
     assert_eq!(u(&s, "queries"), u(&p, "queries_sent"), "{s:#}");
     assert_eq!(u(&s, "answered"), u(&p, "answered"));
     assert_eq!(u(&s, "unanswered"), 0);
@@ -244,6 +250,7 @@ fn dead_endpoint(mode: &str) {
     let (out, p) = watch_during(&lab, 8, || probe(&lab, "100", "50"));
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     let s = summary(&out);
+    assert_eq!(u(&s, "pending"), 0, "every query decided: {s:#}");
     let lost = u(&p, "lost");
     assert!(lost > 0, "a dead endpoint of two loses some: {p:#}");
     assert_eq!(u(&s, "queries"), u(&p, "queries_sent"), "{s:#}");
@@ -278,6 +285,7 @@ fn race_drop(mode: &str) {
     lab.scenario("race-drop", &[]);
     let (out, p) = watch_during(&lab, 8, || probe(&lab, "40", "20"));
     let s = summary(&out);
+    assert_eq!(u(&s, "pending"), 0, "every query decided: {s:#}");
     let listing = common::stdout(&common::exec(
         &lab.node_ns(),
         &["nft", "list", "table", "inet", "ctdiag-race"],
@@ -400,6 +408,7 @@ fn aaaa_dropping(mode: &str) {
     let dumped = tcpdump.wait_bounded(Duration::from_secs(20));
     assert!(Path::new(&file).exists(), "{}", common::stderr(&dumped));
     let s = summary(&out);
+    assert_eq!(u(&s, "pending"), 0, "every query decided: {s:#}");
     let lost = u(&p, "lost");
     assert!(lost > 0, "{p:#}");
     assert_eq!(cause(&s, "one-type-lost"), lost, "{s:#}");

@@ -84,7 +84,10 @@ pub fn view(ctx: &Context, report: &WatchReport) -> String {
         for c in report.by_client.iter().take(TOP_ROWS) {
             let (pod, netns) = match &c.pod {
                 // Pod text is hostile: escaped before it reaches a terminal.
-                Some(p) => (escape(&p.hostname).into_owned(), escape(&p.netns).into_owned()),
+                Some(p) if !p.hostname.is_empty() => {
+                    (escape(&p.hostname).into_owned(), escape(&p.netns).into_owned())
+                }
+                Some(p) => ("-".into(), escape(&p.netns).into_owned()),
                 None => ("-".into(), "-".into()),
             };
             t.add_row(vec![num(c.client), num(pod), num(netns), num(c.queries), num(c.unanswered)]);

@@ -119,6 +119,8 @@ pub struct Matcher {
     now: Duration,
     /// When the maps were last pruned.
     pruned: Duration,
+    /// No new queries are taken (a watch ending, its last ones decided).
+    closed: bool,
     decided: Vec<Decided>,
 }
 
@@ -135,6 +137,7 @@ impl Matcher {
             learned_service: HashSet::new(),
             now: Duration::ZERO,
             pruned: Duration::ZERO,
+            closed: false,
             decided: Vec::new(),
         }
     }
@@ -147,6 +150,12 @@ impl Matcher {
     /// Queries not yet decided.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Takes no new query from now on; those pending are still followed
+    /// to their answer or their timeout.
+    pub fn close(&mut self) {
+        self.closed = true;
     }
 
     /// Takes the queries decided since the last call.
@@ -211,6 +220,9 @@ impl Matcher {
                 self.learned_service.insert(pending.asked);
                 self.through.insert(key.client, packet.ts);
             }
+            return;
+        }
+        if self.closed {
             return;
         }
         self.order.push_back((packet.ts, key.clone()));

@@ -158,7 +158,14 @@ pub fn run(
             }
         }
         if config.duration.is_some_and(|d| elapsed >= d) {
-            break;
+            // Live: the queries sent before the end are followed to their
+            // answer or timeout (at most --timeout more), none after.
+            let drained = matcher.pending() == 0;
+            let waited = config.duration.is_some_and(|d| elapsed >= d + config.timeout);
+            if !parts.live || drained || waited {
+                break;
+            }
+            matcher.close();
         }
         match next {
             Next::Packet(packet) => matcher.packet(packet, parts.lookup.as_mut()),

@@ -186,3 +186,17 @@ fn an_answer_to_no_query_seen_is_ignored() {
     let decided = run(vec![pkt(3, EP1, C, 7, 1, true)], &[]);
     assert!(decided.is_empty());
 }
+
+/// A closing watch takes no new query but decides the ones it has.
+#[test]
+fn closed_matcher_follows_only_the_queries_it_had() {
+    let mut m = Matcher::new(Duration::from_millis(5000), service());
+    let mut lookup = NoLookup;
+    m.packet(pkt(0, C, EP1, 7, 1, false), &mut lookup);
+    m.close();
+    m.packet(pkt(1, C, EP1, 8, 1, false), &mut lookup);
+    assert_eq!(m.pending(), 1);
+    m.packet(pkt(2, EP1, C, 7, 1, true), &mut lookup);
+    assert_eq!(m.pending(), 0);
+    assert_eq!(m.take_decided().len(), 1);
+}
