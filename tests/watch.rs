@@ -141,8 +141,8 @@ fn bad_input_is_exit_2_with_a_message() {
 /// A live watch in the lab's node namespace while `during` runs (after
 /// the capture had time to open), stopped with SIGINT (Ctrl-C) 2 s after
 /// `during` returns: twice the 1 s timeout, so every query sent in
-/// `during` is decided (the probe tests check the summary's `pending`). `seconds` bounds
-/// the watch (`--duration`) should the signal be lost.
+/// `during` is decided (the probe tests check the summary's `pending`).
+/// `seconds` bounds the watch (`--duration`) should the signal be lost.
 fn watch_during<T>(
     lab: &TestLab,
     seconds: u64,

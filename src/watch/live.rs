@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::capture::LiveCapture;
@@ -62,7 +63,7 @@ pub fn parts(netns: Option<&str>, selector: &Selector) -> Result<Parts> {
     let socket = run_in(ns.as_ref(), CtnetlinkSocket::open)?.ok();
     let lookup = ConntrackLookup { socket, targets: HashMap::new(), dumped: HashMap::new() };
     let peers = run_in(ns.as_ref(), linked_namespaces).unwrap_or_default();
-    let namer = Namer { index: ClientIndex::build_all(&peers), peers, built: Instant::now() };
+    let namer = Namer::new(peers);
     Ok(Parts {
         source: Box::new(capture),
         lookup: Box::new(lookup),
@@ -148,23 +149,55 @@ impl EntryLookup for ConntrackLookup {
     }
 }
 
-/// Pod names from the node's namespaces, rebuilt (rate-limited) when an
-/// address is not found.
+/// Pod names from the node's namespaces. An address not found starts a
+/// rebuild of the index on a thread of its own (at most one per
+/// [`RENAME_EVERY`]): the walk takes up to seconds, the capture must not
+/// wait for it.
 struct Namer {
-    index: ClientIndex,
+    index: Arc<Mutex<ClientIndex>>,
     peers: HashSet<String>,
     built: Instant,
+    rebuilding: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Namer {
+    fn new(peers: HashSet<String>) -> Namer {
+        let index = Arc::new(Mutex::new(ClientIndex::build_all(&peers)));
+        Namer { index, peers, built: Instant::now(), rebuilding: None }
+    }
+
+    fn rebuild(&mut self) {
+        if self.rebuilding.as_ref().is_some_and(|t| !t.is_finished())
+            || self.built.elapsed() < RENAME_EVERY
+        {
+            return;
+        }
+        self.built = Instant::now();
+        let index = Arc::clone(&self.index);
+        let peers = self.peers.clone();
+        self.rebuilding = std::thread::Builder::new()
+            .name("watch-pods".into())
+            .spawn(move || {
+                let fresh = ClientIndex::build_all(&peers);
+                if let Ok(mut index) = index.lock() {
+                    *index = fresh;
+                }
+            })
+            .ok();
+    }
 }
 
 impl PodNamer for Namer {
     fn name(&mut self, address: IpAddr) -> Option<PodName> {
-        if self.index.get(&address).is_none() && self.built.elapsed() >= RENAME_EVERY {
-            self.index = ClientIndex::build_all(&self.peers);
-            self.built = Instant::now();
+        let found = self.index.lock().ok().and_then(|index| {
+            index.get(&address).map(|c| PodName {
+                netns: c.netns.clone(),
+                hostname: c.hostname.clone().unwrap_or_default(),
+            })
+        });
+        if found.is_none() {
+            self.rebuild();
         }
-        self.index.get(&address).map(|c| PodName {
-            netns: c.netns.clone(),
-            hostname: c.hostname.clone().unwrap_or_default(),
-        })
+        found
     }
 }
