@@ -19,11 +19,11 @@ short=${1:-10}
 long=${2:-300}
 bin=${CTDIAG_BIN:-$(./install.sh --build-only)}
 prefix=bwat$$
-work=$(mktemp -d)
+work=${CTDIAG_BENCH_DIR:-$(mktemp -d)}
 cleanup() {
     ip netns del "$prefix-client2" 2>/dev/null || true
     "$bin" lab down --prefix "$prefix" >/dev/null 2>&1 || true
-    rm -rf "$work"
+    [ -n "${CTDIAG_BENCH_DIR:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 "$bin" lab up --prefix "$prefix" -o json >"$work/lab.json"
@@ -74,8 +74,10 @@ answered = sum(p["answered"] for p in probes)
 lost = sum(p["lost"] for p in probes)
 def rel(a, b):
     return abs(a - b) / max(b, 1) * 100
-w_user, w_sys, w_rss = open(f"{out}/watch.time").read().split()
-t_user, t_sys, t_rss = open(f"{out}/tcpdump.time").read().split()
+# GNU time's last line (a line before it says "Command exited with
+# non-zero status" when timeout stopped tcpdump).
+w_user, w_sys, w_rss = open(f"{out}/watch.time").read().splitlines()[-1].split()
+t_user, t_sys, t_rss = open(f"{out}/tcpdump.time").read().splitlines()[-1].split()
 watch_cpu = float(w_user) + float(w_sys)
 tcpdump_cpu = float(t_user) + float(t_sys)
 ok = all(rel(w, p) <= 0.1 for w, p in ((summary["queries"], sent), (summary["answered"], answered), (summary["unanswered"], lost)))

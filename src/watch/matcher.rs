@@ -15,14 +15,49 @@ use super::model::Cause;
 use super::packet::{DnsPacket, Transport};
 
 /// A query's identity: what its copies and its answer repeat.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct QueryKey {
     client: SocketAddr,
     transport: Transport,
     id: u16,
     qtype: u16,
-    qname: String,
+    qname: u64,
 }
+
+/// What a client socket's queries did lately (for the causes of its
+/// other queries).
+#[derive(Debug, Default, Clone, Copy)]
+struct SocketSeen {
+    /// When one last got through the node (a DNATed copy left, or an
+    /// answer came): a query dropped on a socket whose other query got
+    /// through was dropped by the node.
+    through: Option<Duration>,
+    /// The last one answered: name hash, type, when (`one-type-lost`).
+    answered: Option<(u64, u16, Duration)>,
+}
+
+/// FNV-1a, for the matcher's maps: their keys are a few bytes of
+/// addresses and ids from packets, hashed several times per packet, and
+/// SipHash's flooding resistance buys nothing against one node's own pods
+/// (the maps are pruned by time).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// A query not yet decided.
 #[derive(Debug)]
@@ -103,15 +138,11 @@ const TYPE_AAAA: u16 = 28;
 pub struct Matcher {
     timeout: Duration,
     service: ServiceView,
-    pending: HashMap<QueryKey, Pending>,
+    pending: FastMap<QueryKey, Pending>,
     /// Queries in the order first seen, for the timeout.
     order: VecDeque<(Duration, QueryKey)>,
-    /// Client sockets and when one of their queries last got through the
-    /// node (a DNATed copy left, or an answer came): a query dropped on a
-    /// socket whose other query got through was dropped by the node.
-    through: HashMap<SocketAddr, Duration>,
-    /// Answered (client, name, type) and when, for `one-type-lost`.
-    answered: HashMap<(SocketAddr, String, u16), Duration>,
+    /// Per client socket: what its other queries did lately.
+    sockets: FastMap<SocketAddr, SocketSeen>,
     /// Destinations queries to which were seen DNATed (learned when the
     /// Service is not known).
     learned_service: HashSet<SocketAddr>,
@@ -130,10 +161,9 @@ impl Matcher {
         Matcher {
             timeout,
             service,
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             order: VecDeque::new(),
-            through: HashMap::new(),
-            answered: HashMap::new(),
+            sockets: FastMap::default(),
             learned_service: HashSet::new(),
             now: Duration::ZERO,
             pruned: Duration::ZERO,
@@ -161,6 +191,12 @@ impl Matcher {
     /// Takes the queries decided since the last call.
     pub fn take_decided(&mut self) -> Vec<Decided> {
         std::mem::take(&mut self.decided)
+    }
+
+    /// Moves the queries decided since the last call into `into` (empty),
+    /// keeping both vectors' memory: no allocation per packet.
+    pub fn swap_decided(&mut self, into: &mut Vec<Decided>) {
+        std::mem::swap(&mut self.decided, into);
     }
 
     /// Feeds one packet (times expire first, so a query sent again after
@@ -218,14 +254,14 @@ impl Matcher {
             if packet.dst != pending.asked && pending.copy_to.is_none() {
                 pending.copy_to = Some(packet.dst);
                 self.learned_service.insert(pending.asked);
-                self.through.insert(key.client, packet.ts);
+                self.sockets.entry(key.client).or_default().through = Some(packet.ts);
             }
             return;
         }
         if self.closed {
             return;
         }
-        self.order.push_back((packet.ts, key.clone()));
+        self.order.push_back((packet.ts, key));
         self.pending.insert(
             key,
             Pending { first: packet.ts, asked: packet.dst, copy_to: None, endpoint_answer: None },
@@ -244,13 +280,14 @@ impl Matcher {
         if packet.src != pending.asked {
             // From the endpoint, before reverse NAT: not yet delivered.
             pending.endpoint_answer.get_or_insert(packet.src);
-            self.through.insert(key.client, packet.ts);
+            self.sockets.entry(key.client).or_default().through = Some(packet.ts);
             return;
         }
         let Some(pending) = self.pending.remove(&key) else { return };
         let endpoint = pending.copy_to.or(pending.endpoint_answer).unwrap_or(pending.asked);
-        self.through.insert(key.client, packet.ts);
-        self.answered.insert((key.client, key.qname, key.qtype), packet.ts);
+        let seen = self.sockets.entry(key.client).or_default();
+        seen.through = Some(packet.ts);
+        seen.answered = Some((key.qname, key.qtype, packet.ts));
         self.decided.push(Decided {
             client: key.client,
             endpoint,
@@ -306,7 +343,8 @@ impl Matcher {
             return Cause::EndpointSilent;
         }
         let window = pending.first.saturating_sub(self.timeout)..pending.first + self.timeout;
-        let socket_through = self.through.get(&key.client).is_some_and(|t| window.contains(t));
+        let seen = self.sockets.get(&key.client);
+        let socket_through = seen.and_then(|s| s.through).is_some_and(|t| window.contains(&t));
         if pending.copy_to.is_none() && dnat_expected && socket_through {
             return Cause::DroppedBeforeDnat;
         }
@@ -315,11 +353,12 @@ impl Matcher {
             TYPE_AAAA => Some(TYPE_A),
             _ => None,
         };
-        let pair_answered = pair.is_some_and(|other| {
-            self.answered
-                .get(&(key.client, key.qname.clone(), other))
-                .is_some_and(|t| window.contains(t))
-        });
+        let pair_answered = match (pair, seen.and_then(|s| s.answered)) {
+            (Some(other), Some((name, qtype, t))) => {
+                name == key.qname && qtype == other && window.contains(&t)
+            }
+            _ => false,
+        };
         if pair_answered {
             return Cause::OneTypeLost;
         }
@@ -338,17 +377,16 @@ impl Matcher {
         }
     }
 
-    /// Forgets what is older than twice the timeout, once per timeout of
+    /// Forgets what is older than twice the timeout, once per half timeout of
     /// packet time (not per packet: the maps hold every socket of the
     /// last seconds at high rates).
     fn prune(&mut self) {
-        if self.now.saturating_sub(self.pruned) < self.timeout {
+        if self.now.saturating_sub(self.pruned) < self.timeout / 2 {
             return;
         }
         self.pruned = self.now;
         let horizon = self.now.saturating_sub(self.timeout * 2);
-        self.through.retain(|_, t| *t >= horizon);
-        self.answered.retain(|_, t| *t >= horizon);
+        self.sockets.retain(|_, s| s.through.is_some_and(|t| t >= horizon));
     }
 }
 

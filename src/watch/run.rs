@@ -2,7 +2,7 @@
 //! queries into the interval's and the run's counts and the exporter's
 //! totals, one report per interval and a summary at the end.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -127,7 +127,7 @@ pub fn run(
     let mut origin: Option<Duration> = parts.live.then(wall_clock);
     let mut next_tick = config.interval;
     let mut drops_seen = 0;
-    let mut clients: HashSet<IpAddr> = HashSet::new();
+    let mut decider = Decider::default();
     loop {
         let next = parts.source.next().map_err(source_error)?;
         let now = match &next {
@@ -146,10 +146,13 @@ pub fn run(
             drops_seen = drops;
             set_drops(totals, drops);
             if parts.live || !interval.is_empty() {
-                let names = names_of(&mut *parts.namer, &clients);
+                let names = names_of(&decider.pods);
                 emit(&interval.report(ReportKind::Interval, next_tick.as_secs_f64(), &names))?;
             }
             interval = Span::default();
+            // Addresses not named yet are asked again next interval (a new
+            // pod, a rebuilt index); names found are kept for the summary.
+            decider.pods.retain(|_, pod| pod.is_some());
             next_tick += config.interval;
             if !parts.live && elapsed >= next_tick {
                 // A quiet stretch of a file: no empty report per interval.
@@ -172,14 +175,14 @@ pub fn run(
             Next::Idle(now) => matcher.advance(now, parts.lookup.as_mut()),
             Next::End => break,
         }
-        decide(&mut matcher, &mut parts, totals, &mut interval, &mut whole, &mut clients);
+        decide(&mut matcher, &mut parts, totals, (&mut interval, &mut whole), &mut decider);
         if stop() {
             break;
         }
     }
     let end = if parts.live { wall_clock() } else { matcher.now() };
     let pending = matcher.finish(end, parts.lookup.as_mut());
-    decide(&mut matcher, &mut parts, totals, &mut interval, &mut whole, &mut clients);
+    decide(&mut matcher, &mut parts, totals, (&mut interval, &mut whole), &mut decider);
     let drops = parts.source.drops();
     interval.capture_drops = drops.saturating_sub(drops_seen);
     whole.capture_drops += interval.capture_drops;
@@ -189,7 +192,7 @@ pub fn run(
         (false, Some(start)) => end.saturating_sub(start),
         (false, None) => Duration::ZERO,
     };
-    let names = names_of(&mut *parts.namer, &clients);
+    let names = names_of(&decider.pods);
     // The last, partial interval: the intervals add up to the summary.
     if !interval.is_empty() {
         emit(&interval.report(ReportKind::Interval, elapsed.as_secs_f64(), &names))?;
@@ -199,26 +202,37 @@ pub fn run(
     Ok(summary)
 }
 
+/// What the loop keeps between packets to count decided queries without
+/// allocating: the batch vector, and the pod of each client address (asked
+/// of the namer once per address and interval).
+#[derive(Default)]
+struct Decider {
+    batch: Vec<super::matcher::Decided>,
+    pods: HashMap<IpAddr, Option<PodName>>,
+}
+
 /// Counts the matcher's decided queries everywhere.
 fn decide(
     matcher: &mut Matcher,
     parts: &mut Parts,
     totals: &Arc<Mutex<Totals>>,
-    interval: &mut Span,
-    whole: &mut Span,
-    clients: &mut HashSet<IpAddr>,
+    spans: (&mut Span, &mut Span),
+    decider: &mut Decider,
 ) {
-    let decided = matcher.take_decided();
-    if decided.is_empty() {
+    matcher.swap_decided(&mut decider.batch);
+    if decider.batch.is_empty() {
         return;
     }
     let Ok(mut totals) = totals.lock() else { return };
-    for d in &decided {
+    let (interval, whole) = spans;
+    for d in &decider.batch {
         interval.record(d);
         whole.record(d);
-        clients.insert(d.client.ip());
-        add_to_totals(&mut totals, d, parts.namer.name(d.client.ip()));
+        let ip = d.client.ip();
+        let pod = decider.pods.entry(ip).or_insert_with(|| parts.namer.name(ip));
+        add_to_totals(&mut totals, d, pod);
     }
+    decider.batch.clear();
 }
 
 fn set_drops(totals: &Arc<Mutex<Totals>>, drops: u64) {
@@ -227,14 +241,9 @@ fn set_drops(totals: &Arc<Mutex<Totals>>, drops: u64) {
     }
 }
 
-/// The pod names of `clients`, looked up once per report.
-fn names_of(
-    namer: &mut dyn PodNamer,
-    clients: &HashSet<IpAddr>,
-) -> impl Fn(IpAddr) -> Option<PodName> {
-    let names: std::collections::HashMap<IpAddr, PodName> =
-        clients.iter().filter_map(|c| namer.name(*c).map(|n| (*c, n))).collect();
-    move |address| names.get(&address).cloned()
+/// The pod names known, for a report.
+fn names_of(pods: &HashMap<IpAddr, Option<PodName>>) -> impl Fn(IpAddr) -> Option<PodName> + '_ {
+    move |address| pods.get(&address).cloned().flatten()
 }
 
 /// Now, since the Unix epoch (the clock packet timestamps use).

@@ -44,9 +44,25 @@ pub struct Span {
     pub capture_drops: u64,
 }
 
+/// The conventional names of the 4-bit rcodes, made once.
+fn rcode_names() -> &'static [String; 16] {
+    static NAMES: std::sync::OnceLock<[String; 16]> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| std::array::from_fn(|i| rcode_name(ResponseCode::from(0, i as u8))))
+}
+
 /// The conventional name of a 4-bit rcode.
-pub fn rcode_text(rcode: u8) -> String {
-    rcode_name(ResponseCode::from(0, rcode))
+pub fn rcode_text(rcode: u8) -> &'static str {
+    &rcode_names()[usize::from(rcode & 0x0f)]
+}
+
+/// Adds one to `name`'s count, allocating the key only the first time.
+fn count(map: &mut BTreeMap<String, u64>, name: &str) {
+    match map.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(name.to_string(), 1);
+        }
+    }
 }
 
 impl Span {
@@ -62,7 +78,7 @@ impl Span {
                 self.answered += 1;
                 endpoint.answered += 1;
                 endpoint.latency.record(*latency);
-                *self.rcodes.entry(rcode_text(*rcode)).or_default() += 1;
+                count(&mut self.rcodes, rcode_text(*rcode));
             }
             Outcome::Unanswered(cause) => {
                 self.unanswered += 1;
@@ -149,18 +165,21 @@ fn latency_ms(h: &LatencyHistogram) -> LatencyMs {
 }
 
 /// Adds one decided query to the cumulative totals (`pod`: its client's
-/// pod, if known).
-pub fn add_to_totals(totals: &mut Totals, decided: &Decided, pod: Option<PodName>) {
+/// pod, if known; cloned only for a pod's first query).
+pub fn add_to_totals(totals: &mut Totals, decided: &Decided, pod: &Option<PodName>) {
     add_series(&mut totals.all, decided);
     add_series(totals.by_endpoint.entry(decided.endpoint).or_default(), decided);
-    add_series(totals.by_pod.entry(pod).or_default(), decided);
+    match totals.by_pod.get_mut(pod) {
+        Some(series) => add_series(series, decided),
+        None => add_series(totals.by_pod.entry(pod.clone()).or_default(), decided),
+    }
 }
 
 fn add_series(series: &mut super::model::SeriesTotals, decided: &Decided) {
     series.queries += 1;
     match &decided.outcome {
         Outcome::Answered { rcode, latency } => {
-            *series.answers_by_rcode.entry(rcode_text(*rcode)).or_default() += 1;
+            count(&mut series.answers_by_rcode, rcode_text(*rcode));
             series.latency.observe(latency.as_secs_f64());
         }
         Outcome::Unanswered(cause) => {

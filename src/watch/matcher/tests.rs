@@ -23,7 +23,13 @@ fn pkt(ms: u64, src: &str, dst: &str, id: u16, qtype: u16, response: bool) -> Dn
         id,
         response,
         rcode: 0,
-        qname: "kubernetes.default.svc.cluster.local".into(),
+        qname: crate::watch::packet::name_hash(&[
+            b"kubernetes",
+            b"default",
+            b"svc",
+            b"cluster",
+            b"local",
+        ]),
         qtype,
     }
 }
