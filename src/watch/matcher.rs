@@ -41,7 +41,7 @@ struct SocketSeen {
 /// SipHash's flooding resistance buys nothing against one node's own pods
 /// (the maps are pruned by time).
 #[derive(Default)]
-struct Fnv(u64);
+pub struct Fnv(u64);
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
@@ -57,7 +57,8 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+/// A map hashed with [`Fnv`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// A query not yet decided.
 #[derive(Debug)]

@@ -2,13 +2,13 @@
 //! queries into the interval's and the run's counts and the exporter's
 //! totals, one report per interval and a summary at the end.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::matcher::{EntryLookup, Matcher, NoLookup, ServiceView};
+use super::matcher::{EntryLookup, FastMap, Matcher, NoLookup, ServiceView};
 use super::model::{PodName, ReportKind, Totals, WatchReport};
 use super::source::{FileSource, Next, PacketSource, SourceError};
 use super::stats::{add_to_totals, Span};
@@ -136,7 +136,9 @@ pub fn run(
             Next::End => break,
         };
         let start = *origin.get_or_insert(now);
-        let elapsed = if parts.live { started.elapsed() } else { now.saturating_sub(start) };
+        // Packet time, live too (the kernel's timestamps are the wall
+        // clock): no clock read per packet.
+        let elapsed = now.saturating_sub(start);
         // Reports of the intervals that ended before this packet: what it
         // decides belongs to a later one.
         while elapsed >= next_tick {
@@ -208,7 +210,7 @@ pub fn run(
 #[derive(Default)]
 struct Decider {
     batch: Vec<super::matcher::Decided>,
-    pods: HashMap<IpAddr, Option<PodName>>,
+    pods: FastMap<IpAddr, Option<PodName>>,
 }
 
 /// Counts the matcher's decided queries everywhere.
@@ -242,7 +244,7 @@ fn set_drops(totals: &Arc<Mutex<Totals>>, drops: u64) {
 }
 
 /// The pod names known, for a report.
-fn names_of(pods: &HashMap<IpAddr, Option<PodName>>) -> impl Fn(IpAddr) -> Option<PodName> + '_ {
+fn names_of(pods: &FastMap<IpAddr, Option<PodName>>) -> impl Fn(IpAddr) -> Option<PodName> + '_ {
     move |address| pods.get(&address).cloned().flatten()
 }
 

@@ -2,12 +2,12 @@
 //! whole run (the reports), and the cumulative [`Totals`] the Prometheus
 //! endpoint serves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::ResponseCode;
 
-use super::matcher::{Decided, Outcome};
+use super::matcher::{Decided, FastMap, Outcome};
 use super::model::{
     Cause, ClientStats, EndpointStats, LatencyMs, PodName, ReportKind, Totals, WatchReport,
 };
@@ -38,8 +38,8 @@ pub struct Span {
     unanswered: u64,
     by_cause: BTreeMap<Cause, u64>,
     rcodes: BTreeMap<String, u64>,
-    by_endpoint: HashMap<SocketAddr, EndpointSpan>,
-    by_client: HashMap<IpAddr, ClientSpan>,
+    by_endpoint: FastMap<SocketAddr, EndpointSpan>,
+    by_client: FastMap<IpAddr, ClientSpan>,
     /// Packets the capture dropped in the span.
     pub capture_drops: u64,
 }
