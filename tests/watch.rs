@@ -448,3 +448,60 @@ fn aaaa_dropping_iptables() {
 fn aaaa_dropping_nftables() {
     aaaa_dropping("nftables");
 }
+
+/// The public capture rewritten as pcapng (by the pcap-file crate's
+/// writer, the packets byte for byte), once with nanosecond timestamps
+/// (`if_tsresol` 9) and once with pcapng's default microseconds: `--read`
+/// gives the summary it gives for the pcap (checked against tcpdump above),
+/// latencies included.
+#[test]
+fn read_pcapng_with_either_timestamp_resolution() {
+    use pcap_file::pcap::PcapReader;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::DataLink;
+
+    let dir = std::env::temp_dir().join(format!("cte-watch-ng-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = common::ctdiag(&["watch", "--read", PUBLIC, "-o", "json"]);
+    let expected = summary(&pcap);
+    for (name, nanos) in [("ns.pcapng", true), ("us.pcapng", false)] {
+        let path = dir.join(name);
+        let mut reader = PcapReader::new(std::fs::File::open(PUBLIC).unwrap()).unwrap();
+        let mut writer = PcapNgWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+        let mut idb = InterfaceDescriptionBlock::new(DataLink::ETHERNET, 65535);
+        if nanos {
+            idb.options.push(InterfaceDescriptionOption::IfTsResol(9));
+        }
+        writer.write_pcapng_block(idb).unwrap();
+        while let Some(packet) = reader.next_packet() {
+            let packet = packet.unwrap();
+            // The writer stores the Duration's nanoseconds as the raw
+            // count: in microseconds, the count is the microseconds.
+            let timestamp = if nanos {
+                packet.timestamp
+            } else {
+                Duration::from_nanos(packet.timestamp.as_micros() as u64)
+            };
+            let epb = EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp,
+                original_len: packet.orig_len,
+                data: packet.data.clone(),
+                options: vec![],
+            };
+            writer.write_pcapng_block(epb).unwrap();
+        }
+        drop(writer);
+        let out = common::ctdiag(&["watch", "--read", path.to_str().unwrap(), "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", common::stderr(&out));
+        let got = summary(&out);
+        for key in ["queries", "answered", "unanswered", "rcodes", "by_endpoint", "by_client"] {
+            assert_eq!(got[key], expected[key], "{name}: {key}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

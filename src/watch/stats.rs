@@ -187,3 +187,53 @@ fn add_series(series: &mut super::model::SeriesTotals, decided: &Decided) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn decided(client: &str, endpoint: &str, outcome: Outcome) -> Decided {
+        Decided { client: client.parse().unwrap(), endpoint: endpoint.parse().unwrap(), outcome }
+    }
+
+    /// Counts per endpoint, client, cause and rcode; lists sorted most
+    /// unanswered first; every cause present; totals series for all, the
+    /// endpoint and the pod.
+    #[test]
+    fn span_and_totals_count_each_query_once() {
+        let answered = |ms| Outcome::Answered { rcode: 0, latency: Duration::from_millis(ms) };
+        let queries = [
+            decided("198.18.1.2:1000", "198.18.2.2:53", answered(2)),
+            decided("198.18.1.2:1001", "198.18.2.2:53", answered(4)),
+            decided("198.18.1.3:1000", "198.18.3.2:53", Outcome::Unanswered(Cause::EndpointSilent)),
+            decided(
+                "198.18.1.3:1001",
+                "198.18.2.2:53",
+                Outcome::Answered { rcode: 3, latency: Duration::from_millis(1) },
+            ),
+        ];
+        let mut span = Span::default();
+        let mut totals = Totals::default();
+        for q in &queries {
+            span.record(q);
+            add_to_totals(&mut totals, q, &None);
+        }
+        let report = span.report(ReportKind::Summary, 1.0, &|_| None);
+        assert_eq!((report.queries, report.answered, report.unanswered), (4, 3, 1));
+        assert_eq!(report.unanswered_by_cause.len(), Cause::ALL.len());
+        assert_eq!(report.unanswered_by_cause[&Cause::EndpointSilent], 1);
+        assert_eq!(report.rcodes["NOERROR"], 2);
+        assert_eq!(report.rcodes["NXDOMAIN"], 1);
+        assert_eq!(report.by_endpoint[0].endpoint, "198.18.3.2:53".parse().unwrap());
+        assert_eq!(report.by_endpoint[1].queries, 3);
+        assert!((report.by_endpoint[1].latency_ms.max - 4.0).abs() < 0.01);
+        assert_eq!(report.by_client[0].client, "198.18.1.3".parse::<IpAddr>().unwrap());
+        assert_eq!((report.by_client[0].queries, report.by_client[0].unanswered), (2, 1));
+        assert_eq!(totals.all.queries, 4);
+        assert_eq!(totals.all.latency.count, 3);
+        assert_eq!(totals.by_endpoint.len(), 2);
+        assert_eq!(totals.by_pod[&None].queries, 4);
+        assert_eq!(totals.all.unanswered_by_cause[&Cause::EndpointSilent], 1);
+    }
+}
