@@ -40,6 +40,9 @@ _ctdiag() {
             ctdiag,stats)
                 cmd="ctdiag__subcmd__stats"
                 ;;
+            ctdiag,watch)
+                cmd="ctdiag__subcmd__watch"
+                ;;
             ctdiag__subcmd__help,compare)
                 cmd="ctdiag__subcmd__help__subcmd__compare"
                 ;;
@@ -63,6 +66,9 @@ _ctdiag() {
                 ;;
             ctdiag__subcmd__help,stats)
                 cmd="ctdiag__subcmd__help__subcmd__stats"
+                ;;
+            ctdiag__subcmd__help,watch)
+                cmd="ctdiag__subcmd__help__subcmd__watch"
                 ;;
             ctdiag__subcmd__help__subcmd__lab,client)
                 cmd="ctdiag__subcmd__help__subcmd__lab__subcmd__client"
@@ -149,7 +155,7 @@ _ctdiag() {
 
     case "${cmd}" in
         ctdiag)
-            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare services stale doctor lab help"
+            opts="-o -q -v -h -V --output --color --quiet --verbose --help --version stats probe compare services stale doctor lab watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -347,7 +353,7 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help)
-            opts="stats probe compare services stale doctor lab help"
+            opts="stats probe compare services stale doctor lab watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -571,6 +577,20 @@ _ctdiag() {
             return 0
             ;;
         ctdiag__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1368,6 +1388,72 @@ _ctdiag() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ctdiag__subcmd__watch)
+            opts="-o -q -v -h --service --cluster-ip --endpoints --netns --duration --interval --timeout --listen --top-pods --read --output --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --netns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-pods)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -36,6 +36,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+            cand watch 'Every pod''s own lookups on this node, passively from the packets: answered, lost and slow per pod and per endpoint, with the cause of each lost one; or the same from a capture file (--read)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;stats'= {
@@ -364,6 +365,27 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         }
         &'ctdiag;lab;help;help'= {
         }
+        &'ctdiag;watch'= {
+            cand --service 'The Service: `kube-dns` (kube-system/kube-dns), NAMESPACE/NAME, or NAMESPACE/NAME:PORT (a port name or number)'
+            cand --cluster-ip 'Give the Service on the command line instead of reading kube-proxy''s rules: its ClusterIP, and port (default 53). Needs --endpoints'
+            cand --endpoints 'With --cluster-ip: the Service''s endpoints (comma-separated or repeated; a bare IP means the Service port)'
+            cand --netns 'Capture in the node''s network namespace: a path, a PID, or an `ip netns` name. Default: the current one'
+            cand --duration 'Stop after this long (500ms, 30s, 2m, 1h); with --read, of capture time. Default: until Ctrl-C (or the end of the file)'
+            cand --interval 'One report (a refreshed view, a JSON line) per this long'
+            cand --timeout 'A query with no answer after this many milliseconds is unanswered (glibc''s resolver waits 5000)'
+            cand --listen 'Serve Prometheus metrics at http://ADDR:PORT/metrics while watching'
+            cand --top-pods 'With --listen: pods with their own series (the rest are one series)'
+            cand --read 'Analyse a capture file (pcap or pcapng, e.g. `tcpdump -i any -w FILE port 53`) instead of capturing'
+            cand -o 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --output 'Output format: a table for people, JSON for scripts, Prometheus text exposition where the data are metrics'
+            cand --color 'When to color the output (NO_COLOR in the environment means never for `auto`)'
+            cand -q 'Print only findings that need attention (table output)'
+            cand --quiet 'Print only findings that need attention (table output)'
+            cand -v 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand --verbose 'Explain more: notes, sources, per-step detail. Repeat for more'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ctdiag;help'= {
             cand stats 'conntrack counters per CPU and in total (the numbers of `conntrack -S`), table fill, deltas and rates with --watch, and what they mean'
             cand probe 'Resolver-faithful DNS lookups (A and AAAA in parallel from one fresh socket), loss and latency, and the conntrack counters they moved'
@@ -372,6 +394,7 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
             cand stale 'UDP conntrack entries of a Service whose DNAT target is not a current endpoint (a dead pod, or never translated); --flush deletes exactly those'
             cand doctor 'Every check in one run, within a time budget: conntrack counters now, the DNS Service in the rules, stale entries, ClusterIP against each endpoint, the pods'' resolvers, node-local DNS and NFQUEUE; one verdict table (node-problem-detector plugin with --npd)'
             cand lab 'Build, inspect and tear down a Kubernetes-node lookalike made of network namespaces, to reproduce the failures ctdiag diagnoses'
+            cand watch 'Every pod''s own lookups on this node, passively from the packets: answered, lost and slow per pod and per endpoint, with the cause of each lost one; or the same from a capture file (--read)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ctdiag;help;stats'= {
@@ -411,6 +434,8 @@ set edit:completion:arg-completer[ctdiag] = {|@words|
         &'ctdiag;help;lab;fill'= {
         }
         &'ctdiag;help;lab;client'= {
+        }
+        &'ctdiag;help;watch'= {
         }
         &'ctdiag;help;help'= {
         }

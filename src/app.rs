@@ -27,5 +27,6 @@ pub fn run() -> Result<Outcome> {
         Command::Stale(args) => commands::stale::execute(args, &ctx),
         Command::Doctor(args) => commands::doctor::execute(args, &ctx),
         Command::Lab(args) => commands::lab::execute(args, &ctx),
+        Command::Watch(args) => commands::watch::execute(args, &ctx),
     }
 }

@@ -76,6 +76,55 @@ pub enum Command {
     /// Build, inspect and tear down a Kubernetes-node lookalike made of
     /// network namespaces, to reproduce the failures ctdiag diagnoses.
     Lab(LabArgs),
+    /// Every pod's own lookups on this node, passively from the packets:
+    /// answered, lost and slow per pod and per endpoint, with the cause of
+    /// each lost one; or the same from a capture file (--read).
+    Watch(WatchArgs),
+}
+
+/// `ctdiag watch`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctdiag watch\n  ctdiag watch --duration 60s -o json\n  ctdiag watch --netns lab-node --interval 5s\n  tcpdump -i any -w node.pcap port 53; ctdiag watch --read node.pcap\n  ctdiag watch --listen 0.0.0.0:9153   # Prometheus /metrics\n\n\
+Each query (client address and port, DNS id, name, type) is followed from the pod, through its DNATed copy to an \
+endpoint, to the answer back to the pod; one not answered within --timeout is unanswered, with a cause: stale-entry \
+(the client's conntrack entry DNATs to an address that is no endpoint), endpoint-silent (it went to the endpoint, \
+nothing came back), dropped-before-dnat (the node dropped it while another query of the same socket got through), \
+one-type-lost (its A/AAAA pair was answered), answer-not-delivered (the endpoint answered, the pod never got it), \
+unknown. Live capture: AF_PACKET on every interface of the namespace, needs CAP_NET_RAW (and CAP_NET_ADMIN for \
+conntrack lookups).\n\n\
+Exit status: 0 every query was answered, 1 a query went unanswered, 2 the capture could not run (or a usage error)."
+)]
+pub struct WatchArgs {
+    /// The DNS Service whose endpoints a DNAT target is checked against
+    /// (default: kube-dns from the node's rules, live; none with --read).
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Capture in the node's network namespace: a path, a PID, or an `ip
+    /// netns` name. Default: the current one.
+    #[arg(long, value_name = "PATH|PID|NAME", conflicts_with = "read")]
+    pub netns: Option<String>,
+    /// Stop after this long (500ms, 30s, 2m, 1h); with --read, of capture
+    /// time. Default: until Ctrl-C (or the end of the file).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// One report (a refreshed view, a JSON line) per this long.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+    /// A query with no answer after this many milliseconds is unanswered
+    /// (glibc's resolver waits 5000).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub timeout: u64,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while watching.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// With --listen: pods with their own series (the rest are one series).
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "listen")]
+    pub top_pods: usize,
+    /// Analyse a capture file (pcap or pcapng, e.g. `tcpdump -i any -w
+    /// FILE port 53`) instead of capturing.
+    #[arg(long, value_name = "FILE")]
+    pub read: Option<std::path::PathBuf>,
 }
 
 /// `ctdiag doctor`.

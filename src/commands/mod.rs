@@ -9,3 +9,4 @@ pub mod probe;
 pub mod services;
 pub mod stale;
 pub mod stats;
+pub mod watch;

@@ -17,6 +17,7 @@ pub mod stale;
 pub mod stats;
 pub mod table;
 pub mod terminal;
+pub mod watch;
 
 use std::io::{IsTerminal, Write};
 

@@ -132,6 +132,9 @@ pub struct WatchReport {
     pub capture_drops: u64,
     /// Whether packets were lost to the capture: the counts are a floor.
     pub incomplete: bool,
+    /// Summary only: queries still waiting for an answer, within their
+    /// timeout, when the watch ended (counted nowhere else).
+    pub pending: u64,
 }
 
 /// Which report of the stream.
