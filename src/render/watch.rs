@@ -66,15 +66,18 @@ pub fn view(ctx: &Context, report: &WatchReport) -> String {
         );
         for e in report.by_endpoint.iter().take(TOP_ROWS) {
             let l = e.latency_ms;
+            // An endpoint that answered nothing has no latency: a dash,
+            // not a 0.0 that reads as "fast".
+            let ms = |v: f64| if e.answered == 0 { "-".to_string() } else { format!("{v:.1}") };
             t.add_row(vec![
                 num(e.endpoint),
                 num(e.queries),
                 num(e.answered),
                 num(e.unanswered),
-                num(format!("{:.1}", l.p50)),
-                num(format!("{:.1}", l.p90)),
-                num(format!("{:.1}", l.p99)),
-                num(format!("{:.1}", l.max)),
+                num(ms(l.p50)),
+                num(ms(l.p90)),
+                num(ms(l.p99)),
+                num(ms(l.max)),
             ]);
         }
         let _ = writeln!(out, "{t}");
