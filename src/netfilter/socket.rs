@@ -30,7 +30,7 @@ use super::dump::{
     dump_with, encode_request, exchange, AckOutcome, Deadline, DumpEvent, DumpSummary, Exchange,
     Received, Transport,
 };
-use super::reply::{decode_reply, Expect, Reply};
+use super::reply::{decode_reply, Expect, RawMessage, Reply};
 use super::NetfilterError;
 
 /// How long one `recv` may wait before the kernel counts as silent.
@@ -234,6 +234,39 @@ impl NfnetlinkSocket {
         self.finish_exchange(&result);
         match result? {
             Exchange::Complete { .. } => Ok(replies),
+            Exchange::Overrun => {
+                self.drain();
+                Err(NetfilterError::DumpInconsistent { request, attempts: 1 })
+            }
+        }
+    }
+
+    /// [`Self::request`] with every message of the reply handed to `sink`
+    /// as received, not decoded: for the nf_tables GETs of one object
+    /// (one set, one set element), whose messages ctdiag walks itself.
+    pub fn request_each(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: impl Into<NetfilterMessageInner>,
+        sink: &mut dyn FnMut(RawMessage<'_>) -> Result<(), NetfilterError>,
+    ) -> Result<(), NetfilterError> {
+        let sequence = self.take_sequence();
+        let bytes = encode_request(family, message, NLM_F_REQUEST | NLM_F_ACK, sequence);
+        let recv_timeout = self.recv_timeout;
+        let result = exchange::<_, NetfilterError>(
+            self,
+            request,
+            sequence,
+            &bytes,
+            Expect::Ack,
+            Deadline::after(REQUEST_DEADLINE),
+            recv_timeout,
+            sink,
+        );
+        self.finish_exchange(&result);
+        match result? {
+            Exchange::Complete { .. } => Ok(()),
             Exchange::Overrun => {
                 self.drain();
                 Err(NetfilterError::DumpInconsistent { request, attempts: 1 })

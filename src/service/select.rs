@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::collections::BTreeMap;
 
 use super::ipvs::{ClusterDnsHint, DnsMatch};
+use super::targeted::discover_service;
 use super::{discover_with, Protocol, ProxyMode, Service, KUBE_DNS};
 use crate::netns::Netns;
 
@@ -34,12 +35,16 @@ impl ServiceSpec {
 
     /// Whether a Service port is one this spec names.
     pub fn matches(&self, service: &Service) -> bool {
-        service.namespace == self.namespace
-            && service.name == self.name
-            && self
-                .port
-                .as_deref()
-                .is_none_or(|p| service.port_name == p || service.port.to_string() == p)
+        self.names(&service.namespace, &service.name, &service.port_name, service.port)
+    }
+
+    /// Whether the Service port `namespace/name:port_name` (port number
+    /// `port`) is one this spec names: [`Self::matches`] before there is a
+    /// [`Service`].
+    pub(crate) fn names(&self, namespace: &str, name: &str, port_name: &str, port: u16) -> bool {
+        namespace == self.namespace
+            && name == self.name
+            && self.port.as_deref().is_none_or(|p| port_name == p || port.to_string() == p)
     }
 }
 
@@ -283,8 +288,23 @@ pub fn resolve_with(
         });
     }
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery = discover_with(netns, hint)
-        .map_err(|e| SelectError::RulesUnreadable { place: place.clone(), cause: e.to_string() })?;
+    let unreadable =
+        |e: crate::error::Error| SelectError::RulesUnreadable { place: place.clone(), cause: e.to_string() };
+    // Why the full read after a targeted one that found nothing: the error
+    // lists the Services there are (and says when there are no rules at
+    // all), which only the full read knows; a miss is rare, and no slower
+    // than before.
+    let targeted = match selector {
+        Selector::Spec(spec) if targeted_read() => {
+            Some(discover_service(netns, spec, hint).map_err(unreadable)?)
+                .filter(|d| d.parsed.services.iter().any(|s| of_protocols(s, protocols)))
+        }
+        _ => None,
+    };
+    let discovery = match targeted {
+        Some(discovery) => discovery,
+        None => discover_with(netns, hint).map_err(unreadable)?,
+    };
     if discovery.parsed.services.is_empty() {
         return Err(SelectError::NoRules { place, notes: discovery.notes });
     }
@@ -292,7 +312,7 @@ pub fn resolve_with(
         .parsed
         .services
         .iter()
-        .filter(|s| protocols.is_empty() || protocols.contains(&s.protocol))
+        .filter(|s| of_protocols(s, protocols))
         .collect();
     let services: Vec<Service> = match selector {
         Selector::Spec(spec) => {
@@ -320,6 +340,18 @@ pub fn resolve_with(
         per_mode: discovery.per_mode,
         ipvs_kube_dns: discovery.ipvs_kube_dns,
     })
+}
+
+/// Whether `service` is of one of `protocols` (any when empty).
+fn of_protocols(service: &Service, protocols: &[Protocol]) -> bool {
+    protocols.is_empty() || protocols.contains(&service.protocol)
+}
+
+/// Whether a [`Selector::Spec`] is read with the targeted read
+/// ([`discover_service`]): yes, unless `CTDIAG_SERVICE_READ=full` asks
+/// for the full read (to compare the two, or to measure the difference).
+fn targeted_read() -> bool {
+    std::env::var("CTDIAG_SERVICE_READ").map_or(true, |v| v != "full")
 }
 
 /// "UDP " for one protocol, "" for any.

@@ -37,6 +37,10 @@ use crate::netfilter::nf_tables::{
 use crate::service::ListingParser;
 use crate::service::Parsed;
 
+mod targeted;
+
+pub use targeted::read_service_family;
+
 /// The chain whose presence says kube-proxy's iptables rules are here.
 const KUBE_SERVICES: &str = "KUBE-SERVICES";
 
@@ -92,8 +96,8 @@ pub fn read_family<S: Source + ?Sized>(
 }
 
 /// Hands one kernel rule to the parser, as `iptables-save` would have
-/// printed it.
-fn feed(parser: &mut Parser, family: Family, table: &str, nft: &NftRule) -> Result<(), NftError> {
+/// printed it; the rule as the parser read it.
+fn feed(parser: &mut Parser, family: Family, table: &str, nft: &NftRule) -> Result<Rule, NftError> {
     let at = format!("{} {table} chain {} rule {}", family.as_str(), nft.chain, nft.handle);
     let rule = to_rule(family, nft).map_err(|why| NftError::Unexpected(format!("{at}: {why}")))?;
     // A ClusterIP rule that does not read, in a rule with an expression
@@ -107,7 +111,7 @@ fn feed(parser: &mut Parser, family: Family, table: &str, nft: &NftRule) -> Resu
         }
     }
     parser.rule(table, &rule, &at);
-    Ok(())
+    Ok(rule)
 }
 
 /// The first expression of a rule that could match on what the parser
