@@ -15,9 +15,9 @@
 
 mod netlink;
 
-pub use netlink::{read_family, read_service_family};
 #[cfg(test)]
 pub(crate) use netlink::to_rule as netlink_rule;
+pub use netlink::{read_family, read_service_family};
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -288,8 +288,10 @@ pub fn resolve_with(
         });
     }
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let unreadable =
-        |e: crate::error::Error| SelectError::RulesUnreadable { place: place.clone(), cause: e.to_string() };
+    let unreadable = |e: crate::error::Error| SelectError::RulesUnreadable {
+        place: place.clone(),
+        cause: e.to_string(),
+    };
     // Why the full read after a targeted one that found nothing: the error
     // lists the Services there are (and says when there are no rules at
     // all), which only the full read knows; a miss is rare, and no slower
@@ -308,12 +310,8 @@ pub fn resolve_with(
     if discovery.parsed.services.is_empty() {
         return Err(SelectError::NoRules { place, notes: discovery.notes });
     }
-    let of_protocol: Vec<&Service> = discovery
-        .parsed
-        .services
-        .iter()
-        .filter(|s| of_protocols(s, protocols))
-        .collect();
+    let of_protocol: Vec<&Service> =
+        discovery.parsed.services.iter().filter(|s| of_protocols(s, protocols)).collect();
     let services: Vec<Service> = match selector {
         Selector::Spec(spec) => {
             of_protocol.iter().filter(|s| spec.matches(s)).map(|s| (*s).clone()).collect()

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, DataAttribute, GenAttribute, GenMessage, ListAttribute,
-    NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
-    SetElementList, SetElementMessage, SetMessage, TableAttribute, TableMessage,
+    NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute, SetElementList,
+    SetElementMessage, SetMessage, TableAttribute, TableMessage,
 };
 use netlink_packet_netfilter::{NetfilterMessageInner, NetfilterProtoFamily};
 
@@ -411,34 +411,34 @@ impl Source for Reader {
             return self.rules(family, table, Some(chain), &|_| true);
         };
         let message = NfTablesMessage::GetRule(RuleMessage {
-            attributes: vec![RuleAttribute::Table(table.into()), RuleAttribute::Chain(chain.into())],
+            attributes: vec![
+                RuleAttribute::Table(table.into()),
+                RuleAttribute::Chain(chain.into()),
+            ],
         });
         let mut rules = Vec::new();
         let left = self.time_left("nf_tables rule dump")?;
-        let result = self.socket.dump_each(
-            "nf_tables rule dump",
-            family.proto(),
-            &message,
-            left,
-            |event| match event {
-                DumpEvent::Restart { .. } => {
-                    rules.clear();
-                    Ok(())
-                }
-                DumpEvent::Message(raw) => {
-                    if raw.message_type != message_type(NFT_MSG_NEWRULE) {
-                        return Err(unexpected("nf_tables rule dump", raw.message_type));
+        let result =
+            self.socket.dump_each("nf_tables rule dump", family.proto(), &message, left, |event| {
+                match event {
+                    DumpEvent::Restart { .. } => {
+                        rules.clear();
+                        Ok(())
                     }
-                    if !contains(raw.attributes, needle) {
-                        return Ok(());
+                    DumpEvent::Message(raw) => {
+                        if raw.message_type != message_type(NFT_MSG_NEWRULE) {
+                            return Err(unexpected("nf_tables rule dump", raw.message_type));
+                        }
+                        if !contains(raw.attributes, needle) {
+                            return Ok(());
+                        }
+                        rules.push(decode_rule(raw.attributes).map_err(|detail| {
+                            NetfilterError::Malformed { request: "nf_tables rule dump", detail }
+                        })?);
+                        Ok(())
                     }
-                    rules.push(decode_rule(raw.attributes).map_err(|detail| {
-                        NetfilterError::Malformed { request: "nf_tables rule dump", detail }
-                    })?);
-                    Ok(())
                 }
-            },
-        );
+            });
         match result {
             Ok(_) => Ok(rules),
             Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(Vec::new()),

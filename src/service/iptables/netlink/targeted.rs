@@ -40,7 +40,8 @@ pub fn read_service_family<S: Source + ?Sized>(
         }
         let mut parser = Parser::default();
         if nat {
-            let rules = reader.chain_rules(family, "nat", KUBE_SERVICES, Some(mention.as_bytes()))?;
+            let rules =
+                reader.chain_rules(family, "nat", KUBE_SERVICES, Some(mention.as_bytes()))?;
             let mut chains = Vec::new();
             for nft in rules.iter().filter(|r| names_it(family, r, " cluster IP", spec)) {
                 chains.extend(feed(&mut parser, family, "nat", nft)?.target);

@@ -89,13 +89,9 @@ fn no_endpoints_of(family: Family, element: &NftElement, spec: &ServiceSpec) -> 
         return false;
     }
     let Ok(parsed) = service_element(family, element) else { return false };
-    parsed
-        .comment
-        .as_deref()
-        .and_then(|c| comment_service(c, parsed.protocol))
-        .is_some_and(|(namespace, name, port_name, _)| {
-            spec.names(&namespace, &name, &port_name, parsed.port)
-        })
+    parsed.comment.as_deref().and_then(|c| comment_service(c, parsed.protocol)).is_some_and(
+        |(namespace, name, port_name, _)| spec.names(&namespace, &name, &port_name, parsed.port),
+    )
 }
 
 /// The `cluster-ips` elements that matter for `kept` (no-endpoint
