@@ -14,10 +14,11 @@ use netlink_packet_netfilter::nftables::{
 use netlink_packet_netfilter::{NetfilterMessageInner, NetfilterProtoFamily};
 
 use super::decode::{
-    decode, decode_elements, decode_rule, message_type, raw_rule_chain, set_from, unexpected,
+    decode, decode_elements, decode_rule, message_type, raw_chain_name, raw_rule_chain, set_from,
+    unexpected,
 };
 use super::{
-    Family, NftElement, NftError, NftRule, NftSet, NFT_MSG_NEWRULE, NFT_MSG_NEWSET,
+    Family, NftElement, NftError, NftRule, NftSet, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM, SNAPSHOT_ATTEMPTS,
 };
 use crate::netfilter::{DumpEvent, NetfilterError, NfnetlinkSocket, DUMP_DEADLINE};
@@ -93,6 +94,15 @@ pub trait Source {
         chain: Option<&str>,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<NftRule>, NftError>;
+
+    /// The names of the chains of table `table`, in the table's order
+    /// (the order a whole-table rule dump walks them in); `None` when the
+    /// source cannot list them (then the caller dumps the whole table).
+    /// An empty list when there is no such table.
+    fn chain_names(&mut self, family: Family, table: &str) -> Result<Option<Vec<String>>, NftError> {
+        let _ = (family, table);
+        Ok(None)
+    }
 
     /// Whether table `table` of `family` exists.
     fn table_exists(&mut self, family: Family, table: &str) -> Result<bool, NftError> {
@@ -310,6 +320,44 @@ impl Source for Reader {
         }
     }
 
+    /// One chain dump of the table (`NFT_MSG_GETCHAIN` with
+    /// `NFTA_CHAIN_TABLE`: the kernel filters), names only.
+    fn chain_names(&mut self, family: Family, table: &str) -> Result<Option<Vec<String>>, NftError> {
+        let message = NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![ChainAttribute::Table(table.into())],
+        });
+        let mut names = Vec::new();
+        let left = self.time_left("nf_tables chain dump")?;
+        let result = self.socket.dump_each(
+            "nf_tables chain dump",
+            family.proto(),
+            &message,
+            left,
+            |event| match event {
+                DumpEvent::Restart { .. } => {
+                    names.clear();
+                    Ok(())
+                }
+                DumpEvent::Message(raw) => {
+                    if raw.message_type != message_type(NFT_MSG_NEWCHAIN) {
+                        return Err(unexpected("nf_tables chain dump", raw.message_type));
+                    }
+                    let name = raw_chain_name(raw.attributes).ok_or(NetfilterError::Malformed {
+                        request: "nf_tables chain dump",
+                        detail: "a chain without a name".into(),
+                    })?;
+                    names.push(name.to_string());
+                    Ok(())
+                }
+            },
+        );
+        match result {
+            Ok(_) => Ok(Some(names)),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(Some(Vec::new())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// One GET of the table (not a dump).
     fn table_exists(&mut self, family: Family, table: &str) -> Result<bool, NftError> {
         self.time_left("nf_tables table")?;
@@ -493,6 +541,17 @@ pub struct Recorded {
 impl Source for Recorded {
     fn generation(&mut self) -> Result<u32, NftError> {
         Ok(self.generation)
+    }
+
+    /// The chains of the table's rules, in the order they first appear.
+    fn chain_names(&mut self, family: Family, table: &str) -> Result<Option<Vec<String>>, NftError> {
+        let mut names: Vec<String> = Vec::new();
+        for rule in self.rules.get(&(family, table.to_string())).into_iter().flatten() {
+            if !names.contains(&rule.chain) {
+                names.push(rule.chain.clone());
+            }
+        }
+        Ok(Some(names))
     }
 
     fn chain_exists(&mut self, family: Family, table: &str, chain: &str) -> Result<bool, NftError> {

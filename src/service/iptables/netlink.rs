@@ -78,7 +78,7 @@ pub fn read_family<S: Source + ?Sized>(
         if nat {
             // Why KUBE- chains only: the text parser's rules from other
             // chains can only add jumps that no Service's chain reaches.
-            let rules = reader.rules(family, "nat", None, &|chain| chain.starts_with("KUBE-"))?;
+            let rules = kube_rules(reader, family)?;
             for rule in &rules {
                 feed(&mut parser, family, "nat", rule)?;
             }
@@ -93,6 +93,25 @@ pub fn read_family<S: Source + ?Sized>(
         }
         Ok(Some(parser.finish()))
     })
+}
+
+/// The rules of the `nat` table's `KUBE-*` chains, in the table's order:
+/// one rule dump per chain where the source lists chains (as
+/// `iptables-save` does), else one dump of the whole table. Why per chain:
+/// a dump goes on where it stopped by walking the rules it asks for from
+/// the first again for every datagram, so one dump of a table costs the
+/// square of its rules, and the dumps of its chains each only the square
+/// of theirs (BENCHMARKS.md).
+fn kube_rules<S: Source + ?Sized>(reader: &mut S, family: Family) -> Result<Vec<NftRule>, NftError> {
+    let is_kube = |chain: &str| chain.starts_with("KUBE-");
+    let Some(chains) = reader.chain_names(family, "nat")? else {
+        return reader.rules(family, "nat", None, &is_kube);
+    };
+    let mut rules = Vec::new();
+    for chain in chains.iter().filter(|c| is_kube(c)) {
+        rules.extend(reader.chain_rules(family, "nat", chain, None)?);
+    }
+    Ok(rules)
 }
 
 /// Hands one kernel rule to the parser, as `iptables-save` would have
