@@ -17,7 +17,7 @@ use common::TestLab;
 use ctdiag::netns::Netns;
 use ctdiag::service::ipvs::ClusterDnsHint;
 use ctdiag::service::select::ServiceSpec;
-use ctdiag::service::targeted::discover_service;
+use ctdiag::service::targeted::{discover_names, discover_service};
 use ctdiag::service::{discover, Service};
 use serde_json::Value;
 
@@ -88,6 +88,47 @@ fn targeted_equals_full(ns: &str, what: &str) -> usize {
     let missing = discover_service(Some(&netns), &spec("nowhere", "nothing", None), &hint).unwrap();
     assert_eq!(missing.parsed.services, Vec::<Service>::new(), "{what}");
     assert_eq!(missing.tools, full.tools, "{what}: the same sources were read");
+    // What an error lists when a Service is not found: every port the
+    // full read finds, with its addresses and source.
+    let names = discover_names(Some(&netns), &hint).unwrap();
+    let named = |services: &[Service]| -> Vec<String> {
+        services
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {:?} {} {}",
+                    s.port_name_string(),
+                    s.protocol.as_str(),
+                    s.cluster_ips,
+                    s.port,
+                    s.proxy_mode.as_str()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(named(&names.parsed.services), named(&full.parsed.services), "{what}");
+    assert_eq!(names.per_mode, full.per_mode, "{what}");
+    assert_eq!(names.tools, full.tools, "{what}");
+    // Through the binary: the same error, word for word.
+    let missing = |read: &str| {
+        let out = common::run(
+            "/usr/bin/env",
+            &[
+                &format!("CTDIAG_SERVICE_READ={read}"),
+                common::CTDIAG,
+                "stale",
+                "--netns",
+                ns,
+                "--service",
+                "nowhere/nothing",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{what} {read}: {}", common::stderr(&out));
+        common::stderr(&out)
+    };
+    let full_error = missing("full");
+    assert!(full_error.contains("no UDP Service nowhere/nothing"), "{what}: {full_error}");
+    assert_eq!(missing("targeted"), full_error, "{what}");
     compared
 }
 

@@ -335,7 +335,8 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
 /// ([`read_service_family`]: the `KUBE-SERVICES` rules that name it and
 /// the chains they lead to); the save tools, when netlink gives no
 /// reading, list everything and the caller keeps the Service's ports.
-pub fn read_service(netns: Option<&Netns>, spec: &ServiceSpec) -> Result<Discovery> {
+/// Without a spec: every Service's `KUBE-SERVICES` rules, no endpoints.
+pub fn read_service(netns: Option<&Netns>, spec: Option<&ServiceSpec>) -> Result<Discovery> {
     read_rules(
         netns,
         &ModeReaders {

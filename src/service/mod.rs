@@ -455,10 +455,10 @@ pub fn cluster_dns(
 ) -> std::result::Result<ClusterDns, String> {
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
     let kube_dns = select::ServiceSpec::kube_dns();
-    let discovery = if std::env::var("CTDIAG_SERVICE_READ").is_ok_and(|v| v == "full") {
-        discover(netns)
-    } else {
+    let discovery = if targeted::enabled() {
         targeted::discover_service(netns, &kube_dns, &ipvs::ClusterDnsHint::default())
+    } else {
+        discover(netns)
     }
     .map_err(|e| format!("kube-proxy rules in {place} not read: {e}"))?;
     let found = find(&discovery.parsed.services, KUBE_DNS, protocol);

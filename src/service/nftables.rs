@@ -386,8 +386,9 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
 
 /// [`read`] for one Service: over netlink only its part of the tables
 /// ([`read_service_family`]); `nft`, when netlink gives no reading, lists
-/// everything and the caller keeps the Service's ports.
-pub fn read_service(netns: Option<&Netns>, spec: &ServiceSpec) -> Result<Discovery> {
+/// everything and the caller keeps the Service's ports. Without a spec:
+/// every Service's map elements, no endpoints.
+pub fn read_service(netns: Option<&Netns>, spec: Option<&ServiceSpec>) -> Result<Discovery> {
     read_rules(
         netns,
         &ModeReaders {

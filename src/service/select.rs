@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::collections::BTreeMap;
 
 use super::ipvs::{ClusterDnsHint, DnsMatch};
-use super::targeted::discover_service;
+use super::targeted::{self, discover_names, discover_service};
 use super::{discover_with, Protocol, ProxyMode, Service, KUBE_DNS};
 use crate::netns::Netns;
 
@@ -292,20 +292,19 @@ pub fn resolve_with(
         place: place.clone(),
         cause: e.to_string(),
     };
-    // Why the full read after a targeted one that found nothing: the error
+    // Why another read after a targeted one that found nothing: the error
     // lists the Services there are (and says when there are no rules at
-    // all), which only the full read knows; a miss is rare, and no slower
-    // than before.
-    let targeted = match selector {
-        Selector::Spec(spec) if targeted_read() => {
-            Some(discover_service(netns, spec, hint).map_err(unreadable)?)
-                .filter(|d| d.parsed.services.iter().any(|s| of_protocols(s, protocols)))
+    // all); the names' read finds them without their chains.
+    let discovery = match selector {
+        Selector::Spec(spec) if targeted::enabled() => {
+            let found = discover_service(netns, spec, hint).map_err(unreadable)?;
+            if found.parsed.services.iter().any(|s| of_protocols(s, protocols)) {
+                found
+            } else {
+                discover_names(netns, hint).map_err(unreadable)?
+            }
         }
-        _ => None,
-    };
-    let discovery = match targeted {
-        Some(discovery) => discovery,
-        None => discover_with(netns, hint).map_err(unreadable)?,
+        _ => discover_with(netns, hint).map_err(unreadable)?,
     };
     if discovery.parsed.services.is_empty() {
         return Err(SelectError::NoRules { place, notes: discovery.notes });
@@ -343,13 +342,6 @@ pub fn resolve_with(
 /// Whether `service` is of one of `protocols` (any when empty).
 fn of_protocols(service: &Service, protocols: &[Protocol]) -> bool {
     protocols.is_empty() || protocols.contains(&service.protocol)
-}
-
-/// Whether a [`Selector::Spec`] is read with the targeted read
-/// ([`discover_service`]): yes, unless `CTDIAG_SERVICE_READ=full` asks
-/// for the full read (to compare the two, or to measure the difference).
-fn targeted_read() -> bool {
-    std::env::var("CTDIAG_SERVICE_READ").map_or(true, |v| v != "full")
 }
 
 /// "UDP " for one protocol, "" for any.

@@ -31,9 +31,35 @@ pub fn discover_service(
         netns,
         hint,
         &ModeRead {
-            iptables: &|| iptables::read_service(netns, spec),
-            nftables: &|| nftables::read_service(netns, spec),
+            iptables: &|| iptables::read_service(netns, Some(spec)),
+            nftables: &|| nftables::read_service(netns, Some(spec)),
         },
         &|service| spec.matches(service),
     )
+}
+
+/// Which Service ports the rules in `netns` define, cheaply: each mode's
+/// ClusterIP rules or map elements only (the `KUBE-SERVICES` chains, the
+/// `service-ips` and `no-endpoint-services` maps), not the chains behind
+/// them, so the ports read over netlink come without endpoints (the
+/// listing tools, when they stand in, give them whole). For an error that
+/// lists what there is when a Service is not found: the same ports,
+/// addresses and sources as [`super::discover_with`].
+pub fn discover_names(netns: Option<&Netns>, hint: &ClusterDnsHint) -> Result<Discovery> {
+    discover_modes(
+        netns,
+        hint,
+        &ModeRead {
+            iptables: &|| iptables::read_service(netns, None),
+            nftables: &|| nftables::read_service(netns, None),
+        },
+        &|_| true,
+    )
+}
+
+/// Whether a Service named on the command line is read with
+/// [`discover_service`]: yes, unless `CTDIAG_SERVICE_READ=full` asks for
+/// the full read (to compare the two, or to measure the difference).
+pub fn enabled() -> bool {
+    std::env::var("CTDIAG_SERVICE_READ").map_or(true, |v| v != "full")
 }

@@ -18,8 +18,8 @@ use super::decode::{
     unexpected,
 };
 use super::{
-    Family, NftElement, NftError, NftRule, NftSet, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET,
-    NFT_MSG_NEWSETELEM, SNAPSHOT_ATTEMPTS,
+    Family, NftElement, NftError, NftRule, NftSet, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE,
+    NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, SNAPSHOT_ATTEMPTS,
 };
 use crate::netfilter::{DumpEvent, NetfilterError, NfnetlinkSocket, DUMP_DEADLINE};
 
@@ -99,7 +99,11 @@ pub trait Source {
     /// (the order a whole-table rule dump walks them in); `None` when the
     /// source cannot list them (then the caller dumps the whole table).
     /// An empty list when there is no such table.
-    fn chain_names(&mut self, family: Family, table: &str) -> Result<Option<Vec<String>>, NftError> {
+    fn chain_names(
+        &mut self,
+        family: Family,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, NftError> {
         let _ = (family, table);
         Ok(None)
     }
@@ -322,7 +326,11 @@ impl Source for Reader {
 
     /// One chain dump of the table (`NFT_MSG_GETCHAIN` with
     /// `NFTA_CHAIN_TABLE`: the kernel filters), names only.
-    fn chain_names(&mut self, family: Family, table: &str) -> Result<Option<Vec<String>>, NftError> {
+    fn chain_names(
+        &mut self,
+        family: Family,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, NftError> {
         let message = NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![ChainAttribute::Table(table.into())],
         });
@@ -544,7 +552,11 @@ impl Source for Recorded {
     }
 
     /// The chains of the table's rules, in the order they first appear.
-    fn chain_names(&mut self, family: Family, table: &str) -> Result<Option<Vec<String>>, NftError> {
+    fn chain_names(
+        &mut self,
+        family: Family,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, NftError> {
         let mut names: Vec<String> = Vec::new();
         for rule in self.rules.get(&(family, table.to_string())).into_iter().flatten() {
             if !names.contains(&rule.chain) {

@@ -102,7 +102,10 @@ pub fn read_family<S: Source + ?Sized>(
 /// the first again for every datagram, so one dump of a table costs the
 /// square of its rules, and the dumps of its chains each only the square
 /// of theirs (BENCHMARKS.md).
-fn kube_rules<S: Source + ?Sized>(reader: &mut S, family: Family) -> Result<Vec<NftRule>, NftError> {
+fn kube_rules<S: Source + ?Sized>(
+    reader: &mut S,
+    family: Family,
+) -> Result<Vec<NftRule>, NftError> {
     let is_kube = |chain: &str| chain.starts_with("KUBE-");
     let Some(chains) = reader.chain_names(family, "nat")? else {
         return reader.rules(family, "nat", None, &is_kube);

@@ -23,15 +23,18 @@ const FOLLOWED: [&str; 3] = ["KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-"];
 /// The rules iptables-nft wrote for the Service ports `spec` names, of
 /// `family`, read over netlink in one consistent generation and parsed;
 /// `None` when neither `nat` nor `filter` has a `KUBE-SERVICES` chain
-/// (as [`super::read_family`]).
+/// (as [`super::read_family`]). Without a spec: every Service port's
+/// `KUBE-SERVICES` rules and nothing else, so the Services come without
+/// their endpoints (what there is, for an error that lists it).
 pub fn read_service_family<S: Source + ?Sized>(
     source: &mut S,
     family: Family,
-    spec: &ServiceSpec,
+    spec: Option<&ServiceSpec>,
 ) -> Result<Option<Parsed>, NftError> {
     // Every rule kube-proxy writes for the Service carries this in its
     // comment.
-    let mention = format!("{}/{}", spec.namespace, spec.name);
+    let mention = spec.map(|spec| format!("{}/{}", spec.namespace, spec.name));
+    let mention = mention.as_deref().map(str::as_bytes);
     consistent(source, |reader| {
         let nat = reader.chain_exists(family, "nat", KUBE_SERVICES)?;
         let filter = reader.chain_exists(family, "filter", KUBE_SERVICES)?;
@@ -40,17 +43,17 @@ pub fn read_service_family<S: Source + ?Sized>(
         }
         let mut parser = Parser::default();
         if nat {
-            let rules =
-                reader.chain_rules(family, "nat", KUBE_SERVICES, Some(mention.as_bytes()))?;
+            let rules = reader.chain_rules(family, "nat", KUBE_SERVICES, mention)?;
             let mut chains = Vec::new();
             for nft in rules.iter().filter(|r| names_it(family, r, " cluster IP", spec)) {
                 chains.extend(feed(&mut parser, family, "nat", nft)?.target);
             }
-            follow(reader, family, &mut parser, chains)?;
+            if spec.is_some() {
+                follow(reader, family, &mut parser, chains)?;
+            }
         }
         if filter {
-            let rules =
-                reader.chain_rules(family, "filter", KUBE_SERVICES, Some(mention.as_bytes()))?;
+            let rules = reader.chain_rules(family, "filter", KUBE_SERVICES, mention)?;
             for nft in rules.iter().filter(|r| names_it(family, r, " has no endpoints", spec)) {
                 feed(&mut parser, family, "filter", nft)?;
             }
@@ -62,8 +65,9 @@ pub fn read_service_family<S: Source + ?Sized>(
 /// Whether a `KUBE-SERVICES` rule is the `suffix` rule (` cluster IP`,
 /// ` has no endpoints`) of a port `spec` names, or one of that Service's
 /// the parser cannot read (so it is listed as skipped, or refused, as the
-/// full read would).
-fn names_it(family: Family, nft: &NftRule, suffix: &str, spec: &ServiceSpec) -> bool {
+/// full read would). Without a spec: every rule.
+fn names_it(family: Family, nft: &NftRule, suffix: &str, spec: Option<&ServiceSpec>) -> bool {
+    let Some(spec) = spec else { return true };
     let Ok(rule) = to_rule(family, nft) else { return true };
     match port_rule(&rule, suffix) {
         Ok(Some(r)) => spec.names(&r.key.0, &r.key.1, &r.key.2, r.port),

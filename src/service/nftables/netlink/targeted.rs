@@ -23,10 +23,13 @@ use crate::service::Parsed;
 /// kube-proxy's table of `family`, as far as the Service ports `spec`
 /// names are concerned, read over netlink in one consistent generation;
 /// `None` when the family has no such table (as [`super::read_family`]).
+/// Without a spec: every Service port's elements and no chain, so the
+/// Services come without their endpoints (what there is, for an error
+/// that lists it).
 pub fn read_service_family<S: Source + ?Sized>(
     source: &mut S,
     family: Family,
-    spec: &ServiceSpec,
+    spec: Option<&ServiceSpec>,
 ) -> Result<Option<Parsed>, NftError> {
     consistent(source, |reader| {
         if !reader.table_exists(family, TABLE)? {
@@ -43,14 +46,19 @@ pub fn read_service_family<S: Source + ?Sized>(
         if sets.contains_key("service-ips") {
             let mut kept = reader.elements(family, TABLE, "service-ips")?;
             kept.retain(|e| service_ip_of(family, e, spec).is_some());
-            chains.extend(kept.iter().filter_map(|e| service_ip_of(family, e, spec)));
+            if spec.is_some() {
+                chains.extend(kept.iter().filter_map(|e| service_ip_of(family, e, spec)));
+            }
             elements.insert("service-ips".into(), kept);
         }
         if sets.contains_key("no-endpoint-services") {
             let mut kept = reader.elements(family, TABLE, "no-endpoint-services")?;
             kept.retain(|e| no_endpoints_of(family, e, spec));
             if sets.contains_key("cluster-ips") && !kept.is_empty() {
-                let members = cluster_ips(reader, family, &kept)?;
+                let members = match spec {
+                    Some(_) => cluster_ips(reader, family, &kept)?,
+                    None => reader.elements(family, TABLE, "cluster-ips")?,
+                };
                 elements.insert("cluster-ips".into(), members);
             }
             elements.insert("no-endpoint-services".into(), kept);
@@ -70,8 +78,13 @@ pub fn read_service_family<S: Source + ?Sized>(
 }
 
 /// The chain a `service-ips` element goes to, when it is a ClusterIP
-/// element of a port `spec` names.
-fn service_ip_of(family: Family, element: &NftElement, spec: &ServiceSpec) -> Option<String> {
+/// element of a port `spec` names (any element without a spec).
+fn service_ip_of(
+    family: Family,
+    element: &NftElement,
+    spec: Option<&ServiceSpec>,
+) -> Option<String> {
+    let Some(spec) = spec else { return Some(String::new()) };
     if element.flags & NFT_SET_ELEM_INTERVAL_END != 0 {
         return None;
     }
@@ -83,8 +96,9 @@ fn service_ip_of(family: Family, element: &NftElement, spec: &ServiceSpec) -> Op
 }
 
 /// Whether a `no-endpoint-services` element is one of a port `spec`
-/// names (by its comment).
-fn no_endpoints_of(family: Family, element: &NftElement, spec: &ServiceSpec) -> bool {
+/// names (by its comment); any element without a spec.
+fn no_endpoints_of(family: Family, element: &NftElement, spec: Option<&ServiceSpec>) -> bool {
+    let Some(spec) = spec else { return true };
     if element.flags & NFT_SET_ELEM_INTERVAL_END != 0 {
         return false;
     }
