@@ -151,12 +151,16 @@ pub struct Resolved {
     /// Where they came from: `netlink (iptables-nft) in NS`, `nft in NS`,
     /// `--cluster-ip/--endpoints` (a [`Selector::Manual`]).
     pub source: String,
-    /// Rules that were skipped and why (for `-v`).
+    /// Rules that were skipped and why (for `-v`); for a
+    /// [`Selector::Spec`] read with the targeted read, among the rules read
+    /// for that Service.
     pub skipped: Vec<String>,
     /// Remarks: a mode that could not be read, and similar.
     pub notes: Vec<String>,
     /// How many Service ports each mode's rules define (empty for
-    /// `--cluster-ip`).
+    /// `--cluster-ip`); for a [`Selector::Spec`] read with the targeted
+    /// read, how many of that Service's ports each mode defines (so the
+    /// modes that define it).
     pub per_mode: BTreeMap<ProxyMode, usize>,
     /// In IPVS mode, which ClusterIP was taken for kube-dns and how.
     pub ipvs_kube_dns: Option<DnsMatch>,
@@ -272,6 +276,18 @@ pub fn resolve_with(
     protocols: &[Protocol],
     hint: &ClusterDnsHint,
 ) -> std::result::Result<Resolved, SelectError> {
+    resolve_reading(selector, netns, protocols, hint, targeted::enabled())
+}
+
+/// [`resolve_with`], a [`Selector::Spec`] read with the targeted read
+/// when `targeted`.
+fn resolve_reading(
+    selector: &Selector,
+    netns: Option<&Netns>,
+    protocols: &[Protocol],
+    hint: &ClusterDnsHint,
+    targeted: bool,
+) -> std::result::Result<Resolved, SelectError> {
     if let Selector::Manual(manual) = selector {
         let protocols = if protocols.is_empty() {
             vec![Protocol::Udp, Protocol::Tcp]
@@ -296,7 +312,7 @@ pub fn resolve_with(
     // lists the Services there are (and says when there are no rules at
     // all); the names' read finds them without their chains.
     let discovery = match selector {
-        Selector::Spec(spec) if targeted::enabled() => {
+        Selector::Spec(spec) if targeted => {
             let found = discover_service(netns, spec, hint).map_err(unreadable)?;
             if found.parsed.services.iter().any(|s| of_protocols(s, protocols)) {
                 found
