@@ -19,16 +19,21 @@
 # one `doctor` run must finish inside its budget with every check run (its
 # duration and each check's status are printed). Run as root:
 #   bench/discovery.sh [N ...]     (default: 2000 10000 20000; builds release first)
-# RUNS=K sets hyperfine's runs per command (default: 10 up to 2,000
-# Services, 5 up to 10,000, 3 above). Needs hyperfine (apt-get install
-# hyperfine). Every timed command must exit 0 (no `hyperfine -i`): on the
-# lab's healthy node none of them finds a problem.
+# RUNS=K sets hyperfine's runs per command (default: 10 and 1 warm-up up to
+# 2,000 Services, 3 up to 10,000, 1 above, without warm-up). The listing
+# deadline is raised to 120 s (CTDIAG_LISTING_DEADLINE_MS, default 10 s) for
+# every command: on a loaded machine the full reads of 10,000 Services and
+# more (the listing tools too) take longer than 10 s in nftables mode.
+# Needs hyperfine (apt-get install hyperfine). Every timed command must exit
+# 0 (no `hyperfine -i`): on the lab's healthy node none of them finds a
+# problem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench/discovery.sh: install hyperfine" >&2; exit 2; }
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(2000 10000 20000)
 bin=$(./install.sh --build-only)
+export CTDIAG_LISTING_DEADLINE_MS=${CTDIAG_LISTING_DEADLINE_MS:-120000}
 prefix=bdisc$$
 trap '"$bin" lab down --prefix "$prefix" >/dev/null 2>&1 || true' EXIT
 
@@ -85,12 +90,13 @@ nft_rules() {
 measure() {
     local mode=$1 lister=$2 services=$3
     local node=$prefix-node client=$prefix-client
-    local runs=${RUNS:-$([ "$services" -le 2000 ] && echo 10 || { [ "$services" -le 10000 ] && echo 5 || echo 3; })}
+    local runs=${RUNS:-$([ "$services" -le 2000 ] && echo 10 || { [ "$services" -le 10000 ] && echo 3 || echo 1; })}
+    local warmup=$([ "$services" -le 2000 ] && echo 1 || echo 0)
     local out=/tmp/ctdiag-bench-discovery-$mode-$services
     local probe="$bin probe --netns $client --stats-netns $node --count 1 -q -o json"
     echo
-    echo "== $mode mode: $services Services + kube-dns; kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); $runs runs each"
-    hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$out.md" --export-json "$out.json" \
+    echo "== $mode mode: $services Services + kube-dns; kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); $runs runs each, $warmup warm-up"
+    hyperfine -N --warmup "$warmup" --runs "$runs" --export-markdown "$out.md" --export-json "$out.json" \
         -n "$lister" "ip netns exec $node $lister" \
         -n "$lister | cat" "sh -c 'ip netns exec $node $lister | cat >/dev/null'" \
         -n "services -o json" "$bin services --netns $node -o json" \
