@@ -78,10 +78,9 @@ pub fn read_family<S: Source + ?Sized>(
         if nat {
             // Why KUBE- chains only: the text parser's rules from other
             // chains can only add jumps that no Service's chain reaches.
-            let rules = kube_rules(reader, family)?;
-            for rule in &rules {
-                feed(&mut parser, family, "nat", rule)?;
-            }
+            kube_rules(reader, family, &mut |rules| {
+                rules.iter().try_for_each(|rule| feed(&mut parser, family, "nat", rule).map(drop))
+            })?;
         }
         if filter {
             // Only filter's KUBE-SERVICES holds ClusterIPs (the REJECTs of
@@ -95,8 +94,9 @@ pub fn read_family<S: Source + ?Sized>(
     })
 }
 
-/// The rules of the `nat` table's `KUBE-*` chains, in the table's order:
-/// one rule dump per chain where the source lists chains (as
+/// The rules of the `nat` table's `KUBE-*` chains, in the table's order,
+/// handed to `take` a chain at a time (so they need not all be held at
+/// once): one rule dump per chain where the source lists chains (as
 /// `iptables-save` does), else one dump of the whole table. Why per chain:
 /// a dump goes on where it stopped by walking the rules it asks for from
 /// the first again for every datagram, so one dump of a table costs the
@@ -105,16 +105,16 @@ pub fn read_family<S: Source + ?Sized>(
 fn kube_rules<S: Source + ?Sized>(
     reader: &mut S,
     family: Family,
-) -> Result<Vec<NftRule>, NftError> {
+    take: &mut dyn FnMut(&[NftRule]) -> Result<(), NftError>,
+) -> Result<(), NftError> {
     let is_kube = |chain: &str| chain.starts_with("KUBE-");
     let Some(chains) = reader.chain_names(family, "nat")? else {
-        return reader.rules(family, "nat", None, &is_kube);
+        return take(&reader.rules(family, "nat", None, &is_kube)?);
     };
-    let mut rules = Vec::new();
     for chain in chains.iter().filter(|c| is_kube(c)) {
-        rules.extend(reader.chain_rules(family, "nat", chain, None)?);
+        take(&reader.chain_rules(family, "nat", chain, None)?)?;
     }
-    Ok(rules)
+    Ok(())
 }
 
 /// Hands one kernel rule to the parser, as `iptables-save` would have
