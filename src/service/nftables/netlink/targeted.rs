@@ -9,6 +9,7 @@
 //! through the same [`Graph`] as in the full read, so the Service comes
 //! out as the full read makes it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::{service_element, Graph, SERVICE_SETS, TABLE};
@@ -68,9 +69,9 @@ pub fn read_service_family<S: Source + ?Sized>(
         let graph = Graph::from_rules(family, &rules, &by_name)?;
         let needed: Vec<String> = graph.maps_needed().map(str::to_string).collect();
         for name in needed {
-            if !elements.contains_key(&name) {
-                let read = reader.elements(family, TABLE, &name)?;
-                elements.insert(name, read);
+            if let Entry::Vacant(slot) = elements.entry(name) {
+                let read = reader.elements(family, TABLE, slot.key())?;
+                slot.insert(read);
             }
         }
         Ok(Some(graph.finish(family, &elements)))
