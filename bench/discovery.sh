@@ -134,14 +134,13 @@ EOF
         exit 1
     fi
     echo "services found: $(grep -c '"proxy_mode"' "$out-netlink.json")"
+    # What the rules say about each Service port (not what the conntrack
+    # table holds at the moment: the timed probes' entries expire between
+    # two runs).
     local untimed='import json,sys
-def strip(v):
-    if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if "elapsed" not in k and not k.endswith("_ms") and k not in ("table_entries", "expires_s", "state")}
-    if isinstance(v, list):
-        return [strip(x) for x in v]
-    return v
-print(json.dumps(strip(json.load(sys.stdin)), sort_keys=True))'
+d = json.load(sys.stdin)
+keep = ("service", "cluster_ip", "port", "proxy_mode", "endpoints", "source", "notes")
+print(json.dumps([{k: s.get(k) for k in keep} for s in d.get("services", [d])], sort_keys=True))'
     local targeted whole
     targeted=$("$bin" stale --netns "$node" --service kube-dns -o json | python3 -c "$untimed")
     whole=$(CTDIAG_SERVICE_READ=full "$bin" stale --netns "$node" --service kube-dns -o json | python3 -c "$untimed")
