@@ -30,7 +30,7 @@ use super::dump::{
     dump_with, encode_request, exchange, AckOutcome, Deadline, DumpEvent, DumpSummary, Exchange,
     Received, Transport,
 };
-use super::reply::{decode_reply, Expect, Reply};
+use super::reply::{decode_reply, Expect, RawMessage, Reply};
 use super::NetfilterError;
 
 /// How long one `recv` may wait before the kernel counts as silent.
@@ -48,7 +48,7 @@ pub const DUMP_DEADLINE: Duration = Duration::from_secs(60);
 pub const DUMP_ATTEMPTS: u32 = 3;
 /// Starting receive buffer. Why 64 KiB: the kernel fills dump datagrams up
 /// to 32 KiB (more with a large `SO_RCVBUF`); the buffer still grows when a
-/// peek says a datagram is larger.
+/// datagram was larger (see `recv_datagram`).
 const RECV_BUFFER_LEN: usize = 64 * 1024;
 /// Upper bound on datagrams read while draining an abandoned dump.
 const DRAIN_LIMIT: usize = 100_000;
@@ -241,6 +241,39 @@ impl NfnetlinkSocket {
         }
     }
 
+    /// [`Self::request`] with every message of the reply handed to `sink`
+    /// as received, not decoded: for the nf_tables GETs of one object
+    /// (one set, one set element), whose messages ctdiag walks itself.
+    pub fn request_each(
+        &mut self,
+        request: &'static str,
+        family: NetfilterProtoFamily,
+        message: impl Into<NetfilterMessageInner>,
+        sink: &mut dyn FnMut(RawMessage<'_>) -> Result<(), NetfilterError>,
+    ) -> Result<(), NetfilterError> {
+        let sequence = self.take_sequence();
+        let bytes = encode_request(family, message, NLM_F_REQUEST | NLM_F_ACK, sequence);
+        let recv_timeout = self.recv_timeout;
+        let result = exchange::<_, NetfilterError>(
+            self,
+            request,
+            sequence,
+            &bytes,
+            Expect::Ack,
+            Deadline::after(REQUEST_DEADLINE),
+            recv_timeout,
+            sink,
+        );
+        self.finish_exchange(&result);
+        match result? {
+            Exchange::Complete { .. } => Ok(()),
+            Exchange::Overrun => {
+                self.drain();
+                Err(NetfilterError::DumpInconsistent { request, attempts: 1 })
+            }
+        }
+    }
+
     /// Sends `message` with `NLM_F_ACK` and reports the outcome; `ENOENT`
     /// is [`AckOutcome::NotFound`], not an error, so that a caller deleting
     /// entries can count "already gone". Any other error code is an error.
@@ -273,32 +306,24 @@ impl NfnetlinkSocket {
         let _ = self.set_socket_timeout(self.recv_timeout);
     }
 
-    /// Receives one datagram into `self.buffer`, growing it first when a
-    /// peek says the datagram would not fit.
+    /// Receives one datagram into `self.buffer`. Why no peek at its size
+    /// first: that is one more system call per datagram, and a rule dump
+    /// of one chain is often one datagram (a node with 10,000 Services has
+    /// 40,000 such chains). A datagram larger than the buffer (the kernel
+    /// caps dump datagrams at 32 KiB, the buffer holds 64) is cut: it is
+    /// reported as an overrun (a dump starts over) and the buffer grows to
+    /// its size (`MSG_TRUNC` returns the real size), so the next fits.
     pub(super) fn recv_datagram(&mut self, wait: Duration) -> Result<Received<'_>, NetfilterError> {
         self.set_socket_timeout(wait)?;
         loop {
-            // Peek with MSG_TRUNC: the return value is the datagram's real
-            // size even when it is larger than the buffer.
-            let peeked = {
-                let mut probe = [0u8; 16];
-                let mut window: &mut [u8] = &mut probe[..];
-                self.socket.recv_from(&mut window, libc::MSG_PEEK | libc::MSG_TRUNC)
-            };
-            let size = match peeked {
-                Ok((size, _)) => size,
-                Err(error) => match classify_recv_error(error) {
-                    RecvFailure::Retry => continue,
-                    RecvFailure::Overrun => return Ok(Received::Overrun),
-                    RecvFailure::TimedOut => return Ok(Received::TimedOut),
-                    RecvFailure::Fatal(error) => return Err(error),
-                },
-            };
             self.buffer.clear();
-            self.buffer.reserve(size);
+            self.buffer.reserve(RECV_BUFFER_LEN);
             let received = self.socket.recv_from(&mut self.buffer, libc::MSG_TRUNC);
             return match received {
-                Ok((length, _)) if length > self.buffer.len() => Ok(Received::Overrun),
+                Ok((length, _)) if length > self.buffer.len() => {
+                    self.buffer.reserve(length);
+                    Ok(Received::Overrun)
+                }
                 // Only the kernel (port 0) answers requests; anything else
                 // is not part of this conversation.
                 Ok((_, from)) if from.port_number() != 0 => Ok(Received::NotFromKernel),

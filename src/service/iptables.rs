@@ -15,9 +15,9 @@
 
 mod netlink;
 
-pub use netlink::read_family;
 #[cfg(test)]
 pub(crate) use netlink::to_rule as netlink_rule;
+pub use netlink::{read_family, read_service_family};
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
 use crate::process::RunError;
+use crate::service::select::ServiceSpec;
 
 /// The options of one `-A CHAIN ...` rule that matter here, as
 /// `iptables-save` writes them (the netlink reader builds the same from
@@ -323,8 +324,28 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
     read_rules(
         netns,
         &ModeReaders {
-            netlink: read_netlink,
-            tools: read_tools,
+            netlink: &read_netlink,
+            tools: &read_tools,
+            tools_read: "iptables mode read with iptables-save",
+        },
+    )
+}
+
+/// [`read`] for one Service: over netlink only its rules
+/// ([`read_service_family`]: the `KUBE-SERVICES` rules that name it and
+/// the chains they lead to); the save tools, when netlink gives no
+/// reading, list everything and the caller keeps the Service's ports.
+/// Without a spec: every Service's `KUBE-SERVICES` rules, no endpoints.
+pub fn read_service(netns: Option<&Netns>, spec: Option<&ServiceSpec>) -> Result<Discovery> {
+    read_rules(
+        netns,
+        &ModeReaders {
+            netlink: &|netns| {
+                read_netlink_with(netns, &|reader, family| {
+                    read_service_family(reader, family, spec)
+                })
+            },
+            tools: &read_tools,
             tools_read: "iptables mode read with iptables-save",
         },
     )
@@ -357,12 +378,24 @@ fn legacy_tables(family: Family) -> Vec<String> {
 /// namespace could not be entered or the legacy tool hung; the inner: why
 /// netlink gave no reading (then the save tools may).
 pub fn read_netlink(netns: Option<&Netns>) -> Result<std::result::Result<Discovery, NftError>> {
+    read_netlink_with(netns, &|reader, family| netlink::read_family(reader, family))
+}
+
+/// One family's rules over netlink, as [`read_netlink_with`] asks for
+/// them: all of them ([`read_family`]) or one Service's.
+type FamilyRead<'a> =
+    &'a (dyn Fn(&mut Reader, Family) -> std::result::Result<Option<Parsed>, NftError> + Sync);
+
+/// Reads kube-proxy's iptables rules of both families inside `netns` with
+/// `read_family` (over netlink), or with the legacy save tool for a family
+/// whose rules live in the legacy backend: [`read_netlink`]'s way.
+fn read_netlink_with(
+    netns: Option<&Netns>,
+    read_family: FamilyRead<'_>,
+) -> Result<std::result::Result<Discovery, NftError>> {
     run_in(netns, || {
         let found = Reader::open().and_then(|mut reader| {
-            Ok([
-                netlink::read_family(&mut reader, Family::Ip)?,
-                netlink::read_family(&mut reader, Family::Ip6)?,
-            ])
+            Ok([read_family(&mut reader, Family::Ip)?, read_family(&mut reader, Family::Ip6)?])
         });
         let found = match found {
             Ok(found) => found,

@@ -14,6 +14,7 @@ pub mod ipvs;
 pub mod nftables;
 pub mod report;
 pub mod select;
+pub mod targeted;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -250,18 +251,20 @@ pub(crate) fn run_listing<P: ListingParser>(
 }
 
 /// One kube-proxy mode's two readers, as [`read_rules`] chooses between
-/// them: the iptables and nftables modes differ only in these pieces.
-pub(crate) struct ModeReaders {
+/// them: the iptables and nftables modes differ only in these pieces (and
+/// a targeted read in what its readers read).
+pub(crate) struct ModeReaders<'a> {
     /// Over netlink. The outer error: the namespace could not be entered
     /// (or a tool it runs hung); the inner: why netlink gave no reading
     /// (then the listing tools may).
-    pub(crate) netlink: fn(
+    #[allow(clippy::type_complexity)]
+    pub(crate) netlink: &'a dyn Fn(
         Option<&crate::netns::Netns>,
     ) -> crate::error::Result<
         std::result::Result<Discovery, crate::netfilter::nf_tables::NftError>,
     >,
     /// With the listing tools.
-    pub(crate) tools: fn(Option<&crate::netns::Netns>) -> crate::error::Result<Discovery>,
+    pub(crate) tools: &'a dyn Fn(Option<&crate::netns::Netns>) -> crate::error::Result<Discovery>,
     /// How the note on a fallback names the mode and its listing tool,
     /// e.g. `iptables mode read with iptables-save`.
     pub(crate) tools_read: &'static str,
@@ -272,7 +275,7 @@ pub(crate) struct ModeReaders {
 /// reason goes to [`Discovery::notes`]).
 pub(crate) fn read_rules(
     netns: Option<&crate::netns::Netns>,
-    readers: &ModeReaders,
+    readers: &ModeReaders<'_>,
 ) -> crate::error::Result<Discovery> {
     use crate::error::Error;
     match RulesFrom::from_env().0 {
@@ -324,14 +327,40 @@ pub fn discover_with(
     netns: Option<&crate::netns::Netns>,
     hint: &ipvs::ClusterDnsHint,
 ) -> crate::error::Result<Discovery> {
+    discover_modes(
+        netns,
+        hint,
+        &ModeRead { iptables: &|| iptables::read(netns), nftables: &|| nftables::read(netns) },
+        &|_| true,
+    )
+}
+
+/// What reads the iptables and the nftables mode for [`discover_modes`]:
+/// the whole rules, or only those of one Service ([`targeted`]).
+pub(crate) struct ModeRead<'a> {
+    /// Reads the iptables mode, both families.
+    pub(crate) iptables: &'a (dyn Fn() -> crate::error::Result<Discovery> + Sync),
+    /// Reads the nftables mode, both families.
+    pub(crate) nftables: &'a (dyn Fn() -> crate::error::Result<Discovery> + Sync),
+}
+
+/// Reads every mode at once (`read` for the iptables and nftables modes,
+/// the IPVS table in full) and merges what they define, keeping the
+/// Service ports `keep` accepts.
+pub(crate) fn discover_modes(
+    netns: Option<&crate::netns::Netns>,
+    hint: &ipvs::ClusterDnsHint,
+    read: &ModeRead<'_>,
+    keep: &dyn Fn(&Service) -> bool,
+) -> crate::error::Result<Discovery> {
     use crate::error::Error;
     // Why in parallel: on a big node each listing takes a noticeable
     // fraction of a second, and they do not depend on each other.
     let panicked = |mode: &str| Error::Runtime(format!("reading the {mode} rules panicked"));
     let (from_iptables, from_nft, from_ipvs) = std::thread::scope(|scope| {
-        let nft = scope.spawn(|| nftables::read(netns));
+        let nft = scope.spawn(|| (read.nftables)());
         let ipvs = scope.spawn(|| ipvs::read(netns, hint));
-        let iptables = iptables::read(netns);
+        let iptables = (read.iptables)();
         let nft = nft.join().unwrap_or_else(|_| Err(panicked("nftables")));
         let ipvs = ipvs.join().unwrap_or_else(|_| Err(panicked("IPVS")));
         (iptables, nft, ipvs)
@@ -365,7 +394,8 @@ pub fn discover_with(
     // families already; when two modes define the same Service (leftover
     // rules), each keeps its own entry, so nobody mistakes one mode's
     // endpoints for the other's.
-    for found in [from_iptables.ok(), from_nft.ok()].into_iter().flatten() {
+    for mut found in [from_iptables.ok(), from_nft.ok()].into_iter().flatten() {
+        found.parsed.services.retain(|s| keep(s));
         for s in &found.parsed.services {
             *per_mode.entry(s.proxy_mode).or_insert(0) += 1;
         }
@@ -375,7 +405,8 @@ pub fn discover_with(
         notes.extend(found.notes);
     }
     let mut ipvs_kube_dns = None;
-    if let Ok(read) = from_ipvs {
+    if let Ok(mut read) = from_ipvs {
+        read.services.retain(|s| keep(s));
         if !read.services.is_empty() {
             per_mode.insert(ProxyMode::Ipvs, read.services.len());
         }
@@ -424,8 +455,13 @@ pub fn cluster_dns(
     protocol: Protocol,
 ) -> std::result::Result<ClusterDns, String> {
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery =
-        discover(netns).map_err(|e| format!("kube-proxy rules in {place} not read: {e}"))?;
+    let kube_dns = select::ServiceSpec::kube_dns();
+    let discovery = if targeted::enabled() {
+        targeted::discover_service(netns, &kube_dns, &ipvs::ClusterDnsHint::default())
+    } else {
+        discover(netns)
+    }
+    .map_err(|e| format!("kube-proxy rules in {place} not read: {e}"))?;
     let found = find(&discovery.parsed.services, KUBE_DNS, protocol);
     let Some((dns, ip)) = found.and_then(|s| s.cluster_ips.first().map(|ip| (s, *ip))) else {
         let notes = if discovery.notes.is_empty() {

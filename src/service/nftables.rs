@@ -16,7 +16,7 @@
 
 mod netlink;
 
-pub use netlink::read_family;
+pub use netlink::{read_family, read_service_family};
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::netfilter::nf_tables::{Family, NftError, Reader};
 use crate::netns::{run_in, Netns};
 use crate::process::RunError;
+use crate::service::select::ServiceSpec;
 
 /// A block of the listing the parser is inside.
 #[derive(Debug)]
@@ -376,8 +377,27 @@ pub fn read(netns: Option<&Netns>) -> Result<Discovery> {
     read_rules(
         netns,
         &ModeReaders {
-            netlink: read_netlink,
-            tools: read_tools,
+            netlink: &read_netlink,
+            tools: &read_tools,
+            tools_read: "nftables mode read with nft",
+        },
+    )
+}
+
+/// [`read`] for one Service: over netlink only its part of the tables
+/// ([`read_service_family`]); `nft`, when netlink gives no reading, lists
+/// everything and the caller keeps the Service's ports. Without a spec:
+/// every Service's map elements, no endpoints.
+pub fn read_service(netns: Option<&Netns>, spec: Option<&ServiceSpec>) -> Result<Discovery> {
+    read_rules(
+        netns,
+        &ModeReaders {
+            netlink: &|netns| {
+                read_netlink_with(netns, &|reader, family| {
+                    read_service_family(reader, family, spec)
+                })
+            },
+            tools: &read_tools,
             tools_read: "nftables mode read with nft",
         },
     )
@@ -390,11 +410,25 @@ pub const NETLINK_SOURCE: &str = "netlink (nftables)";
 /// The outer error: the namespace could not be entered; the inner: why
 /// netlink gave no reading (then the listing tool may).
 pub fn read_netlink(netns: Option<&Netns>) -> Result<std::result::Result<Discovery, NftError>> {
+    read_netlink_with(netns, &|reader, family| netlink::read_family(reader, family))
+}
+
+/// One family's table over netlink, as [`read_netlink_with`] asks for it:
+/// all of it ([`read_family`]) or one Service's part.
+type FamilyRead<'a> =
+    &'a (dyn Fn(&mut Reader, Family) -> std::result::Result<Option<Parsed>, NftError> + Sync);
+
+/// Reads kube-proxy's `ip` and `ip6` tables inside `netns` with
+/// `read_family`: [`read_netlink`]'s way.
+fn read_netlink_with(
+    netns: Option<&Netns>,
+    read_family: FamilyRead<'_>,
+) -> Result<std::result::Result<Discovery, NftError>> {
     run_in(netns, || {
         let mut reader = Reader::open()?;
         let mut parts = Vec::new();
         for family in Family::BOTH {
-            parts.extend(netlink::read_family(&mut reader, family)?);
+            parts.extend(read_family(&mut reader, family)?);
         }
         let tools = if parts.is_empty() { Vec::new() } else { vec![NETLINK_SOURCE.to_string()] };
         Ok(Discovery { parsed: merge_families(parts), tools, ..Discovery::default() })

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::collections::BTreeMap;
 
 use super::ipvs::{ClusterDnsHint, DnsMatch};
+use super::targeted::{self, discover_names, discover_service};
 use super::{discover_with, Protocol, ProxyMode, Service, KUBE_DNS};
 use crate::netns::Netns;
 
@@ -34,12 +35,16 @@ impl ServiceSpec {
 
     /// Whether a Service port is one this spec names.
     pub fn matches(&self, service: &Service) -> bool {
-        service.namespace == self.namespace
-            && service.name == self.name
-            && self
-                .port
-                .as_deref()
-                .is_none_or(|p| service.port_name == p || service.port.to_string() == p)
+        self.names(&service.namespace, &service.name, &service.port_name, service.port)
+    }
+
+    /// Whether the Service port `namespace/name:port_name` (port number
+    /// `port`) is one this spec names: [`Self::matches`] before there is a
+    /// [`Service`].
+    pub(crate) fn names(&self, namespace: &str, name: &str, port_name: &str, port: u16) -> bool {
+        namespace == self.namespace
+            && name == self.name
+            && self.port.as_deref().is_none_or(|p| port_name == p || port.to_string() == p)
     }
 }
 
@@ -146,12 +151,16 @@ pub struct Resolved {
     /// Where they came from: `netlink (iptables-nft) in NS`, `nft in NS`,
     /// `--cluster-ip/--endpoints` (a [`Selector::Manual`]).
     pub source: String,
-    /// Rules that were skipped and why (for `-v`).
+    /// Rules that were skipped and why (for `-v`); for a
+    /// [`Selector::Spec`] read with the targeted read, among the rules read
+    /// for that Service.
     pub skipped: Vec<String>,
     /// Remarks: a mode that could not be read, and similar.
     pub notes: Vec<String>,
     /// How many Service ports each mode's rules define (empty for
-    /// `--cluster-ip`).
+    /// `--cluster-ip`); for a [`Selector::Spec`] read with the targeted
+    /// read, how many of that Service's ports each mode defines (so the
+    /// modes that define it).
     pub per_mode: BTreeMap<ProxyMode, usize>,
     /// In IPVS mode, which ClusterIP was taken for kube-dns and how.
     pub ipvs_kube_dns: Option<DnsMatch>,
@@ -267,6 +276,18 @@ pub fn resolve_with(
     protocols: &[Protocol],
     hint: &ClusterDnsHint,
 ) -> std::result::Result<Resolved, SelectError> {
+    resolve_reading(selector, netns, protocols, hint, targeted::enabled())
+}
+
+/// [`resolve_with`], a [`Selector::Spec`] read with the targeted read
+/// when `targeted`.
+fn resolve_reading(
+    selector: &Selector,
+    netns: Option<&Netns>,
+    protocols: &[Protocol],
+    hint: &ClusterDnsHint,
+    targeted: bool,
+) -> std::result::Result<Resolved, SelectError> {
     if let Selector::Manual(manual) = selector {
         let protocols = if protocols.is_empty() {
             vec![Protocol::Udp, Protocol::Tcp]
@@ -283,17 +304,29 @@ pub fn resolve_with(
         });
     }
     let place = netns.map_or_else(|| "this namespace".to_string(), |ns| ns.spec().to_string());
-    let discovery = discover_with(netns, hint)
-        .map_err(|e| SelectError::RulesUnreadable { place: place.clone(), cause: e.to_string() })?;
+    let unreadable = |e: crate::error::Error| SelectError::RulesUnreadable {
+        place: place.clone(),
+        cause: e.to_string(),
+    };
+    // Why another read after a targeted one that found nothing: the error
+    // lists the Services there are (and says when there are no rules at
+    // all); the names' read finds them without their chains.
+    let discovery = match selector {
+        Selector::Spec(spec) if targeted => {
+            let found = discover_service(netns, spec, hint).map_err(unreadable)?;
+            if found.parsed.services.iter().any(|s| of_protocols(s, protocols)) {
+                found
+            } else {
+                discover_names(netns, hint).map_err(unreadable)?
+            }
+        }
+        _ => discover_with(netns, hint).map_err(unreadable)?,
+    };
     if discovery.parsed.services.is_empty() {
         return Err(SelectError::NoRules { place, notes: discovery.notes });
     }
-    let of_protocol: Vec<&Service> = discovery
-        .parsed
-        .services
-        .iter()
-        .filter(|s| protocols.is_empty() || protocols.contains(&s.protocol))
-        .collect();
+    let of_protocol: Vec<&Service> =
+        discovery.parsed.services.iter().filter(|s| of_protocols(s, protocols)).collect();
     let services: Vec<Service> = match selector {
         Selector::Spec(spec) => {
             of_protocol.iter().filter(|s| spec.matches(s)).map(|s| (*s).clone()).collect()
@@ -320,6 +353,11 @@ pub fn resolve_with(
         per_mode: discovery.per_mode,
         ipvs_kube_dns: discovery.ipvs_kube_dns,
     })
+}
+
+/// Whether `service` is of one of `protocols` (any when empty).
+fn of_protocols(service: &Service, protocols: &[Protocol]) -> bool {
+    protocols.is_empty() || protocols.contains(&service.protocol)
 }
 
 /// "UDP " for one protocol, "" for any.

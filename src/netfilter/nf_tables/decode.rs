@@ -73,6 +73,15 @@ pub fn raw_rule_chain(attributes: &[u8]) -> Option<&str> {
     walk(attributes).find(|(kind, _)| *kind == NFTA_RULE_CHAIN).and_then(|(_, v)| cstr(v))
 }
 
+/// `NFTA_CHAIN_NAME`: a chain's name (string).
+const NFTA_CHAIN_NAME: u16 = 3;
+
+/// The name of a raw chain message (its attributes after the nfgenmsg
+/// header); `None` if it has none or it is not UTF-8.
+pub fn raw_chain_name(attributes: &[u8]) -> Option<&str> {
+    walk(attributes).find(|(kind, _)| *kind == NFTA_CHAIN_NAME).and_then(|(_, v)| cstr(v))
+}
+
 /// A NUL-terminated (or unterminated) string.
 pub(super) fn cstr(bytes: &[u8]) -> Option<&str> {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());

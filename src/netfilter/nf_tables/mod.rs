@@ -43,15 +43,18 @@ use netlink_packet_netfilter::NetfilterProtoFamily;
 use crate::netfilter::NetfilterError;
 
 pub use decode::{
-    decode, decode_elements, decode_rule, message_type, raw_rule_chain, udata_comment,
+    decode, decode_elements, decode_rule, message_type, raw_chain_name, raw_rule_chain,
+    udata_comment,
 };
 pub use reader::{consistent, Reader, Recorded, Source};
 pub use registers::{follow, register_slot, Field, Registers, Value, REGISTER_NEUTRAL};
 
 /// `NFNL_SUBSYS_NFTABLES` (include/uapi/linux/netfilter/nfnetlink.h).
 pub const NFNL_SUBSYS_NFTABLES: u8 = 10;
-/// `NFT_MSG_NEWRULE` (include/uapi/linux/netfilter/nf_tables.h): what a
-/// rule dump answers with.
+/// `NFT_MSG_NEWCHAIN` (include/uapi/linux/netfilter/nf_tables.h): what a
+/// chain dump answers with.
+pub const NFT_MSG_NEWCHAIN: u8 = 3;
+/// `NFT_MSG_NEWRULE`: what a rule dump answers with.
 pub const NFT_MSG_NEWRULE: u8 = 6;
 /// `NFT_MSG_NEWSET`: what a set dump answers with.
 pub const NFT_MSG_NEWSET: u8 = 9;

@@ -7,17 +7,19 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use netlink_packet_netfilter::nftables::{
-    ChainAttribute, ChainMessage, GenAttribute, GenMessage, NfTablesMessage, RuleAttribute,
-    RuleMessage, SetAttribute, SetElementList, SetElementMessage, SetMessage,
+    ChainAttribute, ChainMessage, DataAttribute, GenAttribute, GenMessage, ListAttribute,
+    NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute, SetElementList,
+    SetElementMessage, SetMessage, TableAttribute, TableMessage,
 };
 use netlink_packet_netfilter::{NetfilterMessageInner, NetfilterProtoFamily};
 
 use super::decode::{
-    decode, decode_elements, decode_rule, message_type, raw_rule_chain, set_from, unexpected,
+    decode, decode_elements, decode_rule, message_type, raw_chain_name, raw_rule_chain, set_from,
+    unexpected,
 };
 use super::{
-    Family, NftElement, NftError, NftRule, NftSet, NFT_MSG_NEWRULE, NFT_MSG_NEWSET,
-    NFT_MSG_NEWSETELEM, SNAPSHOT_ATTEMPTS,
+    Family, NftElement, NftError, NftRule, NftSet, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE,
+    NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, SNAPSHOT_ATTEMPTS,
 };
 use crate::netfilter::{DumpEvent, NetfilterError, NfnetlinkSocket, DUMP_DEADLINE};
 
@@ -92,6 +94,59 @@ pub trait Source {
         chain: Option<&str>,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<NftRule>, NftError>;
+
+    /// The names of the chains of table `table`, in the table's order
+    /// (the order a whole-table rule dump walks them in); `None` when the
+    /// source cannot list them (then the caller dumps the whole table).
+    /// An empty list when there is no such table.
+    fn chain_names(
+        &mut self,
+        family: Family,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, NftError> {
+        let _ = (family, table);
+        Ok(None)
+    }
+
+    /// Whether table `table` of `family` exists.
+    fn table_exists(&mut self, family: Family, table: &str) -> Result<bool, NftError> {
+        Ok(self.sets(family, table)?.is_some())
+    }
+
+    /// Set or map `name` of table `table`; `None` when it (or the table)
+    /// does not exist.
+    fn set(&mut self, family: Family, table: &str, name: &str) -> Result<Option<NftSet>, NftError> {
+        Ok(self.sets(family, table)?.and_then(|sets| sets.into_iter().find(|s| s.name == name)))
+    }
+
+    /// The element of set `set` whose key is `key` (as stored: each field
+    /// of a concatenation padded to 4 bytes); `None` when it is not in the
+    /// set (or there is no such set).
+    fn element(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        key: &[u8],
+    ) -> Result<Option<NftElement>, NftError> {
+        Ok(self.elements(family, table, set)?.into_iter().find(|e| e.key == key))
+    }
+
+    /// The rules of chain `chain` of table `table`, in order (none when
+    /// the chain does not exist). With `mentioning`, a source may leave
+    /// out every rule whose kernel message does not contain those bytes (a
+    /// rule of another Service, when they are a Service's name): a cheap
+    /// first cut, so callers still check each rule they get.
+    fn chain_rules(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        mentioning: Option<&[u8]>,
+    ) -> Result<Vec<NftRule>, NftError> {
+        let _ = mentioning;
+        self.rules(family, table, Some(chain), &|_| true)
+    }
 }
 
 /// Runs `read` (several dumps) until the ruleset generation is the same
@@ -268,6 +323,184 @@ impl Source for Reader {
             Err(other) => Err(other.into()),
         }
     }
+
+    /// One chain dump of the table (`NFT_MSG_GETCHAIN` with
+    /// `NFTA_CHAIN_TABLE`: the kernel filters), names only.
+    fn chain_names(
+        &mut self,
+        family: Family,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, NftError> {
+        let message = NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![ChainAttribute::Table(table.into())],
+        });
+        let mut names = Vec::new();
+        let left = self.time_left("nf_tables chain dump")?;
+        let result = self.socket.dump_each(
+            "nf_tables chain dump",
+            family.proto(),
+            &message,
+            left,
+            |event| match event {
+                DumpEvent::Restart { .. } => {
+                    names.clear();
+                    Ok(())
+                }
+                DumpEvent::Message(raw) => {
+                    if raw.message_type != message_type(NFT_MSG_NEWCHAIN) {
+                        return Err(unexpected("nf_tables chain dump", raw.message_type));
+                    }
+                    let name = raw_chain_name(raw.attributes).ok_or(NetfilterError::Malformed {
+                        request: "nf_tables chain dump",
+                        detail: "a chain without a name".into(),
+                    })?;
+                    names.push(name.to_string());
+                    Ok(())
+                }
+            },
+        );
+        match result {
+            Ok(_) => Ok(Some(names)),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(Some(Vec::new())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// One GET of the table (not a dump).
+    fn table_exists(&mut self, family: Family, table: &str) -> Result<bool, NftError> {
+        self.time_left("nf_tables table")?;
+        let message = NfTablesMessage::GetTable(TableMessage {
+            attributes: vec![TableAttribute::Name(table.into())],
+        });
+        match self.socket.request_each("nf_tables table", family.proto(), message, &mut |_| Ok(()))
+        {
+            Ok(()) => Ok(true),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// One GET of the set by name (not a dump of the table's sets, which
+    /// on a big node holds one anonymous map per Service).
+    fn set(&mut self, family: Family, table: &str, name: &str) -> Result<Option<NftSet>, NftError> {
+        self.time_left("nf_tables set")?;
+        let message = NfTablesMessage::GetSet(SetMessage {
+            attributes: vec![SetAttribute::Table(table.into()), SetAttribute::Name(name.into())],
+        });
+        let mut found = None;
+        let result =
+            self.socket.request_each("nf_tables set", family.proto(), message, &mut |raw| {
+                if raw.message_type != message_type(NFT_MSG_NEWSET) {
+                    return Err(unexpected("nf_tables set", raw.message_type));
+                }
+                if let NfTablesMessage::NewSet(set) = decode("nf_tables set", raw.bytes)? {
+                    found = Some(set_from(&set).map_err(|detail| NetfilterError::Malformed {
+                        request: "nf_tables set",
+                        detail,
+                    })?);
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => Ok(found),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// One GET of the element by its key (`NFT_MSG_GETSETELEM` without
+    /// `NLM_F_DUMP`): the kernel looks it up in the set and answers with
+    /// it alone, `ENOENT` when it is not there.
+    fn element(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        key: &[u8],
+    ) -> Result<Option<NftElement>, NftError> {
+        self.time_left("nf_tables set element")?;
+        let message = NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Table(table.into()),
+                SetElementList::Set(set.into()),
+                SetElementList::Elements(vec![ListAttribute::Element(vec![
+                    SetElementAttribute::Key(DataAttribute::Value(key.to_vec())),
+                ])]),
+            ],
+        });
+        let mut found = Vec::new();
+        let result = self.socket.request_each(
+            "nf_tables set element",
+            family.proto(),
+            message,
+            &mut |raw| {
+                if raw.message_type != message_type(NFT_MSG_NEWSETELEM) {
+                    return Err(unexpected("nf_tables set element", raw.message_type));
+                }
+                decode_elements(raw.attributes, &mut found).map_err(|detail| {
+                    NetfilterError::Malformed {
+                        request: "nf_tables set element",
+                        detail: format!("set {set}: {detail}"),
+                    }
+                })
+            },
+        );
+        match result {
+            Ok(()) => Ok(found.into_iter().find(|e| e.key == key)),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// One rule dump of the chain, filtered by the kernel
+    /// (`NFTA_RULE_TABLE` and `NFTA_RULE_CHAIN` in the request); with
+    /// `mentioning`, a message without those bytes is dropped before it
+    /// is decoded.
+    fn chain_rules(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        mentioning: Option<&[u8]>,
+    ) -> Result<Vec<NftRule>, NftError> {
+        let Some(needle) = mentioning.filter(|n| !n.is_empty()) else {
+            return self.rules(family, table, Some(chain), &|_| true);
+        };
+        let message = NfTablesMessage::GetRule(RuleMessage {
+            attributes: vec![
+                RuleAttribute::Table(table.into()),
+                RuleAttribute::Chain(chain.into()),
+            ],
+        });
+        let mut rules = Vec::new();
+        let left = self.time_left("nf_tables rule dump")?;
+        let result =
+            self.socket.dump_each("nf_tables rule dump", family.proto(), &message, left, |event| {
+                match event {
+                    DumpEvent::Restart { .. } => {
+                        rules.clear();
+                        Ok(())
+                    }
+                    DumpEvent::Message(raw) => {
+                        if raw.message_type != message_type(NFT_MSG_NEWRULE) {
+                            return Err(unexpected("nf_tables rule dump", raw.message_type));
+                        }
+                        if !contains(raw.attributes, needle) {
+                            return Ok(());
+                        }
+                        rules.push(decode_rule(raw.attributes).map_err(|detail| {
+                            NetfilterError::Malformed { request: "nf_tables rule dump", detail }
+                        })?);
+                        Ok(())
+                    }
+                }
+            });
+        match result {
+            Ok(_) => Ok(rules),
+            Err(NetfilterError::Kernel { errno: libc::ENOENT, .. }) => Ok(Vec::new()),
+            Err(other) => Err(other.into()),
+        }
+    }
 }
 
 /// What a rule dump's events do: each `NFT_MSG_NEWRULE` of a kept chain is
@@ -318,6 +551,21 @@ impl Source for Recorded {
         Ok(self.generation)
     }
 
+    /// The chains of the table's rules, in the order they first appear.
+    fn chain_names(
+        &mut self,
+        family: Family,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, NftError> {
+        let mut names: Vec<String> = Vec::new();
+        for rule in self.rules.get(&(family, table.to_string())).into_iter().flatten() {
+            if !names.contains(&rule.chain) {
+                names.push(rule.chain.clone());
+            }
+        }
+        Ok(Some(names))
+    }
+
     fn chain_exists(&mut self, family: Family, table: &str, chain: &str) -> Result<bool, NftError> {
         Ok(self.chains.iter().any(|(f, t, c)| *f == family && t == table && c == chain))
     }
@@ -351,4 +599,12 @@ impl Source for Recorded {
             .cloned()
             .collect())
     }
+}
+
+/// Whether `needle` occurs in `haystack` (a rule message's bytes).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((first, rest)) = needle.split_first() else { return true };
+    haystack.iter().enumerate().any(|(i, b)| {
+        b == first && haystack.get(i + 1..i + 1 + rest.len()).is_some_and(|tail| tail == rest)
+    })
 }

@@ -37,6 +37,10 @@ use crate::netfilter::nf_tables::{
 use crate::service::ListingParser;
 use crate::service::Parsed;
 
+mod targeted;
+
+pub use targeted::read_service_family;
+
 /// The chain whose presence says kube-proxy's iptables rules are here.
 const KUBE_SERVICES: &str = "KUBE-SERVICES";
 
@@ -74,10 +78,9 @@ pub fn read_family<S: Source + ?Sized>(
         if nat {
             // Why KUBE- chains only: the text parser's rules from other
             // chains can only add jumps that no Service's chain reaches.
-            let rules = reader.rules(family, "nat", None, &|chain| chain.starts_with("KUBE-"))?;
-            for rule in &rules {
-                feed(&mut parser, family, "nat", rule)?;
-            }
+            kube_rules(reader, family, WHOLE_TABLE_CHAINS, &mut |rules| {
+                rules.iter().try_for_each(|rule| feed(&mut parser, family, "nat", rule).map(drop))
+            })?;
         }
         if filter {
             // Only filter's KUBE-SERVICES holds ClusterIPs (the REJECTs of
@@ -91,9 +94,44 @@ pub fn read_family<S: Source + ?Sized>(
     })
 }
 
+/// The rules of the `nat` table's `KUBE-*` chains, in the table's order,
+/// handed to `take` a chain at a time (so they need not all be held at
+/// once): one rule dump per chain where the source lists chains (as
+/// `iptables-save` does) and they are many, else one dump of the whole
+/// table. Why per chain:
+/// a dump goes on where it stopped by walking the rules it asks for from
+/// the first again for every datagram, so one dump of a table costs the
+/// square of its rules, and the dumps of its chains each only the square
+/// of theirs (BENCHMARKS.md).
+fn kube_rules<S: Source + ?Sized>(
+    reader: &mut S,
+    family: Family,
+    whole_table_chains: usize,
+    take: &mut dyn FnMut(&[NftRule]) -> Result<(), NftError>,
+) -> Result<(), NftError> {
+    let is_kube = |chain: &str| chain.starts_with("KUBE-");
+    let chains = reader.chain_names(family, "nat")?;
+    match chains {
+        Some(chains) if chains.len() > whole_table_chains => {
+            for chain in chains.iter().filter(|c| is_kube(c)) {
+                take(&reader.chain_rules(family, "nat", chain, None)?)?;
+            }
+            Ok(())
+        }
+        _ => take(&reader.rules(family, "nat", None, &is_kube)?),
+    }
+}
+
+/// Up to how many chains the `nat` table is read in one dump ([`kube_rules`]). Why: each
+/// chain's dump is a round trip to the kernel (tens of microseconds on a
+/// busy node), which costs more than the square of a small table's rules;
+/// the two meet at about 5,000 Services (20,000 chains) on this project's
+/// machine (BENCHMARKS.md).
+const WHOLE_TABLE_CHAINS: usize = 16_000;
+
 /// Hands one kernel rule to the parser, as `iptables-save` would have
-/// printed it.
-fn feed(parser: &mut Parser, family: Family, table: &str, nft: &NftRule) -> Result<(), NftError> {
+/// printed it; the rule as the parser read it.
+fn feed(parser: &mut Parser, family: Family, table: &str, nft: &NftRule) -> Result<Rule, NftError> {
     let at = format!("{} {table} chain {} rule {}", family.as_str(), nft.chain, nft.handle);
     let rule = to_rule(family, nft).map_err(|why| NftError::Unexpected(format!("{at}: {why}")))?;
     // A ClusterIP rule that does not read, in a rule with an expression
@@ -107,7 +145,7 @@ fn feed(parser: &mut Parser, family: Family, table: &str, nft: &NftRule) -> Resu
         }
     }
     parser.rule(table, &rule, &at);
-    Ok(())
+    Ok(rule)
 }
 
 /// The first expression of a rule that could match on what the parser
@@ -620,6 +658,24 @@ mod tests {
         let mut unwritten = exprs;
         unwritten.remove(0);
         assert!(to_rule(Family::Ip, &rule("KUBE-SEP-A", unwritten)).is_err());
+    }
+
+    /// Chain by chain or in one dump: the same rules in the same order.
+    #[test]
+    fn the_nat_rules_chain_by_chain_are_the_whole_tables() {
+        use crate::netfilter::nf_tables::captures::recorded;
+        let collect = |threshold: usize| {
+            let mut rules = Vec::new();
+            kube_rules(&mut recorded(), Family::Ip, threshold, &mut |some| {
+                rules.extend_from_slice(some);
+                Ok(())
+            })
+            .unwrap();
+            rules
+        };
+        let whole = collect(usize::MAX);
+        assert!(whole.iter().any(|r| r.chain.starts_with("KUBE-SEP-")), "{whole:?}");
+        assert_eq!(collect(0), whole);
     }
 
     /// A ClusterIP rule that does not read, with an expression not followed

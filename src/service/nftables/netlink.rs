@@ -20,6 +20,10 @@ use crate::netfilter::nf_tables::{
 };
 use crate::service::{Chains, Parsed, Protocol};
 
+mod targeted;
+
+pub use targeted::read_service_family;
+
 /// kube-proxy's table name, in both families.
 pub(crate) const TABLE: &str = "kube-proxy";
 

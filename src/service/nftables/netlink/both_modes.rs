@@ -46,6 +46,36 @@ fn captured_objects_make_the_services_of_both_modes() {
     assert_eq!(iptables::read_family(&mut recorded(), Family::Ip6).unwrap(), None);
 }
 
+/// The targeted read of the captured objects: kube-dns as the full read
+/// makes it, in both modes; a Service that is not there, nothing; without
+/// a spec, every port's name and address without its endpoints.
+#[test]
+fn captured_objects_read_one_service_as_the_full_read() {
+    use crate::service::nftables::read_service_family;
+    use crate::service::select::ServiceSpec;
+    let dns = ServiceSpec::kube_dns();
+    let nowhere = ServiceSpec { namespace: "x".into(), name: "y".into(), port: None };
+    let full = read_family(&mut recorded(), Family::Ip).unwrap().unwrap();
+    let one = read_service_family(&mut recorded(), Family::Ip, Some(&dns)).unwrap().unwrap();
+    assert_eq!(one.services, full.services);
+    let none = read_service_family(&mut recorded(), Family::Ip, Some(&nowhere)).unwrap().unwrap();
+    assert_eq!(none.services, []);
+    let names = read_service_family(&mut recorded(), Family::Ip, None).unwrap().unwrap();
+    assert_eq!(names.services.len(), 1);
+    assert_eq!(names.services[0].cluster_ips, full.services[0].cluster_ips);
+    assert_eq!(names.services[0].endpoints, []);
+
+    let full = iptables::read_family(&mut recorded(), Family::Ip).unwrap().unwrap();
+    let one = iptables::read_service_family(&mut recorded(), Family::Ip, Some(&dns));
+    assert_eq!(one.unwrap().unwrap().services, full.services);
+    let none = iptables::read_service_family(&mut recorded(), Family::Ip, Some(&nowhere));
+    assert_eq!(none.unwrap().unwrap().services, []);
+    // No such table, no such chain: nothing, not an error.
+    assert_eq!(read_service_family(&mut recorded(), Family::Ip6, Some(&dns)).unwrap(), None);
+    let v6 = iptables::read_service_family(&mut recorded(), Family::Ip6, Some(&dns));
+    assert_eq!(v6.unwrap(), None);
+}
+
 /// A source whose generation moves between every two questions: the
 /// readers give up instead of mixing two states of the rules.
 #[test]
