@@ -219,10 +219,25 @@ fn skipped_rules_refuse_the_flush() {
     let scratch = Scratch::new("skipped");
     // A DNAT without a port: ctdiag cannot read it, and it could be an
     // endpoint (kube-proxy always writes IP:PORT; a rule it did not write,
-    // or a format this ctdiag does not know).
+    // or a format this ctdiag does not know). The Service's chain jumps to
+    // it, as to an endpoint's chain: it is on the Service's path, so the
+    // read of that one Service meets it as well as the read of every one.
     let text = kube_dns(&[A]).iptables_restore_input().replacen(
         ":KUBE-SERVICES - [0:0]\n",
         ":KUBE-SERVICES - [0:0]\n:KUBE-SEP-CTCUNREADABLE0 - [0:0]\n-A KUBE-SEP-CTCUNREADABLE0 -p udp -m comment --comment \"kube-system/kube-dns:dns\" -m udp -j DNAT --to-destination 198.18.3.2\n",
+        1,
+    );
+    let jump = text
+        .lines()
+        .find(|l| l.starts_with("-A KUBE-SVC-") && l.contains("kube-system/kube-dns:dns -> "))
+        .expect("the UDP Service's jump to its endpoint")
+        .to_string();
+    let svc_chain = jump.split_whitespace().nth(1).expect("chain name");
+    let text = text.replacen(
+        &jump,
+        &format!(
+            "-A {svc_chain} -m comment --comment \"kube-system/kube-dns:dns -> 198.18.3.2\" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-CTCUNREADABLE0\n{jump}"
+        ),
         1,
     );
     scratch.iptables_restore(&text, false);
