@@ -40,6 +40,7 @@ use serde_json::Value;
 pub mod ci;
 pub mod conntrack;
 pub mod kernel;
+pub mod prometheus;
 pub mod report;
 pub mod sticky;
 
