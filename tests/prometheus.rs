@@ -5,31 +5,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::exposition::{parse_and_lint, value, Sample};
 use common::TestLab;
 use serde_json::Value;
-
-/// The parser: every sample as {family, type, name, labels, value}.
-const PARSE: &str = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = []
-for family in text_string_to_metric_families(open(sys.argv[1]).read()):
-    for s in family.samples:
-        out.append({"family": family.name, "type": family.type, "name": s.name,
-                    "labels": s.labels, "value": s.value})
-print(json.dumps(out))
-"#;
-
-/// One sample as the parser read it.
-#[derive(Debug, Clone)]
-struct Sample {
-    kind: String,
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
 
 /// Runs ctdiag with `-o prometheus`, parses, lints; returns the samples.
 fn scrape(args: &[&str]) -> Vec<Sample> {
@@ -38,47 +16,12 @@ fn scrape(args: &[&str]) -> Vec<Sample> {
     let out = common::ctdiag(&full);
     assert!(out.status.code().is_some_and(|c| c <= 1), "{}", common::stderr(&out));
     let text = common::stdout(&out);
-    let file =
-        std::env::temp_dir().join(format!("ctdiag-prom-{}-{}.txt", std::process::id(), args[0]));
-    std::fs::write(&file, &text).unwrap();
-    let parsed = common::run("/usr/bin/python3", &["-c", PARSE, &file.display().to_string()]);
-    common::assert_success(&parsed, &format!("prometheus_client parser on:\n{text}"));
-    let lint = common::run("sh", &["-c", &format!("promtool check metrics < {}", file.display())]);
-    assert!(
-        lint.status.success(),
-        "promtool: {}{}\n{text}",
-        common::stdout(&lint),
-        common::stderr(&lint)
-    );
-    let _ = std::fs::remove_file(&file);
-    let samples: Vec<Value> = serde_json::from_slice(&parsed.stdout).unwrap();
+    let samples = parse_and_lint(&text);
     assert!(!samples.is_empty(), "{text}");
+    for s in &samples {
+        assert!(s.name.starts_with("ctdiag_"), "{}", s.name);
+    }
     samples
-        .into_iter()
-        .map(|s| {
-            let name = s["name"].as_str().unwrap().to_string();
-            assert!(name.starts_with("ctdiag_"), "{name}");
-            Sample {
-                kind: s["type"].as_str().unwrap().to_string(),
-                name,
-                labels: serde_json::from_value(s["labels"].clone()).unwrap(),
-                value: s["value"].as_f64().unwrap(),
-            }
-        })
-        .collect()
-}
-
-/// The one sample of `name` whose labels include `with`.
-fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{name} {with:?}: {found:?}\nall: {samples:?}");
-    found[0].value
 }
 
 fn json(args: &[&str]) -> Value {

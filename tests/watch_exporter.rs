@@ -12,13 +12,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::exposition::{parse_and_lint, value};
 use common::prometheus::{exchange, Prometheus, Response, HTTP_TIMEOUT};
 use ctdiag::watch::metrics::{MetricsError, MetricsServer};
 use ctdiag::watch::model::{Cause, PodName, SeriesTotals, Totals};
@@ -76,67 +76,6 @@ fn scenario() -> Totals {
 }
 
 // --- The exposition, read by the reference parser and promtool ---
-
-/// The parser: every sample as {family, type, name, labels, value}.
-const PARSE: &str = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = []
-for family in text_string_to_metric_families(open(sys.argv[1]).read()):
-    for s in family.samples:
-        out.append({"family": family.name, "type": family.type, "name": s.name,
-                    "labels": s.labels, "value": s.value})
-print(json.dumps(out))
-"#;
-
-/// One sample as the parser read it.
-#[derive(Debug, Clone)]
-struct Sample {
-    kind: String,
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// `text` parsed by prometheus_client and linted by promtool.
-fn parse_and_lint(text: &str) -> Vec<Sample> {
-    let file = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("watch-exposition-{}.txt", std::process::id()));
-    std::fs::write(&file, text).unwrap();
-    let parsed = common::run("/usr/bin/python3", &["-c", PARSE, &file.display().to_string()]);
-    common::assert_success(&parsed, &format!("prometheus_client parser on:\n{text}"));
-    let lint = common::run("sh", &["-c", &format!("promtool check metrics < {}", file.display())]);
-    assert!(
-        lint.status.success(),
-        "promtool: {}{}\n{text}",
-        common::stdout(&lint),
-        common::stderr(&lint)
-    );
-    let _ = std::fs::remove_file(&file);
-    let samples: Vec<Value> = serde_json::from_slice(&parsed.stdout).unwrap();
-    samples
-        .into_iter()
-        .map(|s| Sample {
-            kind: s["type"].as_str().unwrap().to_string(),
-            name: s["name"].as_str().unwrap().to_string(),
-            labels: serde_json::from_value(s["labels"].clone()).unwrap(),
-            value: s["value"].as_f64().unwrap(),
-        })
-        .collect()
-}
-
-/// The one sample of `name` whose labels include `with`.
-fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{name} {with:?}: {found:?}");
-    found[0].value
-}
 
 fn parser_tools() -> bool {
     common::require_tool("promtool", "prometheus")

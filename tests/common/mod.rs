@@ -39,6 +39,7 @@ use serde_json::Value;
 
 pub mod ci;
 pub mod conntrack;
+pub mod exposition;
 pub mod kernel;
 pub mod prometheus;
 pub mod report;
